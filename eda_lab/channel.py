@@ -1,0 +1,258 @@
+"""The in-memory channel: topics, partitions by key, consumer groups and offsets.
+
+A **channel** carries events from emitters to sinks. It holds named **topics**;
+each topic is split into **partitions**, and an event goes to the partition
+chosen by its ``subject`` (a stable hash), so all events about one order stay in
+order. Each partition is an append-only log; an event's place in it is its
+**offset**.
+
+Sinks read through **consumer groups**: every group receives every event, and
+the members of one group share the partitions between them (partition ``p``
+goes to member ``p % members``). A group remembers, per partition, the
+**committed offset**: how far it has handled. A handler that raises is
+**redelivered** after a backoff; after ``max_deliveries`` failures the event
+goes to the **dead-letter topic** ``<topic>.dead_letter`` and the group moves
+on. A sink that is down receives nothing until it is back; then it resumes from
+its committed offset. Delivery happens in virtual time after a latency drawn
+from the channel's (or the subscription's) seeded latency model.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import deque
+from heapq import heappush
+from typing import TYPE_CHECKING
+
+from eda_lab.latency import Latency, as_latency
+from eda_lab.services import Emitter
+
+if TYPE_CHECKING:
+    from eda_lab.events import Event
+    from eda_lab.services import Handler, Sink
+    from eda_lab.sim import Simulation
+
+__all__ = ["Channel", "ConsumerGroup", "Topic", "partition_for"]
+
+NAN = math.nan
+
+
+def partition_for(subject: str, partitions: int) -> int:
+    """The partition of ``subject``: a stable CRC-32 hash, the same in every run."""
+    return zlib.crc32(subject.encode()) % partitions
+
+
+class Channel:
+    """A named conduit holding topics; ``latency`` is the default delay of each delivery."""
+
+    def __init__(self, sim: Simulation, name: str, *, partitions: int = 1,
+                 latency: Latency | float | None = None) -> None:
+        if partitions < 1:
+            raise ValueError(f"a topic needs at least one partition, got {partitions}.")
+        self.sim = sim
+        self.name = name
+        self.partitions = partitions
+        self.latency = as_latency(latency)
+        self.topics: dict[str, Topic] = {}
+
+    def topic(self, name: str, *, partitions: int | None = None) -> Topic:
+        """Create (or fetch) the topic ``name``."""
+        if name not in self.topics:
+            self.topics[name] = Topic(self, name, partitions or self.partitions)
+        return self.topics[name]
+
+    def __repr__(self) -> str:
+        return f"Channel({self.name!r}, topics={list(self.topics)})"
+
+
+class Topic:
+    """A partitioned, append-only log of events on a channel."""
+
+    def __init__(self, channel: Channel, name: str, partitions: int) -> None:
+        self.channel = channel
+        self.name = name
+        self.logs: list[list[Event]] = [[] for _ in range(partitions)]
+        self.emitted_at: list[list[float]] = [[] for _ in range(partitions)]
+        self.groups: dict[str, ConsumerGroup] = {}
+        self._partition_cache: dict[str, int] = {}
+
+    @property
+    def partitions(self) -> int:
+        return len(self.logs)
+
+    def __len__(self) -> int:
+        return sum(len(log) for log in self.logs)
+
+    def events(self) -> list[Event]:
+        """Every event on the topic, partition by partition, in offset order."""
+        return [event for log in self.logs for event in log]
+
+    def partition_of(self, subject: str) -> int:
+        cache = self._partition_cache
+        p = cache.get(subject)
+        if p is None:
+            p = cache[subject] = partition_for(subject, len(self.logs))
+        return p
+
+    def publish(self, event: Event, by: Emitter) -> tuple[int, int]:
+        """Append ``event`` to its partition and schedule a delivery to every group."""
+        sim = self.channel.sim
+        now = sim.now
+        p = self.partition_of(event.subject)
+        log = self.logs[p]
+        offset = len(log)
+        log.append(event)
+        self.emitted_at[p].append(now)
+        trace = sim.trace
+        if trace.enabled:  # the hot path appends the row directly (see Trace.record)
+            trace.rows.append((now, "emit", by.name, "", self.channel.name, self.name, p,
+                               offset, event, NAN, "ok", "", "", "", None))
+        for group in self.groups.values():
+            group.arrive(p, offset, now)
+        return p, offset
+
+    def subscribe(self, sink: Sink, handler: Handler, *, group: str,
+                  latency: Latency | float | None, start: str, max_deliveries: int,
+                  backoff: float) -> ConsumerGroup:
+        if start not in ("latest", "earliest"):
+            raise ValueError(f"start must be 'latest' or 'earliest', got {start!r}.")
+        existing = self.groups.get(group)
+        if existing is None:
+            existing = self.groups[group] = ConsumerGroup(
+                self, group, latency=self.channel.latency if latency is None
+                else as_latency(latency), max_deliveries=max_deliveries, backoff=backoff)
+            if start == "earliest":
+                existing.replay_existing()
+            else:
+                existing.committed = [len(log) for log in self.logs]
+        existing.members.append((sink, handler))
+        return existing
+
+    def __repr__(self) -> str:
+        return (f"Topic({self.channel.name}/{self.name}, partitions={self.partitions}, "
+                f"events={len(self)}, groups={list(self.groups)})")
+
+
+class ConsumerGroup:
+    """Sinks that share a topic's partitions, with a committed offset per partition."""
+
+    def __init__(self, topic: Topic, name: str, *, latency: Latency,
+                 max_deliveries: int, backoff: float) -> None:
+        if max_deliveries < 1:
+            raise ValueError(f"max_deliveries must be at least 1, got {max_deliveries}.")
+        self.topic = topic
+        self.name = name
+        self.latency = latency
+        self.max_deliveries = max_deliveries
+        self.backoff = backoff
+        self.members: list[tuple[Sink, Handler]] = []
+        n = topic.partitions
+        self.committed = [0] * n
+        self.dead_letters = 0
+        self._last_arrival = [0.0] * n
+        self._blocked = [False] * n
+        self._waiting: list[deque[int]] = [deque() for _ in range(n)]
+
+    def lag(self) -> int:
+        """Events published but not yet handled by this group, over all partitions."""
+        return sum(len(log) - done for log, done in zip(self.topic.logs, self.committed))
+
+    def member_for(self, partition: int) -> tuple[Sink, Handler]:
+        """The member that owns ``partition``: partitions are shared round-robin."""
+        return self.members[partition % len(self.members)]
+
+    def replay_existing(self) -> None:
+        for p, log in enumerate(self.topic.logs):
+            for offset in range(len(log)):
+                self.arrive(p, offset, self.topic.channel.sim.now)
+
+    # -- delivery ----------------------------------------------------------------
+    def arrive(self, p: int, offset: int, now: float) -> None:
+        """Schedule the delivery of ``offset`` after a latency, keeping partition order."""
+        sim = self.topic.channel.sim
+        when = now + self.latency.sample(sim.rng)
+        last = self._last_arrival[p]
+        if when < last:
+            when = last  # a partition is FIFO: nothing overtakes an earlier event
+        self._last_arrival[p] = when
+        heappush(sim._queue, (when, next(sim._order), self._deliver, (p, offset, 1)))
+
+    def _deliver(self, p: int, offset: int, attempt: int) -> None:
+        if self._blocked[p] and attempt == 1:
+            self._waiting[p].append(offset)  # an earlier event is being retried
+            return
+        self._attempt(p, offset, attempt)
+        if not self._blocked[p]:
+            self._drain(p)
+
+    def _drain(self, p: int) -> None:
+        waiting = self._waiting[p]
+        while waiting and not self._blocked[p]:
+            self._attempt(p, waiting.popleft(), 1)
+
+    def _attempt(self, p: int, offset: int, attempt: int) -> None:
+        topic = self.topic
+        sim = topic.channel.sim
+        now = sim.now
+        event = topic.logs[p][offset]
+        sink, handler = self.members[p % len(self.members)]
+        latency = now - topic.emitted_at[p][offset]
+        if sink.outages and not sink.is_up(now):
+            back = sink.back_up_at(now)
+            self._blocked[p] = True
+            sim.trace.record(now, "deferred", sink.name, event=event, peer=event.source,
+                             channel=topic.channel.name, topic=topic.name, partition=p,
+                             offset=offset, latency=latency, outcome="deferred",
+                             detail=f"{sink.name} is down; delivery waits until t={back:g}s")
+            sim.at(back, self._retry, p, offset, attempt)
+            return
+        sink.current = event
+        try:
+            handler(event)
+        except Exception as exc:  # the handler's failure is data for the learner
+            self._failed(p, offset, attempt, event, sink.name, latency, exc)
+            return
+        finally:
+            sink.current = None
+        sink.handled += 1
+        trace = sim.trace
+        if trace.enabled:  # the hot path appends the row directly (see Trace.record)
+            trace.rows.append((now, "deliver", sink.name, event.source, topic.channel.name,
+                               topic.name, p, offset, event, latency, "ok",
+                               "" if attempt == 1 else f"attempt {attempt}", "", "", None))
+        self.committed[p] = offset + 1
+        self._blocked[p] = False
+
+    def _retry(self, p: int, offset: int, attempt: int) -> None:
+        self._blocked[p] = False
+        self._attempt(p, offset, attempt)
+        if not self._blocked[p]:
+            self._drain(p)
+
+    def _failed(self, p: int, offset: int, attempt: int, event: Event, sink: str,
+                latency: float, exc: Exception) -> None:
+        topic = self.topic
+        sim = topic.channel.sim
+        message = f"{type(exc).__name__}: {exc}"
+        where = dict(event=event, peer=event.source, channel=topic.channel.name,
+                     topic=topic.name, partition=p, offset=offset, latency=latency)
+        if attempt < self.max_deliveries:
+            delay = self.backoff * 2 ** (attempt - 1)
+            sim.trace.record(sim.now, "retry", sink, outcome="error",
+                             detail=f"attempt {attempt} failed ({message}); retry in {delay:g}s",
+                             **where)
+            self._blocked[p] = True
+            sim.schedule(delay, self._retry, p, offset, attempt + 1)
+            return
+        sim.trace.record(sim.now, "dead_letter", sink, outcome="dead_letter",
+                         detail=f"gave up after {attempt} attempts ({message})", **where)
+        self.dead_letters += 1
+        self.committed[p] = offset + 1
+        self._blocked[p] = False
+        dead = topic.channel.topic(f"{topic.name}.dead_letter", partitions=topic.partitions)
+        dead.publish(event, Emitter(sim, sink))
+
+    def __repr__(self) -> str:
+        return (f"ConsumerGroup({self.name!r} on {self.topic.name}, "
+                f"members={[s.name for s, _ in self.members]}, lag={self.lag()})")

@@ -1,0 +1,342 @@
+"""Events and commands: the two kinds of message in an event-driven system.
+
+An **event** is a fact: something that happened, named in the past tense
+(``CustomerAddressChanged``). It cannot be refused and it never changes. A
+**command** is a request that something should happen (``ChangeAddress``); its
+receiver may refuse it. Fowler warns about events that are really commands in
+disguise, so eda_lab keeps the two as separate types.
+
+The event envelope uses the CloudEvents 1.0 attribute names: ``id``, ``source``,
+``type``, ``subject``, ``time`` and ``data``, plus extension attributes for the
+``sequence`` number, the ``correlation_id`` (which conversation this belongs to),
+the ``causation_id`` (which message caused this one) and the ``schema_version``
+of ``data``. :meth:`Event.to_cloudevent` gives the structured JSON form that any
+CloudEvents SDK reads.
+"""
+
+from __future__ import annotations
+
+import json
+import json.encoder
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from eda_lab.errors import InvalidEvent
+
+__all__ = ["Command", "Event", "FrozenData", "now_utc"]
+
+SPECVERSION = "1.0"
+DEFAULT_SOURCE = "eda-lab"
+_EXTENSIONS = {
+    "sequence": "sequence",
+    "correlationid": "correlation_id",
+    "causationid": "causation_id",
+    "schemaversion": "schema_version",
+}
+
+
+def now_utc() -> datetime:
+    """The wall-clock time, timezone-aware (simulations use their virtual clock instead)."""
+    return datetime.now(timezone.utc)
+
+
+class FrozenData(dict):
+    """A dict that refuses changes: an event's data is a fact and stays as it was.
+
+    It is still a ``dict``, so ``json.dumps`` and pandas accept it as one.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError(
+            "event data is immutable: an event records a fact that already happened. "
+            "To record a change, emit a new event (or use event.evolve(data=...))."
+        )
+
+    __setitem__ = __delitem__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __ior__(self, other: object) -> FrozenData:  # type: ignore[override]
+        self._refuse()
+        return self
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        return (FrozenData, (dict(self),))
+
+
+def _not_json(value: object) -> None:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# The C encoder behind json.dumps, called directly: compact, ASCII, no NaN.
+_compact = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    {}, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+) if json.encoder.c_make_encoder is not None else None  # type: ignore[attr-defined]
+_FALLBACK = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _encode(data: Mapping[str, Any], what: str) -> str:
+    """Serialise ``data`` to compact JSON, or explain why it cannot be."""
+    if not isinstance(data, dict) and not isinstance(data, Mapping):
+        raise InvalidEvent(
+            f"{what}.data must be a dict of JSON values, got {type(data).__name__}: "
+            "wrap the value, for example data={'value': ...}."
+        )
+    try:
+        return "".join(_compact(data, 0)) if _compact else _FALLBACK.encode(data)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidEvent(
+            f"{what}.data is not JSON-serialisable ({exc}): use only str, int, float, "
+            "bool, None, lists and dicts; convert dates with .isoformat() and "
+            "decimals with str()."
+        ) from None
+
+
+def _check_text(value: object, name: str, what: str, *, required: bool) -> None:
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{what}.{name} must be a str, got {type(value).__name__} {value!r}.")
+    if required and not value.strip():
+        hint = {
+            "Event": "'OrderPlaced' (events are facts, named in the past tense)",
+            "Command": "'PlaceOrder' (commands are requests, named in the imperative)",
+        }[what] if name == "type" else "a non-empty string"
+        raise InvalidEvent(f"{what}.{name} is empty: give it a value, for example {hint}.")
+
+
+def _check_time(value: object, what: str) -> None:
+    if not isinstance(value, datetime):
+        raise InvalidEvent(f"{what}.time must be a datetime, got {type(value).__name__}.")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidEvent(
+            f"{what}.time {value.isoformat()} is naive (no timezone): events from many "
+            "services can only be ordered in one timezone; pass "
+            "datetime(..., tzinfo=timezone.utc)."
+        )
+
+
+def _check_optional(value: object, name: str, kind: type, what: str) -> None:
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise InvalidEvent(
+            f"{what}.{name} must be {kind.__name__} or None, got {type(value).__name__} {value!r}."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A fact that happened, in a CloudEvents envelope.
+
+    >>> e = Event("OrderPlaced", {"total": 12.5}, subject="O-1", source="shop")
+    >>> e.type, e.subject, e.data["total"]
+    ('OrderPlaced', 'O-1', 12.5)
+
+    ``size`` is the number of bytes of ``data`` as compact JSON: what a channel ships.
+    """
+
+    type: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    subject: str = ""
+    source: str = DEFAULT_SOURCE
+    id: str = ""
+    time: datetime = field(default_factory=now_utc)
+    sequence: int | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    schema_version: int = 1
+    size: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Fast checks first; the helpers only run to explain a failure.
+        if type(self.type) is not str or not self.type:
+            _check_text(self.type, "type", "Event", required=True)
+        if type(self.subject) is not str:
+            _check_text(self.subject, "subject", "Event", required=False)
+        if type(self.source) is not str or not self.source:
+            _check_text(self.source, "source", "Event", required=True)
+        if type(self.id) is not str:
+            _check_text(self.id, "id", "Event", required=False)
+        time = self.time
+        if not isinstance(time, datetime) or time.tzinfo is None:
+            _check_time(time, "Event")
+        if self.sequence is not None:
+            _check_optional(self.sequence, "sequence", int, "Event")
+        if self.correlation_id is not None or self.causation_id is not None:
+            _check_optional(self.correlation_id, "correlation_id", str, "Event")
+            _check_optional(self.causation_id, "causation_id", str, "Event")
+        version = self.schema_version
+        if type(version) is not int or version < 1:
+            raise InvalidEvent(
+                f"Event.schema_version must be a positive int, got {version!r}."
+            )
+        data = self.data
+        encoded = _encode(data, "Event")
+        setattr_ = object.__setattr__
+        if not self.id:
+            setattr_(self, "id", str(uuid.uuid4()))
+        if type(data) is not FrozenData:
+            setattr_(self, "data", FrozenData(data))
+        setattr_(self, "size", len(encoded))
+
+    # -- copies ---------------------------------------------------------------
+    def evolve(self, **changes: Any) -> Event:
+        """A new event with some attributes changed (the original is untouched)."""
+        return replace(self, **changes)
+
+    def caused(self, type: str, data: Mapping[str, Any], **attrs: Any) -> Event:
+        """A new event caused by this one: same correlation id, causation id = this id."""
+        attrs.setdefault("subject", self.subject)
+        attrs.setdefault("correlation_id", self.correlation_id or self.id)
+        attrs.setdefault("causation_id", self.id)
+        return Event(type, data, **attrs)
+
+    # -- JSON -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict with the Python attribute names (time as ISO 8601)."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "subject": self.subject,
+            "time": self.time.isoformat(),
+            "data": dict(self.data),
+            "sequence": self.sequence,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "schema_version": self.schema_version,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Event:
+        """Rebuild an event from :meth:`to_dict` output; bad input raises InvalidEvent."""
+        if not isinstance(raw, Mapping):
+            raise InvalidEvent(f"an event must be a JSON object, got {type(raw).__name__}.")
+        missing = [k for k in ("type", "id", "time") if k not in raw]
+        if missing:
+            raise InvalidEvent(
+                f"event is missing {', '.join(missing)}: every stored event needs a type, "
+                "an id and a time."
+            )
+        unknown = set(raw) - {*_ATTRS, "specversion", "datacontenttype"}
+        if unknown:
+            raise InvalidEvent(
+                f"event has unknown attributes {sorted(unknown)}: "
+                f"expected only {sorted(_ATTRS)}."
+            )
+        attrs = dict(raw)
+        attrs["time"] = _parse_time(attrs["time"])
+        attrs.setdefault("data", {})
+        return cls(**attrs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Event:
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise InvalidEvent(f"event is not valid JSON ({exc}).") from None
+        return cls.from_dict(raw)
+
+    # -- CloudEvents ----------------------------------------------------------
+    def to_cloudevent(self) -> dict[str, Any]:
+        """The CloudEvents 1.0 structured JSON form (extension names are lower case)."""
+        out: dict[str, Any] = {
+            "specversion": SPECVERSION,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time.isoformat().replace("+00:00", "Z"),
+            "datacontenttype": "application/json",
+            "schemaversion": self.schema_version,
+        }
+        if self.subject:
+            out["subject"] = self.subject
+        for ce_name, attr in _EXTENSIONS.items():
+            value = getattr(self, attr)
+            if value is not None and ce_name not in out:
+                out[ce_name] = value
+        out["data"] = dict(self.data)
+        return out
+
+    @classmethod
+    def from_cloudevent(cls, raw: Mapping[str, Any] | str | bytes) -> Event:
+        """Read the structured JSON form (a dict or its JSON text)."""
+        if isinstance(raw, (str, bytes)):
+            try:
+                raw = json.loads(raw)
+            except ValueError as exc:
+                raise InvalidEvent(f"CloudEvent is not valid JSON ({exc}).") from None
+        if not isinstance(raw, Mapping):
+            raise InvalidEvent("a CloudEvent must be a JSON object.")
+        if str(raw.get("specversion")) != SPECVERSION:
+            raise InvalidEvent(
+                f"CloudEvent specversion {raw.get('specversion')!r} is not supported: "
+                f"eda_lab reads specversion {SPECVERSION!r}."
+            )
+        for name in ("id", "source", "type", "time"):
+            if name not in raw:
+                raise InvalidEvent(f"CloudEvent is missing the required attribute {name!r}.")
+        attrs: dict[str, Any] = {
+            "id": raw["id"],
+            "source": raw["source"],
+            "type": raw["type"],
+            "subject": raw.get("subject", ""),
+            "time": _parse_time(raw["time"]),
+            "data": raw.get("data", {}),
+        }
+        for ce_name, attr in _EXTENSIONS.items():
+            if ce_name in raw:
+                value = raw[ce_name]
+                if attr in ("sequence", "schema_version") and isinstance(value, str):
+                    value = int(value) if value.isdigit() else value
+                attrs[attr] = value
+        return cls(**attrs)
+
+
+_ATTRS = ("id", "source", "type", "subject", "time", "data", "sequence",
+          "correlation_id", "causation_id", "schema_version")
+
+
+def _parse_time(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise InvalidEvent(f"event time must be an ISO 8601 string, got {value!r}.")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidEvent(
+            f"event time {value!r} is not ISO 8601: use e.g. '2026-01-05T09:00:00+00:00'."
+        ) from None
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A request that something should happen, named in the imperative (``PlaceOrder``).
+
+    Unlike an event, a command is addressed to one receiver that may refuse it.
+
+    >>> Command("ShipOrder", {"order_id": "O-1"}, subject="O-1").type
+    'ShipOrder'
+    """
+
+    type: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    subject: str = ""
+    id: str = ""
+    time: datetime = field(default_factory=now_utc)
+    correlation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_text(self.type, "type", "Command", required=True)
+        _check_text(self.subject, "subject", "Command", required=False)
+        _check_time(self.time, "Command")
+        _encode(self.data, "Command")
+        if not self.id:
+            object.__setattr__(self, "id", str(uuid.uuid4()))
+        if type(self.data) is not FrozenData:
+            object.__setattr__(self, "data", FrozenData(self.data))

@@ -1,0 +1,70 @@
+"""Notebook helpers: one-line setup, and values recorded for batch runs and tests.
+
+``notebook_setup()`` is the first code cell of every notebook. It makes altair
+render charts as SVG, drawn locally by vl-convert: no CDN, so charts show in an
+offline classroom, in stored outputs, in nbval runs and in static HTML exports.
+
+``record(name, value)`` shows a value and tags the output with its name, so
+papermill runs (``eda-lab run``) and the notebook tests can read what a notebook
+computed without scraping text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+__all__ = ["RECORD_KEY", "notebook_setup", "read_records", "record"]
+
+#: Output metadata key under which :func:`record` stores ``{"name": ..., "value": ...}``.
+RECORD_KEY = "eda_lab"
+
+
+def notebook_setup(*, interactive: bool = False, max_rows: int = 12) -> None:
+    """Configure rendering for a lesson notebook.
+
+    ``interactive=True`` switches to altair's offline ``jupyter`` renderer (tooltips
+    and zoom with a live kernel; charts then do not show in saved notebooks).
+    """
+    if interactive:
+        alt.renderers.enable("jupyter", offline=True)
+    else:
+        alt.renderers.enable("svg")
+    pd.set_option("display.max_rows", max_rows)
+    pd.set_option("display.min_rows", max_rows)
+    pd.set_option("display.max_columns", 30)
+    pd.set_option("display.width", 120)
+    pd.set_option("display.precision", 3)
+
+
+def record(name: str, value: Any) -> None:
+    """Show ``name = value`` and tag the output so a batch run can read the value back.
+
+    ``value`` must be JSON-serialisable (a number, string, list or dict).
+    """
+    from IPython.display import display
+
+    try:
+        json.dumps(value)
+    except TypeError as exc:
+        raise TypeError(f"record({name!r}, ...) needs a JSON value: {exc}") from None
+    display({"text/plain": f"{name} = {value!r}"}, raw=True,
+            metadata={RECORD_KEY: {"name": name, "value": value}})
+
+
+def read_records(notebook: Any) -> dict[str, Any]:
+    """The values a notebook recorded, from an executed ``nbformat`` notebook or a path."""
+    import nbformat
+
+    if not hasattr(notebook, "cells"):
+        notebook = nbformat.read(str(notebook), as_version=4)
+    found: dict[str, Any] = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            tag = output.get("metadata", {}).get(RECORD_KEY)
+            if tag:
+                found[tag["name"]] = tag["value"]
+    return found
