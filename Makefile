@@ -1,0 +1,78 @@
+# eda_lab: two commands for everyone, a few more for instructors and contributors.
+#
+#   make lab    set up .venv (first time only) and open JupyterLab on notebooks/
+#   make test   the same setup, then every check CI runs
+#
+# Only python3 (3.11 or newer) is needed; everything else goes into .venv.
+# Setup is skipped while pyproject.toml and the JupyterLab overrides are unchanged
+# (a stamp file in .venv records the last install), so a second call is fast.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.eda_lab-installed
+BENCH_STAMP := $(VENV)/.eda_lab-bench-installed
+OVERRIDES_SRC := tools/jupyterlab_overrides.json
+OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+NOTEBOOKS = $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+# JupyterLab refuses to start as root unless told it is on purpose.
+LAB_FLAGS :=
+ifeq ($(shell id -u),0)
+LAB_FLAGS += --allow-root
+endif
+
+.PHONY: help setup lab test lint run bench notebooks clean
+
+help:
+	@echo "make lab        set up .venv and start JupyterLab on notebooks/"
+	@echo "make test       set up .venv and run every check (ruff, unit tests, nbval, papermill)"
+	@echo "make lint       ruff over the whole repository"
+	@echo "make run        run every notebook with papermill into runs/ (eda-lab run)"
+	@echo "make bench      install the bench extra and run every benchmarks/bench_*.py"
+	@echo "make notebooks  re-execute every notebook in place, storing outputs and widget state"
+	@echo "make clean      remove .venv, runs/ and caches"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(OVERRIDES_SRC)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --progress-bar off -e '.[test]'
+	@mkdir -p $(dir $(OVERRIDES))
+	cp $(OVERRIDES_SRC) $(OVERRIDES)
+	@touch $@
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+run: $(STAMP)
+	$(BIN)/eda-lab run --output runs
+
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install --progress-bar off -e '.[test,bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	@set -e; for script in benchmarks/bench_*.py; do \
+		test -e "$$script" || continue; \
+		echo "# $$script" >&2; \
+		$(BIN)/python "$$script"; \
+	done
+
+notebooks: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.store_widget_state=True \
+		--ExecutePreprocessor.timeout=300 $(NOTEBOOKS)
+
+clean:
+	rm -rf $(VENV) runs build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +

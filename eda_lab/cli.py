@@ -1,0 +1,547 @@
+"""``eda-lab``: the command line for running a class.
+
+Four subcommands, each a thin layer over papermill and nbformat:
+
+``eda-lab list``
+    The notebooks in learning order, their titles and their parameters with defaults.
+``eda-lab run [NOTEBOOK...] [-p NAME VALUE]... [--output DIR]``
+    Execute notebooks with papermill, in order (all of them when none is named), and
+    print where the executed copies went and the values each one recorded with
+    :func:`eda_lab.record`. A notebook is named by path, by file name, or by its
+    number (``00``). Values are read like YAML/JSON literals, as papermill's ``-y`` does:
+    ``7`` is an int, ``0.5`` a float, ``true`` a bool, other text stays a string
+    (quote it, ``"'7'"``, to pass digits as text).
+``eda-lab student NOTEBOOK... --output DIR``
+    Student copies of master notebooks: solutions removed, outputs cleared.
+``eda-lab check NOTEBOOK...``
+    Run (student) notebooks and report each exercise check's verdict: batch grading.
+
+Everything that can be checked before a kernel starts is checked first: an unknown
+notebook or a parameter its ``parameters`` cell does not declare stops the command
+with a message and exit status 2, and nothing runs.
+
+The functions behind the subcommands (:func:`resolve_notebooks`, :func:`parse_value`,
+:func:`make_student_copy`, :func:`collect_verdicts`, ...) are importable for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eda_lab.errors import EdaLabError
+
+__all__ = [
+    "BEGIN_SOLUTION",
+    "END_SOLUTION",
+    "PLACEHOLDER",
+    "CliError",
+    "NotebookRun",
+    "SolutionMarkerError",
+    "UnknownNotebook",
+    "UnknownParameter",
+    "Verdict",
+    "collect_verdicts",
+    "find_notebooks",
+    "main",
+    "make_student_copy",
+    "notebook_parameters",
+    "notebook_title",
+    "parse_value",
+    "resolve_notebooks",
+    "run_notebooks",
+    "strip_solutions",
+]
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+#: What a solution becomes in a student copy.
+PLACEHOLDER = "...  # your answer here"
+
+#: Lesson notebooks: two digits, an underscore, a snake_case title.
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+DEFAULT_OUTPUT = Path("runs")
+
+_VERDICT_LINE = re.compile(r"^\[(PASS|NOT YET)\] exercise (\S+): (.*)$")
+
+
+class CliError(EdaLabError):
+    """A command line request that cannot be carried out; nothing was run or written."""
+
+
+class UnknownNotebook(CliError):
+    """A notebook name that matches no notebook (or more than one)."""
+
+
+class UnknownParameter(CliError):
+    """A ``-p NAME VALUE`` whose NAME the notebook's ``parameters`` cell does not declare."""
+
+
+class SolutionMarkerError(CliError):
+    """``### BEGIN SOLUTION`` / ``### END SOLUTION`` lines that do not pair up."""
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def default_notebook_dir() -> Path:
+    """``notebooks/`` under the current directory, else the one beside the package."""
+    here = Path.cwd() / "notebooks"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def find_notebooks(directory: Path | None = None) -> list[Path]:
+    """Every lesson notebook (``NN_name.ipynb``) in ``directory``, in learning order."""
+    directory = default_notebook_dir() if directory is None else Path(directory)
+    return sorted(directory.glob(NOTEBOOK_GLOB))
+
+
+def resolve_notebooks(names: Sequence[str], directory: Path | None = None) -> list[Path]:
+    """Turn notebook names into paths, in the order given.
+
+    A name may be a path to an existing ``.ipynb`` file, a file name in ``directory``
+    (with or without ``.ipynb``), or a number prefix such as ``00``. With no names,
+    every lesson notebook in ``directory``. Raises :class:`UnknownNotebook` naming the
+    notebooks that do exist.
+    """
+    directory = default_notebook_dir() if directory is None else Path(directory)
+    available = find_notebooks(directory)
+    if not names:
+        if not available:
+            raise UnknownNotebook(
+                f"there are no notebooks named NN_title.ipynb in {directory}; "
+                "run from the repository root or name notebooks by path."
+            )
+        return available
+    resolved = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            resolved.append(path)
+            continue
+        stem = name.removesuffix(".ipynb")
+        matches = [nb for nb in available if nb.stem == stem]
+        if not matches:
+            matches = [nb for nb in available if nb.stem.startswith(f"{stem}_")]
+        if len(matches) != 1:
+            known = ", ".join(nb.name for nb in available) or "none"
+            what = "matches several notebooks" if matches else "is not a notebook"
+            raise UnknownNotebook(
+                f"{name!r} {what}; give a path, a file name or a number. "
+                f"The notebooks in {directory} are: {known}."
+            )
+        resolved.append(matches[0])
+    return resolved
+
+
+def _read(path: Path) -> Any:
+    import nbformat
+
+    return nbformat.read(str(path), as_version=4)
+
+
+def notebook_title(path: Path) -> str:
+    """The first markdown heading of a notebook, without the ``#`` marks."""
+    for cell in _read(path).cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("#"):
+                return line.lstrip("#").strip()
+    return ""
+
+
+def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
+    """The parameters a notebook declares, as papermill infers them.
+
+    Maps each name to papermill's description: ``default`` (source text),
+    ``inferred_type_name`` and ``help`` (the comment on its line).
+    """
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(path)))
+
+
+# --------------------------------------------------------------------------- parameters
+
+_PLAIN_TYPES = (bool, int, float, str, type(None))
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, _PLAIN_TYPES):
+        return True
+    if isinstance(value, list):
+        return all(_is_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
+
+
+def parse_value(text: str) -> Any:
+    """Read a ``-p`` value as a JSON or YAML literal, like papermill's ``-y``.
+
+    ``"7"`` gives ``7``, ``"0.5"`` and ``"1e-3"`` floats, ``"true"`` gives ``True``,
+    ``"[1, 2]"`` a list, ``"null"`` ``None``. Anything else stays the text it was:
+    words (YAML 1.1's ``yes``/``on`` are not booleans here), dates, and quoted
+    digits (``"'7'"`` is the string ``"7"``).
+
+    >>> parse_value("7"), parse_value("0.5"), parse_value("true"), parse_value("shop")
+    (7, 0.5, True, 'shop')
+    """
+    import json
+
+    import yaml
+
+    if not text.strip():
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if not _is_plain(value):
+        return text
+    if isinstance(value, bool) and text.strip().lower() not in ("true", "false"):
+        return text
+    return value
+
+
+def check_parameters(notebooks: Sequence[Path], parameters: dict[str, Any]) -> None:
+    """Raise :class:`UnknownParameter` unless every notebook declares every parameter."""
+    for path in notebooks:
+        declared = notebook_parameters(path)
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            known = ", ".join(declared) or "none (it has no cell tagged 'parameters')"
+            raise UnknownParameter(
+                f"{path.name} does not declare {', '.join(unknown)}; "
+                f"its parameters are: {known}. Nothing was run."
+            )
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One executed notebook: where it went, what it recorded, and the error if it failed."""
+
+    source: Path
+    output: Path
+    records: dict[str, Any]
+    error: str | None = None
+
+
+def _refuse_overwrite(source: Path, output: Path) -> None:
+    if output.resolve() == source.resolve():
+        raise CliError(
+            f"the output {output} is the notebook itself; choose another --output folder "
+            "so the master notebook is kept."
+        )
+
+
+def run_notebooks(
+    notebooks: Sequence[Path],
+    output_dir: Path,
+    parameters: dict[str, Any] | None = None,
+    *,
+    progress: bool = True,
+    stop_on_error: bool = True,
+) -> list[NotebookRun]:
+    """Execute ``notebooks`` in order with papermill, writing them to ``output_dir``.
+
+    Each notebook runs in its own folder (as in JupyterLab). With ``stop_on_error``
+    a failing notebook raises papermill's ``PapermillExecutionError``; without it the
+    failure is kept in :attr:`NotebookRun.error` and the next notebook runs.
+    """
+    import papermill
+    from tqdm import tqdm
+
+    from eda_lab.notebook import read_records
+
+    parameters = dict(parameters or {})
+    output_dir = Path(output_dir)
+    outputs = [output_dir / path.name for path in notebooks]
+    for source, output in zip(notebooks, outputs, strict=True):
+        _refuse_overwrite(source, output)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    bar = tqdm(list(zip(notebooks, outputs, strict=True)), desc="notebooks", unit="nb",
+               disable=not progress)
+    for source, output in bar:
+        bar.set_postfix_str(source.name)
+        error = None
+        try:
+            papermill.execute_notebook(
+                str(source), str(output), parameters=parameters, progress_bar=False,
+                cwd=str(source.resolve().parent),
+            )
+        except papermill.PapermillExecutionError as exc:
+            if stop_on_error:
+                raise
+            error = f"{exc.ename}: {exc.evalue}"
+        records = read_records(output) if output.exists() else {}
+        runs.append(NotebookRun(source, output, records, error))
+    return runs
+
+
+# --------------------------------------------------------------------------- student copies
+
+
+def _solution_replacement(block: list[str], indent: str) -> list[str]:
+    """What a solution block becomes: ``name = ...`` for assignments, else ``...``.
+
+    Keeping the assigned names means the cell's later lines (``check("00.1", answer)``)
+    still run in the student copy and answer "no answer yet".
+    """
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent("\n".join(block)))
+    except SyntaxError:
+        tree = None
+    if tree is not None and tree.body and all(
+        isinstance(node, ast.Assign) and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        for node in tree.body
+    ):
+        names = dict.fromkeys(node.targets[0].id for node in tree.body)  # type: ignore[attr-defined]
+        return [f"{indent}{name} = {PLACEHOLDER}" for name in names]
+    return [f"{indent}{PLACEHOLDER}"]
+
+
+def strip_solutions(source: str) -> str:
+    """Replace each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block of a cell.
+
+    The block becomes ``...  # your answer here`` at the marker's indentation; a block
+    of plain assignments keeps its names (``answer = ...  # your answer here``).
+    Raises :class:`SolutionMarkerError` when markers do not pair up.
+    """
+    lines = source.split("\n")
+    out: list[str] = []
+    block: list[str] | None = None
+    indent = ""
+    for number, line in enumerate(lines, start=1):
+        marker = line.strip()
+        if marker.startswith(BEGIN_SOLUTION):
+            if block is not None:
+                raise SolutionMarkerError(
+                    f"line {number}: a second {BEGIN_SOLUTION!r} before {END_SOLUTION!r}; "
+                    "close each solution before opening the next."
+                )
+            block, indent = [], line[: len(line) - len(line.lstrip())]
+        elif marker.startswith(END_SOLUTION):
+            if block is None:
+                raise SolutionMarkerError(
+                    f"line {number}: {END_SOLUTION!r} without a {BEGIN_SOLUTION!r} above it."
+                )
+            out.extend(_solution_replacement(block, indent))
+            block = None
+        elif block is not None:
+            block.append(line)
+        else:
+            out.append(line)
+    if block is not None:
+        raise SolutionMarkerError(
+            f"{BEGIN_SOLUTION!r} is never closed; add {END_SOLUTION!r} after the solution."
+        )
+    return "\n".join(out)
+
+
+def make_student_copy(source: Path, output: Path) -> int:
+    """Write the student copy of ``source`` to ``output``; return the solutions removed.
+
+    Solutions in code cells are replaced (:func:`strip_solutions`), every output and
+    execution count is cleared, and notebook and cell metadata are kept (except the
+    saved widget state, which describes the outputs that were cleared).
+    """
+    import nbformat
+
+    _refuse_overwrite(source, output)
+    nb = _read(source)
+    removed = 0
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            stripped = strip_solutions(cell.source)
+        except SolutionMarkerError as exc:
+            raise SolutionMarkerError(f"{source.name}, cell {index}: {exc}") from None
+        removed += sum(
+            1 for line in cell.source.splitlines() if line.strip().startswith(BEGIN_SOLUTION)
+        )
+        cell.source = stripped
+        cell.outputs = []
+        cell.execution_count = None
+    nb.metadata.pop("widgets", None)  # widget state belongs to the master's outputs
+    output.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(output))
+    return removed
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One exercise check's verdict, as printed by :func:`eda_lab.exercises.check`."""
+
+    exercise: str
+    passed: bool
+    message: str
+
+
+def collect_verdicts(notebook: Any) -> list[Verdict]:
+    """The ``[PASS]`` / ``[NOT YET]`` lines printed in an executed notebook, in order."""
+    if not hasattr(notebook, "cells"):
+        notebook = _read(Path(notebook))
+    verdicts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "stream":
+                continue
+            for line in output.get("text", "").splitlines():
+                match = _VERDICT_LINE.match(line.strip())
+                if match:
+                    mark, exercise_id, message = match.groups()
+                    verdicts.append(Verdict(exercise_id, mark == "PASS", message))
+    return verdicts
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _format_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    notebooks = find_notebooks(args.notebook_dir)
+    if not notebooks:
+        raise UnknownNotebook(f"there are no notebooks named NN_title.ipynb in "
+                              f"{args.notebook_dir or default_notebook_dir()}.")
+    for path in notebooks:
+        print(f"{path.name}  {notebook_title(path)}")
+        parameters = notebook_parameters(path)
+        if not parameters:
+            print("    (no parameters)")
+        for name, info in parameters.items():
+            line = f"    -p {name} {info['default']}"
+            if info.get("help"):
+                line = f"{line:<40}  # {info['help']}"
+            print(line)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    notebooks = resolve_notebooks(args.notebooks, args.notebook_dir)
+    parameters = {name: parse_value(value) for name, value in args.parameters or []}
+    check_parameters(notebooks, parameters)
+    runs = run_notebooks(notebooks, Path(args.output), parameters)
+    print(f"Executed notebooks are in {Path(args.output).resolve()}:")
+    for run in runs:
+        print(f"  {run.output}")
+        for name, value in run.records.items():
+            print(f"      {name} = {_format_value(value)}")
+        if not run.records:
+            print("      (no recorded values)")
+    return 0
+
+
+def _cmd_student(args: argparse.Namespace) -> int:
+    notebooks = resolve_notebooks(args.notebooks, args.notebook_dir)
+    output_dir = Path(args.output)
+    for path in notebooks:
+        target = output_dir / path.name
+        removed = make_student_copy(path, target)
+        print(f"{target}  ({removed} solution{'s' if removed != 1 else ''} removed)")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    notebooks = resolve_notebooks(args.notebooks, args.notebook_dir)
+    with tempfile.TemporaryDirectory(prefix="eda-lab-check-") as scratch:
+        output_dir = Path(args.output) if args.output else Path(scratch)
+        runs = run_notebooks(notebooks, output_dir, stop_on_error=False)
+        failed = 0
+        for run in runs:
+            verdicts = collect_verdicts(run.output) if run.output.exists() else []
+            passed = sum(v.passed for v in verdicts)
+            print(f"{run.source}: {passed}/{len(verdicts)} exercises passed")
+            for verdict in verdicts:
+                mark = "PASS" if verdict.passed else "NOT YET"
+                print(f"  [{mark}] exercise {verdict.exercise}: {verdict.message}")
+            if run.error:
+                failed += 1
+                print(f"  the notebook stopped with an error: {run.error}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``eda-lab`` (subcommands list, run, student, check)."""
+    parser = argparse.ArgumentParser(
+        prog="eda-lab",
+        description="Run, list, grade and hand out the eda_lab notebooks.",
+    )
+    parser.add_argument("--notebook-dir", type=Path, default=None,
+                        help="where lesson notebooks live (default: ./notebooks)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p_list = sub.add_parser("list", help="the notebooks, their titles and parameters")
+    p_list.set_defaults(func=_cmd_list)
+
+    p_run = sub.add_parser("run", help="execute notebooks with papermill")
+    p_run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                       help="path, file name or number (default: all, in order)")
+    p_run.add_argument("-p", "--parameter", dest="parameters", action="append", nargs=2,
+                       metavar=("NAME", "VALUE"),
+                       help="set a parameter; VALUE is read as a YAML/JSON literal")
+    p_run.add_argument("--output", "-o", default=str(DEFAULT_OUTPUT),
+                       help=f"folder for the executed notebooks (default: {DEFAULT_OUTPUT}/)")
+    p_run.set_defaults(func=_cmd_run)
+
+    p_student = sub.add_parser("student", help="student copies: solutions out, outputs cleared")
+    p_student.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    p_student.add_argument("--output", "-o", required=True, help="folder for the copies")
+    p_student.set_defaults(func=_cmd_student)
+
+    p_check = sub.add_parser("check", help="run notebooks and report the exercise verdicts")
+    p_check.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    p_check.add_argument("--output", "-o", default=None,
+                         help="keep the executed notebooks in this folder")
+    p_check.set_defaults(func=_cmd_check)
+    return parser
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """Entry point of the ``eda-lab`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(None if argv is None else list(argv))
+    from papermill import PapermillExecutionError
+
+    try:
+        return int(args.func(args))
+    except EdaLabError as exc:
+        print(f"eda-lab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except PapermillExecutionError as exc:
+        print(f"eda-lab {args.command}: a notebook failed with {exc.ename}: {exc.evalue}\n"
+              "Open the executed copy to see the failing cell.", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""Tests of the ``eda-lab`` command line on small notebooks made with nbformat.
+
+Only three tests start a kernel (run, check, student-then-check); everything that
+must be refused is refused before a kernel starts, which the tests prove by checking
+that nothing was written.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eda_lab import cli
+from eda_lab.notebook import read_records
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def make_notebook(path: Path, cells: list[tuple[str, str, list[str]]]) -> Path:
+    """Write a notebook of (cell type, source, tags) triples."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.metadata["eda_lab"] = {"course": "test"}
+    for kind, source, tags in cells:
+        make = nbformat.v4.new_markdown_cell if kind == "md" else nbformat.v4.new_code_cell
+        cell = make(textwrap.dedent(source).strip("\n"))
+        if tags:
+            cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def lessons(tmp_path: Path) -> Path:
+    """A notebooks folder with two lesson notebooks and one stray file."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    make_notebook(folder / "00_counting.ipynb", [
+        ("md", "# 00 · Counting\n\nA tiny lesson.", []),
+        ("code", "n = 3  # how many\nlabel = 'x'  # a name", ["parameters"]),
+        ("code", "from eda_lab.notebook import record\n"
+                 "record('n_squared', n * n)\nrecord('label', label)", []),
+    ])
+    make_notebook(folder / "01_no_parameters.ipynb", [
+        ("md", "# 01 · Nothing to set", []),
+        ("code", "print('hello')", []),
+    ])
+    (folder / "scratch.ipynb").write_text("not a lesson")
+    return folder
+
+
+# ------------------------------------------------------------------ resolving names
+
+
+def test_notebooks_are_found_in_learning_order(lessons: Path) -> None:
+    assert [p.name for p in cli.find_notebooks(lessons)] == [
+        "00_counting.ipynb", "01_no_parameters.ipynb"]
+
+
+@pytest.mark.parametrize("name", ["00", "00_counting", "00_counting.ipynb"])
+def test_a_notebook_can_be_named_by_number_or_file_name(lessons: Path, name: str) -> None:
+    assert cli.resolve_notebooks([name], lessons) == [lessons / "00_counting.ipynb"]
+
+
+def test_a_notebook_can_be_named_by_path(lessons: Path) -> None:
+    path = str(lessons / "01_no_parameters.ipynb")
+    assert cli.resolve_notebooks([path], Path("/nonexistent")) == [Path(path)]
+
+
+def test_names_keep_the_order_given(lessons: Path) -> None:
+    assert [p.name[:2] for p in cli.resolve_notebooks(["01", "00"], lessons)] == ["01", "00"]
+
+
+def test_no_names_means_every_lesson(lessons: Path) -> None:
+    assert cli.resolve_notebooks([], lessons) == cli.find_notebooks(lessons)
+
+
+def test_an_unknown_notebook_is_refused_with_the_list_of_notebooks(lessons: Path) -> None:
+    with pytest.raises(cli.UnknownNotebook, match=r"00_counting\.ipynb, 01_no_parameters"):
+        cli.resolve_notebooks(["07"], lessons)
+
+
+def test_an_empty_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(cli.UnknownNotebook, match="no notebooks"):
+        cli.resolve_notebooks([], tmp_path)
+
+
+# ------------------------------------------------------------------ parameter values
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("7", 7), ("-3", -3), ("0.5", 0.5), ("1e-3", 0.001), ("true", True), ("false", False),
+    ("null", None), ("shop", "shop"), ("two words", "two words"), ("[1, 2]", [1, 2]),
+    ('{"a": 1}', {"a": 1}), ("'7'", "7"), ("2024-01-01", "2024-01-01"), ("", ""),
+    ("yes", "yes"), ("True", True),
+])
+def test_values_are_read_as_yaml_literals(text: str, value: object) -> None:
+    parsed = cli.parse_value(text)
+    assert parsed == value
+    assert type(parsed) is type(value)
+
+
+@given(st.integers())
+def test_any_integer_round_trips(number: int) -> None:
+    assert cli.parse_value(str(number)) == number
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_any_float_round_trips(number: float) -> None:
+    assert cli.parse_value(repr(number)) == pytest.approx(number)
+
+
+# ------------------------------------------------------------------ list
+
+
+def test_list_shows_titles_parameters_and_defaults(lessons: Path, capsys) -> None:
+    assert cli.main(["--notebook-dir", str(lessons), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "00_counting.ipynb  00 · Counting" in out
+    assert "-p n 3" in out and "# how many" in out
+    assert "-p label 'x'" in out
+    assert "01_no_parameters.ipynb  01 · Nothing to set" in out
+    assert "(no parameters)" in out
+    assert "scratch" not in out
+
+
+# ------------------------------------------------------------------ run
+
+
+def test_run_refuses_an_undeclared_parameter_before_running(
+        lessons: Path, tmp_path: Path, capsys) -> None:
+    out_dir = tmp_path / "out"
+    status = cli.main(["--notebook-dir", str(lessons), "run", "00", "01",
+                       "-p", "n", "4", "--output", str(out_dir)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "01_no_parameters.ipynb does not declare n" in err
+    assert not out_dir.exists()
+
+
+def test_run_refuses_an_unknown_notebook_before_running(
+        lessons: Path, tmp_path: Path, capsys) -> None:
+    out_dir = tmp_path / "out"
+    assert cli.main(["--notebook-dir", str(lessons), "run", "00", "nope",
+                     "--output", str(out_dir)]) == 2
+    assert "'nope' is not a notebook" in capsys.readouterr().err
+    assert not out_dir.exists()
+
+
+def test_run_refuses_to_overwrite_the_notebook_itself(lessons: Path, capsys) -> None:
+    before = (lessons / "00_counting.ipynb").read_bytes()
+    assert cli.main(["--notebook-dir", str(lessons), "run", "00",
+                     "--output", str(lessons)]) == 2
+    assert "is the notebook itself" in capsys.readouterr().err
+    assert (lessons / "00_counting.ipynb").read_bytes() == before
+
+
+def test_run_executes_with_parameters_and_reports_records(
+        lessons: Path, tmp_path: Path, capsys) -> None:
+    out_dir = tmp_path / "out"
+    status = cli.main(["--notebook-dir", str(lessons), "run", "00",
+                       "-p", "n", "7", "-p", "label", "seven", "--output", str(out_dir)])
+    assert status == 0
+    executed = out_dir / "00_counting.ipynb"
+    assert read_records(executed) == {"n_squared": 49, "label": "seven"}
+    out = capsys.readouterr().out
+    assert str(out_dir.resolve()) in out
+    assert "n_squared = 49" in out and "label = 'seven'" in out
+
+
+# ------------------------------------------------------------------ student copies
+
+MASTER_CELL = """\
+def total(items):
+    ### BEGIN SOLUTION
+    subtotal = sum(items)
+    return subtotal
+    ### END SOLUTION
+
+print('kept')"""
+
+
+def test_strip_solutions_keeps_indentation_and_the_rest() -> None:
+    assert cli.strip_solutions(MASTER_CELL) == (
+        "def total(items):\n"
+        "    ...  # your answer here\n"
+        "\n"
+        "print('kept')"
+    )
+
+
+def test_strip_solutions_keeps_the_names_a_solution_assigns() -> None:
+    source = "### BEGIN SOLUTION\nanswer = 2\nother = [1,\n   2]\n### END SOLUTION\ncheck(answer)"
+    assert cli.strip_solutions(source) == (
+        "answer = ...  # your answer here\nother = ...  # your answer here\ncheck(answer)"
+    )
+
+
+def test_strip_solutions_leaves_cells_without_markers_alone() -> None:
+    source = "x = 1\n# ### not a marker\n"
+    assert cli.strip_solutions(source) == source
+
+
+@pytest.mark.parametrize("source", [
+    "### BEGIN SOLUTION\nx = 1",
+    "x = 1\n### END SOLUTION",
+    "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION",
+])
+def test_unpaired_markers_are_refused(source: str) -> None:
+    with pytest.raises(cli.SolutionMarkerError):
+        cli.strip_solutions(source)
+
+
+@given(st.lists(st.sampled_from(["x = 1", "    y = 2", "", "print(3)", "  # note"]),
+                max_size=8))
+def test_student_copy_never_contains_solution_lines(before: list[str]) -> None:
+    secret = "secret_value = 42"
+    source = "\n".join([*before, "### BEGIN SOLUTION", secret, "### END SOLUTION", *before])
+    stripped = cli.strip_solutions(source)
+    assert "secret" not in stripped.replace("secret_value = ...", "")
+    assert "42" not in stripped
+    assert stripped.count("\n") == source.count("\n") - 2
+
+
+def test_student_command_writes_copies_without_solutions_or_outputs(
+        tmp_path: Path, capsys) -> None:
+    master = make_notebook(tmp_path / "05_master.ipynb", [
+        ("md", "# 05 · Master", []),
+        ("code", MASTER_CELL, ["exercise"]),
+    ])
+    nb = nbformat.read(str(master), as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="kept\n")]
+    nb.cells[1].execution_count = 1
+    nbformat.write(nb, str(master))
+
+    out_dir = tmp_path / "students"
+    assert cli.main(["student", str(master), "--output", str(out_dir)]) == 0
+    assert "1 solution removed" in capsys.readouterr().out
+    copy = nbformat.read(str(out_dir / "05_master.ipynb"), as_version=4)
+    code = copy.cells[1]
+    assert "subtotal" not in code.source and "...  # your answer here" in code.source
+    assert code.outputs == [] and code.execution_count is None
+    assert code.metadata["tags"] == ["exercise"]
+    assert copy.metadata["eda_lab"] == {"course": "test"}
+    assert copy.metadata["kernelspec"]["name"] == "python3"
+    assert copy.cells[0].source == "# 05 · Master"
+    assert "subtotal" in master.read_text()  # the master is untouched
+
+
+def test_student_command_reports_the_cell_with_broken_markers(tmp_path: Path, capsys) -> None:
+    master = make_notebook(tmp_path / "05_broken.ipynb", [
+        ("md", "# 05 · Broken", []),
+        ("code", "### BEGIN SOLUTION\nx = 1", []),
+    ])
+    assert cli.main(["student", str(master), "--output", str(tmp_path / "s")]) == 2
+    assert "05_broken.ipynb, cell 1" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ check
+
+EXERCISE_CELLS = [
+    ("md", "# 09 · Exercises", []),
+    ("code", """\
+        from eda_lab.exercises import check, exercise
+
+        @exercise("99.1", "What is two?")
+        def _(answer):
+            return None if answer == 2 else "count again."
+
+        @exercise("99.2", "What is three?")
+        def _(answer):
+            return None if answer == 3 else "one more than two."
+        """, []),
+    ("code", """\
+        answer = (
+            ### BEGIN SOLUTION
+            2
+            ### END SOLUTION
+        )
+        check("99.1", answer)""", []),
+    ("code", """\
+        ### BEGIN SOLUTION
+        three = 4
+        ### END SOLUTION
+        check("99.2", three)""", []),
+]
+
+
+def test_verdicts_are_collected_from_printed_lines() -> None:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout",
+                               text="noise\n[PASS] exercise 00.1: correct, well done.\n"),
+        nbformat.v4.new_output("stream", name="stdout",
+                               text="[NOT YET] exercise 00.2: count the groups.\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "[PASS] exercise 9.9: x"}),
+    ]
+    nb.cells.append(cell)
+    assert cli.collect_verdicts(nb) == [
+        cli.Verdict("00.1", True, "correct, well done."),
+        cli.Verdict("00.2", False, "count the groups."),
+    ]
+
+
+def test_check_grades_a_master_and_its_student_copy(tmp_path: Path, capsys) -> None:
+    master = make_notebook(tmp_path / "09_exercises.ipynb", EXERCISE_CELLS)
+    students = tmp_path / "students"
+    assert cli.main(["student", str(master), "--output", str(students)]) == 0
+    capsys.readouterr()
+
+    assert cli.main(["check", str(master), str(students / master.name)]) == 0
+    out = capsys.readouterr().out
+    master_report, student_report = out.split(f"{students / master.name}:")
+    assert "1/2 exercises passed" in master_report
+    assert "[PASS] exercise 99.1: correct, well done." in master_report
+    assert "[NOT YET] exercise 99.2: one more than two." in master_report
+    assert "0/2 exercises passed" in student_report
+    assert student_report.count("[NOT YET]") == 2
+    assert "no answer yet" in student_report
+
+
+def test_check_reports_a_notebook_that_fails(tmp_path: Path, capsys) -> None:
+    broken = make_notebook(tmp_path / "08_broken.ipynb", [
+        ("md", "# 08 · Broken", []),
+        ("code", "print('[PASS] exercise 08.1: fine')", []),
+        ("code", "1 / 0", []),
+    ])
+    assert cli.main(["check", str(broken), "--output", str(tmp_path / "graded")]) == 1
+    out = capsys.readouterr().out
+    assert "1/1 exercises passed" in out
+    assert "stopped with an error: ZeroDivisionError" in out
+    assert (tmp_path / "graded" / "08_broken.ipynb").exists()
+
+
+def test_console_script_help() -> None:
+    result = subprocess.run([sys.executable, "-m", "eda_lab.cli", "--help"],
+                            capture_output=True, text=True, check=True)
+    for command in ("list", "run", "student", "check"):
+        assert command in result.stdout
