@@ -1,0 +1,80 @@
+"""environment.yml (for conda users) must name the same dependencies as pyproject.toml.
+
+Someone who adds a dependency to one file only gets a failing test that names it.
+Runtime dependencies and the ``test`` extra count; names are compared after PEP 503
+normalisation (``PyYAML`` and ``pyyaml``, ``vl_convert_python`` and
+``vl-convert-python`` are the same package).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# Conda-only entries that are the environment itself, not a dependency of eda_lab.
+CONDA_TOOLING = {"python", "pip"}
+
+
+def normalise(requirement: str) -> str:
+    """The PEP 503 name of a requirement string such as ``"Vl_Convert-Python>=1.6"``."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    if not match:
+        raise ValueError(f"not a requirement: {requirement!r}")
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower()
+
+
+@pytest.fixture(scope="module")
+def environment() -> dict:
+    return yaml.safe_load((ROOT / "environment.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def split_environment(environment: dict) -> tuple[list[str], list[str]]:
+    """(conda requirement strings, pip requirement strings) of an environment file."""
+    conda, pip = [], []
+    for entry in environment["dependencies"]:
+        if isinstance(entry, dict):
+            pip.extend(entry["pip"])
+        else:
+            conda.append(entry)
+    return conda, pip
+
+
+def test_normalise_names() -> None:
+    assert normalise("PyYAML>=6") == "pyyaml"
+    assert normalise("vl_convert.python >= 1.6") == "vl-convert-python"
+    assert normalise("python=3.11") == "python"
+
+
+def test_environment_uses_conda_forge_and_python_311(environment: dict) -> None:
+    assert environment["channels"] == ["conda-forge"]
+    conda, _ = split_environment(environment)
+    assert "python=3.11" in conda
+
+
+def test_environment_installs_the_package_editable_with_tests(environment: dict) -> None:
+    _, pip = split_environment(environment)
+    assert "-e .[test]" in pip
+
+
+def test_environment_names_the_same_dependencies_as_pyproject(
+        environment: dict, project: dict) -> None:
+    conda, pip = split_environment(environment)
+    in_environment = [normalise(r) for r in conda + pip if not r.startswith("-e ")]
+    in_environment = [name for name in in_environment if name not in CONDA_TOOLING]
+    in_pyproject = [normalise(r) for r in
+                    project["dependencies"] + project["optional-dependencies"]["test"]]
+    assert len(in_environment) == len(set(in_environment)), "a package is listed twice"
+    missing = sorted(set(in_pyproject) - set(in_environment))
+    extra = sorted(set(in_environment) - set(in_pyproject))
+    assert not missing, f"add to environment.yml (they are in pyproject.toml): {missing}"
+    assert not extra, f"add to pyproject.toml or remove from environment.yml: {extra}"
