@@ -1,0 +1,576 @@
+"""Pattern 3, event sourcing: state is rebuilt by replaying the events that made it.
+
+Fowler: "whenever we make a change to the state of a system, we record that state
+change as an event, and we can confidently rebuild the system state by
+reprocessing the events at any time in the future." This module holds the
+pieces that make that true:
+
+:class:`Aggregate`
+    An entity whose state changes **only** through recorded events. A command
+    method (``order.pay(...)``) checks the rules against the current state, then
+    calls ``self._record(type, data)``; that runs the handler for the event type
+    (a method decorated with :func:`on`), bumps ``version``, and keeps the event in
+    ``pending`` until it is saved. Replay calls the very same handlers, so live
+    state and replayed state cannot drift apart.
+:class:`Repository`
+    ``load(id)``, ``load(id, version=N)`` and ``load(id, as_of=time)`` (time
+    travel), ``save(aggregate)`` with the expected-version check, and a snapshot
+    every ``snapshot_every`` events so that loading replays only the tail.
+Gateways (:class:`RecordingGateway`, :class:`EffectGateway`)
+    An event handler that asks an external system (an exchange rate, a fraud
+    score) gets a different answer when it is replayed next month, and one that
+    sends an email sends it again. A gateway records answers while live and
+    returns the recordings during replay; it suppresses side effects during
+    replay. :func:`gateway_demo` shows the bug and the fix.
+What-if and audit
+    :func:`branch` copies a stream up to version N into a sandbox store where
+    other events can be tried; :func:`compare_states` puts the two outcomes side
+    by side; :func:`audit_frame` shows a stream as who / what / when.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+import pandas as pd
+
+from eda_lab.errors import EdaLabError
+from eda_lab.events import Event, now_utc
+from eda_lab.exercises import exercise
+from eda_lab.store import EventStore, InMemoryEventStore, Recorded, Snapshot
+
+__all__ = [
+    "Aggregate",
+    "AggregateNotFound",
+    "EffectGateway",
+    "EmailService",
+    "ExchangeRateService",
+    "MissingRecording",
+    "RecordingGateway",
+    "Repository",
+    "UnknownEventType",
+    "audit_frame",
+    "branch",
+    "compare_states",
+    "gateway_demo",
+    "on",
+    "replaying",
+    "state_history",
+]
+
+Handler = Callable[[Any, Event], None]
+
+
+class UnknownEventType(EdaLabError):
+    """An aggregate was asked to apply an event type it has no handler for."""
+
+
+class AggregateNotFound(EdaLabError):
+    """There is no stream for that id (or it did not exist yet at that version or time)."""
+
+
+class MissingRecording(EdaLabError):
+    """During replay a gateway was asked something it never answered while live."""
+
+
+# -- aggregates -----------------------------------------------------------------------
+def on(event_type: str) -> Callable[[Handler], Handler]:
+    """Mark an aggregate method as the handler that applies ``event_type`` events.
+
+    A handler only changes state; it never checks rules or refuses (the event
+    already happened). Rules belong in the command methods that record events.
+    """
+
+    def mark(method: Handler) -> Handler:
+        method._eda_handles = event_type  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+def _new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Aggregate:
+    """Base class of event-sourced entities (see the module docstring).
+
+    Subclasses set their initial state in ``__init__(self, id, **kwargs)`` (calling
+    ``super().__init__(id, **kwargs)``), write command methods that call
+    :meth:`_record`, and handlers marked with :func:`on`. Public attributes (names
+    not starting with ``_``) are the state: what :meth:`state` returns and what a
+    snapshot stores, so they must be JSON values.
+
+    ``clock`` and ``new_id`` give recorded events their time and id (defaults: the
+    wall clock and random UUIDs; a simulation passes its virtual clock).
+    """
+
+    source: ClassVar[str] = "eda-lab"
+    _handlers: ClassVar[dict[str, Handler]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[str, Handler] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                event_type = getattr(attr, "_eda_handles", None)
+                if event_type:
+                    handlers[event_type] = attr
+        cls._handlers = handlers
+
+    def __init__(self, id: str, *, clock: Callable[[], datetime] | None = None,
+                 new_id: Callable[[], str] | None = None) -> None:
+        if not isinstance(id, str) or not id:
+            raise ValueError(f"an aggregate id must be a non-empty str, got {id!r}.")
+        self._id = id
+        self._version = 0
+        self._pending: list[Event] = []
+        self._last_event: Event | None = None
+        self._clock = clock or now_utc
+        self._new_id = new_id or _new_uuid
+
+    @property
+    def id(self) -> str:
+        """The aggregate's id, which is also its stream id in the store."""
+        return self._id
+
+    @property
+    def version(self) -> int:
+        """How many events this aggregate has applied (stored and pending)."""
+        return self._version
+
+    @property
+    def pending(self) -> tuple[Event, ...]:
+        """Events recorded since the last save, waiting for ``Repository.save``."""
+        return tuple(self._pending)
+
+    @property
+    def last_event(self) -> Event | None:
+        """The event that produced the current state (None for a fresh aggregate)."""
+        return self._last_event
+
+    # -- changing state ------------------------------------------------------------------
+    def _record(self, type: str, data: dict[str, Any], **attrs: Any) -> Event:
+        """Record a new event: apply it now and keep it pending until saved."""
+        attrs.setdefault("subject", self._id)
+        attrs.setdefault("source", self.source)
+        attrs.setdefault("id", self._new_id())
+        attrs.setdefault("time", self._clock())
+        event = Event(type, data, **attrs)
+        self._apply(event)
+        self._pending.append(event)
+        return event
+
+    def _apply(self, event: Event) -> None:
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            raise self._unknown(event)
+        handler(self, event)
+        self._version += 1
+        self._last_event = event
+
+    def _unknown(self, event: Event) -> UnknownEventType:
+        known = ", ".join(sorted(self._handlers)) or "none"
+        return UnknownEventType(
+            f"{type(self).__name__} {self._id!r} has no handler for {event.type!r} (event "
+            f"{event.id!r}, version {self._version + 1}); it handles: {known}. Add a method "
+            f"decorated with @on({event.type!r}), or register an upcaster that turns old "
+            "events into a type it knows."
+        )
+
+    def replay(self, records: Sequence[Recorded]) -> None:
+        """Apply stored events (the next versions of this aggregate) through the handlers."""
+        if not records:
+            return
+        if records[0].version != self._version + 1:
+            raise ValueError(
+                f"{self._id!r} is at version {self._version}; replay must continue at "
+                f"version {self._version + 1}, not {records[0].version}."
+            )
+        handlers = self._handlers
+        for rec in records:
+            event = rec.event
+            handler = handlers.get(event.type)
+            if handler is None:
+                self._version = rec.version - 1
+                raise self._unknown(event)
+            handler(self, event)
+        self._version = records[-1].version
+        self._last_event = records[-1].event
+
+    # -- state and snapshots ------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """A JSON copy of the public attributes: the aggregate's state."""
+        public = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return json.loads(json.dumps(public))
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot, **kwargs: Any) -> Aggregate:
+        """Rebuild an aggregate from a snapshot (then replay the events after it)."""
+        aggregate = cls(snapshot.stream_id, **kwargs)
+        vars(aggregate).update(snapshot.state)
+        aggregate._version = snapshot.version
+        return aggregate
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.state().items())
+        return f"{type(self).__name__}(id={self._id!r}, version={self._version}, {fields})"
+
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class Repository(Generic[A]):
+    """Loads aggregates by replaying their streams and saves their new events.
+
+    ``snapshot_every=N`` saves a snapshot whenever a save crosses a multiple of N
+    events; loading then starts from the latest snapshot at or before the
+    requested version and replays only the rest. ``last_replayed`` tells how many
+    events the most recent load replayed (the cost snapshots save).
+
+    A replay of more than ``progress_after`` events shows a tqdm progress bar
+    if it takes longer than half a second.
+    """
+
+    def __init__(self, store: EventStore, aggregate: type[A], *,
+                 snapshot_every: int | None = None,
+                 clock: Callable[[], datetime] | None = None,
+                 new_id: Callable[[], str] | None = None,
+                 progress_after: int = 20_000) -> None:
+        if snapshot_every is not None:
+            if type(snapshot_every) is not int or snapshot_every < 1:
+                raise ValueError(f"snapshot_every must be a positive int, got {snapshot_every!r}.")
+            if not hasattr(store, "save_snapshot"):
+                raise TypeError(f"{type(store).__name__} cannot keep snapshots.")
+        self.store = store
+        self.aggregate = aggregate
+        self.snapshot_every = snapshot_every
+        self.progress_after = progress_after
+        self._kwargs: dict[str, Any] = {"clock": clock, "new_id": new_id}
+        self.last_replayed = 0
+
+    def create(self, id: str) -> A:
+        """A new, empty aggregate (saving it fails if the stream already exists)."""
+        return self.aggregate(id, **self._kwargs)
+
+    def load(self, id: str, *, version: int | None = None,
+             as_of: datetime | None = None) -> A:
+        """The aggregate as it is now, after ``version`` events, or as of a time.
+
+        Raises :class:`AggregateNotFound` when there is nothing at that point.
+        """
+        store = self.store
+        if as_of is not None:
+            if version is not None:
+                raise ValueError("give version or as_of, not both.")
+            version = _version_at(store, id, as_of)
+            if version == 0:
+                raise AggregateNotFound(
+                    f"{self.aggregate.__name__} {id!r} did not exist yet at {as_of.isoformat()}."
+                )
+        if version is not None and (type(version) is not int or version < 1):
+            raise ValueError(f"version must be an int >= 1, got {version!r}.")
+        aggregate: A | None = None
+        if self.snapshot_every is not None:
+            snap = store.latest_snapshot(id, version)  # type: ignore[attr-defined]
+            if snap is not None and snap.type == self.aggregate.__name__:
+                aggregate = self.aggregate.from_snapshot(snap, **self._kwargs)  # type: ignore[assignment]
+        if aggregate is None:
+            aggregate = self.aggregate(id, **self._kwargs)
+        records = store.read(id, from_version=aggregate.version + 1, to_version=version)
+        self.last_replayed = len(records)
+        if len(records) > self.progress_after:
+            _replay_with_progress(aggregate, records)
+        else:
+            aggregate.replay(records)
+        if aggregate.version == 0:
+            raise AggregateNotFound(
+                f"there is no {self.aggregate.__name__} {id!r} in the store (no events in "
+                f"stream {id!r}): create it with repository.create({id!r})."
+            )
+        if version is not None and aggregate.version < version:
+            raise AggregateNotFound(
+                f"{self.aggregate.__name__} {id!r} has only {aggregate.version} events; "
+                f"there is no version {version}."
+            )
+        return aggregate
+
+    def save(self, aggregate: A) -> list[Recorded]:
+        """Append the aggregate's pending events, expecting nobody else wrote meanwhile.
+
+        Raises :class:`~eda_lab.store.ConcurrencyError` (and keeps the pending
+        events) when the stream moved on since the aggregate was loaded.
+        """
+        pending = aggregate._pending
+        if not pending:
+            return []
+        expected = aggregate.version - len(pending)
+        recorded = self.store.append(aggregate.id, pending, expected_version=expected)
+        aggregate._pending = []
+        every = self.snapshot_every
+        if every is not None and expected // every != aggregate.version // every:
+            self.store.save_snapshot(Snapshot(  # type: ignore[attr-defined]
+                aggregate.id, aggregate.version, aggregate.state(),
+                type(aggregate).__name__, pending[-1].time))
+        return recorded
+
+    def history(self, id: str) -> list[tuple[Recorded, dict[str, Any]]]:
+        """Every event of the stream with the state right after it (for time travel)."""
+        aggregate = self.aggregate(id, **self._kwargs)
+        out = []
+        for rec in self.store.read(id):
+            aggregate.replay([rec])
+            out.append((rec, aggregate.state()))
+        return out
+
+
+def _version_at(store: EventStore, stream_id: str, time: datetime) -> int:
+    finder = getattr(store, "version_at", None)
+    if finder is not None:
+        return finder(stream_id, time)
+    found = 0
+    for rec in store.read(stream_id):
+        if rec.event.time <= time:
+            found = rec.version
+    return found
+
+
+def _replay_with_progress(aggregate: Aggregate, records: Sequence[Recorded]) -> None:
+    from tqdm.auto import tqdm
+
+    chunk = 5000
+    with tqdm(total=len(records), desc=f"replaying {aggregate.id}", unit="event",
+              delay=0.5, leave=False) as bar:
+        for start in range(0, len(records), chunk):
+            part = records[start:start + chunk]
+            aggregate.replay(part)
+            bar.update(len(part))
+
+
+# -- time travel, what-if and audit ------------------------------------------------------
+def state_history(repository: Repository[Any], id: str) -> pd.DataFrame:
+    """One row per version: the event that changed the state and the state after it."""
+    rows = []
+    for rec, state in repository.history(id):
+        event = rec.event
+        rows.append({"version": rec.version, "time": event.time, "type": event.type,
+                     **{k: v for k, v in state.items() if not isinstance(v, (list, dict))}})
+    return pd.DataFrame(rows)
+
+
+def audit_frame(store: EventStore, stream_id: str) -> pd.DataFrame:
+    """A stream's history as an audit table: when, who, what, and the details."""
+    rows = []
+    for rec in store.read(stream_id):
+        event = rec.event
+        data = dict(event.data)
+        who = data.get("by") or event.source
+        details = ", ".join(f"{k}={v}" for k, v in data.items() if k != "by")
+        rows.append({"version": rec.version, "position": rec.position,
+                     "when": event.time, "who": who, "what": event.type,
+                     "details": details, "schema_version": event.schema_version})
+    columns = ["version", "position", "when", "who", "what", "details", "schema_version"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def branch(repository: Repository[A], id: str, at_version: int) -> Repository[A]:
+    """A sandbox repository holding a copy of stream ``id`` up to ``at_version``.
+
+    Append other events there (load, call commands, save) and compare the outcome
+    with the real stream: the real store is never touched.
+    """
+    records = repository.store.read(id, to_version=at_version)
+    if len(records) < at_version or at_version < 1:
+        raise AggregateNotFound(
+            f"cannot branch {id!r} at version {at_version}: the stream has "
+            f"{repository.store.version(id)} events."
+        )
+    sandbox = InMemoryEventStore()
+    sandbox.append(id, [r.event for r in records], expected_version=0)
+    return Repository(sandbox, repository.aggregate, **repository._kwargs)
+
+
+def compare_states(real: Aggregate, what_if: Aggregate) -> pd.DataFrame:
+    """Two aggregates' states side by side, one row per attribute, with a changed flag."""
+    a, b = real.state(), what_if.state()
+    a["version"], b["version"] = real.version, what_if.version
+    rows = [{"attribute": key, "real": json.dumps(a.get(key)), "what_if": json.dumps(b.get(key)),
+             "changed": a.get(key) != b.get(key)} for key in dict.fromkeys([*a, *b])]
+    return pd.DataFrame(rows)
+
+
+# -- gateways to external systems -----------------------------------------------------
+class RecordingGateway:
+    """A gateway to an external query (an exchange rate, a fraud score).
+
+    Live, ``ask(key, *args)`` calls the external system and records its answer
+    under ``key`` (use the id of the event being processed). During replay it
+    returns the recorded answer and does not call the system, so a replay computes
+    exactly what the live run computed. ``recording=False`` makes a naive gateway
+    that always calls through: the bug this class exists to prevent.
+    """
+
+    def __init__(self, name: str, service: Callable[..., Any], *, recording: bool = True) -> None:
+        self.name = name
+        self.service = service
+        self.recording = recording
+        self.replaying = False
+        self.answers: dict[str, Any] = {}
+        self.calls = 0
+
+    def ask(self, key: str, *args: Any) -> Any:
+        if self.replaying and self.recording:
+            if key not in self.answers:
+                raise MissingRecording(
+                    f"gateway {self.name!r} has no recorded answer for {key!r}: during "
+                    "replay it can only repeat what the live run was told. Process the "
+                    "event live first (or load the recordings)."
+                )
+            return self.answers[key]
+        self.calls += 1
+        answer = self.service(*args)
+        if self.recording:
+            self.answers[key] = answer
+        return answer
+
+
+class EffectGateway:
+    """A gateway to an external side effect (send an email, charge a card).
+
+    Live, ``send(*args)`` performs the effect; during replay it is suppressed and
+    counted, because the world has already seen it once.
+    ``suppress_on_replay=False`` makes the naive gateway (duplicate emails).
+    """
+
+    def __init__(self, name: str, effect: Callable[..., Any], *,
+                 suppress_on_replay: bool = True) -> None:
+        self.name = name
+        self.effect = effect
+        self.suppress_on_replay = suppress_on_replay
+        self.replaying = False
+        self.sent = 0
+        self.suppressed = 0
+
+    def send(self, *args: Any) -> None:
+        if self.replaying and self.suppress_on_replay:
+            self.suppressed += 1
+            return
+        self.sent += 1
+        self.effect(*args)
+
+
+@contextmanager
+def replaying(*gateways: RecordingGateway | EffectGateway) -> Iterator[None]:
+    """Within this block the gateways behave as during a replay."""
+    for gateway in gateways:
+        gateway.replaying = True
+    try:
+        yield
+    finally:
+        for gateway in gateways:
+            gateway.replaying = False
+
+
+class ExchangeRateService:
+    """A stand-in for an external exchange-rate API whose answer moves on every call.
+
+    Markets move: asking the same question next month gives another number.
+    """
+
+    def __init__(self, rate: float = 1.10, drift: float = 0.01) -> None:
+        self.rate, self.drift, self.calls = rate, drift, 0
+
+    def __call__(self, currency: str) -> float:
+        self.calls += 1
+        return round(self.rate + self.drift * self.calls, 4)
+
+
+class EmailService:
+    """A stand-in for a mail server: every email sent lands in ``outbox``."""
+
+    def __init__(self) -> None:
+        self.outbox: list[tuple[str, str]] = []
+
+    def __call__(self, to: str, subject: str) -> None:
+        self.outbox.append((to, subject))
+
+
+class _Billing:
+    """An event processor: converts paid orders to USD and emails a receipt."""
+
+    def __init__(self, rates: RecordingGateway, mail: EffectGateway) -> None:
+        self.rates, self.mail = rates, mail
+        self.revenue_usd = 0.0
+
+    def handle(self, event: Event) -> None:
+        if event.type == "OrderPaid":
+            rate = self.rates.ask(event.id, "USD")
+            self.revenue_usd = round(self.revenue_usd + event.data["amount"] * rate, 2)
+            self.mail.send(event.subject, f"receipt for {event.data['order_id']}")
+
+
+def gateway_demo(events: Iterable[Event], *, use_gateway: bool = True) -> pd.DataFrame:
+    """Process ``events`` live, then rebuild by replay; one row per phase.
+
+    With naive gateways (``use_gateway=False``) the replay asks the exchange-rate
+    service again (another answer, so another revenue) and emails every customer
+    again. With recording gateways the replay reproduces the live revenue exactly
+    and sends nothing.
+    """
+    events = list(events)
+    rate_service, mailer = ExchangeRateService(), EmailService()
+    rates = RecordingGateway("exchange-rates", rate_service, recording=use_gateway)
+    mail = EffectGateway("email", mailer, suppress_on_replay=use_gateway)
+    rows = []
+    for phase in ("live", "replay"):
+        billing = _Billing(rates, mail)  # a replay rebuilds the processor from nothing
+        before_mail, before_calls = len(mailer.outbox), rate_service.calls
+        if phase == "replay":
+            with replaying(rates, mail):
+                for event in events:
+                    billing.handle(event)
+        else:
+            for event in events:
+                billing.handle(event)
+        rows.append({"phase": phase, "gateway": "recording" if use_gateway else "naive",
+                     "revenue_usd": billing.revenue_usd,
+                     "rate_service_calls": rate_service.calls - before_calls,
+                     "emails_sent": len(mailer.outbox) - before_mail,
+                     "emails_suppressed": mail.suppressed if phase == "replay" else 0})
+    return pd.DataFrame(rows)
+
+
+# -- exercises for notebook 03 ------------------------------------------------------------
+@exercise("03.1", "An order stream has 7 events and snapshots every 3 events. "
+                  "How many events does loading version 7 replay?")
+def _(answer: Any) -> str | None:
+    if answer == 1:
+        return None
+    if answer == 7:
+        return "That is without snapshots: the latest snapshot at or before 7 is at version 6."
+    return "Find the latest snapshot at or before version 7 (a multiple of 3), then count."
+
+
+@exercise("03.2", "Writer A and writer B both load an order at version 2; A saves one "
+                  "event, then B saves one. Which expected version does B's append carry, "
+                  "and which actual version does its ConcurrencyError report? "
+                  "Answer as a tuple (expected, actual).")
+def _(answer: Any) -> str | None:
+    if tuple(answer) == (2, 3):
+        return None
+    return ("B expects the version it loaded; the store is now one event further "
+            "because A saved first.")
+
+
+@exercise("03.3", "A replay without a recording gateway sends the receipt emails again. "
+                  "With 4 paid orders, how many emails do the live run and one naive "
+                  "replay send in total?")
+def _(answer: Any) -> str | None:
+    if answer == 8:
+        return None
+    return "The live run sends one per paid order, and the naive replay sends them all again."
