@@ -1,0 +1,360 @@
+"""Pattern 2, event-carried state transfer: fat events and local replicas.
+
+The same address change as :mod:`eda_lab.notification`, but the CRM now puts the
+new address *in* the event: ``CustomerAddressChanged {customer_id, street, city,
+postcode}``. Each consumer keeps its own **replica** of the addresses it needs
+and never calls the CRM. The trade-off, measured on the same seed and workload:
+
+* **no query-back load and no temporal coupling**: while the CRM is down the
+  replicas keep answering (:func:`availability`);
+* **more bytes on the channel**: every event ships the data to every consumer
+  (:func:`cost`);
+* **staleness**: a replica lags the source of truth by the delivery latency
+  (:func:`stale_intervals`, :func:`staleness_summary`). With zero latency it is
+  never stale; once the channel is drained every replica equals the source.
+
+A replica is "stale" for a key from the moment the source emits a change until
+the replica holds that version (or a newer one). Both patterns record a
+``data_ready`` row when a consumer gets a version, so the same functions measure
+a notification consumer's view, which lags by delivery *plus* the query-back,
+and forever when the query-back gave up.
+
+A new replica can **bootstrap** by replaying the topic. Replaying the full log
+reads every event ever published; a **compacted** log keeps only the latest
+event per key (:func:`compact`), which works only because each fat event
+carries the whole state of its key: :func:`bootstrap_replica`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from eda_lab.errors import EdaLabError
+from eda_lab.events import Event
+from eda_lab.exercises import exercise
+from eda_lab.latency import Latency
+from eda_lab.notification import (
+    ADDRESS_FIELDS,
+    CHANGE_TYPE,
+    REGISTERED_TYPE,
+    AddressScenario,
+    AddressWorkload,
+    ScenarioRun,
+    SourceService,
+    ViewConsumer,
+    _latency_model,
+    query_back_summary,
+    run_notification,
+    scenario_with,
+    time_to_data,
+)
+from eda_lab.sim import Simulation
+
+__all__ = [
+    "BootstrapResult",
+    "ReplicaConsumer",
+    "ThinEventError",
+    "availability",
+    "bootstrap_replica",
+    "build_history",
+    "compact",
+    "compare_patterns",
+    "cost",
+    "run_carried_state",
+    "stale_intervals",
+    "stale_reads",
+    "staleness_summary",
+]
+
+
+class ThinEventError(EdaLabError):
+    """A replica was asked to rebuild state from an event that carries no state."""
+
+
+class ReplicaConsumer(ViewConsumer):
+    """A consumer of fat events: it applies each one to its local replica.
+
+    The replica (``view``) answers reads without calling anyone. It is exactly
+    as fresh as the last event delivered to it.
+    """
+
+    def __init__(self, sim: Simulation, name: str, topic: Any, *,
+                 latency: Latency | float | None = None) -> None:
+        super().__init__(sim, name)
+        self.sink.subscribe(topic, self.on_event, latency=latency)
+
+    def on_event(self, event: Event) -> None:
+        if event.type in (CHANGE_TYPE, REGISTERED_TYPE):
+            _require_state(event)
+            self.store(event.subject, event.data, event)
+
+
+def _require_state(event: Event) -> None:
+    missing = [f for f in ADDRESS_FIELDS if f not in event.data]
+    if missing:
+        raise ThinEventError(
+            f"{event.type} {event.id} for {event.subject!r} carries no {', '.join(missing)}: "
+            "a thin event cannot update a replica. Publish fat events (SourceService("
+            "..., fat=True)), or query the source back (event notification)."
+        )
+
+
+def run_carried_state(scenario: AddressScenario | None = None, **changes: Any) -> ScenarioRun:
+    """Run the address-change scenario with fat events and replica consumers."""
+    s = scenario_with(scenario, **changes)
+
+    def make(sim: Simulation, name: str, source: SourceService, topic: Any) -> Any:
+        return ReplicaConsumer(sim, name, topic, latency=_latency_model(s.latency))
+
+    return s.run(make, fat=True, pattern="carried_state")
+
+
+# -- staleness ------------------------------------------------------------------------
+def stale_intervals(frame: pd.DataFrame, *, end: float | None = None,
+                    types: Sequence[str] = (CHANGE_TYPE,)) -> pd.DataFrame:
+    """Per consumer and key, the periods when the consumer's copy was behind the source.
+
+    Each change opens an interval at its emit time that closes when the consumer
+    holds that version or a newer one (or at ``end`` if it never does; default
+    the last time in the trace). Overlapping intervals of one (consumer, key) are
+    merged. Columns: consumer, subject, start, end, seconds, open (never caught up).
+    """
+    horizon = end if end is not None else (float(frame["t"].max()) if len(frame) else 0.0)
+    waits = time_to_data(frame, types=types)
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for consumer, subject, emitted, ready in zip(waits["consumer"], waits["subject"],
+                                                 waits["emitted"], waits["ready"], strict=True):
+        groups.setdefault((consumer, subject), []).append((emitted, ready))
+    records: list[tuple[str, str, float, float, bool]] = []
+    for (consumer, subject), spans in sorted(groups.items()):
+        current: list[Any] | None = None
+        for start, ready in sorted(spans):
+            is_open = math.isnan(ready)
+            stop = horizon if is_open else min(ready, horizon)
+            if current is not None and start <= current[1]:
+                current[1] = max(current[1], stop)
+                current[2] = current[2] or is_open
+                continue
+            if current is not None:
+                records.append((consumer, subject, current[0], current[1], current[2]))
+            current = [start, stop, is_open]
+        if current is not None:
+            records.append((consumer, subject, current[0], current[1], current[2]))
+    out = pd.DataFrame(records, columns=["consumer", "subject", "start", "end", "open"])
+    out = out.astype({"consumer": "str", "subject": "str", "start": "float64",
+                      "end": "float64", "open": "bool"})
+    out["seconds"] = out["end"] - out["start"]
+    out = out[out["seconds"] > 0].reset_index(drop=True)
+    return out[["consumer", "subject", "start", "end", "seconds", "open"]]
+
+
+def stale_reads(frame: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """The ``read`` rows served while that consumer's copy of that key was stale."""
+    reads = frame[frame["kind"] == "read"][["t", "service", "subject", "outcome"]]
+    if reads.empty or intervals.empty:
+        return reads.iloc[0:0].assign(stale=pd.Series(dtype="bool"))
+    spans: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for c, s, a, b in zip(intervals["consumer"], intervals["subject"], intervals["start"],
+                          intervals["end"], strict=True):
+        spans.setdefault((c, s), []).append((a, b))
+    flags = [any(a <= t < b for a, b in spans.get((c, s), ()))
+             for t, c, s in zip(reads["t"], reads["service"], reads["subject"], strict=True)]
+    return reads.assign(stale=flags)[flags]
+
+
+def _entities(frame: pd.DataFrame) -> int:
+    emits = frame[(frame["kind"] == "emit")
+                  & frame["type"].isin([REGISTERED_TYPE, CHANGE_TYPE])]
+    return int(emits["subject"].nunique())
+
+
+def staleness_summary(frame: pd.DataFrame, *, end: float | None = None,
+                      entities: int | None = None,
+                      types: Sequence[str] = (CHANGE_TYPE,)) -> dict[str, Any]:
+    """How stale the consumers' copies were, in a few numbers.
+
+    * ``fraction_stale``: stale (consumer, key) time over all (consumer, key) time;
+    * ``max_stale_s``, ``p95_stale_s``: length of the stale periods (how long a
+      copy stayed behind), the worst and the 95th percentile;
+    * ``open_intervals``: copies still behind at the end (a query-back gave up);
+    * ``stale_reads`` out of ``reads``: reads answered with an old address.
+    """
+    horizon = end if end is not None else (float(frame["t"].max()) if len(frame) else 0.0)
+    intervals = stale_intervals(frame, end=horizon, types=types)
+    consumers = len(set(frame.loc[frame["kind"] == "data_ready", "service"])
+                    | set(frame.loc[frame["kind"] == "deliver", "service"]))
+    keys = entities if entities is not None else _entities(frame)
+    total = consumers * keys * horizon
+    seconds = intervals["seconds"]
+    reads = int((frame["kind"] == "read").sum())
+    return {
+        "fraction_stale": round(float(seconds.sum()) / total, 6) if total else 0.0,
+        "max_stale_s": round(float(seconds.max()), 3) if len(seconds) else 0.0,
+        "p95_stale_s": round(float(seconds.quantile(0.95)), 3) if len(seconds) else 0.0,
+        "stale_periods": len(intervals),
+        "open_intervals": int(intervals["open"].sum()),
+        "reads": reads,
+        "stale_reads": len(stale_reads(frame, intervals)),
+    }
+
+
+# -- availability and cost ------------------------------------------------------------
+def availability(frame: pd.DataFrame, start: float, end: float, *, within: float = 5.0,
+                 types: Sequence[str] = (CHANGE_TYPE,)) -> float:
+    """Of the changes delivered to consumers during ``[start, end)``, the fraction whose
+    data the consumer had within ``within`` seconds of the delivery.
+
+    1.0 means the consumers could act on every change on time (an outage of the
+    source did not matter); 0.0 means none could. NaN when nothing was delivered.
+    """
+    delivered = frame[(frame["kind"] == "deliver") & frame["type"].isin(list(types))
+                      & (frame["t"] >= start) & (frame["t"] < end)]
+    if delivered.empty:
+        return math.nan
+    waits = time_to_data(frame, types=types)
+    ready = dict(zip(zip(waits["consumer"], waits["event_id"], strict=True), waits["ready"],
+                     strict=True))
+    on_time = [not math.isnan(r := ready.get((c, e), math.nan)) and r <= t + within
+               for c, e, t in zip(delivered["service"], delivered["event_id"],
+                                  delivered["t"], strict=True)]
+    return round(sum(on_time) / len(on_time), 6)
+
+
+def cost(frame: pd.DataFrame) -> dict[str, int]:
+    """What a pattern ships: bytes delivered on the channel, and query-back traffic."""
+    delivered = frame[frame["kind"] == "deliver"]
+    calls = query_back_summary(frame)
+    return {
+        "deliveries": len(delivered),
+        "channel_bytes": int(delivered["size"].fillna(0).sum()),
+        "query_calls": calls["calls"],
+        "query_response_bytes": calls["response_bytes"],
+    }
+
+
+def compare_patterns(scenario: AddressScenario | None = None, *, within: float = 5.0,
+                     **changes: Any) -> tuple[pd.DataFrame, dict[str, ScenarioRun]]:
+    """Run both patterns on the same seed and workload; one row per pattern.
+
+    Columns: query-back calls, bytes on the channel, query response bytes,
+    fraction of time stale, longest stale period, stale reads, and availability
+    during the outage (NaN when the scenario has none).
+    """
+    s = scenario_with(scenario, **changes)
+    runs = {"notification": run_notification(s), "carried_state": run_carried_state(s)}
+    rows = []
+    for pattern, run in runs.items():
+        frame = run.frame
+        spend = cost(frame)
+        stale = staleness_summary(frame, end=run.horizon, entities=s.customers)
+        rows.append({
+            "pattern": pattern,
+            "change events": query_back_summary(frame)["events"],
+            "query-back calls": spend["query_calls"],
+            "channel bytes": spend["channel_bytes"],
+            "query response bytes": spend["query_response_bytes"],
+            "fraction stale": stale["fraction_stale"],
+            "longest stale (s)": stale["max_stale_s"],
+            "stale reads": stale["stale_reads"],
+            "reads": stale["reads"],
+            "available in outage": (availability(frame, *s.outage, within=within)
+                                    if s.outage else math.nan),
+        })
+    return pd.DataFrame(rows).set_index("pattern"), runs
+
+
+# -- bootstrapping a new replica ------------------------------------------------------
+def build_history(*, seed: int = 7, customers: int = 200, changes: int = 5000) -> list[Event]:
+    """A long fat-event log: every registration, then ``changes`` address changes."""
+    sim = Simulation(seed)
+    work = AddressWorkload.generate(sim.rng, customers=customers, changes_per_minute=60.0,
+                                    duration=changes + 0.5, consumers=1, reads_per_minute=0)
+    topic = sim.channel("bus").topic("customers")
+    source = SourceService(sim, "crm", topic, fat=True)
+    for key, record in work.customers.items():
+        source.register(key, record)
+    for t, key, address in work.changes[:changes]:
+        sim.at(t, source.change_address, key, address)
+    sim.run()
+    return topic.events()
+
+
+def compact(events: Iterable[Event]) -> list[Event]:
+    """The compacted log: only the latest event of each key, in log order.
+
+    This is what a compacted topic (Kafka's ``cleanup.policy=compact``) keeps.
+    """
+    latest: dict[str, int] = {}
+    log = list(events)
+    for i, event in enumerate(log):
+        latest[event.subject] = i
+    keep = set(latest.values())
+    return [e for i, e in enumerate(log) if i in keep]
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """What it took to build a replica from a log."""
+
+    log: str
+    events_read: int
+    seconds: float
+    replica: dict[str, dict[str, str]]
+
+
+def bootstrap_replica(events: Iterable[Event], *, compacted: bool = False,
+                      read_rate: float = 2000.0) -> BootstrapResult:
+    """Build a new replica by replaying a log (or its compaction) from the start.
+
+    ``seconds`` is the virtual time the replay takes at ``read_rate`` events per
+    second. Every event must carry state (fat events): a thin event raises
+    :class:`ThinEventError`.
+    """
+    if read_rate <= 0:
+        raise ValueError(f"read_rate must be > 0 events per second, got {read_rate}.")
+    log = compact(events) if compacted else list(events)
+    replica: dict[str, dict[str, str]] = {}
+    for event in log:
+        _require_state(event)
+        replica[event.subject] = {f: event.data[f] for f in ADDRESS_FIELDS}
+    return BootstrapResult("compacted" if compacted else "full", len(log),
+                           round(len(log) / read_rate, 6), replica)
+
+
+# -- exercises ------------------------------------------------------------------------
+@exercise("02.1", "With zero delivery latency and no outage, what fraction of the time is a "
+                  "replica stale? (a number)")
+def _ex_02_1(answer: Any) -> str | None:
+    if isinstance(answer, (int, float)) and float(answer) == 0.0:
+        return None
+    return ("Run run_carried_state(latency=0) and staleness_summary(...): each change "
+            "reaches the replica at the instant it is emitted.")
+
+
+@exercise("02.2", "How many query-back calls does the CRM receive with event-carried state "
+                  "transfer? (an int)")
+def _ex_02_2(answer: Any) -> str | None:
+    if isinstance(answer, int) and answer == 0:
+        return None
+    return "Fat events carry the address: does any consumer still need to ask the CRM?"
+
+
+@exercise("02.3", "With 30 customers, how many events does a compacted log hold, however "
+                  "many changes there were? (an int)")
+def _ex_02_3(answer: Any) -> str | None:
+    if isinstance(answer, int) and answer == 30:
+        return None
+    return "Compaction keeps the latest event per key: one per customer."
+
+
+@exercise("02.4", "During a CRM outage, which pattern keeps serving fresh addresses: "
+                  "'notification' or 'carried_state'?")
+def _ex_02_4(answer: Any) -> str | None:
+    if isinstance(answer, str) and answer.strip().lower() == "carried_state":
+        return None
+    return "Compare the 'available in outage' column of compare_patterns(outage=...)."

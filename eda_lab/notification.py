@@ -1,0 +1,794 @@
+"""Pattern 1, event notification: thin events, and consumers that query back.
+
+Fowler's example: a customer changes address. With **event notification** the
+CRM emits a *thin* event, ``CustomerAddressChanged {customer_id, href}``: it says
+*that* something changed, not *what*. Every consumer that needs the new address
+**queries back** to the CRM. The emitter stays simple and the data stays in one
+place, but:
+
+* the load on the source grows with consumers x changes (every event costs one
+  call per consumer), see :func:`query_back_summary` and :func:`source_load`;
+* the consumers are **temporally coupled** to the source: while it is down their
+  query-backs fail, they retry with backoff and finally give up; see
+  :class:`QueryBack` and the ``query`` rows of the trace;
+* the data arrives later than the event: :func:`time_to_data`.
+
+A query-back is a request in virtual time with its own (seeded) latency. Each
+attempt is one trace row::
+
+    kind="query"  service=<caller>  peer=<callee>  type=<request name>
+    subject=<key>  size=<response bytes>  latency=<round trip>
+    outcome="ok" | "error" (will retry) | "gave_up" (last attempt failed)
+
+When a consumer has the data of a change it records a ``data_ready`` row whose
+``event`` is the change it now knows (the source answers with its *latest* state,
+which may be newer than the event that triggered the call). Event-carried state
+transfer (:mod:`eda_lab.carried_state`) records the same rows, so both patterns
+are measured by the same functions on the same workload: :class:`AddressScenario`.
+
+The module also shows two things Fowler warns about:
+
+* a flow spread over notifications is only visible in a running system:
+  :func:`run_order_cascade` runs a four-hop cascade whose graph
+  :func:`eda_lab.flow.flow_graph` rebuilds from the trace;
+* the *passive-aggressive command*, an event that really expects one consumer
+  to act, versus the honest command: :func:`events_versus_commands`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from eda_lab.errors import EdaLabError, ServiceUnavailable
+from eda_lab.events import Command, Event
+from eda_lab.exercises import exercise
+from eda_lab.latency import Exponential, Fixed, Latency, as_latency
+from eda_lab.services import Emitter, Sink
+from eda_lab.sim import Simulation
+
+__all__ = [
+    "ADDRESS_FIELDS",
+    "CHANGE_TYPE",
+    "REGISTERED_TYPE",
+    "AddressScenario",
+    "AddressWorkload",
+    "CommandRejected",
+    "NotificationConsumer",
+    "QueryBack",
+    "ScenarioError",
+    "ScenarioRun",
+    "SourceService",
+    "UnknownEntity",
+    "ViewConsumer",
+    "events_versus_commands",
+    "query_back_summary",
+    "query_rows",
+    "run_notification",
+    "run_order_cascade",
+    "scenario_with",
+    "send_command",
+    "source_load",
+    "time_to_data",
+    "unhandled_events",
+]
+
+#: The change every consumer cares about, and the event that creates a customer.
+CHANGE_TYPE = "CustomerAddressChanged"
+REGISTERED_TYPE = "CustomerRegistered"
+#: The part of a customer record that the consumers (shipping, quoting) keep.
+ADDRESS_FIELDS = ("street", "city", "postcode")
+#: The request a consumer sends when it queries back.
+GET_CUSTOMER = "GetCustomer"
+
+_STREETS = ("Sonnenweg", "Muhlenweg", "Waldstrasse", "Bahnhofstrasse", "Gartenweg",
+            "Lindenallee", "Schulstrasse", "Bergstrasse", "Kirchweg", "Feldweg")
+_CITIES = (("Berlin", "10"), ("Hamburg", "20"), ("Bremen", "28"), ("Frankfurt", "60"),
+           ("Munich", "80"), ("Cologne", "50"), ("Leipzig", "04"), ("Dresden", "01"))
+_FIRST = ("Carla", "Felix", "Ana", "Jonas", "Mira", "Lukas", "Emma", "Noah", "Lea", "Ben")
+_LAST = ("Schulz", "Popescu", "Meyer", "Novak", "Weber", "Costa", "Fischer", "Yilmaz")
+
+
+class ScenarioError(EdaLabError, ValueError):
+    """A scenario parameter is out of range (the message names it and the allowed range)."""
+
+
+class UnknownEntity(EdaLabError, KeyError):
+    """A query-back asked the source for a key it has never heard of."""
+
+
+class CommandRejected(EdaLabError):
+    """A command's receiver refused it (raise this in a command handler)."""
+
+
+def _json_size(data: dict[str, Any]) -> int:
+    return len(json.dumps(data, separators=(",", ":")))
+
+
+def _address(rng: Any) -> dict[str, str]:
+    city, prefix = _CITIES[rng.randrange(len(_CITIES))]
+    return {"street": f"{_STREETS[rng.randrange(len(_STREETS))]} {rng.randint(1, 180)}",
+            "city": city, "postcode": f"{prefix}{rng.randint(100, 999)}"}
+
+
+# -- the source of truth --------------------------------------------------------------
+class SourceService:
+    """The service that owns the data (the CRM) and answers query-backs.
+
+    It publishes a change event on ``topic`` whenever a record changes: a **thin**
+    event (``fat=False``: the id and a link to query) or a **fat** one
+    (``fat=True``: the changed address, for event-carried state transfer). It keeps
+    the current records and, per key, the change event of the current version, so
+    a query-back can say which version it returned.
+    """
+
+    def __init__(self, sim: Simulation, name: str, topic: Any, *, fat: bool = False) -> None:
+        self.sim = sim
+        self.emitter: Emitter = sim.emitter(name)
+        self.topic = topic
+        self.fat = fat
+        self.records: dict[str, dict[str, Any]] = {}
+        self.version: dict[str, Event] = {}
+
+    @property
+    def name(self) -> str:
+        return self.emitter.name
+
+    def is_up(self, t: float | None = None) -> bool:
+        return self.emitter.is_up(t)
+
+    def _publish(self, type_: str, key: str) -> Event:
+        record = self.records[key]
+        if self.fat or type_ == REGISTERED_TYPE:
+            fields = ADDRESS_FIELDS if type_ == CHANGE_TYPE else tuple(record)
+            data = {"customer_id": key, **{f: record[f] for f in fields if f != "customer_id"}}
+        else:
+            data = {"customer_id": key, "href": f"/customers/{key}"}
+        event = self.emitter.emit(self.topic, type_, key, data)
+        self.version[key] = event
+        return event
+
+    def register(self, key: str, record: dict[str, Any]) -> Event:
+        """Create a customer and publish ``CustomerRegistered`` (always with the record)."""
+        self.records[key] = {"customer_id": key, **record}
+        return self._publish(REGISTERED_TYPE, key)
+
+    def change_address(self, key: str, address: dict[str, str]) -> Event:
+        """Change a customer's address (the source of truth) and publish the change."""
+        if key not in self.records:
+            raise UnknownEntity(f"{self.name} has no customer {key!r}; register it first.")
+        self.records[key] = {**self.records[key], **{f: address[f] for f in ADDRESS_FIELDS}}
+        return self._publish(CHANGE_TYPE, key)
+
+    def serve(self, request: str, key: str) -> tuple[dict[str, Any], Event]:
+        """Answer a query: the current record of ``key`` and the event of its version.
+
+        Raises :class:`~eda_lab.errors.ServiceUnavailable` while the service is down
+        and :class:`UnknownEntity` for a key it does not know.
+        """
+        now = self.sim.now
+        if not self.is_up(now):
+            back = self.emitter.back_up_at(now)
+            raise ServiceUnavailable(
+                f"{self.name} is down (until t={back:g}s) and cannot answer {request} "
+                f"{key}: retry later, or keep your own copy (event-carried state transfer)."
+            )
+        if key not in self.records:
+            raise UnknownEntity(f"{self.name} has no customer {key!r}.")
+        return dict(self.records[key]), self.version[key]
+
+    def addresses(self) -> dict[str, dict[str, str]]:
+        """The address part of every record: what a correct replica must hold."""
+        return {k: {f: r[f] for f in ADDRESS_FIELDS} for k, r in self.records.items()}
+
+
+# -- the query-back call --------------------------------------------------------------
+OnData = Callable[[str, dict[str, Any], Event], None]
+
+
+class QueryBack:
+    """The client side of a query-back: a request in virtual time, with retries.
+
+    Each attempt takes one round trip drawn from ``latency``; the source handles
+    it half-way through. While the source is down the attempt fails (outcome
+    ``error``), and the next one starts ``backoff`` seconds later, doubling each
+    time; after ``max_attempts`` failures the caller gives up (outcome
+    ``gave_up``) and never gets this data: that is temporal coupling.
+    """
+
+    def __init__(self, sim: Simulation, caller: str, source: SourceService, *,
+                 latency: Latency | float | None = 0.02, max_attempts: int = 4,
+                 backoff: float = 1.0, request: str = GET_CUSTOMER) -> None:
+        if max_attempts < 1:
+            raise ScenarioError(f"max_attempts must be at least 1, got {max_attempts}.")
+        if backoff < 0:
+            raise ScenarioError(f"backoff must be >= 0 seconds, got {backoff}.")
+        self.sim = sim
+        self.caller = caller
+        self.source = source
+        self.latency = as_latency(latency)
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.request = request
+        self.calls = 0
+        self.failures = 0
+        self.gave_up = 0
+
+    def fetch(self, key: str, on_data: OnData, attempt: int = 1) -> None:
+        """Start a query for ``key``; ``on_data(key, record, version_event)`` on success."""
+        rtt = self.latency.sample(self.sim.rng)
+        started = self.sim.now
+        self.calls += 1
+        self.sim.schedule(rtt / 2, self._arrive, key, on_data, attempt, started, rtt)
+
+    def _arrive(self, key: str, on_data: OnData, attempt: int, started: float,
+                rtt: float) -> None:
+        try:
+            answer: tuple[dict[str, Any], Event] | Exception = self.source.serve(
+                self.request, key)
+        except (ServiceUnavailable, UnknownEntity) as exc:
+            answer = exc
+        self.sim.schedule(rtt / 2, self._respond, key, on_data, attempt, started, answer)
+
+    def _respond(self, key: str, on_data: OnData, attempt: int, started: float,
+                 answer: tuple[dict[str, Any], Event] | Exception) -> None:
+        sim = self.sim
+        latency = sim.now - started
+        if not isinstance(answer, Exception):
+            record, version = answer
+            sim.trace.record(sim.now, "query", self.caller, peer=self.source.name,
+                             type=self.request, subject=key, size=_json_size(record),
+                             latency=latency, outcome="ok",
+                             detail=f"attempt {attempt}" if attempt > 1 else "")
+            on_data(key, record, version)
+            return
+        self.failures += 1
+        message = type(answer).__name__
+        if attempt < self.max_attempts and not isinstance(answer, UnknownEntity):
+            delay = self.backoff * 2 ** (attempt - 1)
+            sim.trace.record(sim.now, "query", self.caller, peer=self.source.name,
+                             type=self.request, subject=key, latency=latency,
+                             outcome="error",
+                             detail=f"attempt {attempt} failed: {message}; retry in {delay:g}s")
+            sim.schedule(delay, self.fetch, key, on_data, attempt + 1)
+            return
+        self.gave_up += 1
+        sim.trace.record(sim.now, "query", self.caller, peer=self.source.name,
+                         type=self.request, subject=key, latency=latency, outcome="gave_up",
+                         detail=f"gave up after {attempt} attempts: {message}")
+
+
+# -- consumers ------------------------------------------------------------------------
+class ViewConsumer:
+    """Common base: a sink with a local view of addresses and a version per key.
+
+    ``view`` is what the consumer currently believes; ``versions`` holds the
+    change event each entry came from. A consumer only replaces an entry with a
+    *newer* version (compared by the simulation's event sequence), so answers that
+    arrive out of order cannot roll the view back.
+    """
+
+    def __init__(self, sim: Simulation, name: str) -> None:
+        self.sim = sim
+        self.sink: Sink = sim.sink(name)
+        self.name = name
+        self.view: dict[str, dict[str, str]] = {}
+        self.versions: dict[str, Event] = {}
+
+    def bootstrap(self, addresses: dict[str, dict[str, str]],
+                  versions: dict[str, Event]) -> None:
+        """Start from a copy of the source (how the consumer got its initial state)."""
+        self.view = {k: dict(v) for k, v in addresses.items()}
+        self.versions = dict(versions)
+
+    def store(self, key: str, address: dict[str, Any], version: Event) -> None:
+        """Keep ``address`` as the view of ``key`` unless a newer version is already held."""
+        held = self.versions.get(key)
+        if held is not None and (held.sequence or 0) > (version.sequence or 0):
+            return
+        self.view[key] = {f: address[f] for f in ADDRESS_FIELDS}
+        self.versions[key] = version
+        now = self.sim.now
+        emitted = (version.time - self.sim.start).total_seconds()
+        self.sim.trace.record(now, "data_ready", self.name, event=version,
+                              peer=version.source, latency=now - emitted)
+
+    def read(self, key: str) -> dict[str, str] | None:
+        """Serve a read from the local view (a ``read`` row: ok, or miss)."""
+        found = self.view.get(key)
+        self.sim.trace.record(self.sim.now, "read", self.name, type="ReadAddress",
+                              subject=key, outcome="ok" if found is not None else "miss")
+        return found
+
+
+class NotificationConsumer(ViewConsumer):
+    """A consumer of thin events: on each change it queries the source back.
+
+    Its view holds what it last fetched, so reads are served locally; but every
+    change costs one query-back, and while the source is down the view stays
+    behind (or forever behind, when the client gives up).
+    """
+
+    def __init__(self, sim: Simulation, name: str, source: SourceService, topic: Any, *,
+                 latency: Latency | float | None = None,
+                 query_latency: Latency | float | None = 0.02,
+                 max_attempts: int = 4, backoff: float = 1.0) -> None:
+        super().__init__(sim, name)
+        self.client = QueryBack(sim, name, source, latency=query_latency,
+                                max_attempts=max_attempts, backoff=backoff)
+        self.sink.subscribe(topic, self.on_event, latency=latency)
+
+    def on_event(self, event: Event) -> None:
+        if event.type == CHANGE_TYPE:
+            self.client.fetch(event.subject, self._fetched)
+
+    def _fetched(self, key: str, record: dict[str, Any], version: Event) -> None:
+        self.store(key, record, version)
+
+
+# -- the shared workload and scenario -------------------------------------------------
+@dataclass(frozen=True)
+class AddressWorkload:
+    """The work both patterns do: initial customers, address changes and reads.
+
+    Generated up front from the simulation's seeded generator, before anything
+    else draws from it, so the same seed gives the same work to either pattern.
+    """
+
+    customers: dict[str, dict[str, Any]]
+    changes: list[tuple[float, str, dict[str, str]]]
+    reads: list[tuple[float, int, str]]
+
+    @classmethod
+    def generate(cls, rng: Any, *, customers: int, changes_per_minute: float,
+                 duration: float, consumers: int, reads_per_minute: float) -> AddressWorkload:
+        people: dict[str, dict[str, Any]] = {}
+        for i in range(1, customers + 1):
+            first, last = _FIRST[rng.randrange(len(_FIRST))], _LAST[rng.randrange(len(_LAST))]
+            people[f"C-{i:04d}"] = {"name": f"{first} {last}",
+                                    "email": f"{first.lower()}.{last.lower()}{i}@example.org",
+                                    **_address(rng)}
+        keys = list(people)
+        changes = [(t, keys[rng.randrange(len(keys))], _address(rng))
+                   for t in _arrivals(rng, changes_per_minute / 60.0, duration)]
+        reads = [(t, rng.randrange(consumers), keys[rng.randrange(len(keys))])
+                 for t in _arrivals(rng, consumers * reads_per_minute / 60.0, duration)]
+        return cls(people, changes, reads)
+
+
+def _arrivals(rng: Any, rate: float, duration: float) -> list[float]:
+    """Poisson arrival times (``rate`` per second) in (0, duration)."""
+    times: list[float] = []
+    if rate <= 0:
+        return times
+    t = rng.expovariate(rate)
+    while t < duration:
+        times.append(round(t, 3))
+        t += rng.expovariate(rate)
+    return times
+
+
+def _latency_model(mean: float) -> Latency:
+    return Fixed(0.0) if mean == 0 else Exponential(mean)
+
+
+@dataclass(frozen=True)
+class AddressScenario:
+    """Fowler's address change in the shop, with every knob a notebook turns.
+
+    Times are virtual seconds; latencies are exponential with the given mean (0
+    means instantaneous). ``outage=(start, end)`` takes the source down.
+    """
+
+    seed: int = 7
+    customers: int = 40
+    changes_per_minute: float = 6.0
+    duration: float = 600.0
+    consumers: int = 3
+    latency: float = 1.0
+    query_latency: float = 0.2
+    outage: tuple[float, float] | None = None
+    reads_per_minute: float = 12.0
+    max_attempts: int = 4
+    backoff: float = 1.0
+    drain: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [("customers", self.customers >= 1, ">= 1"),
+                  ("consumers", 1 <= self.consumers <= 50, "between 1 and 50"),
+                  ("changes_per_minute", 0 <= self.changes_per_minute <= 6000, "0..6000"),
+                  ("duration", self.duration > 0, "> 0 seconds"),
+                  ("latency", self.latency >= 0, ">= 0 seconds"),
+                  ("query_latency", self.query_latency >= 0, ">= 0 seconds"),
+                  ("reads_per_minute", self.reads_per_minute >= 0, ">= 0")]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ScenarioError(f"{name}={getattr(self, name)!r} is out of range: "
+                                    f"use a value {allowed}.")
+        if self.outage is not None and not (0 <= self.outage[0] < self.outage[1]):
+            raise ScenarioError(f"outage={self.outage!r} must be (start, end) with "
+                                "0 <= start < end, in virtual seconds.")
+
+    def consumer_names(self) -> list[str]:
+        base = ("shipping", "quoting", "billing", "analytics", "loyalty")
+        return [base[i] if i < len(base) else f"consumer-{i + 1}" for i in range(self.consumers)]
+
+    def run(self, make_consumer: Callable[[Simulation, str, SourceService, Any], Any], *,
+            fat: bool, pattern: str) -> ScenarioRun:
+        """Build the world, play the workload, and return the finished run."""
+        sim = Simulation(self.seed)
+        work = AddressWorkload.generate(
+            sim.rng, customers=self.customers, changes_per_minute=self.changes_per_minute,
+            duration=self.duration, consumers=self.consumers,
+            reads_per_minute=self.reads_per_minute)
+        topic = sim.channel("bus", partitions=4).topic("customers")
+        source = SourceService(sim, "crm", topic, fat=fat)
+        for key, record in work.customers.items():
+            source.register(key, record)  # history before any consumer subscribed
+        consumers = [make_consumer(sim, name, source, topic) for name in self.consumer_names()]
+        for consumer in consumers:
+            consumer.bootstrap(source.addresses(), source.version)
+        for t, key, address in work.changes:
+            sim.at(t, source.change_address, key, address)
+        for t, index, key in work.reads:
+            sim.at(t, consumers[index].read, key)
+        if self.outage is not None:
+            sim.outage(source.name, *self.outage)
+        sim.run(until=self.duration)
+        if self.drain:
+            sim.run()
+        return ScenarioRun(self, pattern, sim, source, topic, consumers, work)
+
+
+@dataclass
+class ScenarioRun:
+    """A finished scenario: the simulation, its parts, and the trace frame."""
+
+    scenario: AddressScenario
+    pattern: str
+    sim: Simulation
+    source: SourceService
+    topic: Any
+    consumers: list[Any]
+    workload: AddressWorkload
+    _frame: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """``sim.frame()``, computed once."""
+        if self._frame is None:
+            self._frame = self.sim.frame()
+        return self._frame
+
+    @property
+    def horizon(self) -> float:
+        """The end of the measured period: the later of the duration and the clock."""
+        return max(self.scenario.duration, self.sim.now)
+
+    def replicas_match_source(self) -> bool:
+        """Does every consumer's view equal the source's addresses?"""
+        truth = self.source.addresses()
+        return all(c.view == truth for c in self.consumers)
+
+
+def scenario_with(scenario: AddressScenario | None = None, **changes: Any) -> AddressScenario:
+    """``scenario`` (default: the default scenario) with some parameters changed."""
+    if scenario is None:
+        return AddressScenario(**changes)
+    return replace(scenario, **changes) if changes else scenario
+
+
+def run_notification(scenario: AddressScenario | None = None, **changes: Any) -> ScenarioRun:
+    """Run the address-change scenario with thin events and query-back consumers.
+
+    ``run_notification(consumers=5)`` is ``AddressScenario(consumers=5)`` run.
+    """
+    s = scenario_with(scenario, **changes)
+
+    def make(sim: Simulation, name: str, source: SourceService, topic: Any) -> Any:
+        return NotificationConsumer(
+            sim, name, source, topic, latency=_latency_model(s.latency),
+            query_latency=_latency_model(s.query_latency), max_attempts=s.max_attempts,
+            backoff=s.backoff)
+
+    return s.run(make, fat=False, pattern="notification")
+
+
+# -- metrics over the trace -----------------------------------------------------------
+def query_rows(frame: pd.DataFrame, *, callee: str | None = None) -> pd.DataFrame:
+    """The ``query`` rows of a trace (optionally only calls to ``callee``)."""
+    rows = frame[frame["kind"] == "query"]
+    if callee is not None:
+        rows = rows[rows["peer"] == callee]
+    return rows
+
+
+def _changes(frame: pd.DataFrame, types: Sequence[str]) -> pd.DataFrame:
+    return frame[(frame["kind"] == "emit") & frame["type"].isin(list(types))]
+
+
+def query_back_summary(frame: pd.DataFrame, *,
+                       types: Sequence[str] = (CHANGE_TYPE,)) -> dict[str, Any]:
+    """Counts for a notification run: events, consumers, calls and their outcomes.
+
+    ``calls_per_event`` is query-back attempts per change event: the number of
+    consumers when nothing fails, more when retries pile up.
+    """
+    events = len(_changes(frame, types))
+    queries = query_rows(frame)
+    outcomes = queries["outcome"].value_counts()
+    consumers = queries["service"].nunique()
+    calls = len(queries)
+    return {
+        "events": events,
+        "consumers": int(consumers),
+        "calls": calls,
+        "calls_per_event": round(calls / events, 3) if events else 0.0,
+        "ok": int(outcomes.get("ok", 0)),
+        "errors": int(outcomes.get("error", 0)),
+        "gave_up": int(outcomes.get("gave_up", 0)),
+        "response_bytes": int(queries["size"].fillna(0).sum()),
+    }
+
+
+def source_load(frame: pd.DataFrame, *, source: str = "crm", window: float = 30.0,
+                end: float | None = None) -> pd.DataFrame:
+    """Query-back calls reaching ``source`` per time window of ``window`` seconds.
+
+    One row per window (empty windows included, so a chart shows the quiet
+    periods too), with the calls answered (``ok``) and failed (``failed``).
+    """
+    if window <= 0:
+        raise ScenarioError(f"window must be > 0 seconds, got {window}.")
+    rows = query_rows(frame, callee=source)
+    last = end if end is not None else (float(frame["t"].max()) if len(frame) else 0.0)
+    n = max(1, math.ceil(last / window + 1e-9))
+    starts = [i * window for i in range(n)]
+    bins = (rows["t"] // window).astype("int64").clip(upper=n - 1)
+    ok = (rows["outcome"] == "ok").groupby(bins).sum()
+    total = bins.value_counts()
+    out = pd.DataFrame({"window_start": starts})
+    out["calls"] = [int(total.get(i, 0)) for i in range(n)]
+    out["ok"] = [int(ok.get(i, 0)) for i in range(n)]
+    out["failed"] = out["calls"] - out["ok"]
+    out["calls_per_second"] = out["calls"] / window
+    return out
+
+
+def time_to_data(frame: pd.DataFrame, *,
+                 types: Sequence[str] = (CHANGE_TYPE,)) -> pd.DataFrame:
+    """For each consumer and change: seconds from the emit until it had that data.
+
+    A consumer "has" a change once it holds that version or a newer one of the
+    same key (a ``data_ready`` row). ``seconds`` is NaN when it never got it.
+    Consumers are the services with ``data_ready`` or ``deliver`` rows of ``types``.
+    """
+    changes = _changes(frame, types)
+    ready = frame[frame["kind"] == "data_ready"]
+    delivered = frame[(frame["kind"] == "deliver") & frame["type"].isin(list(types))]
+    consumers = sorted(set(ready["service"]) | set(delivered["service"]))
+    # version order = order of the emit rows; the version a ready row holds is the
+    # emit row of its event id (any type: a registration is a version too)
+    emit_seq = dict(zip(frame.loc[frame["kind"] == "emit", "event_id"],
+                        frame.loc[frame["kind"] == "emit", "seq"], strict=True))
+    held: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for service, subject, event_id, t in zip(ready["service"], ready["subject"],
+                                             ready["event_id"], ready["t"], strict=True):
+        held.setdefault((service, subject), []).append((emit_seq.get(event_id, -1), t))
+    records = []
+    for seq, subject, t_emit, event_id in zip(changes["seq"], changes["subject"],
+                                              changes["t"], changes["event_id"], strict=True):
+        for consumer in consumers:
+            times = [t for version, t in held.get((consumer, subject), ()) if version >= seq]
+            got = min(times) if times else math.nan
+            records.append((consumer, subject, event_id, t_emit, got, got - t_emit))
+    return pd.DataFrame(records, columns=["consumer", "subject", "event_id", "emitted",
+                                          "ready", "seconds"]).astype(
+        {"consumer": "str", "subject": "str", "event_id": "str", "emitted": "float64",
+         "ready": "float64", "seconds": "float64"})
+
+
+# -- a cascade spread over notifications ----------------------------------------------
+CASCADE = (
+    ("billing", "OrderPlaced", "PaymentRequested"),
+    ("payments", "PaymentRequested", "PaymentCaptured"),
+    ("shipping", "PaymentCaptured", "ShipmentScheduled"),
+    ("mailer", "ShipmentScheduled", None),
+    ("analytics", "OrderPlaced", None),
+)
+
+
+def run_order_cascade(*, seed: int = 3, orders: int = 5, latency: float = 0.5,
+                      interval: float = 10.0) -> Simulation:
+    """A four-hop flow no single piece of code shows: who reacts to whom.
+
+    Each event type has its own topic. The shop emits ``OrderPlaced``; billing
+    reacts with ``PaymentRequested``; payments with ``PaymentCaptured``; shipping
+    with ``ShipmentScheduled``; the mailer sends a mail and emits nothing, and
+    analytics counts orders. Each handler only knows its own input
+    event, yet :func:`eda_lab.flow.flow_graph` rebuilds the whole flow from the
+    causation and correlation ids in the trace.
+    """
+    if orders < 1:
+        raise ScenarioError(f"orders must be at least 1, got {orders}.")
+    sim = Simulation(seed)
+    bus = sim.channel("bus", partitions=2, latency=_latency_model(latency))
+    shop = sim.emitter("shop")
+    for name, listens_to, emits in CASCADE:
+        sink = sim.sink(name)
+        out = bus.topic(emits) if emits is not None else None
+
+        def handler(event: Event, sink: Sink = sink, out: Any = out,
+                    emits: str | None = emits) -> None:
+            if out is not None and emits is not None:
+                sink.emit(out, emits, event.subject, {"order_id": event.subject})
+
+        sink.subscribe(bus.topic(listens_to), handler)
+    topic = bus.topic("OrderPlaced")
+    for i in range(orders):
+        order_id = f"O-{i + 1:04d}"
+        sim.at(interval * i, shop.emit, topic, "OrderPlaced", order_id,
+               {"order_id": order_id, "customer_id": f"C-{i + 1:04d}"})
+    sim.run()
+    return sim
+
+
+def unhandled_events(frame: pd.DataFrame) -> pd.DataFrame:
+    """Events emitted that no sink ever handled: where a flow silently stops.
+
+    Harmless for a real event (a fact nobody needs yet); a bug for a
+    passive-aggressive command, an event whose emitter was counting on someone.
+    """
+    emits = frame[frame["kind"] == "emit"]
+    handled = set(frame.loc[frame["kind"] == "deliver", "event_id"])
+    return emits[~emits["event_id"].isin(handled)][["t", "service", "type", "subject",
+                                                    "event_id"]].reset_index(drop=True)
+
+
+# -- events versus commands -----------------------------------------------------------
+def send_command(sim: Simulation, sender: str, receiver: Any, command: Command,
+                 handler: Callable[[Command], Any] | None, *,
+                 latency: float = 0.1,
+                 on_result: Callable[[str, str], None] | None = None) -> None:
+    """Send ``command`` from ``sender`` to one named ``receiver`` (a service).
+
+    A command is addressed: the sender names its receiver and learns the outcome
+    (``command`` rows: ``ok``, ``rejected`` when the handler raises
+    :class:`CommandRejected`, ``error`` when the receiver is down or has no
+    handler). ``on_result(outcome, detail)`` is called back with it.
+    """
+    started = sim.now
+    name = receiver if isinstance(receiver, str) else receiver.name
+
+    def deliver() -> None:
+        outcome, detail = "ok", ""
+        service = sim.services.get(name)
+        if handler is None or service is None:
+            outcome, detail = "error", f"nobody handles {command.type} at {name!r}"
+        elif not service.is_up():
+            outcome, detail = "error", f"ServiceUnavailable: {name} is down"
+        else:
+            try:
+                handler(command)
+            except CommandRejected as exc:
+                outcome, detail = "rejected", str(exc)
+
+        def answer() -> None:
+            sim.trace.record(sim.now, "command", sender, peer=name, type=command.type,
+                             subject=command.subject, size=_json_size(dict(command.data)),
+                             latency=sim.now - started, outcome=outcome, detail=detail)
+            if on_result is not None:
+                on_result(outcome, detail)
+
+        sim.schedule(latency / 2, answer)
+
+    sim.schedule(latency / 2, deliver)
+
+
+def _payment_flow(seed: int, orders: int, style: str, payments_up: bool) -> dict[str, Any]:
+    sim = Simulation(seed)
+    topic = sim.channel("bus", latency=Fixed(0.1)).topic("orders")
+    shop = sim.sink("shop")
+    payments = sim.sink("payments")
+    paid: set[str] = set()
+    failures_seen: list[str] = []
+    if not payments_up:
+        sim.outage("payments", 0.0, 1e9)
+
+    def capture(order_id: str) -> None:
+        paid.add(order_id)
+
+    if style == "event":
+        # The smell: an "event" named like a fact that is really an order to payments.
+        payments.subscribe(topic, lambda e: capture(e.subject)
+                           if e.type == "PaymentRequested" else None)
+        for i in range(orders):
+            oid = f"O-{i + 1:04d}"
+            sim.at(float(i), shop.emit, topic, "PaymentRequested", oid, {"order_id": oid})
+    else:
+        for i in range(orders):
+            oid = f"O-{i + 1:04d}"
+            cmd = Command("CapturePayment", {"order_id": oid}, subject=oid, id=f"cmd-{i + 1}",
+                          time=sim.time_of(float(i)))
+
+            def result(outcome: str, detail: str, oid: str = oid) -> None:
+                if outcome != "ok":
+                    failures_seen.append(oid)
+
+            sim.at(float(i), lambda cmd=cmd, result=result: send_command(
+                sim, "shop", payments, cmd, lambda c: capture(c.subject), latency=0.1,
+                on_result=result))
+    sim.run(until=orders + 60.0)
+    frame = sim.frame()
+    return {"paid": len(paid), "failures_seen_by_sender": len(failures_seen),
+            "waiting_silently": len(unhandled_events(frame)) if style == "event" else 0,
+            "frame": frame}
+
+
+def events_versus_commands(*, seed: int = 5, orders: int = 10,
+                           payments_up: bool = False) -> pd.DataFrame:
+    """The passive-aggressive command and its rewrite, run side by side.
+
+    ``PaymentRequested`` looks like an event but the shop *expects* payments to
+    act. Rewritten as the command ``CapturePayment``, addressed to payments, the
+    dependency is explicit: the sender knows its receiver and hears when the
+    command fails. With ``payments_up=False`` (payments down for the whole run)
+    the event version fails silently and the command version fails loudly.
+    """
+    rows = []
+    for style, message, names in (("event", "PaymentRequested (event)", False),
+                                  ("command", "CapturePayment (command)", True)):
+        result = _payment_flow(seed, orders, style, payments_up)
+        rows.append({
+            "message": message,
+            "sender names the receiver": names,
+            "receiver may refuse": names,
+            "orders": orders,
+            "orders paid": result["paid"],
+            "failures the sender sees": result["failures_seen_by_sender"],
+            "requests waiting, unseen": result["waiting_silently"],
+        })
+    return pd.DataFrame(rows).set_index("message")
+
+
+# -- exercises ------------------------------------------------------------------------
+def _close(answer: Any, expected: float, tolerance: float = 1e-6) -> bool:
+    return isinstance(answer, (int, float)) and abs(float(answer) - expected) <= tolerance
+
+
+@exercise("01.1", "With 4 consumers and 30 address changes and no outage, how many "
+                  "query-back calls does the CRM receive?")
+def _ex_01_1(answer: Any) -> str | None:
+    if _close(answer, 120):
+        return None
+    return "Every consumer queries back once per change event: consumers x events."
+
+
+@exercise("01.2", "Doubling the number of consumers multiplies the query-back load on the "
+                  "source by what factor? (a number)")
+def _ex_01_2(answer: Any) -> str | None:
+    if _close(answer, 2):
+        return None
+    return "Each new consumer adds one call per event: the load grows linearly in consumers."
+
+
+@exercise("01.3", "During a source outage, which outcome do the last failed attempts of a "
+                  "query-back have in the trace? (a string)")
+def _ex_01_3(answer: Any) -> str | None:
+    if isinstance(answer, str) and answer.strip().lower() == "gave_up":
+        return None
+    return ("Look at query_rows(frame)['outcome'].unique() for a run with an outage: "
+            "retries are 'error', the final attempt is ...")
+
+
+@exercise("01.4", "How many hops (events after the first) does the order cascade have? "
+                  "(an int)")
+def _ex_01_4(answer: Any) -> str | None:
+    if _close(answer, 3):
+        return None
+    return "Count the events caused by OrderPlaced along one correlation id (see conversation())."
