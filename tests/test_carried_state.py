@@ -1,0 +1,186 @@
+"""Event-carried state transfer: replicas, staleness, outages, cost and bootstrapping."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eda_lab import charts
+from eda_lab.carried_state import (
+    ThinEventError,
+    availability,
+    bootstrap_replica,
+    build_history,
+    compact,
+    compare_patterns,
+    cost,
+    run_carried_state,
+    stale_intervals,
+    stale_reads,
+    staleness_summary,
+)
+from eda_lab.exercises import check
+from eda_lab.notification import CHANGE_TYPE, query_rows, run_notification
+
+SMALL = dict(customers=8, changes_per_minute=12.0, duration=120.0, consumers=3,
+             reads_per_minute=30.0)
+OUTAGE = (40.0, 100.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), consumers=st.integers(1, 4),
+       rate=st.floats(0.5, 60.0), latency=st.floats(0.0, 10.0))
+def test_drained_replicas_equal_the_source(seed: int, consumers: int, rate: float,
+                                           latency: float) -> None:
+    run = run_carried_state(seed=seed, customers=5, changes_per_minute=rate, duration=60.0,
+                            consumers=consumers, latency=latency, reads_per_minute=0.0)
+    truth = run.source.addresses()
+    assert all(c.view == truth for c in run.consumers)
+    assert query_rows(run.frame).empty  # nobody ever calls the source
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), rate=st.floats(1.0, 120.0))
+def test_zero_latency_means_zero_staleness(seed: int, rate: float) -> None:
+    for run in (run_carried_state(seed=seed, customers=5, changes_per_minute=rate,
+                                  duration=60.0, latency=0.0),
+                run_notification(seed=seed, customers=5, changes_per_minute=rate,
+                                 duration=60.0, latency=0.0, query_latency=0.0)):
+        summary = staleness_summary(run.frame, end=run.horizon)
+        assert summary["fraction_stale"] == 0.0
+        assert summary["max_stale_s"] == 0.0 and summary["stale_reads"] == 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), latency=st.floats(0.1, 20.0),
+       outage=st.booleans())
+def test_stale_intervals_are_disjoint_and_inside_the_run(seed: int, latency: float,
+                                                         outage: bool) -> None:
+    run = run_notification(seed=seed, **SMALL, latency=latency,
+                           outage=OUTAGE if outage else None)
+    intervals = stale_intervals(run.frame, end=run.horizon)
+    assert (intervals["start"] >= 0).all() and (intervals["end"] <= run.horizon).all()
+    assert (intervals["seconds"] > 0).all()
+    for _, group in intervals.groupby(["consumer", "subject"]):
+        ordered = group.sort_values("start")
+        assert (ordered["start"].iloc[1:].to_numpy() >= ordered["end"].iloc[:-1].to_numpy()).all()
+    summary = staleness_summary(run.frame, end=run.horizon)
+    assert 0.0 <= summary["fraction_stale"] <= 1.0
+    assert summary["p95_stale_s"] <= summary["max_stale_s"]
+
+
+def test_staleness_grows_with_latency() -> None:
+    low = staleness_summary(run_carried_state(**SMALL, latency=0.5).frame)
+    high = staleness_summary(run_carried_state(**SMALL, latency=5.0).frame)
+    assert 0 < low["fraction_stale"] < high["fraction_stale"]
+
+
+def test_a_stale_interval_by_hand() -> None:
+    # one change at t=10, the replica applies it at t=12.5: stale for 2.5 s
+    frame = pd.DataFrame({
+        "seq": [0, 1, 2, 3, 4],
+        "t": [0.0, 10.0, 11.0, 12.5, 20.0],
+        "kind": ["emit", "emit", "read", "data_ready", "read"],
+        "service": ["crm", "crm", "shipping", "shipping", "shipping"],
+        "peer": ["", "", "", "crm", ""],
+        "type": ["CustomerRegistered", CHANGE_TYPE, "ReadAddress", CHANGE_TYPE, "ReadAddress"],
+        "subject": ["C-1"] * 5,
+        "event_id": ["e0", "e1", "", "e1", ""],
+        "outcome": ["ok"] * 5,
+    })
+    intervals = stale_intervals(frame, end=20.0)
+    assert intervals[["consumer", "subject", "start", "end"]].values.tolist() == [
+        ["shipping", "C-1", 10.0, 12.5]]
+    assert stale_reads(frame, intervals)["t"].tolist() == [11.0]
+    summary = staleness_summary(frame, end=20.0)
+    assert summary["fraction_stale"] == pytest.approx(2.5 / 20.0)
+    assert summary["stale_reads"] == 1 and summary["reads"] == 2
+
+
+def test_during_an_outage_replicas_answer_and_query_backs_fail() -> None:
+    table, runs = compare_patterns(**SMALL, outage=OUTAGE)
+    assert table.loc["carried_state", "available in outage"] == 1.0
+    assert table.loc["notification", "available in outage"] < 0.5
+    assert table.loc["carried_state", "query-back calls"] == 0
+    assert table.loc["notification", "query-back calls"] > 0
+    # the same workload: the same change events at the same times for the same keys
+    a, b = (runs[p].frame for p in ("notification", "carried_state"))
+    changes = [f.loc[(f["kind"] == "emit") & (f["type"] == CHANGE_TYPE), ["t", "subject"]]
+               .reset_index(drop=True) for f in (a, b)]
+    assert changes[0].equals(changes[1])
+    assert table.loc["notification", "stale reads"] >= table.loc["carried_state", "stale reads"]
+    failed = query_rows(a)
+    assert (failed["outcome"] != "ok").any()
+
+
+def test_availability_is_nan_without_deliveries_in_the_window() -> None:
+    run = run_carried_state(**SMALL)
+    assert math.isnan(availability(run.frame, 1e6, 2e6))
+
+
+def test_fat_events_ship_more_bytes_and_save_every_query_back() -> None:
+    fat, thin = run_carried_state(**SMALL), run_notification(**SMALL)
+    fat_cost, thin_cost = cost(fat.frame), cost(thin.frame)
+    assert fat_cost["deliveries"] == thin_cost["deliveries"]
+    assert fat_cost["channel_bytes"] > thin_cost["channel_bytes"]
+    assert fat_cost["query_calls"] == 0 and thin_cost["query_calls"] > 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 1000), customers=st.integers(1, 30), changes=st.integers(0, 300))
+def test_compacted_bootstrap_builds_the_same_replica(seed: int, customers: int,
+                                                     changes: int) -> None:
+    log = build_history(seed=seed, customers=customers, changes=changes)
+    full = bootstrap_replica(log)
+    small = bootstrap_replica(log, compacted=True)
+    assert small.replica == full.replica
+    assert small.events_read == customers and full.events_read == len(log)
+    assert small.seconds <= full.seconds
+    assert len({e.subject for e in compact(log)}) == len(compact(log))
+
+
+def test_bootstrap_from_the_scenario_topic_matches_the_source() -> None:
+    run = run_carried_state(**SMALL)
+    result = bootstrap_replica(run.topic.events(), compacted=True)
+    assert result.replica == run.source.addresses()
+
+
+def test_thin_events_cannot_rebuild_a_replica() -> None:
+    run = run_notification(**SMALL)
+    with pytest.raises(ThinEventError, match="fat events"):
+        bootstrap_replica(run.topic.events())
+    with pytest.raises(ValueError):
+        bootstrap_replica([], read_rate=0)
+
+
+def test_staleness_chart_has_a_row_per_consumer_and_an_outage_band() -> None:
+    run = run_notification(**SMALL, outage=OUTAGE)
+    intervals = stale_intervals(run.frame, end=run.horizon)
+    spec = charts.staleness_chart(intervals, horizon=run.horizon, outage=OUTAGE).to_dict()
+    band, bars = spec["layer"]
+    assert band["mark"]["type"] == "rect" and bars["mark"]["type"] == "rect"
+    assert bars["encoding"]["y"]["sort"] == sorted(c.name for c in run.consumers)
+    assert bars["encoding"]["x"]["scale"]["domain"] == [0, run.horizon]
+    data = spec["datasets"][bars["data"]["name"]] if "datasets" in spec else []
+    assert len(data) == len(intervals)
+
+
+def test_comparison_chart_has_a_facet_per_metric() -> None:
+    table, _ = compare_patterns(**SMALL, outage=OUTAGE)
+    metrics = ["query-back calls", "channel bytes", "fraction stale", "available in outage"]
+    spec = charts.pattern_comparison_chart(table, metrics=metrics).to_dict()
+    assert spec["facet"]["row"]["sort"] == metrics
+    assert spec["resolve"]["scale"]["x"] == "independent"
+
+
+def test_exercise_answers_match_the_library() -> None:
+    run = run_carried_state(**SMALL, latency=0.0)
+    assert check("02.1", staleness_summary(run.frame)["fraction_stale"], quiet=True)
+    assert check("02.2", cost(run.frame)["query_calls"], quiet=True)
+    assert check("02.3", len(compact(build_history(customers=30, changes=500))), quiet=True)
+    assert check("02.4", "carried_state", quiet=True)
+    assert not check("02.4", "notification", quiet=True)

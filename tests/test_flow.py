@@ -1,0 +1,66 @@
+"""The flow graph: a cascade of notifications rebuilt from causation ids in the trace."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eda_lab import charts
+from eda_lab.flow import NoSuchConversation, conversation, flow_graph, max_hops
+from eda_lab.notification import run_notification, run_order_cascade
+
+
+def test_the_cascade_graph_follows_the_handlers() -> None:
+    graph = flow_graph(run_order_cascade(orders=4).frame())
+    assert graph.path_exists("service:shop", "service:mailer")
+    assert graph.successors("event:OrderPlaced") == ["service:analytics", "service:billing"]
+    assert graph.successors("service:billing") == ["event:PaymentRequested"]
+    assert not graph.path_exists("service:mailer", "service:shop")
+    depth = graph.nodes.set_index("node")["depth"]
+    assert depth["service:shop"] == 0 and depth["event:OrderPlaced"] == 1
+    assert depth["event:ShipmentScheduled"] == 7 and depth["service:mailer"] == 8
+    assert set(graph.edges["count"]) == {4}
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 1000), orders=st.integers(1, 8), latency=st.floats(0.0, 5.0))
+def test_every_conversation_is_a_three_hop_chain(seed: int, orders: int,
+                                                  latency: float) -> None:
+    frame = run_order_cascade(seed=seed, orders=orders, latency=latency).frame()
+    assert max_hops(frame) == 3
+    roots = frame[(frame["kind"] == "emit") & (frame["causation_id"] == "")]
+    assert len(roots) == orders
+    for root in roots["event_id"]:
+        chain = conversation(frame, root)
+        assert chain["type"].tolist() == ["OrderPlaced", "PaymentRequested",
+                                          "PaymentCaptured", "ShipmentScheduled"]
+        assert chain["hop"].tolist() == [0, 1, 2, 3]
+        assert chain["cause_type"].tolist()[1:] == chain["type"].tolist()[:-1]
+        assert chain["t"].is_monotonic_increasing
+        assert chain["subject"].nunique() == 1
+
+
+def test_query_backs_show_up_as_calls_in_the_graph() -> None:
+    run = run_notification(customers=5, duration=60.0, consumers=2)
+    graph = flow_graph(run.frame)
+    calls = graph.edges[graph.edges["kind"] == "queries"]
+    assert set(zip(calls["source"], calls["target"], strict=True)) == {
+        ("service:shipping", "service:crm"), ("service:quoting", "service:crm")}
+    assert "queries" not in set(flow_graph(run.frame, include_calls=False).edges["kind"])
+
+
+def test_an_unknown_conversation_is_explained() -> None:
+    frame = run_order_cascade(orders=1).frame()
+    with pytest.raises(NoSuchConversation, match="correlation id"):
+        conversation(frame, "nope")
+    assert max_hops(frame.iloc[0:0]) == 0
+
+
+def test_flow_chart_draws_nodes_and_edges() -> None:
+    graph = flow_graph(run_order_cascade(orders=2).frame())
+    spec = charts.flow_chart(graph).to_dict()
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks == ["rule", "point", "point", "text"]
+    nodes = spec["datasets"][spec["layer"][2]["data"]["name"]]
+    assert {n["label"] for n in nodes} >= {"shop", "OrderPlaced", "mailer"}

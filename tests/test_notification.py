@@ -1,0 +1,238 @@
+"""Event notification: thin events, query-back calls, their load and their failures."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eda_lab import charts
+from eda_lab.errors import EdaLabError
+from eda_lab.events import Command
+from eda_lab.exercises import check
+from eda_lab.notification import (
+    CHANGE_TYPE,
+    AddressScenario,
+    CommandRejected,
+    QueryBack,
+    ScenarioError,
+    SourceService,
+    UnknownEntity,
+    events_versus_commands,
+    query_back_summary,
+    query_rows,
+    run_notification,
+    run_order_cascade,
+    send_command,
+    source_load,
+    time_to_data,
+    unhandled_events,
+)
+from eda_lab.sim import Simulation
+
+SMALL = dict(customers=8, changes_per_minute=12.0, duration=120.0, consumers=3,
+             reads_per_minute=6.0)
+
+
+def test_thin_events_carry_an_id_and_a_link_but_no_address() -> None:
+    run = run_notification(**SMALL)
+    frame = run.frame
+    changes = [e for e in run.topic.events() if e.type == CHANGE_TYPE]
+    assert changes, "the workload should change some addresses"
+    assert all(set(e.data) == {"customer_id", "href"} for e in changes)
+    assert all(e.data["href"] == f"/customers/{e.subject}" for e in changes)
+    assert (frame["kind"] == "query").any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), consumers=st.integers(1, 5),
+       rate=st.floats(0.5, 30.0), latency=st.floats(0.0, 3.0),
+       query_latency=st.floats(0.0, 1.0))
+def test_plain_setup_query_backs_equal_events_times_consumers(
+        seed: int, consumers: int, rate: float, latency: float, query_latency: float) -> None:
+    run = run_notification(seed=seed, customers=6, changes_per_minute=rate, duration=90.0,
+                           consumers=consumers, latency=latency, query_latency=query_latency,
+                           reads_per_minute=0.0)
+    summary = query_back_summary(run.frame)
+    assert summary["calls"] == summary["events"] * consumers
+    assert summary["ok"] == summary["calls"] and summary["errors"] == summary["gave_up"] == 0
+    # every query row names caller, callee, request and the response size
+    queries = query_rows(run.frame)
+    assert set(queries["peer"]) <= {"crm"}
+    assert set(queries["type"]) <= {"GetCustomer"}
+    assert (queries["size"] > 0).all()
+    # drained without faults: every consumer's view equals the source
+    assert run.replicas_match_source()
+
+
+def test_an_outage_makes_query_backs_fail_visibly_in_the_trace() -> None:
+    run = run_notification(**{**SMALL, "duration": 300.0}, outage=(60.0, 200.0))
+    queries = query_rows(run.frame)
+    failed = queries[queries["outcome"] != "ok"]
+    assert len(failed) > 0
+    assert set(failed["outcome"]) == {"error", "gave_up"}
+    # failures only happen while the source is down (they are answered one round trip later)
+    assert failed["t"].between(60.0, 200.0 + 5.0).all()
+    assert failed["detail"].str.contains("ServiceUnavailable").all()
+    # retries cost extra calls: more than one per consumer per event
+    summary = query_back_summary(run.frame)
+    assert summary["calls"] > summary["events"] * 3
+    # the outage is in the trace too
+    kinds = set(run.frame.loc[run.frame["service"] == "crm", "kind"])
+    assert {"outage", "recover"} <= kinds
+
+
+def test_a_client_gives_up_after_max_attempts_with_backoff() -> None:
+    sim = Simulation(seed=1)
+    topic = sim.channel("bus").topic("customers")
+    source = SourceService(sim, "crm", topic)
+    source.register("C-1", {"name": "Ana", "street": "A 1", "city": "Berlin",
+                            "postcode": "10100"})
+    sim.outage("crm", 0.0, 100.0)
+    got: list[str] = []
+    client = QueryBack(sim, "shipping", source, latency=0.0, max_attempts=3, backoff=2.0)
+    sim.at(1.0, client.fetch, "C-1", lambda key, record, version: got.append(key))
+    sim.run()
+    rows = query_rows(sim.frame())
+    assert rows["outcome"].tolist() == ["error", "error", "gave_up"]
+    assert rows["t"].tolist() == [1.0, 3.0, 7.0]  # backoff 2 s, then 4 s
+    assert got == [] and client.gave_up == 1
+
+
+def test_a_query_after_the_outage_succeeds_and_returns_the_latest_version() -> None:
+    sim = Simulation(seed=2)
+    topic = sim.channel("bus").topic("customers")
+    source = SourceService(sim, "crm", topic)
+    source.register("C-1", {"name": "Ana", "street": "A 1", "city": "Berlin",
+                            "postcode": "10100"})
+    sim.outage("crm", 0.0, 2.5)
+    got: list[tuple[str, str]] = []
+    client = QueryBack(sim, "shipping", source, latency=0.0, max_attempts=4, backoff=1.0)
+    sim.at(1.0, client.fetch, "C-1", lambda key, record, version: got.append(
+        (record["street"], version.type)))
+    sim.at(2.0, source.change_address, "C-1", {"street": "B 2", "city": "Bremen",
+                                               "postcode": "28100"})
+    sim.run()
+    assert query_rows(sim.frame())["outcome"].tolist() == ["error", "error", "ok"]
+    assert got == [("B 2", CHANGE_TYPE)]
+
+
+def test_unknown_keys_are_not_retried() -> None:
+    sim = Simulation(seed=3)
+    source = SourceService(sim, "crm", sim.channel("bus").topic("customers"))
+    client = QueryBack(sim, "shipping", source, latency=0.0)
+    client.fetch("C-404", lambda *args: None)
+    sim.run()
+    assert query_rows(sim.frame())["outcome"].tolist() == ["gave_up"]
+    with pytest.raises(UnknownEntity, match="register it first"):
+        source.change_address("C-404", {"street": "x", "city": "y", "postcode": "z"})
+
+
+def test_source_load_counts_every_call_in_its_window() -> None:
+    run = run_notification(**SMALL, outage=(30.0, 60.0))
+    load = source_load(run.frame, window=10.0)
+    assert load["calls"].sum() == len(query_rows(run.frame))
+    assert (load["ok"] + load["failed"] == load["calls"]).all()
+    assert load["window_start"].tolist() == [10.0 * i for i in range(len(load))]
+    assert load["window_start"].iloc[-1] <= run.frame["t"].max()
+    down = load[(load["window_start"] >= 40.0) & (load["window_start"] < 50.0)]
+    assert (down["ok"] == 0).all()
+    with pytest.raises(ScenarioError):
+        source_load(run.frame, window=0)
+
+
+def test_more_consumers_more_load() -> None:
+    calls = [query_back_summary(run_notification(**{**SMALL, "consumers": n}).frame)["calls"]
+             for n in (1, 2, 4)]
+    assert calls[1] == 2 * calls[0] and calls[2] == 4 * calls[0]
+
+
+def test_time_to_data_includes_the_query_round_trip() -> None:
+    run = run_notification(**SMALL, latency=1.0, query_latency=0.0)
+    waits = time_to_data(run.frame)
+    assert len(waits) == query_back_summary(run.frame)["events"] * 3
+    assert (waits["seconds"] >= 0).all()
+    slower = time_to_data(run_notification(**SMALL, latency=1.0, query_latency=2.0).frame)
+    assert slower["seconds"].mean() > waits["seconds"].mean()
+
+
+def test_same_seed_same_trace() -> None:
+    a, b = run_notification(**SMALL).frame, run_notification(**SMALL).frame
+    assert a.equals(b)
+
+
+@pytest.mark.parametrize("bad", [dict(consumers=0), dict(duration=0), dict(latency=-1),
+                                 dict(outage=(5.0, 1.0)), dict(customers=0)])
+def test_bad_parameters_are_explained(bad: dict) -> None:
+    with pytest.raises(ScenarioError, match=r"out of range|must be"):
+        AddressScenario(**bad)
+    assert issubclass(ScenarioError, EdaLabError)
+
+
+# -- the cascade and events versus commands --------------------------------------------
+def test_the_cascade_has_three_hops_and_unhandled_events_are_found() -> None:
+    frame = run_order_cascade(orders=3).frame()
+    types = frame.loc[frame["kind"] == "emit", "type"].value_counts().to_dict()
+    assert types == {"OrderPlaced": 3, "PaymentRequested": 3, "PaymentCaptured": 3,
+                     "ShipmentScheduled": 3}
+    assert unhandled_events(frame).empty
+
+
+def test_a_passive_aggressive_event_fails_silently_a_command_fails_loudly() -> None:
+    table = events_versus_commands(orders=6, payments_up=False)
+    event, command = table.iloc[0], table.iloc[1]
+    assert event["orders paid"] == 0 and event["failures the sender sees"] == 0
+    assert event["requests waiting, unseen"] == 6
+    assert command["orders paid"] == 0 and command["failures the sender sees"] == 6
+    assert not event["sender names the receiver"] and command["sender names the receiver"]
+    healthy = events_versus_commands(orders=6, payments_up=True)
+    assert healthy["orders paid"].tolist() == [6, 6]
+    assert healthy["failures the sender sees"].tolist() == [0, 0]
+
+
+def test_a_command_can_be_rejected_and_the_sender_hears_it() -> None:
+    sim = Simulation(seed=4)
+    payments = sim.sink("payments")
+    heard: list[tuple[str, str]] = []
+
+    def refuse(command: Command) -> None:
+        raise CommandRejected(f"card declined for {command.subject}")
+
+    cmd = Command("CapturePayment", {"order_id": "O-1"}, subject="O-1", id="c1",
+                  time=sim.time)
+    send_command(sim, "shop", payments, cmd, refuse, latency=0.2,
+                 on_result=lambda outcome, detail: heard.append((outcome, detail)))
+    send_command(sim, "shop", "nobody", cmd, None, latency=0.2)
+    sim.run()
+    rows = sim.frame()
+    assert heard == [("rejected", "card declined for O-1")]
+    assert rows["kind"].tolist() == ["command", "command"]
+    assert rows["outcome"].tolist() == ["rejected", "error"]
+    assert rows["latency"].tolist() == [0.2, 0.2]
+
+
+# -- charts and exercises -------------------------------------------------------------
+def test_query_load_chart_stacks_ok_and_failed_calls() -> None:
+    run = run_notification(**SMALL, outage=(30.0, 60.0))
+    spec = charts.query_load_chart(source_load(run.frame), y_max=50,
+                                   outage=(30.0, 60.0)).to_dict()
+    bars = spec["layer"][1]
+    assert bars["mark"]["type"] == "bar"
+    assert bars["encoding"]["y"]["scale"]["domain"] == [0, 50]
+    assert bars["encoding"]["color"]["scale"]["domain"] == ["ok", "failed"]
+    assert spec["layer"][0]["mark"]["type"] == "rect"  # the outage band
+
+
+def test_exercise_answers_match_the_library() -> None:
+    run = run_notification(customers=10, changes_per_minute=6.0, duration=300.0, consumers=4,
+                           reads_per_minute=0.0)
+    summary = query_back_summary(run.frame)
+    assert summary["calls"] == 4 * summary["events"]
+    assert check("01.1", 120, quiet=True)
+    assert not check("01.1", 30, quiet=True)
+    assert check("01.2", 2, quiet=True)
+    assert check("01.3", "gave_up", quiet=True)
+    assert check("01.4", 3, quiet=True)
+    assert not math.isnan(summary["calls_per_event"])
