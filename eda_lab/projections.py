@@ -412,6 +412,11 @@ class OrdersToShip(Projection):
         self.path = path
         self.table = table
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if path != ":memory:":
+            # WAL + NORMAL: a crash of the program never loses a committed batch, and a
+            # commit does not wait for the disk (a read model can always be rebuilt).
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA.format(table=table))
         self._rows: dict[str, list[Any] | None] = {}
         self._stored: set[str] = set()

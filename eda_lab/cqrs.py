@@ -1,0 +1,760 @@
+"""Pattern 4, CQRS: commands change the write model, projections answer queries.
+
+Command Query Responsibility Segregation splits the model that **accepts
+commands** from the models that **answer queries**. Paired with event sourcing
+(notebook 03) the flow is::
+
+    command ──► OrderCommandHandler ──► Order (event-sourced write model)
+                    │ rejected: a reason            │ accepted: new events
+                    ▼                               ▼
+                 the trace                   the event store (global log)
+                                                    │  read_all(after=checkpoint)
+                                                    ▼
+                               ProjectionRunner ──► projections (read models)
+                                                    ▲
+                                         queries ───┘  (possibly stale!)
+
+* A **command** is a request in the imperative (``PayOrder``); the handler loads
+  the order from its events, lets the aggregate decide, and appends the new
+  events with optimistic concurrency. A refused command is not an error of the
+  system: it gets a :class:`CommandResult` with a plain-words reason ("cannot
+  ship an unpaid order") and a ``reject`` row in the trace.
+* The **runner** moves each projection forward from its checkpoint, in batches
+  of the store's global log (:mod:`eda_lab.projections`). In a simulation it
+  polls every ``interval`` virtual seconds and only sees events older than
+  ``delay``: the read side visibly **lags** behind the write side.
+  :func:`lag_frame` measures how far (positions behind and virtual seconds).
+* **Read-your-writes**: after a command, a plain query may not show its effect
+  yet. :meth:`ProjectionRunner.wait_for` waits (in virtual time, never sleeping)
+  until the projection has reached the command's position, or raises
+  :class:`ProjectionTimeout`.
+* **Commit-order gaps**: in a real database, positions are handed out when a
+  transaction *starts* but become visible when it *commits*. A reader can see
+  position 8 while position 7 is still in flight; a projection that moved its
+  checkpoint to 8 would never see 7. The runner therefore stops at a gap and
+  waits (up to ``gap_timeout`` virtual seconds, then it assumes a rolled-back
+  transaction and steps over). :class:`LateCommitStore` simulates such a writer.
+
+When is CQRS overkill? When reads and writes want the same shape of data (a
+CRUD form over one table), one model is simpler and never stale. Reach for CQRS
+when the read side needs shapes the write model cannot give cheaply, or must
+scale on its own, and when the business can live with eventual consistency.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from eda_lab.errors import EdaLabError
+from eda_lab.events import Command
+from eda_lab.exercises import exercise
+from eda_lab.orders import Order, OrderRuleViolation
+from eda_lab.projections import (
+    OrdersByCustomer,
+    OrdersToShip,
+    Projection,
+    ProjectionError,
+    RevenueByDay,
+)
+from eda_lab.sourcing import AggregateNotFound, Repository
+from eda_lab.store import ConcurrencyError
+
+if TYPE_CHECKING:
+    from eda_lab.sim import Simulation
+    from eda_lab.store import EventStore, Recorded
+
+__all__ = [
+    "COMMAND_TYPES",
+    "CommandRejected",
+    "CommandResult",
+    "GapWriter",
+    "LateCommitStore",
+    "OrderCommandHandler",
+    "OrdersByCustomer",
+    "OrdersToShip",
+    "Projection",
+    "ProjectionError",
+    "ProjectionRunner",
+    "ProjectionTimeout",
+    "RevenueByDay",
+    "UnknownProjection",
+    "add_item",
+    "cancel_order",
+    "lag_frame",
+    "load_history",
+    "pay_order",
+    "place_order",
+    "ship_order",
+]
+
+
+# -- errors ------------------------------------------------------------------------
+class ProjectionTimeout(EdaLabError):
+    """A read-your-writes query waited longer than its timeout for a projection to catch up."""
+
+
+class UnknownProjection(EdaLabError, KeyError):
+    """The runner has no projection of that name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+# -- commands -------------------------------------------------------------------------
+#: The commands the order handler accepts (imperative names: requests that may be refused).
+COMMAND_TYPES = ("PlaceOrder", "AddItem", "PayOrder", "ShipOrder", "CancelOrder")
+
+
+def _command(type_: str, order_id: str, data: dict[str, Any],
+             sim: Simulation | None) -> Command:
+    attrs: dict[str, Any] = {"subject": order_id}
+    if sim is not None:  # deterministic id and virtual time
+        attrs.update(id=sim.new_id(), time=sim.time)
+    return Command(type_, {"order_id": order_id, **data}, **attrs)
+
+
+def place_order(order_id: str, customer_id: str,
+                items: Iterable[tuple[str, int] | tuple[str, int, float]] = (), *,
+                sim: Simulation | None = None) -> Command:
+    """A ``PlaceOrder`` command: a new order for ``customer_id`` with optional first items.
+
+    ``items`` holds ``(product_id, quantity)`` pairs (the handler looks the price
+    up in its catalogue) or ``(product_id, quantity, unit_price)`` triples.
+    """
+    lines = [{"product_id": item[0], "quantity": item[1],
+              **({"unit_price": item[2]} if len(item) > 2 else {})} for item in items]
+    return _command("PlaceOrder", order_id, {"customer_id": customer_id, "items": lines}, sim)
+
+
+def add_item(order_id: str, product_id: str, quantity: int, unit_price: float | None = None,
+             *, sim: Simulation | None = None) -> Command:
+    """An ``AddItem`` command (no ``unit_price``: the catalogue price)."""
+    data: dict[str, Any] = {"product_id": product_id, "quantity": quantity}
+    if unit_price is not None:
+        data["unit_price"] = unit_price
+    return _command("AddItem", order_id, data, sim)
+
+
+def pay_order(order_id: str, amount: float | None = None, *,
+              sim: Simulation | None = None) -> Command:
+    """A ``PayOrder`` command (no ``amount``: pay the order's total)."""
+    return _command("PayOrder", order_id, {} if amount is None else {"amount": amount}, sim)
+
+
+def ship_order(order_id: str, *, sim: Simulation | None = None) -> Command:
+    """A ``ShipOrder`` command."""
+    return _command("ShipOrder", order_id, {}, sim)
+
+
+def cancel_order(order_id: str, reason: str = "customer request", *,
+                 sim: Simulation | None = None) -> Command:
+    """A ``CancelOrder`` command."""
+    return _command("CancelOrder", order_id, {"reason": reason}, sim)
+
+
+class CommandRejected(EdaLabError):
+    """A command was refused (raised by :meth:`CommandResult.raise_if_rejected`)."""
+
+
+class _Refused(Exception):
+    """Internal: a command failed validation before reaching the aggregate."""
+
+
+@dataclass
+class CommandResult:
+    """What became of a command: accepted with its recorded events, or rejected with a reason.
+
+    ``position`` is the global position of the last event the command recorded
+    (for a rejection: the head of the log when it was refused). A read-your-writes
+    query waits until a projection has reached it. ``state`` is the write model's
+    state after the command (the order as the aggregate sees it).
+    """
+
+    command: Command
+    accepted: bool
+    reason: str = ""
+    recorded: list[Recorded] = field(default_factory=list)
+    position: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.accepted
+
+    @property
+    def events(self) -> list[str]:
+        """The types of the recorded events."""
+        return [r.event.type for r in self.recorded]
+
+    def raise_if_rejected(self) -> CommandResult:
+        """Return self when accepted; raise :class:`CommandRejected` with the reason if not."""
+        if not self.accepted:
+            raise CommandRejected(f"{self.command.type} {self.command.subject!r} was "
+                                  f"rejected: {self.reason}")
+        return self
+
+    def __str__(self) -> str:
+        if self.accepted:
+            return (f"{self.command.type} {self.command.subject}: accepted -> "
+                    f"{', '.join(self.events)} (up to position {self.position})")
+        return f"{self.command.type} {self.command.subject}: rejected: {self.reason}"
+
+
+class OrderCommandHandler:
+    """Handles order commands against the event-sourced ``Order`` (the write model).
+
+    For each command: validate its shape (known product, positive quantity...),
+    load the order by replaying its stream, call the aggregate's method (which
+    enforces the business rules by raising ``OrderRuleViolation``), and save the
+    new events with the expected-version check. A ``ConcurrencyError`` (another
+    writer got there first) is retried ``retries`` times on freshly loaded state.
+
+    ``prices`` is the product catalogue (product id -> unit price); with it, items
+    without a price get the catalogue price and unknown products are refused.
+    ``customers`` (ids), when given, refuses orders for unknown customers. With a
+    ``sim`` events get virtual times and seeded ids, and every command is traced.
+    """
+
+    def __init__(self, store: EventStore, *, sim: Simulation | None = None,
+                 prices: Mapping[str, float] | None = None,
+                 customers: Iterable[str] | None = None, retries: int = 1,
+                 name: str = "ordering") -> None:
+        self.store = store
+        self.sim = sim
+        self.prices = dict(prices) if prices is not None else None
+        self.customers = set(customers) if customers is not None else None
+        self.retries = retries
+        self.name = name
+        clock: Callable[[], Any] | None = None if sim is None else (lambda: sim.time)
+        new_id = None if sim is None else sim.new_id
+        self.repository = Repository(store, Order, clock=clock, new_id=new_id)
+        self.accepted = 0
+        self.rejected = 0
+        self._handlers: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {
+            "PlaceOrder": self._place, "AddItem": self._add, "PayOrder": self._pay,
+            "ShipOrder": self._ship, "CancelOrder": self._cancel,
+        }
+
+    # -- the decision --------------------------------------------------------------------
+    def handle(self, command: Command) -> CommandResult:
+        """Decide ``command``; returns a :class:`CommandResult` (never raises for a refusal)."""
+        order_id = str(command.data.get("order_id") or command.subject)
+        for attempt in range(self.retries + 1):
+            try:
+                decide = self._handlers.get(command.type)
+                if decide is None:
+                    raise _Refused(
+                        f"there is no handler for {command.type!r}; the order handler "
+                        f"accepts {', '.join(COMMAND_TYPES)}.")
+                if not order_id:
+                    raise _Refused(f"{command.type} needs an order_id.")
+                order = self._load(order_id, command.type)
+                decide(order, command.data)
+                recorded = self.repository.save(order)
+            except (_Refused, OrderRuleViolation, AggregateNotFound) as exc:
+                return self._reject(command, order_id, str(exc))
+            except ConcurrencyError as exc:
+                if attempt < self.retries:
+                    continue
+                return self._reject(command, order_id, f"another writer changed the order "
+                                    f"first and {self.retries} retries failed ({exc})")
+            return self._accept(command, order_id, recorded, order.state())
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _load(self, order_id: str, command_type: str) -> Order:
+        if command_type == "PlaceOrder":
+            if self.store.version(order_id):
+                raise _Refused(f"order {order_id} already exists: choose a new order id.")
+            return self.repository.create(order_id)
+        try:
+            return self.repository.load(order_id)
+        except AggregateNotFound:
+            raise _Refused(f"there is no order {order_id}: place it first.") from None
+
+    def _accept(self, command: Command, order_id: str, recorded: list[Recorded],
+                state: dict[str, Any]) -> CommandResult:
+        self.accepted += 1
+        position = recorded[-1].position if recorded else self.store.last_position
+        sim = self.sim
+        if sim is not None:
+            trace, now = sim.trace, sim.now
+            trace.record(now, "command", self.name, type=command.type, subject=order_id,
+                         outcome="accepted", detail=", ".join(r.event.type for r in recorded))
+            for r in recorded:
+                trace.record(now, "append", self.name, event=r.event, peer="store",
+                             topic=r.stream_id, offset=r.position)
+        return CommandResult(command, True, "", recorded, position, state)
+
+    def _reject(self, command: Command, order_id: str, reason: str) -> CommandResult:
+        self.rejected += 1
+        sim = self.sim
+        if sim is not None:
+            sim.trace.record(sim.now, "command", self.name, type=command.type,
+                             subject=order_id, outcome="rejected", detail=reason)
+            sim.trace.record(sim.now, "reject", self.name, type=command.type,
+                             subject=order_id, outcome="rejected", detail=reason)
+        return CommandResult(command, False, reason, [], self.store.last_position)
+
+    # -- command -> aggregate method -----------------------------------------------------
+    def _line(self, data: Mapping[str, Any]) -> tuple[str, int, float]:
+        product_id = data.get("product_id")
+        quantity = data.get("quantity")
+        if not isinstance(product_id, str) or not product_id:
+            raise _Refused("an item needs a product_id.")
+        if type(quantity) is not int or quantity < 1:
+            raise _Refused(f"quantity must be a whole number of at least 1, got {quantity!r}.")
+        price = data.get("unit_price")
+        if price is None:
+            if self.prices is None or product_id not in self.prices:
+                raise _Refused(f"unknown product {product_id}: there is no catalogue price "
+                               "for it; choose a product from the catalogue.")
+            price = self.prices[product_id]
+        elif self.prices is not None and product_id not in self.prices:
+            raise _Refused(f"unknown product {product_id}: choose one from the catalogue.")
+        if not isinstance(price, (int, float)) or isinstance(price, bool) or price < 0:
+            raise _Refused(f"unit_price must be a number >= 0, got {price!r}.")
+        return product_id, quantity, float(price)
+
+    def _place(self, order: Any, data: Mapping[str, Any]) -> None:
+        customer_id = data.get("customer_id")
+        if not isinstance(customer_id, str) or not customer_id:
+            raise _Refused("PlaceOrder needs a customer_id.")
+        if self.customers is not None and customer_id not in self.customers:
+            raise _Refused(f"unknown customer {customer_id}: register the customer first.")
+        lines = [self._line(item) for item in data.get("items") or ()]
+        order.place(customer_id)
+        for product_id, quantity, price in lines:
+            order.add_item(product_id, quantity, price)
+
+    def _add(self, order: Any, data: Mapping[str, Any]) -> None:
+        order.add_item(*self._line(data))
+
+    def _pay(self, order: Any, data: Mapping[str, Any]) -> None:
+        amount = data.get("amount")
+        order.pay(round(float(order.total), 2) if amount is None else amount)
+
+    def _ship(self, order: Any, data: Mapping[str, Any]) -> None:
+        order.ship()
+
+    def _cancel(self, order: Any, data: Mapping[str, Any]) -> None:
+        order.cancel(str(data.get("reason") or "no reason given"))
+
+    def load(self, order_id: str) -> Order:
+        """The write model: the order rebuilt from its events (for display and tests)."""
+        return self.repository.load(order_id)
+
+
+def load_history(store: EventStore, events: Iterable[Any]) -> int:
+    """Append a history of events (e.g. ``load_shop().events()``) to ``store``.
+
+    Each event goes to the stream named by its subject, in the given order, so the
+    global log keeps the history's time order. Returns the last position.
+    """
+    for event in events:
+        store.append(event.subject, [event])
+    return store.last_position
+
+
+# -- runner ------------------------------------------------------------------------
+_PROJECT_DETAIL = re.compile(r"applied (?P<applied>\d+), head (?P<head>\d+)")
+
+
+class ProjectionRunner:
+    """Keeps projections up to date from the store's global log, from their checkpoints.
+
+    ``batch_size`` caps the events one projection applies per :meth:`step`. With a
+    ``sim``, :meth:`start` polls every ``interval`` virtual seconds, each poll is a
+    ``project`` row in the trace, and an event is only applied once it is at least
+    ``delay`` virtual seconds old (the transport delay of a real read side).
+
+    ``respect_gaps=True`` (the default, and the only safe choice) never moves a
+    checkpoint past a position that is missing from the log; after the gap has
+    been open for ``gap_timeout`` seconds of the runner's clock (virtual seconds
+    with a sim, else steps) it is stepped over as a rolled-back transaction.
+    ``respect_gaps=False`` is the naive runner of the gap demo: it loses events.
+    """
+
+    def __init__(self, store: EventStore, projections: Iterable[Projection], *,
+                 batch_size: int = 500, sim: Simulation | None = None,
+                 delay: float = 0.0, respect_gaps: bool = True,
+                 gap_timeout: float | None = 10.0, name: str = "projector") -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        if delay < 0:
+            raise ValueError(f"delay must be >= 0 virtual seconds, got {delay}.")
+        self.store = store
+        self.projections: dict[str, Projection] = {}
+        for projection in projections:
+            if projection.name in self.projections:
+                raise ProjectionError(
+                    f"two projections are named {projection.name!r}: checkpoints are kept "
+                    "by name, so give each projection a unique name."
+                )
+            self.projections[projection.name] = projection
+        self.batch_size = batch_size
+        self.sim = sim
+        self.delay = delay
+        self.respect_gaps = respect_gaps
+        self.gap_timeout = gap_timeout
+        self.name = name
+        self.steps = 0
+        self.skipped: set[int] = set()
+        self._gap_seen: dict[int, float] = {}
+
+    # -- looking things up ---------------------------------------------------------
+    def __getitem__(self, name: str) -> Projection:
+        try:
+            return self.projections[name]
+        except KeyError:
+            raise UnknownProjection(
+                f"no projection named {name!r}; the runner has {sorted(self.projections)}."
+            ) from None
+
+    def _resolve(self, projection: str | Projection) -> Projection:
+        return self[projection] if isinstance(projection, str) else projection
+
+    @property
+    def now(self) -> float:
+        """The runner's clock: virtual seconds with a sim, else the number of steps."""
+        return self.sim.now if self.sim is not None else float(self.steps)
+
+    def behind(self, projection: str | Projection) -> int:
+        """How many positions the projection is behind the head of the log."""
+        return max(0, self.store.last_position - self._resolve(projection).position)
+
+    # -- the work ----------------------------------------------------------------------
+    def step(self, only: Iterable[Projection] | None = None) -> int:
+        """One poll: every projection (or those in ``only``) applies up to ``batch_size``
+        new events. Returns the number of events applied (summed over projections).
+        """
+        self.steps += 1
+        now = self.now
+        head = self.store.last_position
+        total = 0
+        cache: dict[int, list[Recorded]] = {}  # projections at one checkpoint share a read
+        for projection in self.projections.values() if only is None else only:
+            start = projection.position
+            batch = cache.get(start)
+            if batch is None:
+                batch = cache[start] = self.store.read_all(start, self.batch_size)
+            applied, waiting = self._advance(projection, batch, now)
+            total += applied
+            self._record(projection, applied, head, batch, waiting)
+        return total
+
+    def _advance(self, projection: Projection, batch: list[Recorded], now: float
+                 ) -> tuple[int, str]:
+        """Apply the usable front of ``batch``; returns (applied, why it stopped early)."""
+        start = projection.position
+        usable = batch
+        waiting = ""
+        if self.delay and self.sim is not None and batch:
+            usable = self._old_enough(batch, now)
+            if len(usable) < len(batch):
+                waiting = "delay"
+        end = usable[-1].position if usable else start
+        if self.respect_gaps and usable and end - start != len(usable):
+            usable, end, gap = self._contiguous(start, usable, now)
+            if gap:
+                waiting = f"gap at {gap}"
+        if end == start:
+            return 0, waiting
+        projection.apply(usable, end)
+        return len(usable), waiting
+
+    def _old_enough(self, batch: list[Recorded], now: float) -> list[Recorded]:
+        assert self.sim is not None
+        start = self.sim.start
+        limit = now - self.delay
+        for i, recorded in enumerate(batch):
+            if (recorded.event.time - start).total_seconds() > limit:
+                return batch[:i]
+        return batch
+
+    def _contiguous(self, start: int, batch: list[Recorded], now: float
+                    ) -> tuple[list[Recorded], int, int]:
+        """The gap-free front of ``batch`` after ``start``: (records, end position, gap).
+
+        A missing position waits until it has been missing for ``gap_timeout``;
+        then it is stepped over (recorded in ``skipped`` and the trace).
+        """
+        position = start
+        for i, recorded in enumerate(batch):
+            while recorded.position != position + 1:
+                missing = position + 1
+                if missing in self.skipped:
+                    position = missing
+                    continue
+                first = self._gap_seen.setdefault(missing, now)
+                if self.gap_timeout is None or now - first < self.gap_timeout:
+                    if self.sim is not None and first == now:
+                        self.sim.trace.record(now, "gap", self.name, offset=missing,
+                                              outcome="waiting",
+                                              detail=f"position {missing} is not committed "
+                                                     "yet: waiting for it")
+                    return batch[:i], position, missing
+                self.skipped.add(missing)
+                if self.sim is not None:
+                    self.sim.trace.record(now, "gap", self.name, offset=missing,
+                                          outcome="skipped",
+                                          detail=f"position {missing} stayed missing for "
+                                                 f"{now - first:g}s: treated as rolled back")
+                position = missing
+            position = recorded.position
+        return batch, position, 0
+
+    def _record(self, projection: Projection, applied: int, head: int,
+                batch: list[Recorded], waiting: str) -> None:
+        sim = self.sim
+        if sim is None:
+            return
+        position = projection.position
+        lag = 0.0
+        if position < head:
+            first = next((r for r in batch if r.position > position), None)
+            if first is None:
+                more = self.store.read_all(position, 1)
+                first = more[0] if more else None
+            if first is not None:
+                lag = max(0.0, sim.now - (first.event.time - sim.start).total_seconds())
+        sim.trace.record(sim.now, "project", projection.name, peer=self.name, offset=position,
+                         latency=lag, outcome="waiting" if waiting else "ok",
+                         detail=f"applied {applied}, head {head}"
+                                + (f"; {waiting}" if waiting else ""))
+
+    def catch_up(self, only: Iterable[Projection] | None = None, *,
+                 max_steps: int = 1_000_000) -> int:
+        """Step until a step applies nothing (caught up, or stopped at a gap). Returns events."""
+        total = 0
+        chosen = None if only is None else list(only)
+        for _ in range(max_steps):
+            applied = self.step(chosen)
+            total += applied
+            if not applied:
+                break
+        return total
+
+    def start(self, interval: float = 1.0, *, until: float | None = None) -> None:
+        """Poll every ``interval`` virtual seconds (needs a sim)."""
+        if self.sim is None:
+            raise ProjectionError("start() needs a simulation: ProjectionRunner(..., sim=sim).")
+        self.sim.every(interval, self.step, until=until)
+
+    # -- rebuild -------------------------------------------------------------------------
+    def rebuild(self, projection: str | Projection, *, now: bool | None = None) -> Projection:
+        """Drop the read model and rebuild it from position 0.
+
+        ``now=True`` (default without a sim) replays the whole log at once;
+        ``now=False`` (default with a sim) lets the polls catch it up, so the lag
+        chart shows the rebuild.
+        """
+        target = self._resolve(projection)
+        target.reset()
+        if self.sim is not None:
+            self.sim.trace.record(self.sim.now, "rebuild", target.name, peer=self.name,
+                                  offset=0, detail="read model dropped; replaying from 0")
+        if now or (now is None and self.sim is None):
+            self.catch_up([target])
+        return target
+
+    # -- read-your-writes ----------------------------------------------------------------
+    def wait_for(self, projection: str | Projection, position: int, *,
+                 timeout: float = 10.0) -> Projection:
+        """Wait until ``projection`` has applied ``position``; return it for a query.
+
+        With a sim this advances virtual time (running whatever is scheduled, the
+        runner's polls included) for at most ``timeout`` virtual seconds; without
+        one it steps the runner. Raises :class:`ProjectionTimeout` if the
+        projection is still behind.
+        """
+        target = self._resolve(projection)
+        if target.position >= position:
+            return target
+        sim = self.sim
+        waited = 0.0
+        if sim is None:
+            self.catch_up()
+        else:
+            began = sim.now
+            deadline = began + timeout
+            sim.at(deadline, _noop)
+            while target.position < position and sim.now < deadline and sim.step():
+                pass
+            waited = sim.now - began
+        if target.position >= position:
+            if sim is not None:
+                sim.trace.record(sim.now, "query", target.name, peer=self.name,
+                                 offset=position, latency=waited, outcome="ok",
+                                 detail=f"read-your-writes: reached {position}")
+            return target
+        if sim is not None:
+            sim.trace.record(sim.now, "query", target.name, peer=self.name, offset=position,
+                             latency=waited, outcome="timeout",
+                             detail=f"still at {target.position}, needed {position}")
+        how = (f"within {timeout:g} virtual seconds" if sim is not None
+               else "(no simulation: the runner stepped until it stopped)")
+        raise ProjectionTimeout(
+            f"projection {target.name!r} is at position {target.position} and has not "
+            f"reached position {position} {how}: the read side is behind (a slow poll, a "
+            "backlog, a delay or a commit gap). Wait longer (a larger timeout), start the "
+            "runner, or accept possibly stale data with a plain query."
+        )
+
+    def query(self, projection: str | Projection, *, at_least: int | None = None,
+              timeout: float = 10.0, **filters: Any) -> pd.DataFrame:
+        """Query a read model; with ``at_least``, first wait until it reached that position."""
+        target = self._resolve(projection)
+        if at_least is not None:
+            self.wait_for(target, at_least, timeout=timeout)
+        return target.query(**filters)
+
+    def __repr__(self) -> str:
+        where = ", ".join(f"{n}@{p.position}" for n, p in self.projections.items())
+        return f"ProjectionRunner({where}; head {self.store.last_position})"
+
+
+def _noop() -> None:
+    """A scheduled nothing: it makes the clock stop at a read-your-writes deadline."""
+
+
+def lag_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lag per projection over time, from the trace's ``project`` rows.
+
+    Columns: t, projection, position (the checkpoint), head (the log's last
+    position at that poll), behind (head - position), lag_s (virtual seconds since
+    the oldest event the projection has not applied was written; 0 when caught
+    up), applied (events applied in that poll).
+    """
+    rows = frame[frame["kind"] == "project"]
+    parts = rows["detail"].str.extract(_PROJECT_DETAIL)
+    out = pd.DataFrame({
+        "t": rows["t"].to_numpy(),
+        "projection": rows["service"].to_numpy(),
+        "position": rows["offset"].astype("int64").to_numpy(),
+        "head": parts["head"].astype("int64").to_numpy(),
+        "applied": parts["applied"].astype("int64").to_numpy(),
+        "lag_s": rows["latency"].fillna(0.0).to_numpy(),
+    })
+    out["behind"] = (out["head"] - out["position"]).clip(lower=0)
+    return out[["t", "projection", "position", "head", "behind", "lag_s", "applied"]]
+
+
+# -- commit-order gaps ------------------------------------------------------------------
+class LateCommitStore:
+    """A view of a store in which some appends are still "in flight" (not yet committed).
+
+    Real databases hand out a position (an auto-increment id, a sequence value)
+    when a transaction *writes*, but readers only see the row when it *commits*.
+    :meth:`begin` appends at once (so the events get their positions) but hides
+    them from readers until :meth:`GapWriter.commit`; a later writer's events are
+    visible before them, which opens a **gap** in the log. :meth:`GapWriter.rollback`
+    keeps them hidden forever: a hole that never fills, as with an aborted
+    transaction in PostgreSQL.
+
+    Everything else is passed to the wrapped store.
+    """
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.hidden: set[int] = set()
+
+    def begin(self, stream_id: str, events: Sequence[Any],
+              expected_version: int | None = None) -> GapWriter:
+        """Write ``events`` in a transaction that has not committed yet."""
+        recorded = self.store.append(stream_id, events, expected_version)
+        positions = [r.position for r in recorded]
+        self.hidden.update(positions)
+        return GapWriter(self, positions)
+
+    def append(self, stream_id: str, events: Sequence[Any],
+               expected_version: int | None = None) -> list[Recorded]:
+        return self.store.append(stream_id, events, expected_version)
+
+    def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:
+        """The committed events after ``after_position`` (in-flight ones are invisible)."""
+        if not self.hidden:
+            return self.store.read_all(after_position, limit)
+        wanted = None if limit is None else limit + len(self.hidden)
+        visible = [r for r in self.store.read_all(after_position, wanted)
+                   if r.position not in self.hidden]
+        return visible if limit is None else visible[:limit]
+
+    def read(self, stream_id: str, from_version: int = 1,
+             to_version: int | None = None) -> list[Recorded]:
+        return [r for r in self.store.read(stream_id, from_version, to_version)
+                if r.position not in self.hidden]
+
+    @property
+    def last_position(self) -> int:
+        """The highest committed position (what a reader of the table would see)."""
+        position = self.store.last_position
+        while position in self.hidden:
+            position -= 1
+        return position
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@dataclass
+class GapWriter:
+    """An open transaction of :class:`LateCommitStore`: its positions are reserved."""
+
+    view: LateCommitStore
+    positions: list[int]
+    state: str = field(default="open")
+
+    def commit(self) -> None:
+        """Make the events visible: the gap closes."""
+        self.view.hidden.difference_update(self.positions)
+        self.state = "committed"
+
+    def rollback(self) -> None:
+        """Abandon the transaction: its positions stay a hole forever."""
+        self.state = "rolled back"
+
+
+# -- exercises for notebook 04 ------------------------------------------------------------
+@exercise("04.1", "The event log's last position is 120 and the revenue projection's "
+                  "checkpoint is 95. How many events is it behind?")
+def _(answer: Any) -> str | None:
+    if answer == 25:
+        return None
+    return "Positions behind = head of the log - the projection's checkpoint."
+
+
+@exercise("04.2", "A projection's checkpoint is 6. The log shows positions 7, 9 and 10; "
+                  "position 8 belongs to a transaction that has not committed yet. Up to "
+                  "which position may the projection safely move its checkpoint now?")
+def _(answer: Any) -> str | None:
+    if answer == 7:
+        return None
+    if answer == 10:
+        return ("Moving to 10 steps over 8: when 8 commits, the projection never reads it. "
+                "Stop just before the gap.")
+    if answer == 6:
+        return "Position 7 is committed and there is no gap before it: it can be applied."
+    return "Apply the committed positions up to (not including) the first missing one."
+
+
+@exercise("04.3", "Which read model answers 'which paid orders still wait to be shipped?' "
+                  "Give the projection's name.")
+def _(answer: Any) -> str | None:
+    if str(answer).strip() == OrdersToShip.name:
+        return None
+    return ("Look at each projection's `question` attribute (runner.projections): one of "
+            "them keeps the open orders in SQLite.")
+
+
+@exercise("04.4", "A team builds a settings page: users read and edit one row of their "
+                  "own preferences, nothing else queries it. Is CQRS with projections a "
+                  "good fit? Answer True or False.")
+def _(answer: Any) -> str | None:
+    if answer is False:
+        return None
+    return ("Reads and writes want the same shape here; two models add lag and code for "
+            "nothing. Fowler: for most systems CQRS adds risky complexity.")
