@@ -186,9 +186,9 @@ _FIELDS = ("type", "schema_version", "source", "subject", "time", "sequence",
 
 def _time_text(time: datetime) -> str:
     """UTC ISO 8601 with microseconds: fixed width, so text order is time order."""
-    if time.utcoffset():
+    if time.tzinfo is not _UTC:
         time = time.astimezone(_UTC)
-    return time.replace(tzinfo=_UTC).isoformat(timespec="microseconds")
+    return time.isoformat(timespec="microseconds")
 
 
 def _content(event: Event) -> tuple[Any, ...]:
@@ -366,6 +366,8 @@ class InMemoryEventStore:
                 return results  # type: ignore[return-value]  # rule 3: a pure retry
             if expected_version is not None and expected_version != actual:
                 raise ConcurrencyError(stream_id, expected_version, actual)
+            if not new:
+                return []
             if stream is None:
                 stream = self._streams[stream_id] = []
                 ids = self._ids[stream_id] = {}

@@ -1,0 +1,311 @@
+"""Event store benchmark: eda_lab against the eventsourcing library and raw sqlite3.
+
+Same machine, same run, best of ``--repeat`` (default 3) for every number.
+Prints one JSON object per line::
+
+    {"benchmark": "append_batched", "unit": "events/s", "results": {...}}
+    {"benchmark": "replay", "unit": "events/s", "results": {...}}
+    {"benchmark": "append_single", "unit": "events/s", "results": {...}}
+    {"benchmark": "load_version_ms", "unit": "ms", "results": {...}}
+
+What is timed (the same work for every contender):
+
+- append_batched: one aggregate, 100k events saved 1000 per save. The clock runs
+  around the *save* calls only (the events are created by the aggregate's
+  command method outside the clock, for both libraries): the cost of persisting.
+  ``raw_sqlite`` is ``executemany`` of equivalent pre-encoded rows into a table
+  with the same columns and indices: the ceiling.
+- replay: rebuilding that aggregate from all 100k events, no snapshots, no cache.
+  ``raw_sqlite`` is SELECT of the same rows plus ``json.loads`` of each payload.
+- append_single: 10k saves of one event each (again only the save is timed).
+- load_version_ms: median time to load a random version of a 100k-event stream
+  that has a snapshot every 1000 events (what the notebook's slider does).
+
+Durability: every SQLite database here (both libraries and raw) runs in WAL mode
+with ``PRAGMA synchronous=NORMAL``; eventsourcing is given the same pragma through
+its connection pool. In WAL mode NORMAL cannot corrupt the database, and a
+committed transaction survives a crash of the program; only a power cut or OS
+crash may roll back the last few commits (they disappear whole, never half).
+
+Run: ``python benchmarks/bench_store.py [--events 100000] [--repeat 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eda_lab.events import Event
+from eda_lab.sourcing import Aggregate, Repository, on
+from eda_lab.store import SQLiteEventStore
+
+SYNCHRONOUS = "NORMAL"
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+# -- eda_lab side -----------------------------------------------------------------
+class Account(Aggregate):
+    """The benchmark aggregate: a balance moved by Deposited events."""
+
+    source = "bench"
+
+    def __init__(self, id: str, **kwargs: Any) -> None:
+        super().__init__(id, **kwargs)
+        self.balance = 0
+
+    def deposit(self, amount: int) -> None:
+        self._record("Deposited", {"amount": amount})
+
+    @on("Deposited")
+    def _deposited(self, event: Event) -> None:
+        self.balance += event.data["amount"]
+
+
+def virtual_clock() -> Callable[[], datetime]:
+    ticks = iter(range(10**9))
+    return lambda: START + timedelta(milliseconds=next(ticks))
+
+
+def eda_append(path: str, n: int, batch: int) -> tuple[float, SQLiteEventStore, str]:
+    store = SQLiteEventStore(path, synchronous=SYNCHRONOUS)
+    repo = Repository(store, Account, clock=virtual_clock())
+    account = repo.create("account-1")
+    elapsed = 0.0
+    for _ in range(n // batch):
+        for _ in range(batch):
+            account.deposit(1)
+        t0 = time.perf_counter()
+        repo.save(account)
+        elapsed += time.perf_counter() - t0
+    return n / elapsed, store, account.id
+
+
+def eda_replay(store: SQLiteEventStore, account_id: str, n: int) -> float:
+    repo = Repository(store, Account, progress_after=10**9)
+    t0 = time.perf_counter()
+    account = repo.load(account_id)
+    elapsed = time.perf_counter() - t0
+    assert account.balance == n and account.version == n
+    return n / elapsed
+
+
+def eda_single(path: str, n: int) -> float:
+    store = SQLiteEventStore(path, synchronous=SYNCHRONOUS)
+    repo = Repository(store, Account, clock=virtual_clock())
+    account = repo.create("account-1")
+    elapsed = 0.0
+    for _ in range(n):
+        account.deposit(1)
+        t0 = time.perf_counter()
+        repo.save(account)
+        elapsed += time.perf_counter() - t0
+    store.close()
+    return n / elapsed
+
+
+def eda_load_version(path: str, n: int, samples: int) -> float:
+    store = SQLiteEventStore(path, synchronous=SYNCHRONOUS)
+    repo = Repository(store, Account, snapshot_every=1000, clock=virtual_clock())
+    account = repo.create("account-1")
+    for _ in range(n // 1000):
+        for _ in range(1000):
+            account.deposit(1)
+        repo.save(account)
+    rng = random.Random(3)
+    times = []
+    for _ in range(samples):
+        version = rng.randint(1, n)
+        t0 = time.perf_counter()
+        loaded = repo.load(account.id, version=version)
+        times.append(time.perf_counter() - t0)
+        assert loaded.balance == version
+    store.close()
+    return statistics.median(times) * 1000
+
+
+# -- eventsourcing side -------------------------------------------------------------
+def es_app(path: str) -> Any:
+    from eventsourcing import sqlite as es_sqlite
+    from eventsourcing.application import Application
+
+    if not getattr(es_sqlite.SQLiteConnectionPool, "_bench_patched", False):
+        original = es_sqlite.SQLiteConnectionPool._create_connection
+
+        def create(self: Any) -> Any:
+            conn = original(self)
+            conn._sqlite_conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+            return conn
+
+        es_sqlite.SQLiteConnectionPool._create_connection = create
+        es_sqlite.SQLiteConnectionPool._bench_patched = True
+    return Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                            "SQLITE_DBNAME": path})
+
+
+@functools.cache
+def es_account_class() -> type:
+    from eventsourcing.domain import Aggregate as EsAggregate
+    from eventsourcing.domain import event
+
+    class EsAccount(EsAggregate):
+        def __init__(self) -> None:
+            self.balance = 0
+
+        @event("Deposited")
+        def deposit(self, amount: int) -> None:
+            self.balance += amount
+
+    return EsAccount
+
+
+def es_append(path: str, n: int, batch: int) -> tuple[float, Any, Any]:
+    app = es_app(path)
+    account = es_account_class()()  # its creation event is one extra event
+    elapsed = 0.0
+    for i in range(n // batch):
+        for _ in range(batch - (1 if i == 0 else 0)):
+            account.deposit(1)
+        t0 = time.perf_counter()
+        app.save(account)
+        elapsed += time.perf_counter() - t0
+    return n / elapsed, app, account.id
+
+
+def es_replay(app: Any, account_id: Any, n: int) -> float:
+    t0 = time.perf_counter()
+    account = app.repository.get(account_id)
+    elapsed = time.perf_counter() - t0
+    assert account.version == n
+    return n / elapsed
+
+
+def es_single(path: str, n: int) -> float:
+    app = es_app(path)
+    account = es_account_class()()
+    app.save(account)
+    elapsed = 0.0
+    for _ in range(n):
+        account.deposit(1)
+        t0 = time.perf_counter()
+        app.save(account)
+        elapsed += time.perf_counter() - t0
+    return n / elapsed
+
+
+# -- raw sqlite3: the ceiling ----------------------------------------------------------
+RAW_SCHEMA = """
+CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL,
+  version INTEGER NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+  schema_version INTEGER NOT NULL, source TEXT NOT NULL, subject TEXT NOT NULL,
+  time TEXT NOT NULL, sequence INTEGER, correlation_id TEXT, causation_id TEXT,
+  data TEXT NOT NULL, UNIQUE (stream_id, version));
+CREATE UNIQUE INDEX events_stream_event_id ON events (stream_id, id);
+"""
+
+
+def raw_connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+    return conn
+
+
+def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
+    conn = raw_connect(path)
+    conn.executescript(RAW_SCHEMA)
+    rows = [(v, "account-1", v, str(uuid.uuid4()), "Deposited", 1, "bench", "account-1",
+             (START + timedelta(milliseconds=v)).isoformat(timespec="microseconds"),
+             None, None, None, json.dumps({"amount": 1}, separators=(",", ":")))
+            for v in range(1, n + 1)]
+    insert = "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(insert, rows[start:start + batch])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return n / elapsed, path
+
+
+def raw_replay(path: str, n: int) -> float:
+    conn = raw_connect(path)
+    loads = json.loads
+    t0 = time.perf_counter()
+    rows = conn.execute("SELECT version, type, time, data FROM events WHERE stream_id = ? "
+                        "ORDER BY version", ("account-1",)).fetchall()
+    payloads = [loads(row[3]) for row in rows]
+    elapsed = time.perf_counter() - t0
+    assert len(payloads) == n
+    conn.close()
+    return n / elapsed
+
+
+# -- driver -----------------------------------------------------------------------------
+def best(values: list[float], higher_is_better: bool = True) -> float:
+    return round(max(values) if higher_is_better else min(values), 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--single", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-eventsourcing", action="store_true")
+    args = parser.parse_args(argv)
+    n, batch = args.events, args.batch
+    results: dict[str, dict[str, list[float]]] = {
+        name: {} for name in ("append_batched", "replay", "append_single", "load_version_ms")}
+
+    def add(bench: str, who: str, value: float) -> None:
+        results[bench].setdefault(who, []).append(value)
+
+    with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
+        for round_ in range(args.repeat):
+            def db(name: str, round_: int = round_) -> str:
+                return os.path.join(tmp, f"{name}_{round_}.sqlite")
+
+            rate, store, account_id = eda_append(db("eda"), n, batch)
+            add("append_batched", "eda_lab", rate)
+            add("replay", "eda_lab", eda_replay(store, account_id, n))
+            store.close()
+            if not args.skip_eventsourcing:
+                rate, app, es_id = es_append(db("es"), n, batch)
+                add("append_batched", "eventsourcing", rate)
+                add("replay", "eventsourcing", es_replay(app, es_id, n))
+                app.close()
+            rate, raw_path = raw_append(db("raw"), n, batch)
+            add("append_batched", "raw_sqlite", rate)
+            add("replay", "raw_sqlite", raw_replay(raw_path, n))
+            add("append_single", "eda_lab", eda_single(db("eda_single"), args.single))
+            if not args.skip_eventsourcing:
+                add("append_single", "eventsourcing", es_single(db("es_single"), args.single))
+            add("load_version_ms", "eda_lab", eda_load_version(db("eda_snap"), n, args.samples))
+            for name in os.listdir(tmp):
+                os.remove(os.path.join(tmp, name))
+    units = {"append_batched": "events/s", "replay": "events/s", "append_single": "events/s",
+             "load_version_ms": "ms"}
+    for bench, by_who in results.items():
+        higher = bench != "load_version_ms"
+        line = {"benchmark": bench, "unit": units[bench],
+                "results": {who: best(values, higher) for who, values in by_who.items()}}
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
