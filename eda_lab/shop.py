@@ -509,6 +509,28 @@ class _Derived:
         self._events: tuple[Event, ...] | None = None
         self._times: list[datetime] = []
         self._frame: pd.DataFrame | None = None
+        self._total_of: dict[str, float] | None = None
+        self._people: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] | None = None
+
+    @property
+    def total_of(self) -> dict[str, float]:
+        if self._total_of is None:
+            self._total_of = {k: float(v) for k, v in self.totals.items()}
+        return self._total_of
+
+    @property
+    def people(self) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """customer_id -> (the customers.csv row, their moves in time order)."""
+        if self._people is None:
+            moves: dict[str, list[dict[str, Any]]] = {}
+            changes = self._frames["address_changes"].sort_values("changed_at", kind="stable")
+            for move in changes.to_dict("records"):
+                moves.setdefault(move["customer_id"], []).append(move)
+            self._people = {
+                row["customer_id"]: (row, moves.get(row["customer_id"], []))
+                for row in self._frames["customers"].to_dict("records")
+            }
+        return self._people
 
     @property
     def totals(self) -> pd.Series:
@@ -561,6 +583,10 @@ class Shop:
     ``address_changes`` (use :meth:`customer` for the address at a given time).
     ``orders.status`` is the state at the end of the period; ``paid_at``,
     ``shipped_at`` and ``cancelled_at`` are ``NaT`` for what has not happened.
+
+    The DataFrames are yours to explore and change. The methods (:meth:`events`,
+    :meth:`customer`, :meth:`order_total`, ...) answer from the files as loaded,
+    so your edits never make them disagree with each other.
     """
 
     customers: pd.DataFrame
@@ -648,14 +674,14 @@ class Shop:
 
         Without ``at`` you get the latest address (after every move in the files).
         """
-        rows = self.customers[self.customers["customer_id"] == customer_id]
-        if rows.empty:
+        people = self._d.people
+        if customer_id not in people:
             raise ShopQueryError(
                 f"customer {customer_id!r} is not in the shop: ids run from "
-                f"{self.customers['customer_id'].min()} to {self.customers['customer_id'].max()}."
+                f"{min(people)} to {max(people)}."
             )
-        record = rows.iloc[0].to_dict()
-        moves = self.address_changes[self.address_changes["customer_id"] == customer_id]
+        record, moves = people[customer_id]
+        record = dict(record)
         if at is not None:
             when = _as_utc(at, "at")
             if when < record["registered_at"]:
@@ -664,22 +690,20 @@ class Shop:
                     f"{record['registered_at'].isoformat()}, after at={when.isoformat()}: "
                     "they had no address yet."
                 )
-            moves = moves[moves["changed_at"] <= when]
-        if not moves.empty:
-            latest = moves.sort_values("changed_at", kind="stable").iloc[-1]
-            for key in ("street", "city", "postcode"):
-                record[key] = latest[key]
+            moves = [move for move in moves if move["changed_at"] <= when]
+        if moves:
+            record.update({key: moves[-1][key] for key in ("street", "city", "postcode")})
         return record
 
     def order_total(self, order_id: str) -> float:
         """The order's total: the sum of quantity * unit_price over its lines (2 decimals)."""
-        totals = self._d.totals
-        if order_id not in totals.index:
+        totals = self._d.total_of
+        if order_id not in totals:
             raise ShopQueryError(
                 f"order {order_id!r} is not in the shop: ids look like 'O-00001' and run "
-                f"to {self.orders['order_id'].max()}."
+                f"to {max(totals, default='(none)')}."
             )
-        return float(totals[order_id])
+        return totals[order_id]
 
     def order_totals(self) -> pd.Series:
         """Every order's total as a Series indexed by order_id (a copy)."""

@@ -347,7 +347,9 @@ def test_one_callers_changes_do_not_leak_to_another() -> None:
         assert (other.products["price"] > 0).all()
         assert "Mallory" not in set(other.customers["name"])
         assert other.order_items["quantity"].iloc[0] != 99
-    assert mine.events() == theirs.events()  # events describe the files as loaded
+    assert mine.events() == theirs.events()  # the methods answer from the files as loaded
+    assert mine.customer("C-0001")["name"] != "Mallory"
+    assert mine.order_total("O-00001") == theirs.order_total("O-00001")
     events = theirs.events()
     events.clear()
     assert len(load_shop().events()) > 0
@@ -534,3 +536,25 @@ def test_readme_row_counts_are_true() -> None:
     for name, dtypes in DTYPES.items():
         for column in dtypes:
             assert f"| `{column}`" in readme, (name, column)
+
+
+def test_every_order_obeys_the_order_aggregates_rules(shop: Shop, events: list[Event]) -> None:
+    """Replaying the files' history as commands on the Order aggregate is never refused."""
+    orders_module = pytest.importorskip("eda_lab.orders")
+    orders: dict[str, object] = {}
+    commands = {
+        "OrderPlaced": lambda o, d: o.place(d["customer_id"]),
+        "ItemAdded": lambda o, d: o.add_item(d["product_id"], d["quantity"], d["unit_price"]),
+        "OrderPaid": lambda o, d: o.pay(d["amount"]),
+        "OrderShipped": lambda o, d: o.ship(),
+        "OrderCancelled": lambda o, d: o.cancel(d["reason"]),
+    }
+    for e in events:
+        if e.source == "shop":
+            order = orders.setdefault(e.subject, orders_module.Order(e.subject))
+            commands[e.type](order, e.data)
+    final = {oid: (o.status, o.total) for oid, o in orders.items()}  # type: ignore[attr-defined]
+    assert final == {
+        row.order_id: (row.status, shop.order_total(row.order_id))
+        for row in shop.orders.itertuples()
+    }
