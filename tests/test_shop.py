@@ -558,3 +558,8 @@ def test_every_order_obeys_the_order_aggregates_rules(shop: Shop, events: list[E
         row.order_id: (row.status, shop.order_total(row.order_id))
         for row in shop.orders.itertuples()
     }
+
+
+def test_readme_event_count_is_true(events: list[Event]) -> None:
+    readme = (DATA_DIR / "README.md").read_text(encoding="utf-8")
+    assert f"as {len(events):,} events in time order" in readme
