@@ -1,0 +1,212 @@
+"""Aggregates, the repository, snapshots, time travel, gateways, what-if and audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eda_lab.events import Event
+from eda_lab.exercises import check
+from eda_lab.orders import Order
+from eda_lab.sourcing import (
+    Aggregate,
+    AggregateNotFound,
+    EffectGateway,
+    MissingRecording,
+    RecordingGateway,
+    Repository,
+    UnknownEventType,
+    audit_frame,
+    branch,
+    compare_states,
+    gateway_demo,
+    on,
+    replaying,
+    state_history,
+    time_ordered_id,
+)
+from eda_lab.store import ConcurrencyError, InMemoryEventStore, SQLiteEventStore
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def clock():
+    ticks = count()
+    return lambda: T0 + timedelta(minutes=next(ticks))
+
+
+class Account(Aggregate):
+    def __init__(self, id: str, **kwargs: Any) -> None:
+        super().__init__(id, **kwargs)
+        self.balance = 0
+
+    def deposit(self, amount: int) -> None:
+        self._record("Deposited", {"amount": amount})
+
+    @on("Deposited")
+    def _deposited(self, event: Event) -> None:
+        self.balance += event.data["amount"]
+
+
+def filled(store: Any, n: int, every: int | None = None, batch: int = 1) -> Repository[Account]:
+    repo = Repository(store, Account, snapshot_every=every, clock=clock())
+    account = repo.create("A-1")
+    for i in range(1, n + 1):
+        account.deposit(i)
+        if i % batch == 0:
+            repo.save(account)
+    repo.save(account)
+    return repo
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest) -> Any:
+    return InMemoryEventStore() if request.param == "memory" else SQLiteEventStore()
+
+
+def test_state_changes_only_through_events() -> None:
+    account = Account("A-1")
+    account.deposit(5)
+    assert account.balance == 5 and account.version == 1
+    assert [e.type for e in account.pending] == ["Deposited"]
+    assert account.last_event is account.pending[0]
+    assert account.state() == {"balance": 5}
+
+
+def test_unknown_event_type_is_a_clear_error() -> None:
+    account = Account("A-1")
+    with pytest.raises(UnknownEventType, match=r"no handler for 'Withdrawn'.*Deposited"):
+        account._record("Withdrawn", {"amount": 1})
+
+
+def test_time_ordered_ids_sort_in_creation_order() -> None:
+    ids = [time_ordered_id() for _ in range(2000)]
+    assert ids == sorted(ids) and len(set(ids)) == 2000
+
+
+def test_load_save_and_versions(store: Any) -> None:
+    repo = filled(store, 5)
+    account = repo.load("A-1")
+    assert (account.balance, account.version) == (15, 5)
+    assert repo.load("A-1", version=2).balance == 3
+    with pytest.raises(AggregateNotFound, match="only 5 events"):
+        repo.load("A-1", version=9)
+    with pytest.raises(AggregateNotFound, match="no Account 'B'"):
+        repo.load("B")
+
+
+def test_time_travel_as_of(store: Any) -> None:
+    repo = filled(store, 5)  # events at T0, T0+1min, ...
+    assert repo.load("A-1", as_of=T0 + timedelta(minutes=2, seconds=30)).version == 3
+    assert repo.load("A-1", as_of=T0 + timedelta(days=1)).version == 5
+    with pytest.raises(AggregateNotFound, match="did not exist yet"):
+        repo.load("A-1", as_of=T0 - timedelta(seconds=1))
+
+
+def test_two_writers_one_gets_a_concurrency_error(store: Any) -> None:
+    repo = filled(store, 2)
+    a, b = repo.load("A-1"), repo.load("A-1")
+    a.deposit(10)
+    repo.save(a)
+    b.deposit(20)
+    with pytest.raises(ConcurrencyError) as info:
+        repo.save(b)
+    assert (info.value.expected, info.value.actual) == (2, 3)
+    assert len(b.pending) == 1  # the loser keeps its work to retry
+    assert repo.load("A-1").balance == 13
+
+
+def test_snapshots_shorten_replay(store: Any) -> None:
+    repo = filled(store, 25, every=10)
+    assert store.snapshot_versions("A-1") == [10, 20]
+    account = repo.load("A-1")
+    assert account.balance == sum(range(26)) and repo.last_replayed == 5
+    assert repo.load("A-1", version=17).balance == sum(range(18))
+    assert repo.last_replayed == 7
+    assert repo.load("A-1", version=9).balance == sum(range(10)) and repo.last_replayed == 9
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 12), st.integers(1, 7), st.data())
+def test_snapshot_plus_tail_equals_full_replay(n: int, every: int, batch: int,
+                                               data: st.DataObject) -> None:
+    store = InMemoryEventStore()
+    with_snaps = filled(store, n, every=every, batch=batch)
+    without = Repository(store, Account)
+    version = data.draw(st.integers(1, n))
+    a, b = with_snaps.load("A-1", version=version), without.load("A-1", version=version)
+    assert a.state() == b.state() and a.version == b.version == version
+    assert with_snaps.last_replayed <= without.last_replayed
+
+
+def test_long_replay_uses_a_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    repo = filled(InMemoryEventStore(), 300, batch=100)
+    repo.progress_after = 50
+    assert repo.load("A-1").balance == sum(range(301))
+
+
+def test_history_audit_branch_and_compare() -> None:
+    store = InMemoryEventStore()
+    repo = Repository(store, Order, clock=clock())
+    order = repo.create("O-1")
+    order.place("C-1")
+    order.add_item("P-1", 2, 5.0)
+    order.pay(10.0)
+    repo.save(order)
+    history = state_history(repo, "O-1")
+    assert list(history["version"]) == [1, 2, 3]
+    assert list(history["total"]) == [0.0, 10.0, 10.0]
+    assert list(history["type"]) == ["OrderPlaced", "ItemAdded", "OrderPaid"]
+    audit = audit_frame(store, "O-1")
+    assert list(audit.columns[:5]) == ["version", "position", "when", "who", "what"]
+    assert set(audit["who"]) == {"shop"} and audit["what"].iloc[2] == "OrderPaid"
+    sandbox = branch(repo, "O-1", 2)
+    what_if = sandbox.load("O-1")
+    what_if.add_item("P-2", 1, 7.5)
+    sandbox.save(what_if)
+    assert store.version("O-1") == 3  # the real stream is untouched
+    diff = compare_states(repo.load("O-1"), sandbox.load("O-1")).set_index("attribute")
+    assert bool(diff.loc["total", "changed"]) and diff.loc["total", "what_if"] == "17.5"
+    assert not bool(diff.loc["customer_id", "changed"])
+    with pytest.raises(AggregateNotFound):
+        branch(repo, "O-1", 4)
+
+
+def test_gateways_record_and_suppress() -> None:
+    answers = iter([1.1, 1.2, 1.3])
+    rates = RecordingGateway("rates", lambda: next(answers))
+    sent: list[str] = []
+    mail = EffectGateway("mail", sent.append)
+    assert rates.ask("e1") == 1.1
+    mail.send("hello")
+    with replaying(rates, mail):
+        assert rates.ask("e1") == 1.1  # the recorded answer, not 1.2
+        mail.send("hello")
+        with pytest.raises(MissingRecording, match="'e2'"):
+            rates.ask("e2")
+    assert sent == ["hello"] and mail.suppressed == 1 and rates.calls == 1
+    assert not rates.replaying and rates.ask("e2") == 1.2
+
+
+def test_gateway_demo_shows_the_bug_and_the_fix() -> None:
+    paid = [Event("OrderPaid", {"order_id": f"O-{i}", "amount": 10.0 * i}, subject=f"O-{i}",
+                  id=f"paid-{i}") for i in range(1, 5)]
+    naive = gateway_demo(paid, use_gateway=False).set_index("phase")
+    assert naive.loc["replay", "emails_sent"] == 4  # duplicate emails
+    assert naive.loc["replay", "revenue_usd"] != naive.loc["live", "revenue_usd"]
+    fixed = gateway_demo(paid).set_index("phase")
+    assert fixed.loc["replay", "revenue_usd"] == fixed.loc["live", "revenue_usd"]
+    assert fixed.loc["replay", "emails_sent"] == 0
+    assert fixed.loc["replay", "emails_suppressed"] == 4
+    assert fixed.loc["replay", "rate_service_calls"] == 0
+
+
+def test_exercises() -> None:
+    assert check("03.1", 1, quiet=True) and not check("03.1", 7, quiet=True)
+    assert check("03.2", (2, 3), quiet=True) and not check("03.2", (3, 2), quiet=True)
+    assert check("03.3", 8, quiet=True) and not check("03.3", 4, quiet=True)
