@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
@@ -191,8 +192,16 @@ def _check_filters(projection: Projection, given: dict[str, Any], allowed: Itera
         )
 
 
+_DAYS: dict[Any, str] = {}
+
+
 def _day(event: Event) -> str:
-    return event.time.date().isoformat()
+    """The event's UTC day as ISO text (cached: a log has few distinct days)."""
+    date = event.time.date()
+    text = _DAYS.get(date)
+    if text is None:
+        text = _DAYS[date] = date.isoformat()
+    return text
 
 
 # -- 1. orders by customer (dicts) -------------------------------------------
@@ -387,6 +396,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 _MISSING = object()
 
 
+def _text(value: Any) -> Any:
+    """A time as ISO 8601 text for SQLite (text read back from the table stays as is)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 class OrdersToShip(Projection):
     """Open orders (placed or paid, not yet shipped or cancelled) in a SQLite table.
 
@@ -492,7 +506,9 @@ class OrdersToShip(Projection):
 
     def _write(self, rows: dict[str, list[Any] | None], stored: set[str]) -> None:
         """Write the batch's net changes: one executemany for upserts, one for deletes."""
-        upserts = [(order_id, *row) for order_id, row in rows.items() if row is not None]
+        upserts = [(order_id, c, n, total, _text(placed), _text(paid), status)
+                   for order_id, row in rows.items() if row is not None
+                   for c, n, total, placed, paid, status in (row,)]
         deletes = [(order_id,) for order_id, row in rows.items()
                    if row is None and order_id in stored]
         if upserts:
@@ -505,8 +521,9 @@ class OrdersToShip(Projection):
     @on("OrderPlaced")
     def _placed(self, event: Event) -> None:
         data = event.data
-        self._rows[data["order_id"]] = [data["customer_id"], 0, 0.0,
-                                        event.time.isoformat(), None, "placed"]
+        # times stay datetimes until written: most rows of a rebuild never are
+        self._rows[data["order_id"]] = [data["customer_id"], 0, 0.0, event.time, None,
+                                        "placed"]
 
     @on("ItemAdded")
     def _item(self, event: Event) -> None:
@@ -521,7 +538,7 @@ class OrdersToShip(Projection):
     def _paid(self, event: Event) -> None:
         row = self._row(event.data["order_id"])
         if row is not None:
-            row[4] = event.time.isoformat()
+            row[4] = event.time
             row[5] = "paid"
 
     @on("OrderShipped", "OrderCancelled")
