@@ -48,10 +48,10 @@ from eda_lab.notification import (
     SourceService,
     ViewConsumer,
     _latency_model,
+    _waits,
     query_back_summary,
     run_notification,
     scenario_with,
-    time_to_data,
 )
 from eda_lab.sim import Simulation
 
@@ -68,7 +68,9 @@ __all__ = [
     "run_carried_state",
     "stale_intervals",
     "stale_reads",
+    "staleness_panel",
     "staleness_summary",
+    "staleness_view",
 ]
 
 
@@ -125,10 +127,8 @@ def stale_intervals(frame: pd.DataFrame, *, end: float | None = None,
     merged. Columns: consumer, subject, start, end, seconds, open (never caught up).
     """
     horizon = end if end is not None else (float(frame["t"].max()) if len(frame) else 0.0)
-    waits = time_to_data(frame, types=types)
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for consumer, subject, emitted, ready in zip(waits["consumer"], waits["subject"],
-                                                 waits["emitted"], waits["ready"], strict=True):
+    for consumer, subject, _, emitted, ready, _ in _waits(frame, types):
         groups.setdefault((consumer, subject), []).append((emitted, ready))
     records: list[tuple[str, str, float, float, bool]] = []
     for (consumer, subject), spans in sorted(groups.items()):
@@ -157,14 +157,15 @@ def stale_reads(frame: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
     """The ``read`` rows served while that consumer's copy of that key was stale."""
     reads = frame[frame["kind"] == "read"][["t", "service", "subject", "outcome"]]
     if reads.empty or intervals.empty:
-        return reads.iloc[0:0].assign(stale=pd.Series(dtype="bool"))
+        return reads.iloc[0:0]
     spans: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for c, s, a, b in zip(intervals["consumer"], intervals["subject"], intervals["start"],
-                          intervals["end"], strict=True):
+    for c, s, a, b in zip(intervals["consumer"].tolist(), intervals["subject"].tolist(),
+                          intervals["start"].tolist(), intervals["end"].tolist(), strict=True):
         spans.setdefault((c, s), []).append((a, b))
     flags = [any(a <= t < b for a, b in spans.get((c, s), ()))
-             for t, c, s in zip(reads["t"], reads["service"], reads["subject"], strict=True)]
-    return reads.assign(stale=flags)[flags]
+             for t, c, s in zip(reads["t"].tolist(), reads["service"].tolist(),
+                                reads["subject"].tolist(), strict=True)]
+    return reads[flags]
 
 
 def _entities(frame: pd.DataFrame) -> int:
@@ -175,7 +176,8 @@ def _entities(frame: pd.DataFrame) -> int:
 
 def staleness_summary(frame: pd.DataFrame, *, end: float | None = None,
                       entities: int | None = None,
-                      types: Sequence[str] = (CHANGE_TYPE,)) -> dict[str, Any]:
+                      types: Sequence[str] = (CHANGE_TYPE,),
+                      intervals: pd.DataFrame | None = None) -> dict[str, Any]:
     """How stale the consumers' copies were, in a few numbers.
 
     * ``fraction_stale``: stale (consumer, key) time over all (consumer, key) time;
@@ -183,9 +185,13 @@ def staleness_summary(frame: pd.DataFrame, *, end: float | None = None,
       copy stayed behind), the worst and the 95th percentile;
     * ``open_intervals``: copies still behind at the end (a query-back gave up);
     * ``stale_reads`` out of ``reads``: reads answered with an old address.
+
+    Pass ``intervals`` (from :func:`stale_intervals` with the same ``end``) to
+    avoid computing them twice.
     """
     horizon = end if end is not None else (float(frame["t"].max()) if len(frame) else 0.0)
-    intervals = stale_intervals(frame, end=horizon, types=types)
+    if intervals is None:
+        intervals = stale_intervals(frame, end=horizon, types=types)
     consumers = len(set(frame.loc[frame["kind"] == "data_ready", "service"])
                     | set(frame.loc[frame["kind"] == "deliver", "service"]))
     keys = entities if entities is not None else _entities(frame)
@@ -216,9 +222,7 @@ def availability(frame: pd.DataFrame, start: float, end: float, *, within: float
                       & (frame["t"] >= start) & (frame["t"] < end)]
     if delivered.empty:
         return math.nan
-    waits = time_to_data(frame, types=types)
-    ready = dict(zip(zip(waits["consumer"], waits["event_id"], strict=True), waits["ready"],
-                     strict=True))
+    ready = {(c, e): r for c, _, e, _, r, _ in _waits(frame, types)}
     on_time = [not math.isnan(r := ready.get((c, e), math.nan)) and r <= t + within
                for c, e, t in zip(delivered["service"], delivered["event_id"],
                                   delivered["t"], strict=True)]
@@ -358,3 +362,54 @@ def _ex_02_4(answer: Any) -> str | None:
     if isinstance(answer, str) and answer.strip().lower() == "carried_state":
         return None
     return "Compare the 'available in outage' column of compare_patterns(outage=...)."
+
+
+# -- the widget behind notebook 02 ----------------------------------------------------
+def staleness_view(latency: float, outage: bool, *,
+                   scenario: AddressScenario | None = None,
+                   window: tuple[float, float] = (200.0, 320.0)) -> dict[str, Any]:
+    """Run both patterns with this delivery ``latency`` (and the outage or not).
+
+    Returns the runs, their stale intervals labelled ``pattern · consumer``, and a
+    summary table: what the staleness panel draws.
+    """
+    s = scenario_with(scenario, latency=latency, outage=window if outage else None)
+    runs = {"notification": run_notification(s), "carried_state": run_carried_state(s)}
+    horizon = max(run.horizon for run in runs.values())
+    parts, rows = [], []
+    for pattern, run in runs.items():
+        intervals = stale_intervals(run.frame, end=horizon)
+        parts.append(intervals.assign(replica=pattern + " · " + intervals["consumer"]))
+        rows.append({"pattern": pattern,
+                     **staleness_summary(run.frame, end=horizon, entities=s.customers,
+                                         intervals=intervals)})
+    return {"runs": runs, "horizon": horizon, "outage": s.outage,
+            "intervals": pd.concat(parts, ignore_index=True),
+            "summary": pd.DataFrame(rows).set_index("pattern")}
+
+
+def staleness_panel(scenario: AddressScenario | None = None, *,
+                    window: tuple[float, float] = (200.0, 320.0),
+                    max_latency: float = 20.0) -> Any:
+    """A latency slider and an outage toggle that redraw the staleness chart."""
+    import ipywidgets as w
+
+    from eda_lab.charts import staleness_chart
+    from eda_lab.widgets import Panel, Prerendered, slider
+
+    base = scenario_with(scenario)
+    controls = {
+        "latency": slider("mean delivery latency (s)", float(base.latency), 0.0,
+                          float(max_latency), 0.5),
+        "outage": w.Checkbox(value=base.outage is not None,
+                             description=f"CRM down from t={window[0]:g} to {window[1]:g} s"),
+    }
+
+    def draw(view: dict[str, Any]) -> list[Any]:
+        chart = staleness_chart(view["intervals"], horizon=view["horizon"],
+                                outage=view["outage"], by="replica")
+        return [Prerendered(chart), view["summary"]]
+
+    return Panel(lambda latency, outage: staleness_view(latency, outage, scenario=base,
+                                                        window=window),
+                 draw, controls, title="Staleness of each consumer's copy")

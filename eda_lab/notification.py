@@ -67,7 +67,9 @@ __all__ = [
     "UnknownEntity",
     "ViewConsumer",
     "events_versus_commands",
+    "load_view",
     "query_back_summary",
+    "query_load_panel",
     "query_rows",
     "run_notification",
     "run_order_cascade",
@@ -568,29 +570,52 @@ def time_to_data(frame: pd.DataFrame, *,
     same key (a ``data_ready`` row). ``seconds`` is NaN when it never got it.
     Consumers are the services with ``data_ready`` or ``deliver`` rows of ``types``.
     """
-    changes = _changes(frame, types)
-    ready = frame[frame["kind"] == "data_ready"]
-    delivered = frame[(frame["kind"] == "deliver") & frame["type"].isin(list(types))]
-    consumers = sorted(set(ready["service"]) | set(delivered["service"]))
-    # version order = order of the emit rows; the version a ready row holds is the
-    # emit row of its event id (any type: a registration is a version too)
-    emit_seq = dict(zip(frame.loc[frame["kind"] == "emit", "event_id"],
-                        frame.loc[frame["kind"] == "emit", "seq"], strict=True))
-    held: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for service, subject, event_id, t in zip(ready["service"], ready["subject"],
-                                             ready["event_id"], ready["t"], strict=True):
-        held.setdefault((service, subject), []).append((emit_seq.get(event_id, -1), t))
-    records = []
-    for seq, subject, t_emit, event_id in zip(changes["seq"], changes["subject"],
-                                              changes["t"], changes["event_id"], strict=True):
-        for consumer in consumers:
-            times = [t for version, t in held.get((consumer, subject), ()) if version >= seq]
-            got = min(times) if times else math.nan
-            records.append((consumer, subject, event_id, t_emit, got, got - t_emit))
-    return pd.DataFrame(records, columns=["consumer", "subject", "event_id", "emitted",
-                                          "ready", "seconds"]).astype(
+    return pd.DataFrame(_waits(frame, types), columns=[
+        "consumer", "subject", "event_id", "emitted", "ready", "seconds"]).astype(
         {"consumer": "str", "subject": "str", "event_id": "str", "emitted": "float64",
          "ready": "float64", "seconds": "float64"})
+
+
+Wait = tuple[str, str, str, float, float, float]
+
+
+def _waits(frame: pd.DataFrame, types: Sequence[str]) -> list[Wait]:
+    """The rows of :func:`time_to_data` as tuples, in one pass over plain lists.
+
+    (Widget redraws call this; pandas row filtering would cost more than the work.)
+    """
+    wanted = set(types)
+    kinds, services, subjects, event_ids, times, row_types = (
+        frame[c].tolist() for c in ("kind", "service", "subject", "event_id", "t", "type"))
+    # version order = order of the emit rows; the version a ready row holds is the
+    # emit row of its event id (any type: a registration is a version too)
+    emit_seq: dict[str, int] = {}
+    changes: list[tuple[int, str, float, str]] = []
+    consumers: set[str] = set()
+    held: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    ready_rows = []
+    for i, kind in enumerate(kinds):
+        if kind == "emit":
+            emit_seq[event_ids[i]] = i
+            if row_types[i] in wanted:
+                changes.append((i, subjects[i], times[i], event_ids[i]))
+        elif kind == "data_ready":
+            consumers.add(services[i])
+            ready_rows.append(i)
+        elif kind == "deliver" and row_types[i] in wanted:
+            consumers.add(services[i])
+    for i in ready_rows:
+        held.setdefault((services[i], subjects[i]), []).append(
+            (emit_seq.get(event_ids[i], -1), times[i]))
+    ordered = sorted(consumers)
+    records: list[Wait] = []
+    nan = math.nan
+    for seq, subject, t_emit, event_id in changes:
+        for consumer in ordered:
+            got = min((t for version, t in held.get((consumer, subject), ()) if version >= seq),
+                      default=nan)
+            records.append((consumer, subject, event_id, t_emit, got, got - t_emit))
+    return records
 
 
 # -- a cascade spread over notifications ----------------------------------------------
@@ -792,3 +817,49 @@ def _ex_01_4(answer: Any) -> str | None:
     if _close(answer, 3):
         return None
     return "Count the events caused by OrderPlaced along one correlation id (see conversation())."
+
+
+# -- the widget behind notebook 01 ----------------------------------------------------
+def load_view(run: ScenarioRun, *, window: float = 30.0) -> list[Any]:
+    """What the load panel shows for a run: the load chart and a one-row summary."""
+    from eda_lab.charts import query_load_chart
+
+    summary = query_back_summary(run.frame)
+    load = source_load(run.frame, source=run.source.name, window=window,
+                       end=run.scenario.duration)
+    table = pd.DataFrame([{"consumers": run.scenario.consumers,
+                           "changes per minute": run.scenario.changes_per_minute,
+                           "change events": summary["events"],
+                           "query-back calls": summary["calls"],
+                           "peak calls per second": round(load["calls_per_second"].max(), 2)}])
+    return [query_load_chart(load, outage=run.scenario.outage), table]
+
+
+def _prerender(items: list[Any]) -> list[Any]:
+    """Charts rendered to SVG once (fast redraws); other items unchanged."""
+    import altair as alt
+
+    from eda_lab.widgets import Prerendered
+
+    return [Prerendered(i) if isinstance(i, alt.TopLevelMixin) else i for i in items]
+
+
+def query_load_panel(scenario: AddressScenario | None = None, *, window: float = 30.0,
+                     max_consumers: int = 10, max_rate: float = 60.0) -> Any:
+    """Sliders for consumers and change rate that re-run the scenario and redraw the load.
+
+    ``panel.redraw()`` is the widget callback; ``benchmarks/bench_widgets.py``
+    times it in-process.
+    """
+    from eda_lab.widgets import Panel, slider
+
+    base = scenario_with(scenario)
+    controls = {
+        "consumers": slider("consumers", base.consumers, 1, max_consumers),
+        "changes_per_minute": slider("address changes per minute",
+                                     float(base.changes_per_minute), 1.0, float(max_rate), 1.0),
+    }
+    return Panel(lambda consumers, changes_per_minute: run_notification(
+                     base, consumers=consumers, changes_per_minute=changes_per_minute),
+                 lambda run: _prerender(load_view(run, window=window)), controls,
+                 title="Query-back load on the CRM")
