@@ -156,7 +156,8 @@ class ConsumerGroup:
 
     def lag(self) -> int:
         """Events published but not yet handled by this group, over all partitions."""
-        return sum(len(log) - done for log, done in zip(self.topic.logs, self.committed))
+        pairs = zip(self.topic.logs, self.committed, strict=True)
+        return sum(len(log) - done for log, done in pairs)
 
     def member_for(self, partition: int) -> tuple[Sink, Handler]:
         """The member that owns ``partition``: partitions are shared round-robin."""

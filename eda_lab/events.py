@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import json.encoder
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from eda_lab.errors import InvalidEvent
 
@@ -39,7 +40,7 @@ _EXTENSIONS = {
 
 def now_utc() -> datetime:
     """The wall-clock time, timezone-aware (simulations use their virtual clock instead)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class FrozenData(dict):
@@ -149,11 +150,11 @@ class Event:
 
     def __post_init__(self) -> None:
         # Fast checks first; the helpers only run to explain a failure.
-        if type(self.type) is not str or not self.type:
+        if type(self.type) is not str or not self.type or self.type.isspace():
             _check_text(self.type, "type", "Event", required=True)
         if type(self.subject) is not str:
             _check_text(self.subject, "subject", "Event", required=False)
-        if type(self.source) is not str or not self.source:
+        if type(self.source) is not str or not self.source or self.source.isspace():
             _check_text(self.source, "source", "Event", required=True)
         if type(self.id) is not str:
             _check_text(self.id, "id", "Event", required=False)

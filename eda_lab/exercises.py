@@ -21,8 +21,9 @@ placeholder to make the student copy.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from eda_lab.errors import EdaLabError
 
@@ -32,7 +33,7 @@ Checker = Callable[[Any], "str | None"]
 
 #: Modules that register exercises; imported on first use so the registry is full.
 EXERCISE_MODULES = (
-    "eda_lab.services",
+    "eda_lab.intro",
     "eda_lab.notification",
     "eda_lab.carried_state",
     "eda_lab.sourcing",

@@ -12,8 +12,9 @@ of a cascade can be rebuilt from the trace.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from eda_lab.events import Event
 

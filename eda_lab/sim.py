@@ -18,9 +18,10 @@ from __future__ import annotations
 import gc
 import heapq
 import random
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from itertools import count
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -32,7 +33,7 @@ from eda_lab.trace import Trace
 __all__ = ["DEFAULT_START", "Simulation"]
 
 #: Every simulation starts at this instant unless told otherwise: a Monday morning.
-DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 class Simulation:
@@ -45,7 +46,7 @@ class Simulation:
     def __init__(self, seed: int = 0, *, start: datetime = DEFAULT_START,
                  trace: bool = True) -> None:
         if start.tzinfo is None:
-            raise ValueError("start must be timezone-aware, e.g. datetime(..., tzinfo=timezone.utc)")
+            raise ValueError("start must be timezone-aware: datetime(..., tzinfo=timezone.utc)")
         self.seed = seed
         self.start = start
         self.rng = random.Random(seed)
@@ -174,10 +175,11 @@ class Simulation:
         """
         target = self.services[service] if isinstance(service, str) else service
         target.add_outage(start, end)
-        self.at(start, self.trace.record, start, "outage", target.name, outcome="down",
-                detail=f"{target.name} is down until t={end:g}s")
-        self.at(end, self.trace.record, end, "recover", target.name, outcome="up",
-                detail=f"{target.name} is back")
+        record = self.trace.record
+        self.at(start, lambda: record(start, "outage", target.name, outcome="down",
+                                      detail=f"{target.name} is down until t={end:g}s"))
+        self.at(end, lambda: record(end, "recover", target.name, outcome="up",
+                                    detail=f"{target.name} is back"))
 
     def frame(self) -> pd.DataFrame:
         """The trace as a DataFrame (see :mod:`eda_lab.trace` for the columns)."""

@@ -135,7 +135,7 @@ class Trace:
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame with the documented columns and dtypes."""
         rows = self.rows
-        cols = list(zip(*rows)) if rows else [()] * len(Row._fields)
+        cols = list(zip(*rows, strict=False)) if rows else [()] * len(Row._fields)
         (t, kind, service, peer, channel, topic, partition, offset, events, latency,
          outcome, detail, types, subjects, sizes) = cols
         start = pd.Timestamp(self.start).as_unit("us")
@@ -143,7 +143,8 @@ class Trace:
         def from_event(attr: str, fallback: tuple[Any, ...] | None = None) -> list[Any]:
             if fallback is None:
                 return [getattr(e, attr) or "" if e is not None else "" for e in events]
-            return [getattr(e, attr) if e is not None else f for e, f in zip(events, fallback)]
+            pairs = zip(events, fallback, strict=True)
+            return [getattr(e, attr) if e is not None else f for e, f in pairs]
 
         seconds = pd.Series(t, dtype="float64")
         data = {

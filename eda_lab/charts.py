@@ -1,0 +1,361 @@
+"""Altair chart builders over trace frames.
+
+Every builder takes a DataFrame (usually ``sim.frame()``), shapes it with pandas,
+and returns an altair chart object; nothing is drawn until the chart is
+displayed. Tests assert on ``chart.to_dict()``.
+
+Altair refuses to embed more than 5000 rows. Builders that plot one mark per
+event raise :class:`~eda_lab.errors.ChartTooLargeError` with advice instead;
+builders that count things aggregate in pandas first, so they work on traces of
+any size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import altair as alt
+import pandas as pd
+
+from eda_lab.errors import ChartTooLargeError
+
+__all__ = ["MAX_ROWS", "check_rows", "events_over_time", "pick_bin_seconds", "timeline"]
+
+#: Altair's default limit of rows embedded in one chart.
+MAX_ROWS = 5000
+
+_NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600,
+              900, 1800, 3600, 7200, 21600, 43200, 86400)
+
+
+def check_rows(frame: pd.DataFrame, what: str, advice: str) -> None:
+    """Raise ChartTooLargeError when ``frame`` is over altair's row limit."""
+    if len(frame) > MAX_ROWS:
+        raise ChartTooLargeError(
+            f"the {what} would embed {len(frame):,} rows; altair allows {MAX_ROWS:,} per "
+            f"chart. {advice}"
+        )
+
+
+def pick_bin_seconds(span: float, max_bins: int = 60) -> float:
+    """A round bin width (0.01 s ... 1 day) giving at most ``max_bins`` bins over ``span``."""
+    for width in _NICE_BINS:
+        if span / width <= max_bins:
+            return float(width)
+    return float(_NICE_BINS[-1])
+
+
+def timeline(frame: pd.DataFrame, *, window: tuple[float, float] | None = None,
+             title: str = "Events flowing between services") -> alt.LayerChart:
+    """A lane per service; a line from each emit (on the emitter's lane) to its delivery.
+
+    Dots are emits, ticks are deliveries, colour is the event type. ``window``
+    restricts the chart to virtual seconds ``(start, end)``: use it to zoom into a
+    busy trace.
+    """
+    rows = frame
+    if window is not None:
+        rows = rows[(rows["t"] >= window[0]) & (rows["t"] <= window[1])]
+    emits = rows.loc[rows["kind"] == "emit", ["t", "service", "type", "subject", "event_id"]]
+    delivered = rows.loc[rows["kind"] == "deliver",
+                         ["t", "latency", "service", "peer", "type", "subject", "event_id"]]
+    flights = pd.DataFrame({
+        "emitted": delivered["t"] - delivered["latency"],
+        "delivered": delivered["t"],
+        "from": delivered["peer"],
+        "to": delivered["service"],
+        "type": delivered["type"],
+        "subject": delivered["subject"],
+        "latency": delivered["latency"],
+    })
+    check_rows(pd.concat([emits, delivered]), "timeline",
+               "Zoom in with timeline(frame, window=(start_s, end_s)), or count events "
+               "instead with events_over_time(frame).")
+    lanes = list(dict.fromkeys([*emits["service"], *flights["from"], *flights["to"]]))
+    lane_scale = alt.Scale(domain=lanes)
+    y = alt.Y("from:N", title="service", scale=lane_scale)
+    x = alt.X("emitted:Q", title="virtual time (s)")
+    color = alt.Color("type:N", title="event type")
+    base = alt.Chart(flights)
+    lines = base.mark_rule(opacity=0.45).encode(
+        x=x, x2="delivered:Q", y=y, y2="to:N", color=color,
+        tooltip=["type", "subject", "from", "to",
+                 alt.Tooltip("latency:Q", format=".3f", title="latency (s)")],
+    )
+    arrivals = base.mark_tick(thickness=2, size=14).encode(
+        x=alt.X("delivered:Q", title="virtual time (s)"),
+        y=alt.Y("to:N", title="service", scale=lane_scale), color=color,
+    )
+    dots = alt.Chart(emits).mark_circle(size=45).encode(
+        x=alt.X("t:Q", title="virtual time (s)"),
+        y=alt.Y("service:N", title="service", scale=lane_scale), color=color,
+        tooltip=["type", "subject", "service"],
+    )
+    return (lines + arrivals + dots).properties(title=title, width=620,
+                                                height=max(120, 38 * len(lanes)))
+
+
+def events_over_time(frame: pd.DataFrame, *, by: str = "service",
+                     kinds: Iterable[str] = ("emit", "deliver"),
+                     bin_seconds: float | None = None,
+                     title: str = "Events per service over time") -> alt.Chart:
+    """Count rows of the given ``kinds`` per time bin and per ``by`` (service, channel...).
+
+    The counting happens in pandas, so this works on a trace of any size: the chart
+    gets one row per (bin, group), never one row per event.
+    """
+    rows = frame[frame["kind"].isin(list(kinds))]
+    if bin_seconds is None:
+        span = float(rows["t"].max()) if len(rows) else 1.0
+        bin_seconds = pick_bin_seconds(max(span, 1e-9))
+    counts = (
+        rows.assign(bin=(rows["t"] // bin_seconds) * bin_seconds)
+        .groupby(["bin", by, "kind"], observed=True).size()
+        .rename("events").reset_index()
+    )
+    check_rows(counts, "events-over-time chart",
+               "Pass a larger bin_seconds or fewer groups.")
+    return alt.Chart(counts).mark_bar().encode(
+        x=alt.X("bin:Q", title=f"virtual time (s), bins of {bin_seconds:g} s",
+                bin=alt.Bin(binned=True, step=bin_seconds)),
+        x2=alt.X2("bin_end:Q"),
+        y=alt.Y("events:Q", title="events", stack=True),
+        color=alt.Color(f"{by}:N", title=by),
+        column=alt.Column("kind:N", title=None),
+        tooltip=["bin", by, "kind", "events"],
+    ).transform_calculate(bin_end=f"datum.bin + {bin_seconds}").properties(
+        title=title, width=300, height=180)
+
+
+# -- event notification and event-carried state transfer (notebooks 01 and 02) ---------
+__all__ += ["flow_chart", "pattern_comparison_chart", "query_load_chart", "staleness_chart"]
+
+
+def query_load_chart(load: pd.DataFrame, *, y_max: float | None = None,
+                     outage: tuple[float, float] | None = None,
+                     title: str = "Query-back calls reaching the source") -> alt.LayerChart:
+    """Calls per time window on the source, answered (ok) and failed, stacked.
+
+    ``load`` is :func:`eda_lab.notification.source_load` output. ``y_max`` fixes
+    the y axis, so that redraws driven by a slider can be compared by eye;
+    ``outage=(start, end)`` shades the period the source was down.
+    """
+    check_rows(load, "query-load chart", "Use a larger window in source_load(...).")
+    window = float(load["window_start"].diff().dropna().iloc[0]) if len(load) > 1 else 1.0
+    long = load[["window_start", "ok", "failed"]].melt(
+        id_vars=["window_start"], var_name="outcome", value_name="calls")
+    long["window_end"] = long["window_start"] + window
+    scale = alt.Scale(domain=[0, y_max]) if y_max else alt.Undefined
+    # a named chart skips altair's data hashing when layering (faster redraws)
+    bars = alt.Chart(long, name="query_load").mark_bar().encode(
+        x=alt.X("window_start:Q", title=f"virtual time (s), windows of {window:g} s",
+                bin=alt.Bin(binned=True, step=window)),
+        x2=alt.X2("window_end"),
+        y=alt.Y("calls:Q", title="query-back calls", stack=True, scale=scale),
+        color=alt.Color("outcome:N", title="outcome",
+                        scale=alt.Scale(domain=["ok", "failed"],
+                                        range=["#4c78a8", "#e45756"])),
+        tooltip=[alt.Tooltip("window_start:Q"), alt.Tooltip("outcome:N"),
+                 alt.Tooltip("calls:Q")],
+    )
+    layers: list[alt.Chart] = [bars]
+    if outage is not None:
+        band = pd.DataFrame({"start": [outage[0]], "end": [outage[1]],
+                             "label": ["source down"]})
+        layers.insert(0, alt.Chart(band).mark_rect(opacity=0.15, color="#888").encode(
+            x=alt.X("start:Q"), x2=alt.X2("end"), tooltip=[alt.Tooltip("label:N")]))
+    return alt.layer(*layers).properties(title=title, width=560, height=200)
+
+
+def staleness_chart(intervals: pd.DataFrame, *, horizon: float,
+                    outage: tuple[float, float] | None = None, by: str = "consumer",
+                    title: str = "When each replica was stale") -> alt.LayerChart:
+    """A row per replica (``by``), a bar over each period its copy was behind the source.
+
+    ``intervals`` is :func:`eda_lab.carried_state.stale_intervals` output (add a
+    ``pattern`` column and pass ``by="replica"`` after building ``replica`` labels
+    to compare patterns). Short periods are widened to be visible; periods that
+    never caught up are red. ``outage`` shades the source's downtime.
+    """
+    check_rows(intervals, "staleness chart",
+               "Chart fewer consumers or a shorter run, or summarise with "
+               "staleness_summary(frame).")
+    rows = intervals.copy()
+    rows["state"] = rows["open"].map({True: "never caught up", False: "caught up"})
+    rows["shown_end"] = rows[["end", "start"]].max(axis=1).clip(
+        lower=rows["start"] + horizon / 400)
+    lanes = sorted(rows[by].unique()) if len(rows) else []
+    x = alt.X("start:Q", title="virtual time (s)", scale=alt.Scale(domain=[0, horizon]))
+    bars = alt.Chart(rows, name="stale_periods").mark_rect(
+        opacity=0.45, height={"band": 0.7}).encode(
+        x=x, x2=alt.X2("shown_end"),
+        y=alt.Y(f"{by}:N", title=by, sort=lanes),
+        color=alt.Color("state:N", title="stale period",
+                        scale=alt.Scale(domain=["caught up", "never caught up"],
+                                        range=["#f58518", "#e45756"])),
+        tooltip=[alt.Tooltip(f"{by}:N"), alt.Tooltip("subject:N"),
+                 alt.Tooltip("start:Q", format=".2f"),
+                 alt.Tooltip("seconds:Q", format=".2f", title="stale for (s)")],
+    )
+    layers: list[alt.Chart] = [bars]
+    if outage is not None:
+        band = pd.DataFrame({"start": [outage[0]], "end": [outage[1]],
+                             "label": ["source down"]})
+        layers.insert(0, alt.Chart(band).mark_rect(opacity=0.12, color="#888").encode(
+            x=alt.X("start:Q", scale=alt.Scale(domain=[0, horizon])), x2=alt.X2("end"),
+            tooltip=[alt.Tooltip("label:N")]))
+    return alt.layer(*layers).properties(title=title, width=560,
+                                         height=max(80, 28 * max(1, len(lanes))))
+
+
+def flow_chart(graph: object, *, title: str = "The flow, rebuilt from the trace"
+               ) -> alt.LayerChart:
+    """Draw a :class:`eda_lab.flow.FlowGraph`: services (circles), event types (squares),
+    arrows left to right by hop; dashed grey lines are query-back and command calls."""
+    nodes: pd.DataFrame = graph.nodes  # type: ignore[attr-defined]
+    edges: pd.DataFrame = graph.edges  # type: ignore[attr-defined]
+    check_rows(edges, "flow chart", "Draw a smaller trace (fewer services or types).")
+    edges = edges.assign(call=~edges["kind"].isin(["emits", "handled by"]))
+    links = alt.Chart(edges).mark_rule(strokeWidth=2).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), x2="x2:Q", y2="y2:Q",
+        color=alt.Color("kind:N", title="edge",
+                        scale=alt.Scale(domain=["emits", "handled by", "queries", "commands"],
+                                        range=["#4c78a8", "#54a24b", "#999999", "#b279a2"])),
+        strokeDash=alt.condition("datum.call", alt.value([4, 3]), alt.value([1, 0])),
+        tooltip=["source", "target", "kind", "count"],
+    )
+    heads = alt.Chart(edges).mark_point(shape="triangle-right", filled=True, size=70).encode(
+        x=alt.X("x2:Q"), y=alt.Y("y2:Q"),
+        color=alt.Color("kind:N"),
+        tooltip=["source", "target", "kind", "count"],
+    ).transform_calculate(x2="datum.x2 - 0.18 * (datum.x2 - datum.x)",
+                          y2="datum.y2 - 0.18 * (datum.y2 - datum.y)")
+    points = alt.Chart(nodes).mark_point(filled=True, size=420, opacity=1).encode(
+        x="x:Q", y="y:Q",
+        shape=alt.Shape("kind:N", title="node",
+                        scale=alt.Scale(domain=["service", "event"],
+                                        range=["circle", "square"])),
+        fill=alt.Fill("kind:N", legend=None,
+                      scale=alt.Scale(domain=["service", "event"],
+                                      range=["#4c78a8", "#f58518"])),
+        tooltip=["label", "kind", "depth", "count"],
+    )
+    labels = alt.Chart(nodes).mark_text(dy=22, fontSize=11).encode(
+        x="x:Q", y="y:Q", text="label:N")
+    width = 90 * (int(nodes["depth"].max()) + 1) if len(nodes) else 200
+    rows = int(nodes.groupby("depth").size().max()) if len(nodes) else 1
+    return alt.layer(links, heads, points, labels).properties(
+        title=title, width=max(300, width), height=max(120, 70 * rows))
+
+
+def pattern_comparison_chart(table: pd.DataFrame, *,
+                             metrics: list[str] | None = None,
+                             title: str = "Notification vs event-carried state transfer"
+                             ) -> alt.FacetChart:
+    """One small bar chart per metric, a bar per pattern (rows of ``table``).
+
+    ``table`` is the first result of :func:`eda_lab.carried_state.compare_patterns`;
+    each metric keeps its own x scale.
+    """
+    chosen = metrics or [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    long = (table[chosen].reset_index().melt(id_vars=table.index.name or "index",
+                                             var_name="metric", value_name="value")
+            .rename(columns={table.index.name or "index": "pattern"}))
+    long = long.dropna(subset=["value"])
+    check_rows(long, "comparison chart", "Compare fewer metrics.")
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X("value:Q", title=None),
+        y=alt.Y("pattern:N", title=None),
+        color=alt.Color("pattern:N", title="pattern"),
+        tooltip=["pattern", "metric", "value"],
+    ).properties(width=300, height=50).facet(
+        row=alt.Row("metric:N", title=None, sort=chosen,
+                    header=alt.Header(labelAngle=0, labelAlign="left")),
+        title=title,
+    ).resolve_scale(x="independent")
+
+
+# -- CQRS (notebook 04) -----------------------------------------------------------------
+__all__ += ["projection_lag_chart", "read_model_chart"]
+
+
+def projection_lag_chart(lag: pd.DataFrame, *,
+                         title: str = "How far each read model lags behind the log"
+                         ) -> alt.VConcatChart:
+    """Two panels over virtual time, a line per projection: positions behind, seconds behind.
+
+    ``lag`` is :func:`eda_lab.cqrs.lag_frame` of a trace (one row per projection per
+    poll). Polls past the row limit are thinned evenly, keeping the first and last.
+    """
+    rows = lag[["t", "projection", "behind", "lag_s"]]
+    per = max(1, rows["projection"].nunique())
+    if len(rows) > MAX_ROWS:
+        keep = rows["t"].drop_duplicates()
+        step = -(-len(keep) * per // MAX_ROWS)
+        chosen = set(keep.iloc[::step]) | {keep.iloc[-1]}
+        rows = rows[rows["t"].isin(chosen)]
+    check_rows(rows, "lag chart", "Pass a shorter stretch of the trace.")
+    base = alt.Chart(rows).encode(
+        x=alt.X("t:Q", title="virtual time (s)"),
+        color=alt.Color("projection:N", title="projection"),
+        tooltip=["t", "projection", "behind", alt.Tooltip("lag_s:Q", format=".2f")],
+    )
+    behind = base.mark_line(interpolate="step-after").encode(
+        y=alt.Y("behind:Q", title="positions behind")).properties(width=560, height=140)
+    seconds = base.mark_line(interpolate="step-after").encode(
+        y=alt.Y("lag_s:Q", title="seconds behind")).properties(width=560, height=140)
+    return alt.vconcat(behind, seconds, title=title)
+
+
+def read_model_chart(name: str, frame: pd.DataFrame) -> alt.Chart:
+    """A small chart of one read model's query result (the three shop projections).
+
+    ``revenue_by_day``: revenue per day; ``orders_by_customer``: orders per status;
+    ``orders_to_ship``: waiting orders per day of payment (or of placing).
+    """
+    if name == "revenue_by_day":
+        data = frame.groupby("day", as_index=False)["revenue"].sum()
+        return alt.Chart(data).mark_bar().encode(
+            x=alt.X("day:O", title="day"), y=alt.Y("revenue:Q", title="revenue"),
+            tooltip=["day", alt.Tooltip("revenue:Q", format=",.2f")],
+        ).properties(title="Revenue per day", width=560, height=160)
+    if name == "orders_by_customer":
+        data = frame.groupby("status", as_index=False).size().rename(columns={"size": "orders"})
+        return alt.Chart(data).mark_bar().encode(
+            x=alt.X("orders:Q", title="orders"), y=alt.Y("status:N", title=None),
+            color=alt.Color("status:N", legend=None), tooltip=["status", "orders"],
+        ).properties(title="Orders per status", width=560, height=110)
+    if name == "orders_to_ship":
+        when = frame["paid_at"].fillna(frame["placed_at"]).astype(str).str.slice(0, 10)
+        data = (frame.assign(day=when).groupby(["day", "status"], as_index=False).size()
+                .rename(columns={"size": "orders"}))
+        return alt.Chart(data).mark_bar().encode(
+            x=alt.X("day:O", title="day paid (or placed)"), y=alt.Y("orders:Q", title="orders"),
+            color=alt.Color("status:N", title="status"), tooltip=["day", "status", "orders"],
+        ).properties(title="Open orders waiting", width=560, height=160)
+    raise ValueError(f"no chart for read model {name!r}: use revenue_by_day, "
+                     "orders_by_customer or orders_to_ship.")
+
+
+def version_history_chart(history: pd.DataFrame, *, value: str = "total",
+                          version: int | None = None, title: str | None = None) -> alt.Chart:
+    """A value of an event-sourced aggregate after each version (event sourcing, notebook 03).
+
+    ``history`` has one row per version with columns ``version``, ``type`` and
+    ``value`` (see :func:`eda_lab.sourcing.state_history`). ``version`` draws a
+    rule at the version a time-travel slider points at.
+    """
+    check_rows(history, "versions", "plot a window of versions, or every k-th version")
+    data = history[["version", "type", value]]
+    line = alt.Chart(data).mark_line(interpolate="step-after", point=True).encode(
+        x=alt.X("version:Q", title="version (events applied)", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y(f"{value}:Q", title=value),
+        tooltip=["version", "type", value],
+    )
+    layers: list[alt.Chart] = [line]
+    if version is not None:
+        rule = alt.Chart(pd.DataFrame({"version": [version]})).mark_rule(
+            color="firebrick", strokeDash=[4, 3]).encode(x="version:Q")
+        layers.append(rule)
+    return alt.layer(*layers).properties(
+        title=title or f"{value} after each event", width=520, height=180)

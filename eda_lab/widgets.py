@@ -1,0 +1,112 @@
+"""ipywidgets panels: controls that re-run a simulation and redraw its views.
+
+A :class:`Panel` has controls (sliders, toggles, dropdowns), a ``run`` function
+that takes the controls' values as keyword arguments and returns a result (a
+simulation, a frame, anything), and a ``draw`` function that turns the result
+into the things to show (charts, tables, text). Every change re-runs and
+redraws into an ``Output`` widget.
+
+Because ``run`` and ``draw`` are plain functions, the same redraw can be timed
+in-process (``panel.redraw()``; see ``benchmarks/bench_widgets.py``) and tested
+without a browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ipywidgets as w
+from IPython.display import display
+
+__all__ = ["Panel", "slider"]
+
+
+def slider(description: str, value: float, low: float, high: float,
+           step: float | None = None) -> w.IntSlider | w.FloatSlider:
+    """An int or float slider that only fires when released (redraws stay snappy)."""
+    style = {"description_width": "initial"}
+    layout = w.Layout(width="420px")
+    if all(isinstance(v, int) for v in (value, low, high, step or 1)):
+        return w.IntSlider(value=value, min=low, max=high, step=step or 1,
+                           description=description, continuous_update=False,
+                           style=style, layout=layout)
+    return w.FloatSlider(value=value, min=low, max=high, step=step or (high - low) / 100,
+                         description=description, continuous_update=False,
+                         style=style, layout=layout, readout_format=".3g")
+
+
+class Panel:
+    """Controls + run + draw, re-run on every change.
+
+    ``controls`` maps keyword names of ``run`` to widgets. ``draw(result)`` returns
+    one displayable or a sequence of them. ``buttons`` maps a label to an action
+    ``action(panel)`` that may change control values (which triggers a redraw).
+    """
+
+    def __init__(self, run: Callable[..., Any], draw: Callable[[Any], Any],
+                 controls: Mapping[str, w.ValueWidget], *, title: str = "",
+                 buttons: Mapping[str, Callable[[Panel], None]] | None = None) -> None:
+        self.run = run
+        self.draw = draw
+        self.controls = dict(controls)
+        self.output = w.Output()
+        self.result: Any = None
+        self.redraws = 0
+        self.buttons = []
+        for label, action in (buttons or {}).items():
+            button = w.Button(description=label, layout=w.Layout(width="auto"))
+            button.on_click(lambda _b, act=action: act(self))
+            self.buttons.append(button)
+        for control in self.controls.values():
+            control.observe(self.redraw, names="value")
+        header = [w.HTML(f"<b>{title}</b>")] if title else []
+        rows: list[w.Widget] = [*self.controls.values()]
+        if self.buttons:
+            rows.append(w.HBox(self.buttons))
+        self.widget = w.VBox([*header, *rows, self.output])
+        self.redraw()
+
+    def values(self) -> dict[str, Any]:
+        """The controls' current values, as keyword arguments for ``run``."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def redraw(self, change: Any = None) -> Any:
+        """Re-run with the current values and redraw; returns the result."""
+        self.result = self.run(**self.values())
+        shown = self.draw(self.result)
+        items: Sequence[Any] = shown if isinstance(shown, (list, tuple)) else [shown]
+        self.output.clear_output(wait=True)
+        with self.output:
+            for item in items:
+                display(item)
+        self.redraws += 1
+        return self.result
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+# -- panel helpers for notebooks 01 and 02 ----------------------------------------------
+class Prerendered:
+    """A chart rendered to SVG once, for fast redraws inside a panel.
+
+    altair's SVG renderer validates the whole spec against the vega-lite schema
+    on every display; a panel redraws the same, already tested chart builder many
+    times, so it renders with ``to_dict(validate=False)`` and vl-convert directly.
+    The picture is the same SVG the renderer would produce.
+    """
+
+    def __init__(self, chart: Any) -> None:
+        from altair.vegalite.v6.display import svg_renderer
+
+        self.bundle = svg_renderer(chart.to_dict(validate=False))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.bundle
+
+    def __repr__(self) -> str:
+        return "Prerendered(chart as SVG)"
+
+
+__all__ += ["Prerendered"]

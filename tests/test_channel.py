@@ -1,0 +1,168 @@
+"""The in-memory channel: partitions, consumer groups, order per key, retries, dead letters."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eda_lab.channel import partition_for
+from eda_lab.events import Event
+from eda_lab.latency import Exponential, Fixed, Uniform
+from eda_lab.sim import Simulation
+
+workloads = st.lists(
+    st.tuples(st.sampled_from([f"O-{i}" for i in range(8)]), st.floats(0, 5)),
+    min_size=1, max_size=60,
+)
+
+
+def build(seed: int, workload: list[tuple[str, float]], *, partitions: int = 3,
+          groups: tuple[int, ...] = (1, 2), latency=None) -> tuple[Simulation, dict]:
+    """Emit ``workload`` (subject, emit time); groups with the given numbers of members."""
+    sim = Simulation(seed=seed)
+    topic = sim.channel("bus", partitions=partitions,
+                        latency=latency or Exponential(0.3)).topic("orders")
+    shop = sim.emitter("shop")
+    seen: dict[str, list[Event]] = defaultdict(list)
+    for g, members in enumerate(groups):
+        for m in range(members):
+            sink = sim.sink(f"g{g}-m{m}")
+            sink.subscribe(topic, seen[f"g{g}"].append, group=f"g{g}")
+    for n, (subject, when) in enumerate(workload):
+        sim.at(when, shop.emit, topic, "Changed", subject, {"n": n})
+    sim.run()
+    return sim, seen
+
+
+@settings(max_examples=60, deadline=None)
+@given(workloads, st.integers(0, 1000), st.integers(1, 4))
+def test_each_group_gets_every_event_exactly_once(workload, seed, partitions) -> None:
+    sim, seen = build(seed, workload, partitions=partitions)
+    for group in ("g0", "g1"):
+        ids = [e.id for e in seen[group]]
+        assert sorted(ids) == sorted(e.id for e in sim.channels["bus"].topics["orders"].events())
+        assert len(ids) == len(set(ids)) == len(workload)
+
+
+@settings(max_examples=60, deadline=None)
+@given(workloads, st.integers(0, 1000))
+def test_order_per_key_is_kept_whatever_the_latency(workload, seed) -> None:
+    _sim, seen = build(seed, workload, latency=Uniform(0, 3))
+    for group in ("g0", "g1"):
+        per_key: dict[str, list[int]] = defaultdict(list)
+        for event in seen[group]:
+            per_key[event.subject].append(event.sequence)
+        for sequence in per_key.values():
+            assert sequence == sorted(sequence)
+
+
+@settings(max_examples=30, deadline=None)
+@given(workloads, st.integers(0, 1000))
+def test_the_same_seed_gives_an_identical_trace_frame(workload, seed) -> None:
+    first, _ = build(seed, workload)
+    second, _ = build(seed, workload)
+    assert first.frame().equals(second.frame())
+
+
+def test_a_different_seed_gives_different_ids_and_latencies() -> None:
+    workload = [("O-1", 0.0), ("O-2", 1.0)]
+    a, _ = build(1, workload)
+    b, _ = build(2, workload)
+    assert list(a.frame()["event_id"]) != list(b.frame()["event_id"])
+
+
+def test_members_of_a_group_share_partitions() -> None:
+    workload = [(f"O-{i}", i * 0.1) for i in range(40)]
+    sim, _ = build(0, workload, partitions=4, groups=(2,))
+    delivered = sim.frame().query("kind == 'deliver'")
+    owners = delivered.groupby("partition")["service"].unique()
+    for partition, services in owners.items():
+        assert list(services) == [f"g0-m{partition % 2}"]
+    assert set(delivered["service"]) == {"g0-m0", "g0-m1"}
+
+
+def test_partition_is_a_stable_hash_of_the_subject() -> None:
+    assert partition_for("O-1", 4) == partition_for("O-1", 4)
+    assert {partition_for(f"O-{i}", 4) for i in range(50)} == {0, 1, 2, 3}
+
+
+def test_delivery_happens_after_the_latency_in_virtual_time() -> None:
+    sim = Simulation(seed=1)
+    topic = sim.channel("bus", latency=Fixed(0.5)).topic("t")
+    got: list[float] = []
+    sim.sink("s").subscribe(topic, lambda e: got.append(sim.now))
+    sim.at(2.0, sim.emitter("e").emit, topic, "Happened", "k")
+    sim.run(until=2.4)
+    assert got == []
+    sim.run()
+    assert got == [2.5]
+
+
+def test_start_earliest_replays_the_log_to_a_late_subscriber() -> None:
+    sim = Simulation()
+    topic = sim.channel("bus").topic("t")
+    shop = sim.emitter("shop")
+    for i in range(3):
+        shop.emit(topic, "Happened", f"k{i}")
+    late, early = [], []
+    sim.sink("late").subscribe(topic, late.append, start="earliest")
+    sim.sink("early").subscribe(topic, early.append)
+    sim.run()
+    assert len(late) == 3 and early == []
+
+
+def test_a_failing_handler_is_retried_then_dead_lettered_and_order_holds() -> None:
+    sim = Simulation(seed=3)
+    bus = sim.channel("bus", latency=Fixed(0.1))
+    topic = bus.topic("orders")
+    handled: list[str] = []
+
+    def fragile(event: Event) -> None:
+        if event.data["poison"]:
+            raise ValueError("cannot parse the address")
+        handled.append(event.subject)
+
+    sink = sim.sink("shipping")
+    group = sink.subscribe(topic, fragile, max_deliveries=3, backoff=1.0)
+    shop = sim.emitter("shop")
+    shop.emit(topic, "OrderPlaced", "A", {"poison": True})
+    shop.emit(topic, "OrderPlaced", "A", {"poison": False})
+    sim.run()
+    frame = sim.frame()
+    assert list(frame.loc[frame["kind"] == "retry", "detail"].str.contains("attempt")) == [True] * 2
+    assert (frame["kind"] == "dead_letter").sum() == 1
+    assert handled == ["A"]  # the second event waited behind the poison one
+    assert len(bus.topics["orders.dead_letter"]) == 1
+    assert group.lag() == 0 and group.dead_letters == 1
+    # backoff doubles: attempts at 0.1, 1.1, 3.1
+    assert frame.loc[frame["kind"].isin(["retry", "dead_letter"]), "t"].round(6).tolist() == [
+        0.1, 1.1, 3.1]
+
+
+def test_a_sink_that_is_down_receives_after_it_recovers_nothing_lost() -> None:
+    sim = Simulation(seed=4)
+    topic = sim.channel("bus", latency=Fixed(0.1)).topic("t")
+    got: list[tuple[float, str]] = []
+    sink = sim.sink("billing")
+    sink.subscribe(topic, lambda e: got.append((sim.now, e.subject)))
+    sim.outage("billing", 1.0, 5.0)
+    shop = sim.emitter("shop")
+    for i, when in enumerate([0.0, 2.0, 3.0]):
+        sim.at(when, shop.emit, topic, "Happened", f"k{i}")
+    sim.run()
+    assert [s for _, s in got] == ["k0", "k1", "k2"]
+    assert [t for t, _ in got][1:] == [5.0, 5.0]
+    kinds = sim.frame()["kind"].tolist()
+    assert "deferred" in kinds and "outage" in kinds and "recover" in kinds
+
+
+def test_bad_configuration_is_refused_with_advice() -> None:
+    sim = Simulation()
+    with pytest.raises(ValueError, match="at least one partition"):
+        sim.channel("bus", partitions=0)
+    topic = sim.channel("ok").topic("t")
+    with pytest.raises(ValueError, match="earliest"):
+        sim.sink("s").subscribe(topic, print, start="middle")

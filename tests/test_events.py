@@ -1,0 +1,141 @@
+"""Events and commands: validation, immutability, JSON and CloudEvents round trips."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eda_lab.errors import InvalidEvent
+from eda_lab.events import Command, Event
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+events = st.builds(
+    Event,
+    type=st.text(min_size=1, max_size=20).filter(str.strip),
+    data=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
+    subject=st.text(max_size=10),
+    source=st.text(min_size=1, max_size=10).filter(str.strip),
+    id=st.text(alphabet="0123456789abcdef", min_size=1, max_size=16),
+    time=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                      timezones=st.just(UTC)),
+    sequence=st.none() | st.integers(0, 2**40),
+    correlation_id=st.none() | st.text(min_size=1, max_size=8),
+    causation_id=st.none() | st.text(min_size=1, max_size=8),
+    schema_version=st.integers(1, 5),
+)
+
+
+@given(events)
+def test_json_round_trip_gives_an_equal_event(event: Event) -> None:
+    assert Event.from_json(event.to_json()) == event
+
+
+@given(events)
+def test_cloudevent_round_trip_gives_an_equal_event(event: Event) -> None:
+    assert Event.from_cloudevent(json.dumps(event.to_cloudevent())) == event
+
+
+def test_the_official_cloudevents_sdk_reads_and_writes_our_structured_form() -> None:
+    from cloudevents.core.formats.json import JSONFormat
+
+    event = Event("OrderPlaced", {"order_id": "O-1", "total": 12.5}, subject="O-1",
+                  source="shop", id="e1", time=T0, sequence=7, correlation_id="c1",
+                  causation_id="k1", schema_version=2)
+    parsed = JSONFormat().read(None, json.dumps(event.to_cloudevent()))
+    attributes = parsed.get_attributes()
+    assert attributes["type"] == "OrderPlaced"
+    assert attributes["subject"] == "O-1"
+    assert attributes["sequence"] == 7
+    assert attributes["causationid"] == "k1"
+    assert parsed.get_data() == {"order_id": "O-1", "total": 12.5}
+    assert Event.from_cloudevent(JSONFormat().write(parsed)) == event
+
+
+def test_size_counts_the_bytes_of_compact_json_data() -> None:
+    event = Event("X", {"a": "é"}, time=T0)
+    assert event.size == len(json.dumps({"a": "é"}, separators=(",", ":")).encode())
+
+
+def test_event_and_its_data_are_immutable() -> None:
+    event = Event("OrderPlaced", {"total": 1}, time=T0)
+    with pytest.raises(AttributeError):
+        event.type = "OrderCancelled"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="immutable"):
+        event.data["total"] = 2  # type: ignore[index]
+    with pytest.raises(TypeError, match="immutable"):
+        event.data.update(total=2)  # type: ignore[attr-defined]
+    assert event.evolve(data={"total": 2}).data == {"total": 2}
+    assert event.data == {"total": 1}
+
+
+def test_events_pickle_for_multiprocessing() -> None:
+    event = Event("OrderPlaced", {"total": 1}, time=T0, id="e")
+    assert pickle.loads(pickle.dumps(event)) == event
+
+
+@pytest.mark.parametrize(
+    ("attrs", "field"),
+    [
+        ({"type": ""}, "type"),
+        ({"type": "  "}, "type"),
+        ({"type": 3}, "type"),
+        ({"data": {"when": datetime(2026, 1, 1)}}, "data"),
+        ({"data": {"x": float("nan")}}, "data"),
+        ({"data": [1, 2]}, "data"),
+        ({"time": datetime(2026, 1, 1)}, "time"),
+        ({"time": "2026-01-01"}, "time"),
+        ({"subject": 5}, "subject"),
+        ({"sequence": "1"}, "sequence"),
+        ({"correlation_id": 5}, "correlation_id"),
+        ({"schema_version": 0}, "schema_version"),
+        ({"source": ""}, "source"),
+    ],
+)
+def test_invalid_events_name_the_field(attrs: dict, field: str) -> None:
+    base = {"type": "OrderPlaced", "time": T0}
+    with pytest.raises(InvalidEvent, match=rf"Event\.{field}"):
+        Event(**{**base, **attrs})
+
+
+def test_malformed_json_and_unknown_attributes_are_refused() -> None:
+    with pytest.raises(InvalidEvent, match="not valid JSON"):
+        Event.from_json("{")
+    with pytest.raises(InvalidEvent, match="missing"):
+        Event.from_json('{"type": "X"}')
+    good = Event("X", time=T0).to_dict()
+    with pytest.raises(InvalidEvent, match="unknown attributes"):
+        Event.from_dict({**good, "colour": "red"})
+    with pytest.raises(InvalidEvent, match="specversion"):
+        Event.from_cloudevent({**Event("X", time=T0).to_cloudevent(), "specversion": "0.3"})
+
+
+def test_caused_events_carry_correlation_and_causation() -> None:
+    first = Event("OrderPlaced", {}, subject="O-1", id="a", time=T0)
+    second = first.caused("PaymentRequested", {"amount": 3}, id="b",
+                          time=T0 + timedelta(seconds=1))
+    third = second.caused("PaymentCaptured", {}, id="c", time=T0 + timedelta(seconds=2))
+    assert (second.correlation_id, second.causation_id) == ("a", "a")
+    assert (third.correlation_id, third.causation_id) == ("a", "b")
+    assert third.subject == "O-1"
+
+
+def test_commands_are_validated_and_kept_apart_from_events() -> None:
+    command = Command("ShipOrder", {"order_id": "O-1"}, subject="O-1", time=T0)
+    assert not isinstance(command, Event)
+    with pytest.raises(InvalidEvent, match="imperative"):
+        Command("", time=T0)
+    with pytest.raises(InvalidEvent, match="naive"):
+        Command("ShipOrder", time=datetime(2026, 1, 1))
