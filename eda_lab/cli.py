@@ -54,6 +54,7 @@ __all__ = [
     "make_student_copy",
     "notebook_parameters",
     "notebook_title",
+    "output_paths",
     "parse_value",
     "resolve_notebooks",
     "run_notebooks",
@@ -252,6 +253,29 @@ def _refuse_overwrite(source: Path, output: Path) -> None:
         )
 
 
+def output_paths(notebooks: Sequence[Path], output_dir: Path) -> list[Path]:
+    """Where each executed notebook goes: ``output_dir/NAME``, one file per notebook.
+
+    Copies with the same file name from different folders (``alice/03_x.ipynb``,
+    ``bob/03_x.ipynb``: a class handing in work) go to ``output_dir/alice/03_x.ipynb``
+    and ``output_dir/bob/03_x.ipynb`` instead. A notebook given twice is refused.
+    """
+    names = [path.name for path in notebooks]
+    outputs = [
+        output_dir / path.resolve().parent.name / path.name if names.count(path.name) > 1
+        else output_dir / path.name
+        for path in notebooks
+    ]
+    clashes = sorted({str(out) for out in outputs if outputs.count(out) > 1})
+    if clashes:
+        raise CliError(
+            f"more than one notebook would be written to {', '.join(clashes)}; name each "
+            "notebook once, and keep copies with the same file name in differently named "
+            "folders."
+        )
+    return outputs
+
+
 def run_notebooks(
     notebooks: Sequence[Path],
     output_dir: Path,
@@ -273,15 +297,15 @@ def run_notebooks(
 
     parameters = dict(parameters or {})
     output_dir = Path(output_dir)
-    outputs = [output_dir / path.name for path in notebooks]
+    outputs = output_paths(notebooks, output_dir)
     for source, output in zip(notebooks, outputs, strict=True):
         _refuse_overwrite(source, output)
-    output_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     bar = tqdm(list(zip(notebooks, outputs, strict=True)), desc="notebooks", unit="nb",
                disable=not progress)
     for source, output in bar:
         bar.set_postfix_str(source.name)
+        output.parent.mkdir(parents=True, exist_ok=True)
         error = None
         try:
             papermill.execute_notebook(

@@ -346,3 +346,19 @@ def test_console_script_help() -> None:
                             capture_output=True, text=True, check=True)
     for command in ("list", "run", "student", "check"):
         assert command in result.stdout
+
+
+def test_same_named_copies_go_to_separate_folders(tmp_path: Path) -> None:
+    alice, bob = tmp_path / "alice" / "03_x.ipynb", tmp_path / "bob" / "03_x.ipynb"
+    out = tmp_path / "out"
+    assert cli.output_paths([alice, bob, tmp_path / "04_y.ipynb"], out) == [
+        out / "alice" / "03_x.ipynb", out / "bob" / "03_x.ipynb", out / "04_y.ipynb"]
+    assert cli.output_paths([alice], out) == [out / "03_x.ipynb"]
+
+
+def test_a_notebook_given_twice_is_refused(lessons: Path, tmp_path: Path, capsys) -> None:
+    out_dir = tmp_path / "out"
+    assert cli.main(["--notebook-dir", str(lessons), "run", "00", "00_counting",
+                     "--output", str(out_dir)]) == 2
+    assert "more than one notebook would be written to" in capsys.readouterr().err
+    assert not out_dir.exists()
