@@ -58,6 +58,9 @@ class CheckResult:
     def __bool__(self) -> bool:
         return self.passed
 
+    def _ipython_display_(self) -> None:
+        """Show nothing: :func:`check` has already printed the verdict."""
+
     def __str__(self) -> str:
         mark = "PASS" if self.passed else "NOT YET"
         return f"[{mark}] exercise {self.exercise}: {self.message}"

@@ -17,9 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as w
-from IPython.display import display
 
-__all__ = ["Panel", "slider"]
+__all__ = ["Panel", "output_of", "slider"]
 
 
 def slider(description: str, value: float, low: float, high: float,
@@ -34,6 +33,28 @@ def slider(description: str, value: float, low: float, high: float,
     return w.FloatSlider(value=value, min=low, max=high, step=step or (high - low) / 100,
                          description=description, continuous_update=False,
                          style=style, layout=layout, readout_format=".3g")
+
+
+def output_of(item: Any) -> dict[str, Any]:
+    """``item`` as a notebook ``display_data`` output: its rich representations.
+
+    In a kernel this is IPython's own formatting (so a chart becomes SVG and a
+    DataFrame an HTML table); outside one (tests, benchmarks) it falls back to the
+    object's ``_repr_mimebundle_`` / ``_repr_html_`` / ``repr``.
+    """
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        data, metadata = shell.display_formatter.format(item)
+    elif hasattr(item, "_repr_mimebundle_"):
+        bundle = item._repr_mimebundle_()
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+    else:
+        data, metadata = {"text/plain": repr(item)}, {}
+        if hasattr(item, "_repr_html_"):
+            data["text/html"] = item._repr_html_()
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
 
 
 class Panel:
@@ -76,10 +97,10 @@ class Panel:
         self.result = self.run(**self.values())
         shown = self.draw(self.result)
         items: Sequence[Any] = shown if isinstance(shown, (list, tuple)) else [shown]
-        self.output.clear_output(wait=True)
-        with self.output:
-            for item in items:
-                display(item)
+        # Set the Output widget's outputs directly instead of capturing display
+        # messages: the picture is the same, and it is stored in the widget state
+        # the same way by JupyterLab, nbclient and nbval.
+        self.output.outputs = tuple(output_of(item) for item in items)
         self.redraws += 1
         return self.result
 
