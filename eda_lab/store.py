@@ -390,7 +390,7 @@ class InMemoryEventStore:
         if not stream:
             return []
         records = stream[from_version - 1:to_version]
-        return _upcast_all(records, self.upcasters) if self.upcasters else records
+        return _upcast_all(records, self.upcasters) if self.upcasters is not None else records
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:
         """Events of every stream after ``after_position``, in commit order."""
@@ -398,7 +398,7 @@ class InMemoryEventStore:
             raise ValueError(f"after_position must be >= 0, got {after_position}.")
         end = None if limit is None else after_position + limit
         records = self._all[after_position:end]
-        return _upcast_all(records, self.upcasters) if self.upcasters else records
+        return _upcast_all(records, self.upcasters) if self.upcasters is not None else records
 
     def version(self, stream_id: str) -> int:
         """The stream's current version: how many events it holds (0 if none)."""
@@ -631,7 +631,7 @@ class SQLiteEventStore:
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
         records = _decode_rows(rows)
-        return _upcast_all(records, self.upcasters) if self.upcasters else records
+        return _upcast_all(records, self.upcasters) if self.upcasters is not None else records
 
     def read(self, stream_id: str, from_version: int = 1,
              to_version: int | None = None) -> list[Recorded]:
