@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import altair as alt
 import pandas as pd
 
 __all__ = ["RECORD_KEY", "notebook_setup", "read_records", "record"]
@@ -29,6 +28,8 @@ def notebook_setup(*, interactive: bool = False, max_rows: int = 12) -> None:
     ``interactive=True`` switches to altair's offline ``jupyter`` renderer (tooltips
     and zoom with a live kernel; charts then do not show in saved notebooks).
     """
+    import altair as alt
+
     if interactive:
         alt.renderers.enable("jupyter", offline=True)
     else:

@@ -34,9 +34,11 @@ detail          str                     a human-readable note (an error message,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -133,45 +135,55 @@ class Trace:
                               event, latency, outcome, detail, type, subject, size))
 
     def frame(self) -> pd.DataFrame:
-        """All rows as a DataFrame with the documented columns and dtypes."""
-        rows = self.rows
-        cols = list(zip(*rows, strict=False)) if rows else [()] * len(Row._fields)
-        (t, kind, service, peer, channel, topic, partition, offset, events, latency,
-         outcome, detail, types, subjects, sizes) = cols
-        start = pd.Timestamp(self.start).as_unit("us")
+        """All rows as a DataFrame with the documented columns and dtypes.
 
-        def from_event(attr: str, fallback: tuple[Any, ...] | None = None) -> list[Any]:
+        Columns are built one at a time (and event attributes read straight from the
+        stored events), so a trace of hundreds of thousands of rows converts quickly
+        without holding several copies in memory.
+        """
+        rows = self.rows
+        n = len(rows)
+        field = {name: i for i, name in enumerate(Row._fields)}
+
+        def column(name: str) -> list[Any]:
+            i = field[name]
+            return [row[i] for row in rows]
+
+        events = column("event")
+
+        def from_event(attr: str, fallback: str | None = None) -> list[Any]:
             if fallback is None:
-                return [getattr(e, attr) or "" if e is not None else "" for e in events]
-            pairs = zip(events, fallback, strict=True)
+                return [(getattr(e, attr) or "") if e is not None else "" for e in events]
+            pairs = zip(events, column(fallback), strict=True)
             return [getattr(e, attr) if e is not None else f for e, f in pairs]
 
-        seconds = pd.Series(t, dtype="float64")
-        data = {
-            "seq": pd.RangeIndex(len(rows)),
-            "t": seconds,
-            "time": start + pd.to_timedelta(seconds, unit="s").dt.as_unit("us"),
-            "kind": kind,
-            "service": service,
-            "peer": peer,
-            "channel": channel,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "event_id": from_event("id"),
-            "type": from_event("type", types),
-            "subject": from_event("subject", subjects),
-            "correlation_id": from_event("correlation_id"),
-            "causation_id": from_event("causation_id"),
-            "latency": latency,
-            "size": from_event("size", sizes),
-            "outcome": outcome,
-            "detail": detail,
+        seconds = np.fromiter((row[0] for row in rows), dtype="float64", count=n)
+        start = pd.Timestamp(self.start).as_unit("us")
+        times = (start + pd.to_timedelta(seconds, unit="s")).as_unit("us")
+        makers: dict[str, Callable[[], Any]] = {
+            "seq": lambda: np.arange(n, dtype="int64"),
+            "t": lambda: seconds,
+            "time": lambda: times,
+            "kind": lambda: column("kind"),
+            "service": lambda: column("service"),
+            "peer": lambda: column("peer"),
+            "channel": lambda: column("channel"),
+            "topic": lambda: column("topic"),
+            "partition": lambda: column("partition"),
+            "offset": lambda: column("offset"),
+            "event_id": lambda: from_event("id"),
+            "type": lambda: from_event("type", "type"),
+            "subject": lambda: from_event("subject", "subject"),
+            "correlation_id": lambda: from_event("correlation_id"),
+            "causation_id": lambda: from_event("causation_id"),
+            "latency": lambda: column("latency"),
+            "size": lambda: from_event("size", "size"),
+            "outcome": lambda: column("outcome"),
+            "detail": lambda: column("detail"),
         }
-        frame = pd.DataFrame({name: pd.Series(values, dtype=COLUMNS[name])
-                              if name not in ("seq", "t", "time") else values
-                              for name, values in data.items()})
-        return frame.astype({"seq": "int64", "time": COLUMNS["time"]})
+        data = {name: pd.Series(make(), dtype=COLUMNS[name], copy=False)
+                for name, make in makers.items()}
+        return pd.DataFrame(data, copy=False)
 
     def time_of(self, t: float) -> datetime:
         """The timestamp of virtual second ``t``."""
