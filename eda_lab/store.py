@@ -53,6 +53,7 @@ position: nothing is ever skipped silently.
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import os
 import sqlite3
@@ -288,6 +289,11 @@ def _decode_rows(rows: Iterable[Sequence[Any]]) -> list[Recorded]:
     out: list[Recorded] = []
     append = out.append
     row: Sequence[Any] = ()
+    # Decoding makes three objects per row that never form reference cycles; pausing
+    # the cyclic garbage collector meanwhile (as Simulation.run does) avoids repeated
+    # full collections over a growing heap and halves the time of a long replay.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         for row in rows:
             (position, stream_id, version, event_id, type_, schema_version, source,
@@ -321,6 +327,9 @@ def _decode_rows(rows: Iterable[Sequence[Any]]) -> list[Recorded]:
             "Nothing was skipped: repair or restore that row (the events around it are "
             "intact), then read again."
         ) from exc
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return out
 
 
