@@ -8,7 +8,9 @@ normalisation (``PyYAML`` and ``pyyaml``, ``vl_convert_python`` and
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+OVERRIDES = ROOT / "tools" / "jupyterlab_overrides.json"
 # Conda-only entries that are the environment itself, not a dependency of eda_lab.
 CONDA_TOOLING = {"python", "pip"}
 
@@ -78,3 +81,32 @@ def test_environment_names_the_same_dependencies_as_pyproject(
     extra = sorted(set(in_environment) - set(in_pyproject))
     assert not missing, f"add to environment.yml (they are in pyproject.toml): {missing}"
     assert not extra, f"add to pyproject.toml or remove from environment.yml: {extra}"
+
+
+def test_jupyterlab_overrides_match_the_schemas() -> None:
+    """Every setting in tools/jupyterlab_overrides.json exists, with a valid value."""
+    import jsonschema
+    from jupyterlab.commands import get_app_dir
+
+    schemas = Path(get_app_dir()) / "schemas"
+    overrides = json.loads(OVERRIDES.read_text())
+    assert overrides["@jupyterlab/notebook-extension:tracker"]["autoStartDefaultKernel"] is True
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    for plugin_id, settings in overrides.items():
+        package, plugin = plugin_id.split(":")
+        schema = json.loads((schemas / package / f"{plugin}.json").read_text())
+        for key, value in settings.items():
+            assert key in schema["properties"], f"{plugin_id} has no setting {key!r}"
+            jsonschema.validate(value, {**schema["properties"][key],
+                                        "definitions": schema.get("definitions", {})})
+
+
+def test_make_installed_the_overrides_where_jupyterlab_reads_them() -> None:
+    """``make`` copies the overrides into the venv's JupyterLab app settings folder."""
+    from jupyterlab.commands import get_app_dir
+
+    if not (Path(sys.prefix) / ".eda_lab-installed").exists():
+        pytest.skip("this Python is not a .venv set up by make")
+    installed = Path(get_app_dir()) / "settings" / "overrides.json"
+    assert installed.exists(), f"{installed} is missing: run make lab"
+    assert json.loads(installed.read_text()) == json.loads(OVERRIDES.read_text())
