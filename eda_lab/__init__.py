@@ -1,40 +1,90 @@
 """eda_lab: learn event-driven architecture on a deterministic simulation.
 
-The public API. Each name lives in a module of its own idea: events in
-``events``, the simulation in ``sim``, channels in ``channel``, and so on.
+The public API, one idea per module:
+
+* ``events``: :class:`Event` (a fact) and :class:`Command` (a request), CloudEvents form.
+* ``sim``, ``channel``, ``services``, ``latency``, ``trace``: the simulation: a virtual
+  clock, channels with topics, partitions and consumer groups, emitters and sinks, and
+  the trace of everything that happened.
+* ``notification``, ``carried_state``, ``flow``: patterns 1 and 2 (event notification,
+  event-carried state transfer) and the flow graph of a cascade.
+* ``store``, ``upcasting``, ``sourcing``, ``orders``: pattern 3 (event sourcing).
+* ``cqrs``, ``projections``: pattern 4 (CQRS).
+* ``shop``: the data set every notebook shares; ``charts``, ``widgets``, ``notebook``,
+  ``exercises``: what the notebooks show and check; ``cli``: ``eda-lab``.
 """
 
+from eda_lab.carried_state import run_carried_state, stale_intervals, staleness_summary
 from eda_lab.channel import Channel, ConsumerGroup, Topic
+from eda_lab.cqrs import CommandResult, OrderCommandHandler, ProjectionRunner
 from eda_lab.errors import (
     ChartTooLargeError,
+    CommandRejected,
     DataFileError,
     EdaLabError,
     InvalidEvent,
     ServiceUnavailable,
 )
 from eda_lab.events import Command, Event
+from eda_lab.flow import flow_graph
 from eda_lab.latency import Exponential, Fixed, Uniform
 from eda_lab.notebook import notebook_setup, record
+from eda_lab.notification import query_back_summary, run_notification
+from eda_lab.orders import Order, OrderRuleViolation
+from eda_lab.projections import Projection
 from eda_lab.services import Emitter, Sink
+from eda_lab.shop import Shop, load_shop
 from eda_lab.sim import Simulation
+from eda_lab.sourcing import Aggregate, Repository
+from eda_lab.store import (
+    ConcurrencyError,
+    EventStore,
+    InMemoryEventStore,
+    Recorded,
+    SQLiteEventStore,
+)
+from eda_lab.upcasting import Upcasters
 
 __all__ = [
+    "Aggregate",
     "Channel",
     "ChartTooLargeError",
     "Command",
+    "CommandRejected",
+    "CommandResult",
+    "ConcurrencyError",
     "ConsumerGroup",
     "DataFileError",
     "EdaLabError",
     "Emitter",
     "Event",
+    "EventStore",
     "Exponential",
     "Fixed",
+    "InMemoryEventStore",
     "InvalidEvent",
+    "Order",
+    "OrderCommandHandler",
+    "OrderRuleViolation",
+    "Projection",
+    "ProjectionRunner",
+    "Recorded",
+    "Repository",
+    "SQLiteEventStore",
     "ServiceUnavailable",
+    "Shop",
     "Simulation",
     "Sink",
     "Topic",
     "Uniform",
+    "Upcasters",
+    "flow_graph",
+    "load_shop",
     "notebook_setup",
+    "query_back_summary",
     "record",
+    "run_carried_state",
+    "run_notification",
+    "stale_intervals",
+    "staleness_summary",
 ]

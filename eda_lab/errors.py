@@ -1,18 +1,50 @@
 """Named exceptions. Every message says what happened and what to do next.
 
-The hierarchy::
+Every error eda_lab raises on purpose is an :class:`EdaLabError`, so a notebook
+can catch them all with one ``except EdaLabError``. The general ones live here;
+each pattern module defines the errors of its own idea next to the code that
+raises them. The whole tree (a test keeps it complete)::
 
-    EdaLabError                      anything eda_lab raises on purpose
-    ├── InvalidEvent                 an event or command that breaks the envelope rules
-    ├── ChartTooLargeError           a chart would need more rows than altair allows
-    ├── ServiceUnavailable           a call to a service that is down (an outage)
-    └── DataFileError                a shop data file that is missing or malformed
-
-Modules that teach a later pattern add their own subclasses below (for example
-``ConcurrencyError`` for event sourcing); each one documents itself.
+    EdaLabError (the base)
+    ├── InvalidEvent            (events)     an event or command breaks the envelope rules
+    ├── CommandRejected         (errors)     a command's receiver refused it, with the reason
+    ├── ChartTooLargeError      (charts)     a chart would embed more than 5000 rows
+    ├── ServiceUnavailable      (errors)     a synchronous call reached a service that is down
+    ├── DataFileError           (shop)       a data file is missing or has a malformed line
+    ├── ShopQueryError          (shop)       a question about the shop data makes no sense
+    ├── UnknownExercise         (exercises)  check() got an exercise id nobody registered
+    ├── ScenarioError           (notification) a scenario's settings are out of range
+    ├── UnknownEntity           (notification) a query-back asked for an unknown id
+    ├── ThinEventError          (carried_state) a thin event cannot rebuild a replica
+    ├── NoSuchConversation      (flow)       no events share that correlation id
+    ├── ConcurrencyError        (store)      the stream moved on: expected vs actual version
+    ├── EventIdConflict         (store)      same event id, different content
+    ├── CorruptEventError       (store)      a stored row cannot be read (its position named)
+    ├── StoreSchemaError        (store)      the database lacks a table or column
+    ├── SchemaVersionError      (upcasting)  no upcaster chain reaches the reader's version
+    ├── UnknownEventType        (sourcing)   an aggregate has no handler for an event type
+    ├── AggregateNotFound       (sourcing)   no events for that id
+    ├── MissingRecording        (sourcing)   a replay asked a gateway for an unrecorded answer
+    ├── OrderRuleViolation      (orders)     an order command breaks a business rule
+    ├── ProjectionError         (projections) a projection failed on an event
+    ├── ProjectionTimeout       (cqrs)       read-your-writes waited too long
+    ├── UnknownProjection       (cqrs)       no read model by that name
+    └── CliError                (cli)        a bad `eda-lab` command line
+        ├── UnknownNotebook                  no notebook matches the name
+        ├── UnknownParameter                 the parameters cell does not declare it
+        └── SolutionMarkerError              unbalanced BEGIN/END SOLUTION markers
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "ChartTooLargeError",
+    "CommandRejected",
+    "DataFileError",
+    "EdaLabError",
+    "InvalidEvent",
+    "ServiceUnavailable",
+]
 
 
 class EdaLabError(Exception):
@@ -23,6 +55,13 @@ class InvalidEvent(EdaLabError, ValueError):
     """An event (or command) does not follow the envelope rules.
 
     The message names the field that is wrong and how to fix it.
+    """
+
+
+class CommandRejected(EdaLabError):
+    """A command's receiver refused it; the message is the reason in plain words.
+
+    Unlike an event (a fact, which cannot be refused), a command is a request.
     """
 
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError, ServiceUnavailable
+from eda_lab.errors import CommandRejected, EdaLabError, ServiceUnavailable
 from eda_lab.events import Command, Event
 from eda_lab.exercises import exercise
 from eda_lab.latency import Exponential, Fixed, Latency, as_latency
@@ -102,10 +102,6 @@ class ScenarioError(EdaLabError, ValueError):
 
 class UnknownEntity(EdaLabError, KeyError):
     """A query-back asked the source for a key it has never heard of."""
-
-
-class CommandRejected(EdaLabError):
-    """A command's receiver refused it (raise this in a command handler)."""
 
 
 def _json_size(data: dict[str, Any]) -> int:

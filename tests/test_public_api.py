@@ -1,0 +1,41 @@
+"""The public API: an explicit, sorted __all__, and a documented tree of every error."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import eda_lab
+from eda_lab import errors
+from eda_lab.errors import EdaLabError
+
+
+def all_modules() -> list:
+    return [importlib.import_module(f"eda_lab.{m.name}")
+            for m in pkgutil.iter_modules(eda_lab.__path__)]
+
+
+def test_all_is_sorted_and_every_name_exists() -> None:
+    assert eda_lab.__all__ == sorted(eda_lab.__all__)
+    for name in eda_lab.__all__:
+        assert getattr(eda_lab, name) is not None
+
+
+def test_every_module_has_a_docstring_and_an_all() -> None:
+    for module in all_modules():
+        assert (module.__doc__ or "").strip(), f"{module.__name__} needs a docstring"
+        if module.__name__ != "eda_lab.__main__":
+            assert hasattr(module, "__all__"), f"{module.__name__} needs __all__"
+
+
+def test_every_error_is_an_eda_lab_error_and_is_in_the_documented_tree() -> None:
+    defined = {obj for module in all_modules() for obj in vars(module).values()
+               if inspect.isclass(obj) and issubclass(obj, BaseException)
+               and obj.__module__.startswith("eda_lab") and not obj.__name__.startswith("_")}
+    for error in defined:
+        assert issubclass(error, EdaLabError), f"{error.__name__} must subclass EdaLabError"
+        assert f" {error.__name__} " in errors.__doc__, (
+            f"add {error.__name__} to the exception tree in eda_lab/errors.py")
+    names = [error.__name__ for error in defined]
+    assert len(names) == len(set(names)), "two errors share a name: define it once"
