@@ -134,6 +134,9 @@ class Event:
     ('OrderPlaced', 'O-1', 12.5)
 
     ``size`` is the number of bytes of ``data`` as compact JSON: what a channel ships.
+    ``_json`` keeps that JSON text (computed once, on creation) so that an event
+    store can write it without encoding ``data`` again; it takes no part in
+    equality or repr.
     """
 
     type: str
@@ -147,6 +150,7 @@ class Event:
     causation_id: str | None = None
     schema_version: int = 1
     size: int = field(init=False, repr=False, compare=False)
+    _json: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Fast checks first; the helpers only run to explain a failure.
@@ -179,6 +183,7 @@ class Event:
         if type(data) is not FrozenData:
             setattr_(self, "data", FrozenData(data))
         setattr_(self, "size", len(encoded))
+        setattr_(self, "_json", encoded)
 
     # -- copies ---------------------------------------------------------------
     def evolve(self, **changes: Any) -> Event:

@@ -3,17 +3,23 @@ durability across restarts, two processes on one file, corrupt rows, WAL."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import multiprocessing
+import pickle
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_store import EventStoreContract, ev
 
+from eda_lab.events import Event
 from eda_lab.store import (
     ConcurrencyError,
     CorruptEventError,
+    Recorded,
     SQLiteEventStore,
     StoreSchemaError,
 )
@@ -51,10 +57,69 @@ def test_wal_and_constraints(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {row[1]: row for row in conn.execute("PRAGMA index_list(events)")}
     assert any(row[2] for row in indexes.values())  # unique indexes exist
-    with pytest.raises(sqlite3.IntegrityError, match=r"stream_id, events\.version"):
-        conn.execute("INSERT INTO events (stream_id, version, id, type, schema_version, "
-                     "source, subject, time, data) VALUES ('O-1', 1, 'other', 'X', 1, 's', "
-                     "'', '2026-01-01T00:00:00.000000+00:00', '{}')")
+    with pytest.raises(sqlite3.IntegrityError, match=r"events\.stream, events\.version"):
+        conn.execute("INSERT INTO events (stream, version, id, type, source, time, data) "
+                     "VALUES (1, 1, 'other', 'X', 's', 0, '{}')")
+    with pytest.raises(sqlite3.IntegrityError, match=r"events\.stream, events\.id"):
+        conn.execute("INSERT INTO events (stream, version, id, type, source, time, data) "
+                     "VALUES (1, 2, 'O-1-e1', 'X', 's', 0, '{}')")
+    with pytest.raises(sqlite3.IntegrityError, match=r"streams\.name"):
+        conn.execute("INSERT INTO streams (name) VALUES ('O-1')")
+
+
+def test_the_lean_row_format(tmp_path: Path) -> None:
+    """Stream numbers, integer times, the event's own JSON, and meta only when unusual."""
+    path = tmp_path / "shop.sqlite"
+    store = SQLiteEventStore(path)
+    usual = ev(1)
+    unusual = ev(2, sequence=7, correlation_id="c", causation_id="k", schema_version=2)
+    store.append("O-1", [usual, unusual.evolve(subject="elsewhere")])
+    store.append("O-2", [ev(1, stream="O-2")])
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT stream, name FROM streams ORDER BY stream").fetchall() == [
+        (1, "O-1"), (2, "O-2")]
+    rows = conn.execute("SELECT stream, version, time, data, meta FROM events "
+                        "ORDER BY position").fetchall()
+    assert rows[0] == (1, 1, int((usual.time - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
+                       * 1_000_000, usual._json, None)
+    assert json.loads(rows[1][4]) == {"subject": "elsewhere", "sequence": 7,
+                                      "correlation_id": "c", "causation_id": "k",
+                                      "schema_version": 2}
+    assert rows[2][:2] == (2, 1) and rows[2][4] is None
+    readable = conn.execute("SELECT stream_id, version, time_utc FROM events_readable "
+                            "ORDER BY position").fetchall()
+    assert readable[0] == ("O-1", 1, "2026-01-05T09:00:01.000")
+    assert [r[0] for r in readable] == ["O-1", "O-1", "O-2"]
+
+
+def test_another_store_objects_new_streams_are_read(tmp_path: Path) -> None:
+    """Stream numbers learned from the file: a reader sees streams another writer made."""
+    path = tmp_path / "shared.sqlite"
+    a, b = SQLiteEventStore(path), SQLiteEventStore(path)
+    assert b.read_all() == []
+    a.append("X", [ev(1, stream="X")])
+    b.append("Y", [ev(1, stream="Y")])
+    for store in (a, b):
+        assert [(r.stream_id, r.position) for r in store.read_all()] == [("X", 1), ("Y", 2)]
+        assert store.streams() == ["X", "Y"] and store.version("Y") == 1
+    assert [r.event for r in b.read("X")] == [ev(1, stream="X")]
+
+
+def test_decoded_events_are_real_events(tmp_path: Path) -> None:
+    """The fast decoder builds real Event and Recorded objects, equal to normal ones."""
+    store = SQLiteEventStore(tmp_path / "e.sqlite")
+    original = ev(1, sequence=3)
+    rec = store.append("O-1", [original])[0]
+    back = store.read("O-1")[0]
+    assert type(back) is Recorded and type(back.event) is Event
+    assert back == rec and back.event == original and hash(back.version) == 1
+    assert pickle.loads(pickle.dumps(back)) == back
+    assert back.event._json == original._json and back.event.size == original.size
+    assert repr(back.event) == repr(original)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.event.type = "Other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.version = 9  # type: ignore[misc]
 
 
 def test_synchronous_setting_is_checked() -> None:
@@ -64,8 +129,14 @@ def test_synchronous_setting_is_checked() -> None:
 
 @pytest.mark.parametrize(("sql", "problem"), [
     ("UPDATE events SET data = '{not json' WHERE position = 2", "JSONDecodeError"),
+    ("UPDATE events SET data = ' {}' WHERE position = 2", "JSONDecodeError"),
+    ("UPDATE events SET data = '{}x' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET data = '[1, 2]' WHERE position = 2", "ValueError"),
     ("UPDATE events SET time = 'yesterday' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET data = '[1, 2]' WHERE position = 2", "Error"),
+    ("UPDATE events SET time = 10e300 WHERE position = 2", "ValueError"),
+    ("UPDATE events SET meta = '{\"sequence\": \"x\"}' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET meta = '{\"colour\": 1}' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET meta = 'nope' WHERE position = 2", "JSONDecodeError"),
 ])
 def test_a_corrupt_row_names_its_position(tmp_path: Path, sql: str, problem: str) -> None:
     path = tmp_path / "shop.sqlite"
@@ -75,32 +146,60 @@ def test_a_corrupt_row_names_its_position(tmp_path: Path, sql: str, problem: str
     conn.execute(sql)
     conn.commit()
     for read in (lambda: store.read("O-1"), store.read_all):
-        with pytest.raises(CorruptEventError, match=r"position 2 \(stream 'O-1', version 2\)"):
+        with pytest.raises(CorruptEventError,
+                           match=r"position 2 \(stream 'O-1', version 2\)") as info:
             read()
+        assert problem in str(info.value)
     assert [r.version for r in store.read("O-1", to_version=1)] == [1]
+
+
+def test_a_row_of_an_unknown_stream_names_its_position(tmp_path: Path) -> None:
+    path = tmp_path / "shop.sqlite"
+    store = SQLiteEventStore(path)
+    store.append("O-1", [ev(1), ev(2)])
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE events SET stream = 99 WHERE position = 2")
+    conn.commit()
+    with pytest.raises(CorruptEventError, match=r"position 2 \(stream number 99, version 2\)"
+                       r".*KeyError"):
+        store.read_all()
 
 
 def test_a_row_with_a_missing_value_names_its_position(tmp_path: Path) -> None:
     path = tmp_path / "loose.sqlite"
-    conn = sqlite3.connect(path)  # an old, loosely typed table without NOT NULL
-    conn.execute("CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT, "
-                 "version INTEGER, id TEXT, type TEXT, schema_version INTEGER, source TEXT, "
-                 "subject TEXT, time TEXT, sequence INTEGER, correlation_id TEXT, "
-                 "causation_id TEXT, data TEXT, UNIQUE (stream_id, version))")
-    conn.execute("INSERT INTO events VALUES (1, 'O-1', 1, 'e1', NULL, 1, 's', 'O-1', "
-                 "'2026-01-01T00:00:00.000000+00:00', NULL, NULL, NULL, '{}')")
+    conn = sqlite3.connect(path)  # a loosely typed table without NOT NULL
+    conn.execute("CREATE TABLE streams (stream INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("CREATE TABLE events (position INTEGER PRIMARY KEY, stream INTEGER, "
+                 "version INTEGER, id TEXT, type TEXT, source TEXT, time INTEGER, data TEXT, "
+                 "meta TEXT, UNIQUE (stream, version))")
+    conn.execute("INSERT INTO streams VALUES (1, 'O-1')")
+    conn.execute("INSERT INTO events VALUES (1, 1, 1, 'e1', NULL, 's', 0, '{}', NULL)")
     conn.commit()
-    with pytest.raises(CorruptEventError, match=r"position 1 .*type, id or schema_version"):
+    with pytest.raises(CorruptEventError, match=r"position 1 \(stream 'O-1'.*type, id"):
         SQLiteEventStore(path).read_all()
 
 
 def test_a_table_missing_a_column_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT, "
-                 "version INTEGER, id TEXT, type TEXT, time TEXT, data TEXT)")
+    conn.execute("CREATE TABLE events (position INTEGER PRIMARY KEY, stream INTEGER, "
+                 "version INTEGER, id TEXT, type TEXT, time INTEGER, data TEXT)")
     conn.commit()
-    with pytest.raises(StoreSchemaError, match="schema_version"):
+    with pytest.raises(StoreSchemaError, match=r"\['source', 'meta'\]"):
+        SQLiteEventStore(path)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [
+        ("events",)]  # refusing changed nothing
+
+
+def test_the_older_format_is_refused_with_directions(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT, "
+                 "version INTEGER, id TEXT, type TEXT, schema_version INTEGER, source TEXT, "
+                 "subject TEXT, time TEXT, sequence INTEGER, correlation_id TEXT, "
+                 "causation_id TEXT, data TEXT)")
+    conn.commit()
+    with pytest.raises(StoreSchemaError, match=r"older .* format.*copy the events"):
         SQLiteEventStore(path)
 
 
