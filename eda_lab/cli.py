@@ -48,6 +48,7 @@ __all__ = [
     "UnknownNotebook",
     "UnknownParameter",
     "Verdict",
+    "check_parameters",
     "collect_verdicts",
     "find_notebooks",
     "main",
