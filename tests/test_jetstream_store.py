@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import multiprocessing
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import nats
 import nats.js.errors
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_store import T0, EventStoreContract, ev
 
@@ -32,7 +33,7 @@ from eda_lab.backends import (
     NatsServerError,
     find_nats_server,
 )
-from eda_lab.backends.jetstream import _token
+from eda_lab.backends.jetstream import _stream_id, _token
 from eda_lab.errors import EdaLabError
 from eda_lab.events import Event
 from eda_lab.orders import Order
@@ -109,11 +110,76 @@ def test_a_store_sees_what_another_client_appended(server: NatsServer) -> None:
     assert [r.position for r in writer.read_all()] == [1, 2, 3]
 
 
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from([0, 1]), st.sampled_from(["A", "B"]),
+                          st.integers(1, 3), st.booleans()), max_size=12))
+def test_two_clients_agree_with_one_log(server: NatsServer,
+                                        ops: list[tuple[int, str, int, bool]]) -> None:
+    """Writes through either client, each checked against what the *other* one read."""
+    name = new_name()
+    clients = [open_store(server.url, name), open_store(server.url, name)]
+    model: dict[str, list[Event]] = {}
+    counter = 0
+    for who, stream, size, stale in ops:
+        seen = clients[1 - who].version(stream)  # read by the other client
+        expected = seen - 1 if stale and seen else seen
+        batch = [ev(counter := counter + 1, stream=stream) for _ in range(size)]
+        if expected != seen:
+            with pytest.raises(ConcurrencyError):
+                clients[who].append(stream, batch, expected_version=expected)
+            continue
+        clients[who].append(stream, batch, expected_version=expected)
+        model.setdefault(stream, []).extend(batch)
+    for client in clients:
+        assert {s: [r.event for r in client.read(s)] for s in client.streams()} == model
+    assert clients[0].read_all() == clients[1].read_all()
+    for client in clients:
+        client.close()
+
+
 def test_a_retry_through_another_client_is_a_no_op(server: NatsServer) -> None:
     name = new_name()
     first = open_store(server.url, name).append("O-1", [ev(1), ev(2)], expected_version=0)
     again = open_store(server.url, name).append("O-1", [ev(1), ev(2)], expected_version=0)
     assert again == first
+
+
+def _retrier(url: str, stream: str, name: str, count: int, results: Any) -> None:
+    with JetStreamEventStore(url, stream) as store:
+        conflicts = 0
+        for i in range(count):
+            while True:
+                seen = store.version("counter")
+                try:
+                    store.append("counter", [ev(i, stream="counter", id=f"{name}-{i}")],
+                                 expected_version=seen)
+                    break
+                except ConcurrencyError:
+                    conflicts += 1
+    results.put((name, conflicts))
+
+
+def test_two_processes_retrying_never_lose_or_duplicate(server: NatsServer) -> None:
+    name, count = new_name(), 40
+    open_store(server.url, name)  # create the JetStream stream before the race
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads inherited
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_retrier, args=(server.url, name, n, count, results))
+             for n in ("p", "q")]
+    for p in procs:
+        p.start()
+    done = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sorted(n for n, _ in done) == ["p", "q"]
+    events = open_store(server.url, name).read("counter")
+    ids = [r.event.id for r in events]
+    assert len(ids) == 2 * count == len(set(ids))
+    assert [r.version for r in events] == list(range(1, 2 * count + 1))
+    for writer in "pq":  # each process's events stay in its own order
+        assert [int(i[2:]) for i in ids if i[0] == writer] == list(range(count))
 
 
 def test_the_pattern_code_runs_unchanged(server: NatsServer) -> None:
@@ -146,8 +212,12 @@ def test_one_append_is_one_message_in_cloudevents_batch_format(server: NatsServe
     assert first.headers["Content-Type"] == "application/cloudevents-batch+json"
     batch = json.loads(first.data)
     assert [e["id"] for e in batch] == ["O-1-e1", "O-1-e2", "O-1-e3"]
-    assert all(e["specversion"] == "1.0" for e in batch)
     assert Event.from_cloudevent(batch[1]) == ev(2)
+    from cloudevents.core.formats.json import JSONFormat  # the official SDK reads the log
+
+    parsed = [JSONFormat().read(None, json.dumps(item)) for item in batch]
+    assert [p.get_attributes()["id"] for p in parsed] == ["O-1-e1", "O-1-e2", "O-1-e3"]
+    assert parsed[0].get_data() == {"n": 1, "price": 1.5}
 
 
 def test_the_log_is_append_only_on_the_server(server: NatsServer) -> None:
@@ -162,17 +232,22 @@ def test_the_log_is_append_only_on_the_server(server: NatsServer) -> None:
     assert store.version("O-1") == 1
 
 
-def test_a_foreign_message_that_is_not_events_names_its_position(server: NatsServer) -> None:
+@pytest.mark.parametrize(("token", "payload", "problem"), [
+    ("O-1", b"[{not json", r"stream 'O-1', version 3; JetStream message 2 .*JSONDecodeError"),
+    ("O-1", b'{"id": "x"}', "not a JSON array"),
+    ("O-1", b'[{"specversion": "1.0", "id": "x"}]', "missing the required attribute"),
+    ("=not-base64!", b"[]", "is not a stream id"),
+])
+def test_a_foreign_message_that_is_not_events_names_its_position(
+        server: NatsServer, token: str, payload: bytes, problem: str) -> None:
     store = open_store(server.url)
     store.append("O-1", [ev(1), ev(2)])
 
     async def publish(js: Any) -> None:
-        await js.publish(f"{store.stream}.events.O-1", b"[{not json",
-                         headers={"Eda-Stream-Id": "O-1"})
+        await js.publish(f"{store.stream}.events.{token}", payload)
 
     raw(server.url, publish)
-    with pytest.raises(CorruptEventError, match=r"position 3 \(stream 'O-1', version 3; "
-                                                r"JetStream message 2"):
+    with pytest.raises(CorruptEventError, match=rf"position 3 .*{problem}"):
         store.read_all()
     # a new client stops at the same place: nothing is skipped silently
     with pytest.raises(CorruptEventError, match="position 3"):
@@ -190,6 +265,7 @@ def test_a_batch_larger_than_one_message_is_refused_whole(server: NatsServer) ->
 @given(st.text(min_size=1, max_size=12), st.text(min_size=1, max_size=12))
 def test_every_stream_id_has_its_own_subject_token(a: str, b: str) -> None:
     ta, tb = _token(a), _token(b)
+    assert _stream_id(ta) == a and _stream_id(tb) == b
     assert (ta == tb) == (a == b)
     assert ta and not any(c in ta for c in ". *>\t\r\n")
     assert all(c.isascii() and (c.isalnum() or c in "_-=") for c in ta)
@@ -197,11 +273,11 @@ def test_every_stream_id_has_its_own_subject_token(a: str, b: str) -> None:
 
 def test_stream_ids_that_are_not_subject_tokens(server: NatsServer) -> None:
     store = open_store(server.url)
-    odd = ["order 1.2", "café", "a>b*c", "=x"]
+    odd = ["order 1.2", "café", "a>b*c", "=x", "two\r\nlines"]
     for i, stream_id in enumerate(odd, start=1):
         store.append(stream_id, [ev(i, stream=stream_id)], expected_version=0)
     assert store.streams() == odd
-    assert [store.version(s) for s in odd] == [1, 1, 1, 1]
+    assert [store.version(s) for s in odd] == [1] * len(odd)
     assert store.read("café")[0].event == ev(2, stream="café")
 
 

@@ -2,41 +2,50 @@
 
 Everything the notebooks teach about event sourcing was shown on
 :class:`~eda_lab.store.InMemoryEventStore` and :class:`~eda_lab.store.SQLiteEventStore`.
-:class:`JetStreamEventStore` keeps the same :class:`~eda_lab.store.EventStore`
-protocol and passes the same contract suite (``tests/test_store.py``), so the pattern
-code (aggregates, repositories, projections, ``catch_up``) runs on it unchanged. What
-changes when you move from the simulation to a real engine:
+:class:`JetStreamEventStore` is the same thing on a server that a whole class can share.
+
+**What stays the same**: the :class:`~eda_lab.store.EventStore` protocol and its rules
+(atomic appends, optimistic concurrency with ``expected_version``, idempotent append by
+event id, positions in commit order), checked by the same contract suite
+(``tests/test_store.py``). So the pattern code (aggregates, ``Repository``,
+projections, ``catch_up``) runs on it unchanged: swap the store, keep the code.
+
+**What changes** when you move from the simulation to a real engine:
 
 * **Wall time, not virtual time.** Every call is a request over the network to a
-  separate program; it takes real milliseconds, and the order in which two writers
-  arrive is decided by the server, not by a seeded random generator. Events keep
-  their own ``time`` attribute (the time of the fact): the engine adds, but never
-  replaces, its own receive timestamp.
+  separate program; it takes real milliseconds, and which of two writers arrives first
+  is decided by the server, not by a seeded random generator: runs are no longer
+  repeatable to the microsecond. Events keep their own ``time`` (the time of the
+  fact); the engine adds its own receive timestamp beside it.
 * **Network failures.** The server may be down, slow or restarting. A call that cannot
   be completed raises :class:`JetStreamUnavailable` after ``timeout`` seconds. An
-  append that timed out *may or may not* have been stored (the request may have
+  append that failed that way *may or may not* have been stored (the request may have
   arrived and only the answer been lost): retry the *same* events. Idempotent append
-  (see :mod:`eda_lab.store`) makes the retry safe, and JetStream's ``Nats-Msg-Id``
-  de-duplication catches the same message arriving twice as well.
+  makes the retry safe, and JetStream's ``Nats-Msg-Id`` de-duplication drops the same
+  message arriving twice as well.
 * **Durability.** The events live in the server's files (``storage="file"``), not in
-  your Python process: they survive your kernel and the server restarting. A single
-  server writes to disk at once but syncs it to the platter every two minutes by
-  default (``sync_interval``), so a *power cut* can lose the last moments; a cluster of
-  three servers (``replicas=3``) acknowledges an append only once two have it.
+  your Python process: they survive your kernel, and the server, restarting. A single
+  server hands each append to the operating system at once but flushes to disk only
+  every two minutes by default (``sync_interval``; ``always`` flushes every write), so
+  a power cut, not a crash, can lose the last moments. A cluster of three servers
+  (``replicas=3``) acknowledges an append only once a majority has stored it.
 * **Several clients.** Several store objects, in several processes or on several
-  machines, may share one JetStream stream: that is the point of a real engine.
+  machines, share one JetStream stream: that is the point of a real engine, and the
+  server, not a Python lock, decides who wins a race.
 
 How the contract maps onto JetStream:
 
 * One JetStream **stream** (``stream="EDA_LAB"``) holds the whole store; each event
-  stream is one **subject**, ``EDA_LAB.events.<stream id>``.
+  stream is one **subject**, ``EDA_LAB.events.<stream id>`` (an id that is not a valid
+  subject token, with a dot or a space say, is written as ``=`` + URL-safe base64).
 * **One append is one JetStream message**, whose payload is the batch of events in the
   CloudEvents *batched* JSON format (``application/cloudevents-batch+json``, so any
   CloudEvents SDK can read the log). A JetStream message is stored whole or not at
-  all, so the batch is atomic by construction. (JetStream 2.12 also has "atomic batch
-  publish" of several messages; nats-py has no API for it yet, and one message is the
-  simpler guarantee. The price: an append must fit in the server's ``max_payload``,
-  1 MB by default, otherwise :class:`BatchTooLarge` is raised and nothing is written.)
+  all, so the batch is atomic by construction. (nats-server 2.12 added an "atomic
+  batch publish" of several messages, ADR-50; nats-py 2.16 knows its header names but
+  has no call to publish a batch, and one message is the simpler guarantee. The
+  price: an append must fit in the server's ``max_payload``, 1 MB by default,
+  otherwise :class:`BatchTooLarge` is raised and nothing is written.)
 * **Optimistic concurrency is the server's**: every append carries the header
   ``Nats-Expected-Last-Subject-Sequence`` (the JetStream sequence of the last message
   this store saw on that subject; ``0`` means "no message yet"). If anyone else
@@ -49,7 +58,7 @@ How the contract maps onto JetStream:
   and including its own, its version the same count within its subject. Every reader
   reads the same log in the same order, so every reader computes the same numbers.
 * **Reading.** Each store object follows the log with an *ordered consumer* (a
-  push subscription that JetStream restarts by itself if a message goes missing) and
+  push subscription that the client re-creates by itself if a message goes missing) and
   keeps what it has read in an :class:`~eda_lab.store.InMemoryEventStore`: a local,
   read-only projection of the log, exactly like a CQRS read model. Before answering,
   a read asks the server for the last sequence and waits until the projection has
@@ -116,7 +125,6 @@ __all__ = [
 T = TypeVar("T")
 
 CONTENT_TYPE = "application/cloudevents-batch+json"
-STREAM_ID_HEADER = "Eda-Stream-Id"
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed expected-sequence check
 MAX_RETRIES = 1000  # appends with expected_version=None retry while other writers win
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -144,6 +152,17 @@ def _token(stream_id: str) -> str:
     if _NAME.fullmatch(stream_id):
         return stream_id
     return "=" + base64.urlsafe_b64encode(stream_id.encode()).decode().rstrip("=")
+
+
+def _stream_id(token: str) -> str:
+    """The stream id of a subject token (the inverse of :func:`_token`); "" if invalid."""
+    if not token.startswith("="):
+        return token if _NAME.fullmatch(token) else ""
+    try:
+        stream_id = base64.urlsafe_b64decode(token[1:] + "=" * (-len(token[1:]) % 4)).decode()
+    except ValueError:  # (binascii.Error and UnicodeDecodeError are ValueErrors)
+        return ""
+    return stream_id if _token(stream_id) == token else ""
 
 
 def _encode_batch(events: Sequence[Event]) -> bytes:
@@ -192,7 +211,7 @@ class JetStreamEventStore:
         self._ids: dict[str, dict[str, Recorded]] = {}
         self._subject_seq: dict[str, int] = {}
         self._applied = 0
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._progress: asyncio.Event  # set (and replaced) whenever a message is applied
         self._broken: CorruptEventError | None = None
         self._nc: Any = None
         self._js: Any = None
@@ -269,6 +288,7 @@ class JetStreamEventStore:
                                       error_cb=quiet, max_reconnect_attempts=10,
                                       reconnect_time_wait=0.5)
         self._js = self._nc.jetstream(timeout=self.timeout)
+        self._progress = asyncio.Event()
         config = api.StreamConfig(
             name=self.stream, subjects=[f"{self._prefix}.>"],
             storage=api.StorageType.FILE if self.storage == "file" else api.StorageType.MEMORY,
@@ -316,27 +336,23 @@ class JetStreamEventStore:
         seq = msg.metadata.sequence.stream
         if self._broken is None:
             try:
-                self._apply(msg.subject, msg.headers or {}, msg.data, seq)
+                self._apply(msg.subject, msg.data, seq)
             except (CorruptEventError, EventIdConflict) as exc:
                 self._broken = CorruptEventError(str(exc))
         self._applied = max(self._applied, seq)
-        ready = [w for w in self._waiters if w[0] <= self._applied]
-        if ready:
-            self._waiters = [w for w in self._waiters if w[0] > self._applied]
-            for _, future in ready:
-                if not future.done():
-                    future.set_result(None)
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()  # wake every waiter; each checks whether its message has come
 
-    def _apply(self, subject: str, headers: dict[str, str], data: bytes, seq: int) -> None:
+    def _apply(self, subject: str, data: bytes, seq: int) -> None:
         cache = self._cache
-        stream_id = headers.get(STREAM_ID_HEADER, "")
+        token = subject[len(self._prefix) + 1:]
+        stream_id = _stream_id(token)
         position = cache.last_position + 1
-        where = (f"position {position} (stream {stream_id!r}, version "
+        where = (f"position {position} (stream {stream_id or token!r}, version "
                  f"{cache.version(stream_id) + 1}; JetStream message {seq} on {subject})")
         try:
-            if not stream_id or subject != f"{self._prefix}.{_token(stream_id)}":
-                raise ValueError(f"its {STREAM_ID_HEADER} header {stream_id!r} does not match "
-                                 "its subject")
+            if not stream_id:
+                raise ValueError(f"the subject token {token!r} is not a stream id")
             raw = json.loads(data)
             if not isinstance(raw, list):
                 raise ValueError("the payload is not a JSON array of CloudEvents")
@@ -353,10 +369,20 @@ class JetStreamEventStore:
         self._subject_seq[stream_id] = seq
 
     async def _wait_applied(self, seq: int) -> None:
-        if self._applied < seq:
-            future: asyncio.Future[None] = self._loop.create_future()
-            self._waiters.append((seq, future))
-            await asyncio.wait_for(future, self.timeout)
+        """Wait until the projection has read message ``seq``, as long as it makes progress.
+
+        Catching up with a long log may take longer than ``timeout``; only a
+        subscription that delivers nothing for ``timeout`` seconds is an error.
+        """
+        while self._applied < seq and self._broken is None:
+            try:
+                await asyncio.wait_for(self._progress.wait(), self.timeout)
+            except TimeoutError:
+                raise JetStreamUnavailable(
+                    f"this store has read the log up to message {self._applied}, but the "
+                    f"server holds {seq}, and nothing arrived for {self.timeout} s: the "
+                    f"connection to {self.url} is broken or the server is overloaded. "
+                    "Try again, or open a new store.") from None
         if self._broken is not None:
             raise self._broken
 
@@ -419,7 +445,6 @@ class JetStreamEventStore:
                 api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE:
                     str(self._subject_seq.get(stream_id, 0)),
                 api.Header.MSG_ID: _msg_id(stream_id, new),
-                STREAM_ID_HEADER: stream_id,
                 "Content-Type": CONTENT_TYPE,
             }
             try:

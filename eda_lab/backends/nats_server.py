@@ -85,7 +85,8 @@ class NatsServer:
         self.ready_timeout = ready_timeout
         self.log: deque[str] = deque(maxlen=200)
         self._proc: subprocess.Popen[str] | None = None
-        self._ready = threading.Event()
+        self._ready = threading.Event()  # the ready line came, or the process ended
+        self._up = False  # the ready line came
         self._drainer: threading.Thread | None = None
 
     @property
@@ -114,6 +115,7 @@ class NatsServer:
         if self.port is None:
             self.port = _free_port()
         self._ready.clear()
+        self._up = False
         self.log.clear()
         self._proc = subprocess.Popen(
             [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port),
@@ -123,7 +125,7 @@ class NatsServer:
         self._drainer = threading.Thread(target=self._drain, args=(self._proc,),
                                          name=f"nats-server-log-{self.port}", daemon=True)
         self._drainer.start()
-        if not self._ready.wait(self.ready_timeout) or not self.running:
+        if not self._ready.wait(self.ready_timeout) or not self._up or not self.running:
             tail = "\n".join(list(self.log)[-10:])
             self.stop()
             raise NatsServerError(
@@ -137,6 +139,7 @@ class NatsServer:
         for line in proc.stderr:
             self.log.append(line.rstrip())
             if READY_LINE in line:
+                self._up = True
                 self._ready.set()
         self._ready.set()  # the process ended: wake start() so it can report it
 
