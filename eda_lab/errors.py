@@ -29,6 +29,10 @@ raises them. The whole tree (a test keeps it complete)::
     ├── ProjectionError         (projections) a projection failed on an event
     ├── ProjectionTimeout       (cqrs)       read-your-writes waited too long
     ├── UnknownProjection       (cqrs)       no read model by that name
+    ├── NatsServerError         (backends.nats_server) nats-server is missing or did not start
+    ├── JetStreamError          (backends.jetstream) JetStream refused a request
+    │   ├── JetStreamUnavailable                 no answer from the server in time
+    │   └── BatchTooLarge                        an append does not fit in one message
     └── CliError                (cli)        a bad `eda-lab` command line
         ├── UnknownNotebook                  no notebook matches the name
         ├── UnknownParameter                 the parameters cell does not declare it

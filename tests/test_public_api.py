@@ -12,8 +12,8 @@ from eda_lab.errors import EdaLabError
 
 
 def all_modules() -> list:
-    return [importlib.import_module(f"eda_lab.{m.name}")
-            for m in pkgutil.iter_modules(eda_lab.__path__)]
+    return [importlib.import_module(m.name)
+            for m in pkgutil.walk_packages(eda_lab.__path__, prefix="eda_lab.")]
 
 
 def test_all_is_sorted_and_every_name_exists() -> None:
