@@ -88,6 +88,7 @@ __all__ = [
     "add_item",
     "cancel_order",
     "command_form",
+    "gap_demo",
     "lag_frame",
     "load_history",
     "pay_order",
@@ -731,6 +732,51 @@ class GapWriter:
     def rollback(self) -> None:
         """Abandon the transaction: its positions stay a hole forever."""
         self.state = "rolled back"
+
+
+def gap_demo(*, respect_gaps: bool, commit_at: float = 6.0, until: float = 15.0,
+             interval: float = 1.0, seed: int = 0) -> tuple[pd.DataFrame, Simulation]:
+    """Two writers, one slow: what a projection sees when a commit arrives late.
+
+    At t=1 order O-1 is placed (positions 1, 2). At t=2 a slow writer starts a
+    transaction that places O-2: it gets position 3 but does not commit until
+    ``commit_at``. At t=3 order O-3 is placed (positions 4, 5) and commits at once.
+    A runner polls every ``interval`` seconds. Returns one row per poll (t, the
+    highest visible position, the projection's checkpoint, which orders it knows)
+    and the simulation (its trace holds the ``gap`` rows).
+    """
+    from eda_lab.events import Event
+    from eda_lab.sim import Simulation
+    from eda_lab.store import InMemoryEventStore
+
+    sim = Simulation(seed=seed)
+    view = LateCommitStore(InMemoryEventStore())
+    handler = OrderCommandHandler(view.store, sim=sim)
+    orders = OrdersByCustomer()
+    runner = ProjectionRunner(view, [orders], sim=sim, respect_gaps=respect_gaps,
+                              gap_timeout=None)
+    rows: list[dict[str, Any]] = []
+
+    def slow_writer() -> None:
+        placed = Event("OrderPlaced", {"order_id": "O-2", "customer_id": "C-2"}, subject="O-2",
+                       source="shop", id=sim.new_id(), time=sim.time)
+        transaction = view.begin("O-2", [placed], expected_version=0)
+        sim.at(commit_at, transaction.commit)
+        sim.trace.record(sim.now, "append", "slow-writer", event=placed, offset=3,
+                         outcome="in flight", detail=f"commits at t={commit_at:g}")
+
+    def poll() -> None:
+        runner.step()
+        rows.append({"t": sim.now, "visible head": view.last_position,
+                     "checkpoint": orders.position,
+                     "orders known": ", ".join(sorted(orders.orders))})
+
+    sim.at(1, handler.handle, place_order("O-1", "C-1", [("P-1", 1, 10.0)], sim=sim))
+    sim.at(2, slow_writer)
+    sim.at(3, handler.handle, place_order("O-3", "C-1", [("P-2", 1, 4.5)], sim=sim))
+    sim.every(interval, poll, until=until)
+    sim.run(until=until)
+    return pd.DataFrame(rows), sim
 
 
 # -- the shop with a write side and a read side (notebook 04) ---------------------------------

@@ -465,3 +465,24 @@ def test_exercises_accept_the_right_answers_and_hint_otherwise() -> None:
     assert check("04.3", "orders_to_ship", quiet=True)
     assert check("04.4", False, quiet=True)
     assert not check("04.4", True, quiet=True)
+
+
+# -- charts -----------------------------------------------------------------------------------
+def test_the_lag_chart_plots_positions_and_seconds_behind() -> None:
+    from eda_lab.charts import projection_lag_chart, read_model_chart
+
+    sim = Simulation(seed=2)
+    _, handler, runner = make(sim, batch_size=1)
+    runner.start(1.0)
+    for i in range(1, 4):
+        sim.at(i, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
+    sim.at(5, handler.handle, pay_order("O-1", sim=sim))
+    sim.run(until=12)
+    spec = projection_lag_chart(lag_frame(sim.frame())).to_dict()
+    fields = [panel["encoding"]["y"]["field"] for panel in spec["vconcat"]]
+    assert fields == ["behind", "lag_s"]
+    for name in runner.projections:
+        frame = runner.query(name, **({"status": None} if name == "orders_to_ship" else {}))
+        assert read_model_chart(name, frame).to_dict()["mark"]["type"] == "bar"
+    with pytest.raises(ValueError, match="no chart for read model"):
+        read_model_chart("nope", pd.DataFrame())
