@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import CommandRejected, EdaLabError
 from eda_lab.events import Command
 from eda_lab.exercises import exercise
 from eda_lab.orders import Order, OrderRuleViolation
@@ -160,10 +160,6 @@ def cancel_order(order_id: str, reason: str = "customer request", *,
                  sim: Simulation | None = None) -> Command:
     """A ``CancelOrder`` command."""
     return _command("CancelOrder", order_id, {"reason": reason}, sim)
-
-
-class CommandRejected(EdaLabError):
-    """A command was refused (raised by :meth:`CommandResult.raise_if_rejected`)."""
 
 
 class _Refused(Exception):
