@@ -55,6 +55,7 @@ from eda_lab.store import SQLiteEventStore
 
 SYNCHRONOUS = "NORMAL"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+MICRO = timedelta(microseconds=1)
 
 
 # -- eda_lab side -----------------------------------------------------------------
@@ -215,21 +216,23 @@ def raw_connect(path: str) -> sqlite3.Connection:
 
 
 def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
-    """executemany of the rows eda_lab writes, into eda_lab's own tables and indices."""
+    """executemany of the rows eda_lab writes (pre-built outside the clock), into
+    eda_lab's own tables and index, plus the one commits row per append."""
     SQLiteEventStore(path, synchronous=SYNCHRONOUS).close()  # the very same schema
     conn = raw_connect(path)
     conn.execute("INSERT INTO streams (stream, name) VALUES (1, 'account-1')")
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    rows = [(v, 1, v, time_ordered_id(), "Deposited", "bench",
-             (START + timedelta(milliseconds=v) - epoch) // timedelta(microseconds=1),
-             json.dumps({"amount": 1}, separators=(",", ":")), None)
+    rows = [((1 << 32) | v, v, time_ordered_id(),
+             f'["Deposited","bench",{(START + timedelta(milliseconds=v) - epoch) // MICRO}]',
+             json.dumps({"amount": 1}, separators=(",", ":")))
             for v in range(1, n + 1)]
-    insert = ("INSERT INTO events (position, stream, version, id, type, source, time, data, "
-              "meta) VALUES (?,?,?,?,?,?,?,?,?)")
+    insert = "INSERT INTO events (key, position, id, head, data) VALUES (?, ?, ?, ?, ?)"
     t0 = time.perf_counter()
     for start in range(0, n, batch):
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(insert, rows[start:start + batch])
+        conn.execute("INSERT INTO commits (position, stream, version, count) "
+                     "VALUES (?, 1, ?, ?)", (start + 1, start + 1, batch))
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     conn.close()
@@ -237,20 +240,20 @@ def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
 
 
 def raw_replay(path: str, n: int) -> float:
-    """SELECT of the same rows (every column eda_lab reads) plus decoding each payload
-    with the same JSON decoder eda_lab uses (json's C scanner, json.loads minus its
-    Python wrapper), the cyclic GC paused as eda_lab pauses it."""
+    """SELECT of the same rows (every column eda_lab reads) plus decoding both JSON
+    columns with the same JSON decoder eda_lab uses (json's C scanner: json.loads
+    minus its Python wrapper), the cyclic GC paused as eda_lab pauses it."""
     conn = raw_connect(path)
     scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
     gc.disable()
     t0 = time.perf_counter()
-    rows = conn.execute("SELECT position, stream, version, id, type, source, time, data, meta "
-                        "FROM events WHERE stream = ? AND version >= ? ORDER BY version",
-                        (1, 1)).fetchall()
-    payloads = [scan(row[7], 0)[0] for row in rows]
+    rows = conn.execute("SELECT key, position, id, head, data FROM events "
+                        "WHERE key BETWEEN ? AND ? ORDER BY key",
+                        ((1 << 32) + 1, (1 << 32) | 0xFFFFFFFF)).fetchall()
+    decoded = [(scan(row[3], 0)[0], scan(row[4], 0)[0]) for row in rows]
     elapsed = time.perf_counter() - t0
     gc.enable()
-    assert len(payloads) == n
+    assert len(decoded) == n
     conn.close()
     return n / elapsed
 

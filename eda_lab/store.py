@@ -275,20 +275,24 @@ def _upcast_all(records: list[Recorded], upcasters: Upcasters) -> list[Recorded]
 
 
 # -- the SQLite row format ------------------------------------------------------------
-# One row per event: (position, stream, version, id, type, source, time, data, meta).
-# ``time`` is microseconds since 1970 UTC, ``data`` the compact JSON that Event
-# computed when it was created, and ``meta`` a JSON object holding only the envelope
-# attributes that differ from their usual values (the subject when it is not the
-# stream's name, a sequence, correlation or causation id, a schema version other
-# than 1) -- NULL for almost every event, so most rows carry no envelope at all.
+# One row per event: (key, position, id, head, data).
+#   key   = stream number << 32 | version, the table's INTEGER PRIMARY KEY
+#   head  = JSON [type, source, time] -- time in microseconds since 1970 UTC -- with a
+#           fourth element, a JSON object of the envelope attributes that differ from
+#           their usual values (a subject other than the stream id, a sequence, a
+#           correlation or causation id, a schema version other than 1), only when
+#           there are any: almost every event has no fourth element
+#   data  = the compact JSON that Event computed when it was created
+_VERSION_BITS = 32
+_VERSION_MASK = (1 << _VERSION_BITS) - 1
 _META_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("sequence", None), ("correlation_id", None), ("causation_id", None),
     ("schema_version", 1))
 _META_KEYS = frozenset({"subject", *(name for name, _ in _META_DEFAULTS)})
 
 
-def _meta(event: Event, stream_id: str) -> str | None:
-    """The ``meta`` column of ``event`` in ``stream_id``: the unusual attributes, or None."""
+def _meta(event: Event, stream_id: str) -> str:
+    """The fourth ``head`` element: the event's unusual envelope attributes as JSON."""
     meta: dict[str, Any] = {}
     if event.subject != stream_id:
         meta["subject"] = event.subject
@@ -296,21 +300,41 @@ def _meta(event: Event, stream_id: str) -> str | None:
         value = getattr(event, name)
         if value != usual:
             meta[name] = value
-    return _ENCODE(meta) if meta else None
+    return _ENCODE(meta)
+
+
+class _Heads(dict[tuple[str, str], str]):
+    """(type, source) -> the JSON text '["type","source",' that starts their heads."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: tuple[str, str]) -> str:
+        if len(self) > 4096:  # a store that sees endless new types must not grow forever
+            self.clear()
+        prefix = self[key] = f"[{_ENCODE(key[0])},{_ENCODE(key[1])},"
+        return prefix
+
+
+_HEADS = _Heads()
 
 
 def _rows(stream: int, stream_id: str, events: Sequence[Event], version: int,
           position: int) -> list[tuple[Any, ...]]:
     """The rows for ``events`` appended after ``version`` and global ``position``."""
-    epoch, micro, meta = _EPOCH, _MICROSECOND, _meta
-    return [
-        (p, stream, v, e.id, e.type, e.source, (e.time - epoch) // micro, e._json,
-         None if (e.subject == stream_id and e.sequence is None and e.correlation_id is None
-                  and e.causation_id is None and e.schema_version == 1)
-         else meta(e, stream_id))
-        for p, v, e in zip(range(position + 1, position + len(events) + 1),
-                           range(version + 1, version + len(events) + 1), events,
-                           strict=True)]
+    heads, epoch, micro, meta = _HEADS, _EPOCH, _MICROSECOND, _meta
+    key = (stream << _VERSION_BITS) | version
+    rows = []
+    append = rows.append
+    for e in events:
+        key += 1
+        position += 1
+        if (e.subject == stream_id and e.sequence is None and e.correlation_id is None
+                and e.causation_id is None and e.schema_version == 1):
+            head = f"{heads[e.type, e.source]}{(e.time - epoch) // micro}]"
+        else:
+            head = f"{heads[e.type, e.source]}{(e.time - epoch) // micro},{meta(e, stream_id)}]"
+        append((key, position, e.id, head, e._json))
+    return rows
 
 
 # The trusted fast constructor for rows this store wrote itself: they were
@@ -353,16 +377,15 @@ def _recorded(stream_id: str, events: Sequence[Event], version: int,
 _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
 
 
-def _set_meta(event: Any, meta: str, subject: str) -> None:
-    """Fill the envelope attributes from a ``meta`` JSON object (checked: rare path)."""
-    values = json.loads(meta)
-    if type(values) is not dict or not values.keys() <= _META_KEYS:
+def _set_meta(event: Any, meta: object, subject: str) -> None:
+    """Fill the envelope attributes from a head's meta object (checked: the rare path)."""
+    if type(meta) is not dict or not meta.keys() <= _META_KEYS:
         raise ValueError(f"meta must be an object with keys from {sorted(_META_KEYS)}")
-    subject = values.get("subject", subject)
-    sequence = values.get("sequence")
-    correlation_id = values.get("correlation_id")
-    causation_id = values.get("causation_id")
-    schema_version = values.get("schema_version", 1)
+    subject = meta.get("subject", subject)
+    sequence = meta.get("sequence")
+    correlation_id = meta.get("correlation_id")
+    causation_id = meta.get("causation_id")
+    schema_version = meta.get("schema_version", 1)
     if (type(subject) is not str or type(schema_version) is not int or schema_version < 1
             or not (sequence is None or type(sequence) is int)
             or not (correlation_id is None or type(correlation_id) is str)
@@ -376,12 +399,13 @@ def _set_meta(event: Any, meta: str, subject: str) -> None:
 
 
 def _decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str]) -> list[Recorded]:
-    """Rows of (position, stream, version, id, type, source, time, data, meta) to
-    records, ``names`` mapping stream numbers to stream ids; raises
-    CorruptEventError naming the position of the first bad row."""
+    """Rows of (key, position, id, head, data) to records, ``names`` mapping stream
+    numbers to stream ids; raises CorruptEventError naming the position of the
+    first bad row."""
     scan, frozen, new, event_layout, rec_layout = (
         _scan, FrozenData, object.__new__, _EventLayout, _RecordedLayout)
     event_class, recorded_class, epoch, micro = Event, Recorded, _EPOCH, _MICROSECOND
+    bits, mask = _VERSION_BITS, _VERSION_MASK
     out: list[Recorded] = []
     append = out.append
     row: Sequence[Any] = ()
@@ -392,13 +416,20 @@ def _decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str]) -> lis
     gc.disable()
     try:
         for row in rows:
-            position, stream, version, event_id, type_, source, time, data, meta = row
+            key, position, event_id, head, data = row
             payload, end = scan(data, 0)  # json.loads without its Python wrapper
-            if (type(payload) is not dict or end != len(data) or not type_ or not event_id
-                    or not source or type(time) is not int):
-                raise ValueError("the data is not one JSON object, or the type, id, source "
-                                 "or time is missing or of the wrong kind")
-            name = names[stream]
+            envelope, head_end = scan(head, 0)
+            if len(envelope) == 3:
+                type_, source, time = envelope
+                meta = None
+            else:
+                type_, source, time, meta = envelope
+            if (type(payload) is not dict or end != len(data) or head_end != len(head)
+                    or type(type_) is not str or not type_ or type(source) is not str
+                    or not source or type(time) is not int or not event_id):
+                raise ValueError("data is not one JSON object, or the head is not "
+                                 "[type, source, time(, meta)], or the id is missing")
+            name = names[key >> bits]
             event = new(event_layout)
             event.type = type_
             event.data = frozen(payload)
@@ -416,31 +447,35 @@ def _decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str]) -> lis
             event.__class__ = event_class
             rec = new(rec_layout)
             rec.stream_id = name
-            rec.version = version
+            rec.version = key & mask
             rec.position = position
             rec.event = event
             rec.__class__ = recorded_class
             append(rec)
     except (ValueError, TypeError, KeyError, OverflowError, StopIteration) as exc:
-        if len(row) >= 3:
-            try:
-                stream_name = repr(names[row[1]])
-            except KeyError:
-                stream_name = f"number {row[1]!r}"
-            where = f"position {row[0]} (stream {stream_name}, version {row[2]})"
-        else:
-            where = f"row {row!r}"
-        problem = (f"{type(exc).__name__}: {exc}" if not isinstance(exc, StopIteration)
-                   else "JSONDecodeError: the data does not start with a JSON value")
-        raise CorruptEventError(
-            f"the stored event at {where} cannot be decoded: {problem}. "
-            "Nothing was skipped: repair or restore that row (the events around it are "
-            "intact), then read again."
-        ) from exc
+        raise _corrupt(row, names, exc) from exc
     finally:
         if gc_was_enabled:
             gc.enable()
     return out
+
+
+def _corrupt(row: Sequence[Any], names: Mapping[int, str], exc: Exception) -> CorruptEventError:
+    if len(row) >= 2 and type(row[0]) is int:
+        try:
+            stream = repr(names[row[0] >> _VERSION_BITS])
+        except KeyError:
+            stream = f"number {row[0] >> _VERSION_BITS}"
+        where = f"position {row[1]} (stream {stream}, version {row[0] & _VERSION_MASK})"
+    else:
+        where = f"row {row!r}"
+    problem = (f"{type(exc).__name__}: {exc}" if not isinstance(exc, StopIteration)
+               else "JSONDecodeError: a column does not start with a JSON value")
+    return CorruptEventError(
+        f"the stored event at {where} cannot be decoded: {problem}. "
+        "Nothing was skipped: repair or restore that row (the events around it are "
+        "intact), then read again."
+    )
 
 
 # -- in memory -----------------------------------------------------------------------
@@ -583,17 +618,22 @@ CREATE TABLE IF NOT EXISTS streams (
     name     TEXT    NOT NULL UNIQUE  -- the stream id, e.g. 'O-1'
 );
 CREATE TABLE IF NOT EXISTS events (
-    position INTEGER PRIMARY KEY,     -- global commit order: the rowid, appended at the end
-    stream   INTEGER NOT NULL,        -- streams.stream
-    version  INTEGER NOT NULL,        -- 1, 2, 3, ... within the stream
+    key      INTEGER PRIMARY KEY,     -- stream << 32 | version: the UNIQUE (stream, version)
+                                      -- constraint, and the rowid (a stream's rows together)
+    position INTEGER NOT NULL,        -- global commit order (commits says where it starts)
     id       TEXT    NOT NULL,        -- the event id
-    type     TEXT    NOT NULL,
-    source   TEXT    NOT NULL,
-    time     INTEGER NOT NULL,        -- microseconds since 1970-01-01 UTC
+    head     TEXT    NOT NULL,        -- JSON [type, source, time in microseconds since
+                                      -- 1970 UTC] + [unusual envelope attributes]
     data     TEXT    NOT NULL,        -- compact JSON object
-    meta     TEXT,                    -- unusual envelope attributes as JSON, usually NULL
-    UNIQUE (stream, version)          -- the index to read one stream, and the
-);                                    -- last defence against lost updates
+    stream   INTEGER GENERATED ALWAYS AS (key >> 32) VIRTUAL,           -- computed on
+    version  INTEGER GENERATED ALWAYS AS (key & 4294967295) VIRTUAL     -- read, not stored
+);
+CREATE TABLE IF NOT EXISTS commits (
+    position INTEGER PRIMARY KEY,     -- global position of the append's first event
+    stream   INTEGER NOT NULL,        -- which stream it appended to,
+    version  INTEGER NOT NULL,        -- the version of its first event,
+    count    INTEGER NOT NULL         -- and how many events it stored
+);
 CREATE TABLE IF NOT EXISTS snapshots (
     stream_id TEXT    NOT NULL,
     version   INTEGER NOT NULL,
@@ -606,18 +646,34 @@ CREATE TABLE IF NOT EXISTS snapshots (
 _INDICES = """
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream_id ON events (stream, id);
 CREATE VIEW IF NOT EXISTS events_readable AS
-    SELECT e.position, s.name AS stream_id, e.version, e.id, e.type, e.source,
-           strftime('%Y-%m-%dT%H:%M:%f', e.time / 1e6, 'unixepoch') AS time_utc,
-           e.data, e.meta
+    SELECT e.position, s.name AS stream_id, e.version, e.id,
+           json_extract(e.head, '$[0]') AS type, json_extract(e.head, '$[1]') AS source,
+           strftime('%Y-%m-%dT%H:%M:%f', json_extract(e.head, '$[2]') / 1e6, 'unixepoch')
+               AS time_utc,
+           json_extract(e.head, '$[3]') AS meta, e.data
     FROM events AS e JOIN streams AS s ON s.stream = e.stream;
 """
-_COLUMNS = ("position", "stream", "version", "id", "type", "source", "time", "data", "meta")
-_NEEDED = {"streams": ("stream", "name"), "events": _COLUMNS,
+_NEEDED = {"streams": ("stream", "name"),
+           "events": ("key", "position", "id", "head", "data", "stream", "version"),
+           "commits": ("position", "stream", "version", "count"),
            "snapshots": ("stream_id", "version", "type", "time", "state")}
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM events"
-_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 9)})"
-_HEAD = ("SELECT (SELECT MAX(version) FROM events WHERE stream = ?), "
-         "(SELECT MAX(position) FROM events)")
+_SELECT = "SELECT key, position, id, head, data FROM events"
+_INSERT = "INSERT INTO events (key, position, id, head, data) VALUES (?, ?, ?, ?, ?)"
+_LAST_POSITION = "SELECT position + count - 1 FROM commits ORDER BY position DESC LIMIT 1"
+_HEAD = (f"SELECT (SELECT MAX(key) FROM events WHERE key BETWEEN ? AND ?), "
+         f"({_LAST_POSITION})")
+# Every event after a position, in commit order: walk the commits from the one that
+# holds position + 1, and for each read its key range (CROSS JOIN fixes that loop
+# order, so the rows arrive in order with no sorting, and LIMIT stops early).
+_READ_ALL = """
+SELECT e.key, e.position, e.id, e.head, e.data
+FROM commits AS c CROSS JOIN events AS e
+WHERE c.position >= IFNULL((SELECT MAX(position) FROM commits WHERE position <= :after + 1), 1)
+  AND e.key BETWEEN (c.stream << 32) + c.version AND (c.stream << 32) + c.version + c.count - 1
+  AND e.position > :after
+ORDER BY c.position, e.key
+LIMIT :limit
+"""
 
 
 class _StreamNames(dict[int, str]):
@@ -654,26 +710,32 @@ class SQLiteEventStore:
       commit when that matters more than speed.
     - An append is one ``BEGIN IMMEDIATE`` transaction (the write lock is taken
       before the version is read, so two processes cannot both pass the check),
-      one ``executemany`` for the batch, one commit. The UNIQUE (stream, version)
-      constraint would still catch a lost update if that logic were ever wrong.
+      one ``executemany`` for the batch, one commit. The database itself refuses a
+      second event at the same (stream, version), should that logic ever be wrong.
 
-    The file format is lean because every byte of every row is written twice (to
-    the WAL, then to the database) and every column costs time to bind and fetch:
+    **The file format** is lean, because SQLite's cost per row grows with every
+    b-tree the row goes into and every column it binds (measured: a third b-tree or
+    four more columns each cost about as much as the rest of the insert):
 
-    - ``streams`` maps each stream id to a small integer once; the events table
-      and its two indices (stream, version) and (stream, id) store that integer.
-    - ``position`` is the rowid, so the events table grows at its end.
-    - ``time`` is an integer (microseconds since 1970 UTC); ``data`` is the
-      compact JSON that :class:`~eda_lab.events.Event` computed when it was made.
-    - ``meta`` holds, as JSON, only the envelope attributes that differ from the
-      usual (a subject other than the stream id, a sequence, a correlation or
-      causation id, a schema version other than 1); it is NULL for most events.
-    - The view ``events_readable`` shows the stream names and ISO times for
-      people reading the file (``SELECT * FROM events_readable``).
-
-    Idempotency (rule 1 in the module docstring) costs nothing on the normal path:
-    the UNIQUE index on (stream, id) refuses a stored id, and only then does the
-    store look the duplicates up and compare their content.
+    - ``streams`` maps each stream id to a small integer, once.
+    - An event's ``key`` is ``stream << 32 | version``. It is the INTEGER PRIMARY
+      KEY, so it is unique -- this *is* the UNIQUE (stream, version) constraint --
+      and it is the table's own b-tree: no separate index, and a stream's events
+      lie side by side in version order, so a replay reads one contiguous range.
+      ``stream`` and ``version`` are virtual columns computed from it.
+    - ``position`` (global commit order) is a plain column; ``commits`` holds one
+      row per append (its first position, stream, first version and count), which
+      is how :meth:`read_all` walks the log in order without a third index.
+    - ``head`` is the JSON ``[type, source, time]`` (time in microseconds since
+      1970 UTC), plus a fourth element only for unusual envelope attributes (a
+      subject other than the stream id, a sequence, a correlation or causation id,
+      a schema version other than 1); ``data`` is the compact JSON that
+      :class:`~eda_lab.events.Event` computed when it was made.
+    - The only index is UNIQUE (stream, id): idempotency (rule 1 in the module
+      docstring) costs nothing on the normal path -- the index refuses a stored
+      id, and only then does the store look the duplicates up and compare them.
+    - The view ``events_readable`` shows stream names, types and ISO times for
+      people reading the file: ``SELECT * FROM events_readable``.
 
     Several store objects (threads, processes) may open the same file; one object
     may be shared between threads.
@@ -715,10 +777,10 @@ class SQLiteEventStore:
 
     def _check_schema(self) -> None:
         for table, needed in _NEEDED.items():
-            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            have = {row[1] for row in self._conn.execute(f"PRAGMA table_xinfo({table})")}
             missing = [c for c in needed if c not in have]
             if missing:
-                older = " (it looks like the older one-text-column-per-attribute format)" \
+                older = " (it looks like an older eda_lab format)" \
                     if "stream_id" in have and table == "events" else ""
                 raise StoreSchemaError(
                     f"the table {table!r} in {self.path!r} has no column(s) {missing}: this "
@@ -776,10 +838,13 @@ class SQLiteEventStore:
                                (stream_id,)).fetchone()
             stream = None if row is None else row[0]
         if stream is None:
-            actual, position = 0, conn.execute("SELECT MAX(position) FROM events").fetchone()[0]
+            actual, position = 0, conn.execute(_LAST_POSITION).fetchone()
+            position = position[0] if position else 0
         else:
-            actual, position = conn.execute(_HEAD, (stream,)).fetchone()
-        actual, position = actual or 0, position or 0
+            base = stream << _VERSION_BITS
+            last_key, position = conn.execute(_HEAD, (base, base | _VERSION_MASK)).fetchone()
+            actual = last_key & _VERSION_MASK if last_key else 0
+            position = position or 0
         if expected_version is not None and expected_version != actual:
             # maybe a retry of an append that already succeeded (rule 3)
             existing = self._existing(stream_id, stream, batch) if stream is not None else {}
@@ -788,27 +853,40 @@ class SQLiteEventStore:
             raise ConcurrencyError(stream_id, expected_version, actual)
         if not batch:
             return [], None
+        if actual + len(batch) > _VERSION_MASK:
+            raise ValueError(f"stream {stream_id!r} would pass {_VERSION_MASK} events, the "
+                             "most one stream can hold: start a new stream.")
         created = None
         if stream is None:
             stream = created = conn.execute("INSERT INTO streams (name) VALUES (?)",
                                             (stream_id,)).lastrowid
+            assert stream is not None
+        base = stream << _VERSION_BITS
+        fresh, existing = batch, {}
         try:
             conn.executemany(_INSERT, _rows(stream, stream_id, batch, actual, position))
         except sqlite3.IntegrityError as exc:
-            # Undo this statement's rows (we hold the write lock: every row after
-            # `position` is ours), then find out which constraint refused them.
-            conn.execute("DELETE FROM events WHERE position > ?", (position,))
-            if "events.id" not in str(exc):  # UNIQUE (stream, version): a lost update
-                now = conn.execute("SELECT MAX(version) FROM events WHERE stream = ?",
-                                   (stream,)).fetchone()[0] or 0
-                raise ConcurrencyError(stream_id, actual if expected_version is None
-                                       else expected_version, now) from exc
+            # Undo this statement's rows (we hold the write lock: every key after
+            # the stream's version is ours), then see which constraint refused them.
+            conn.execute("DELETE FROM events WHERE key > ? AND key <= ?",
+                         (base | actual, base | _VERSION_MASK))
+            if "events.key" in str(exc):  # the (stream, version) key: a lost update
+                now = conn.execute("SELECT MAX(key) FROM events WHERE key BETWEEN ? AND ?",
+                                   (base, base | _VERSION_MASK)).fetchone()[0]
+                raise ConcurrencyError(
+                    stream_id, actual if expected_version is None else expected_version,
+                    now & _VERSION_MASK if now else 0) from exc
             existing = self._existing(stream_id, stream, batch)  # some are duplicates
             fresh = [e for e in batch if e.id not in existing]
             conn.executemany(_INSERT, _rows(stream, stream_id, fresh, actual, position))
-            it = iter(_recorded(stream_id, fresh, actual, position))
-            return [existing.get(e.id) or next(it) for e in batch], created
-        return _recorded(stream_id, batch, actual, position), created
+        if fresh:
+            conn.execute("INSERT INTO commits (position, stream, version, count) "
+                         "VALUES (?, ?, ?, ?)", (position + 1, stream, actual + 1, len(fresh)))
+        records = _recorded(stream_id, fresh, actual, position)
+        if existing:
+            it = iter(records)
+            records = [existing.get(e.id) or next(it) for e in batch]
+        return records, created
 
     def _existing(self, stream_id: str, stream: int,
                   batch: list[Event]) -> dict[str, Recorded]:
@@ -830,7 +908,7 @@ class SQLiteEventStore:
         return found
 
     # -- reading --------------------------------------------------------------------------
-    def _query(self, sql: str, args: tuple[Any, ...],
+    def _query(self, sql: str, args: tuple[Any, ...] | dict[str, Any],
                names: Mapping[int, str]) -> list[Recorded]:
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
@@ -844,20 +922,18 @@ class SQLiteEventStore:
         stream = self._number(stream_id)
         if stream is None:
             return []
-        names = {stream: stream_id}
-        if to_version is None:
-            return self._query(f"{_SELECT} WHERE stream = ? AND version >= ? ORDER BY version",
-                               (stream, from_version), names)
-        return self._query(
-            f"{_SELECT} WHERE stream = ? AND version BETWEEN ? AND ? ORDER BY version",
-            (stream, from_version, to_version), names)
+        base = stream << _VERSION_BITS
+        last = _VERSION_MASK if to_version is None else min(to_version, _VERSION_MASK)
+        return self._query(f"{_SELECT} WHERE key BETWEEN ? AND ? ORDER BY key",
+                           (base + min(from_version, _VERSION_MASK + 1), base + last),
+                           {stream: stream_id})
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:
         """Events of every stream after ``after_position``, in commit order."""
         if after_position < 0:
             raise ValueError(f"after_position must be >= 0, got {after_position}.")
-        return self._query(f"{_SELECT} WHERE position > ? ORDER BY position LIMIT ?",
-                           (after_position, -1 if limit is None else limit), self._names)
+        return self._query(_READ_ALL, {"after": after_position,
+                                       "limit": -1 if limit is None else limit}, self._names)
 
     def _scalar(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         with self._lock:
@@ -868,15 +944,21 @@ class SQLiteEventStore:
         stream = self._number(stream_id)
         if stream is None:
             return 0
-        return self._scalar("SELECT MAX(version) FROM events WHERE stream = ?", (stream,)) or 0
+        base = stream << _VERSION_BITS
+        key = self._scalar("SELECT MAX(key) FROM events WHERE key BETWEEN ? AND ?",
+                           (base, base | _VERSION_MASK))
+        return key & _VERSION_MASK if key else 0
 
     def version_at(self, stream_id: str, time: datetime) -> int:
         """The version of the last event in the stream whose time is at or before ``time``."""
         stream = self._number(stream_id)
         if stream is None:
             return 0
-        return self._scalar("SELECT MAX(version) FROM events WHERE stream = ? AND time <= ?",
-                            (stream, _micros(time))) or 0
+        base = stream << _VERSION_BITS
+        key = self._scalar("SELECT MAX(key) FROM events WHERE key BETWEEN ? AND ? "
+                           "AND json_extract(head, '$[2]') <= ?",
+                           (base, base | _VERSION_MASK, _micros(time)))
+        return key & _VERSION_MASK if key else 0
 
     def streams(self) -> list[str]:
         """Every stream id, in the order the streams were created."""
@@ -887,7 +969,9 @@ class SQLiteEventStore:
     @property
     def last_position(self) -> int:
         """The global position of the newest event (0 for an empty store)."""
-        return self._scalar("SELECT MAX(position) FROM events") or 0
+        with self._lock:
+            row = self._conn.execute(_LAST_POSITION).fetchone()
+        return row[0] if row else 0
 
     def __len__(self) -> int:
         return self.last_position

@@ -55,20 +55,21 @@ def test_wal_and_constraints(tmp_path: Path) -> None:
     SQLiteEventStore(path).append("O-1", [ev(1)])
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    indexes = {row[1]: row for row in conn.execute("PRAGMA index_list(events)")}
-    assert any(row[2] for row in indexes.values())  # unique indexes exist
-    with pytest.raises(sqlite3.IntegrityError, match=r"events\.stream, events\.version"):
-        conn.execute("INSERT INTO events (stream, version, id, type, source, time, data) "
-                     "VALUES (1, 1, 'other', 'X', 's', 0, '{}')")
+    # the key (stream << 32 | version) is the primary key: a second event at the
+    # same (stream, version) is refused by the database itself
+    with pytest.raises(sqlite3.IntegrityError, match=r"events\.key"):
+        conn.execute("INSERT INTO events (key, position, id, head, data) "
+                     "VALUES ((1 << 32) | 1, 2, 'other', '[\"X\",\"s\",0]', '{}')")
     with pytest.raises(sqlite3.IntegrityError, match=r"events\.stream, events\.id"):
-        conn.execute("INSERT INTO events (stream, version, id, type, source, time, data) "
-                     "VALUES (1, 2, 'O-1-e1', 'X', 's', 0, '{}')")
+        conn.execute("INSERT INTO events (key, position, id, head, data) "
+                     "VALUES ((1 << 32) | 2, 2, 'O-1-e1', '[\"X\",\"s\",0]', '{}')")
     with pytest.raises(sqlite3.IntegrityError, match=r"streams\.name"):
         conn.execute("INSERT INTO streams (name) VALUES ('O-1')")
+    assert conn.execute("SELECT stream, version FROM events").fetchall() == [(1, 1)]
 
 
 def test_the_lean_row_format(tmp_path: Path) -> None:
-    """Stream numbers, integer times, the event's own JSON, and meta only when unusual."""
+    """Stream numbers in the key, the head, the event's own JSON, one commit row per append."""
     path = tmp_path / "shop.sqlite"
     store = SQLiteEventStore(path)
     usual = ev(1)
@@ -78,18 +79,37 @@ def test_the_lean_row_format(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT stream, name FROM streams ORDER BY stream").fetchall() == [
         (1, "O-1"), (2, "O-2")]
-    rows = conn.execute("SELECT stream, version, time, data, meta FROM events "
+    rows = conn.execute("SELECT key, stream, version, position, head, data FROM events "
                         "ORDER BY position").fetchall()
-    assert rows[0] == (1, 1, int((usual.time - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
-                       * 1_000_000, usual._json, None)
-    assert json.loads(rows[1][4]) == {"subject": "elsewhere", "sequence": 7,
-                                      "correlation_id": "c", "causation_id": "k",
-                                      "schema_version": 2}
-    assert rows[2][:2] == (2, 1) and rows[2][4] is None
-    readable = conn.execute("SELECT stream_id, version, time_utc FROM events_readable "
-                            "ORDER BY position").fetchall()
-    assert readable[0] == ("O-1", 1, "2026-01-05T09:00:01.000")
+    micros = int((usual.time - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000
+    assert rows[0] == ((1 << 32) | 1, 1, 1, 1, f'["ItemAdded","shop",{micros}]', usual._json)
+    assert json.loads(rows[1][4])[3] == {"subject": "elsewhere", "sequence": 7,
+                                         "correlation_id": "c", "causation_id": "k",
+                                         "schema_version": 2}
+    assert rows[2][1:4] == (2, 1, 3) and len(json.loads(rows[2][4])) == 3
+    assert conn.execute("SELECT * FROM commits ORDER BY position").fetchall() == [
+        (1, 1, 1, 2), (3, 2, 1, 1)]
+    readable = conn.execute("SELECT stream_id, version, type, source, time_utc, meta "
+                            "FROM events_readable ORDER BY position").fetchall()
+    assert readable[0] == ("O-1", 1, "ItemAdded", "shop", "2026-01-05T09:00:01.000", None)
     assert [r[0] for r in readable] == ["O-1", "O-1", "O-2"]
+    assert json.loads(readable[1][5])["subject"] == "elsewhere"
+
+
+def test_read_all_walks_the_commits(tmp_path: Path) -> None:
+    """Interleaved appends, duplicates inside a batch, limits that cut a commit."""
+    store = SQLiteEventStore(tmp_path / "log.sqlite")
+    store.append("A", [ev(1, stream="A"), ev(2, stream="A"), ev(3, stream="A")])
+    store.append("B", [ev(1, stream="B")])
+    store.append("A", [ev(4, stream="A"), ev(2, stream="A"), ev(5, stream="A")])  # one dup
+    every = store.read_all()
+    assert [(r.stream_id, r.version, r.position) for r in every] == [
+        ("A", 1, 1), ("A", 2, 2), ("A", 3, 3), ("B", 1, 4), ("A", 4, 5), ("A", 5, 6)]
+    for after in range(7):
+        for limit in (None, 1, 2, 5):
+            got = [r.position for r in store.read_all(after, limit)]
+            assert got == list(range(after + 1, 7))[:limit]
+    assert store.last_position == 6 and len(store) == 6
 
 
 def test_another_store_objects_new_streams_are_read(tmp_path: Path) -> None:
@@ -132,11 +152,20 @@ def test_synchronous_setting_is_checked() -> None:
     ("UPDATE events SET data = ' {}' WHERE position = 2", "JSONDecodeError"),
     ("UPDATE events SET data = '{}x' WHERE position = 2", "ValueError"),
     ("UPDATE events SET data = '[1, 2]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET time = 'yesterday' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET time = 10e300 WHERE position = 2", "ValueError"),
-    ("UPDATE events SET meta = '{\"sequence\": \"x\"}' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET meta = '{\"colour\": 1}' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET meta = 'nope' WHERE position = 2", "JSONDecodeError"),
+    ("UPDATE events SET head = '[\"X\",\"s\",\"yesterday\"]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[\"X\",\"s\",1e300]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[\"X\",\"s\",999999999999999999]' WHERE position = 2",
+     "OverflowError"),
+    ("UPDATE events SET head = '[\"\",\"s\",0]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[5,\"s\",0]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[\"X\",\"s\"]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '{\"type\":1}' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[\"X\",\"s\",0,{\"sequence\":\"x\"}]' WHERE position = 2",
+     "ValueError"),
+    ("UPDATE events SET head = '[\"X\",\"s\",0,{\"colour\":1}]' WHERE position = 2",
+     "ValueError"),
+    ("UPDATE events SET head = 'nope' WHERE position = 2", "JSONDecodeError"),
+    ("UPDATE events SET id = '' WHERE position = 2", "ValueError"),
 ])
 def test_a_corrupt_row_names_its_position(tmp_path: Path, sql: str, problem: str) -> None:
     path = tmp_path / "shop.sqlite"
@@ -158,34 +187,37 @@ def test_a_row_of_an_unknown_stream_names_its_position(tmp_path: Path) -> None:
     store = SQLiteEventStore(path)
     store.append("O-1", [ev(1), ev(2)])
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE events SET stream = 99 WHERE position = 2")
+    conn.execute("UPDATE commits SET stream = 99")
+    conn.execute("UPDATE events SET key = (99 << 32) | 2 WHERE position = 2")
     conn.commit()
     with pytest.raises(CorruptEventError, match=r"position 2 \(stream number 99, version 2\)"
                        r".*KeyError"):
-        store.read_all()
+        SQLiteEventStore(path).read_all(after_position=1)
 
 
-def test_a_row_with_a_missing_value_names_its_position(tmp_path: Path) -> None:
+def test_a_row_with_a_null_names_its_position(tmp_path: Path) -> None:
     path = tmp_path / "loose.sqlite"
     conn = sqlite3.connect(path)  # a loosely typed table without NOT NULL
-    conn.execute("CREATE TABLE streams (stream INTEGER PRIMARY KEY, name TEXT)")
-    conn.execute("CREATE TABLE events (position INTEGER PRIMARY KEY, stream INTEGER, "
-                 "version INTEGER, id TEXT, type TEXT, source TEXT, time INTEGER, data TEXT, "
-                 "meta TEXT, UNIQUE (stream, version))")
-    conn.execute("INSERT INTO streams VALUES (1, 'O-1')")
-    conn.execute("INSERT INTO events VALUES (1, 1, 1, 'e1', NULL, 's', 0, '{}', NULL)")
+    conn.execute("CREATE TABLE events (key INTEGER PRIMARY KEY, position INTEGER, id TEXT, "
+                 "head TEXT, data TEXT, stream INTEGER AS (key >> 32), "
+                 "version INTEGER AS (key & 4294967295))")
+    conn.execute("INSERT INTO events (key, position, id, head, data) "
+                 "VALUES ((1 << 32) | 1, 1, NULL, '[\"X\",\"s\",0]', '{}')")
     conn.commit()
-    with pytest.raises(CorruptEventError, match=r"position 1 \(stream 'O-1'.*type, id"):
-        SQLiteEventStore(path).read_all()
+    store = SQLiteEventStore(path)
+    store._conn.execute("INSERT INTO streams VALUES (1, 'O-1')")
+    store._conn.execute("INSERT INTO commits VALUES (1, 1, 1, 1)")
+    with pytest.raises(CorruptEventError, match=r"position 1 \(stream 'O-1'.*id is missing"):
+        store.read_all()
 
 
 def test_a_table_missing_a_column_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE events (position INTEGER PRIMARY KEY, stream INTEGER, "
-                 "version INTEGER, id TEXT, type TEXT, time INTEGER, data TEXT)")
+    conn.execute("CREATE TABLE events (key INTEGER PRIMARY KEY, position INTEGER, id TEXT, "
+                 "data TEXT)")
     conn.commit()
-    with pytest.raises(StoreSchemaError, match=r"\['source', 'meta'\]"):
+    with pytest.raises(StoreSchemaError, match=r"\['head', 'stream', 'version'\]"):
         SQLiteEventStore(path)
     assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [
         ("events",)]  # refusing changed nothing
