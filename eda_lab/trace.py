@@ -29,6 +29,16 @@ size            Int64                   payload bytes (JSON data), <NA> if none
 outcome         str                     ok, error, deferred, dead_letter, rejected, ...
 detail          str                     a human-readable note (an error message, ...)
 ==============  ======================  ===============================================
+
+The kinds of row, by the module that records them:
+
+* the channel (:mod:`eda_lab.channel`): ``emit``, ``deliver``, ``retry`` (a handler
+  failed; redelivery scheduled), ``dead_letter``, ``deferred`` (the sink is down);
+* the simulation: ``outage`` and ``recover``;
+* notification and carried state: ``query`` (one query-back attempt), ``data_ready``
+  (a consumer now holds the data of a change), ``read`` (a read served locally),
+  ``command`` (a command sent to one receiver);
+* CQRS: ``command``, ``append``, ``reject``, ``project``, ``rebuild``, ``gap``.
 """
 
 from __future__ import annotations
