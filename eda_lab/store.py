@@ -323,16 +323,20 @@ def _rows(stream: int, stream_id: str, events: Sequence[Event], version: int,
     """The rows for ``events`` appended after ``version`` and global ``position``."""
     heads, epoch, micro, meta = _HEADS, _EPOCH, _MICROSECOND, _meta
     key = (stream << _VERSION_BITS) | version
+    last_type = last_source = prefix = None
     rows = []
     append = rows.append
     for e in events:
         key += 1
         position += 1
+        if e.type is not last_type or e.source is not last_source:  # usually the same
+            last_type, last_source = e.type, e.source
+            prefix = heads[last_type, last_source]
         if (e.subject == stream_id and e.sequence is None and e.correlation_id is None
                 and e.causation_id is None and e.schema_version == 1):
-            head = f"{heads[e.type, e.source]}{(e.time - epoch) // micro}]"
+            head = f"{prefix}{(e.time - epoch) // micro}]"
         else:
-            head = f"{heads[e.type, e.source]}{(e.time - epoch) // micro},{meta(e, stream_id)}]"
+            head = f"{prefix}{(e.time - epoch) // micro},{meta(e, stream_id)}]"
         append((key, position, e.id, head, e._json))
     return rows
 
@@ -657,6 +661,7 @@ _NEEDED = {"streams": ("stream", "name"),
            "events": ("key", "position", "id", "head", "data", "stream", "version"),
            "commits": ("position", "stream", "version", "count"),
            "snapshots": ("stream_id", "version", "type", "time", "state")}
+_PAGE_SIZE = 8192
 _SELECT = "SELECT key, position, id, head, data FROM events"
 _INSERT = "INSERT INTO events (key, position, id, head, data) VALUES (?, ?, ?, ?, ?)"
 _LAST_POSITION = "SELECT position + count - 1 FROM commits ORDER BY position DESC LIMIT 1"
@@ -757,6 +762,11 @@ class SQLiteEventStore:
         self._numbers: dict[str, int] = {}
         self._names = _StreamNames(self._load_names)
         conn = self._conn
+        # 8 KiB pages (SQLite's default is 4 KiB): fewer, fuller pages per batch,
+        # measured about 20% faster batched appends; 16 KiB was no faster for
+        # batches and made every single-event commit write twice as many bytes.
+        # It only applies to a new file (an existing file keeps its page size).
+        conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")
         if self.path != ":memory:":
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
