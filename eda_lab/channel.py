@@ -15,6 +15,14 @@ goes to the **dead-letter topic** ``<topic>.dead_letter`` and the group moves
 on. A sink that is down receives nothing until it is back; then it resumes from
 its committed offset. Delivery happens in virtual time after a latency drawn
 from the channel's (or the subscription's) seeded latency model.
+
+By default a handler takes no virtual time. A group subscribed with a
+``service_time`` (seconds, or a latency model) makes each **member** a worker
+that handles one event at a time: handling takes a sampled service time, and
+deliveries queue behind the member meanwhile (one partition's events still one
+after the other). The ``deliver`` row is written when the handling finishes, so
+its ``latency`` includes the time spent queueing. This is what lets a group
+**scale out**: more members work in parallel, up to one per partition.
 """
 
 from __future__ import annotations
@@ -114,14 +122,16 @@ class Topic:
 
     def subscribe(self, sink: Sink, handler: Handler, *, group: str,
                   latency: Latency | float | None, start: str, max_deliveries: int,
-                  backoff: float) -> ConsumerGroup:
+                  backoff: float, service_time: Latency | float | None = None
+                  ) -> ConsumerGroup:
         if start not in ("latest", "earliest"):
             raise ValueError(f"start must be 'latest' or 'earliest', got {start!r}.")
         existing = self.groups.get(group)
         if existing is None:
             existing = self.groups[group] = ConsumerGroup(
                 self, group, latency=self.channel.latency if latency is None
-                else as_latency(latency), max_deliveries=max_deliveries, backoff=backoff)
+                else as_latency(latency), max_deliveries=max_deliveries, backoff=backoff,
+                service_time=service_time)
             if start == "earliest":
                 existing.replay_existing()
             else:
@@ -138,7 +148,8 @@ class ConsumerGroup:
     """Sinks that share a topic's partitions, with a committed offset per partition."""
 
     def __init__(self, topic: Topic, name: str, *, latency: Latency,
-                 max_deliveries: int, backoff: float) -> None:
+                 max_deliveries: int, backoff: float,
+                 service_time: Latency | float | None = None) -> None:
         if max_deliveries < 1:
             raise ValueError(f"max_deliveries must be at least 1, got {max_deliveries}.")
         self.topic = topic
@@ -153,6 +164,13 @@ class ConsumerGroup:
         self._last_arrival = [0.0] * n
         self._blocked = [False] * n
         self._waiting: list[deque[int]] = [deque() for _ in range(n)]
+        #: Seconds one member takes to handle one event (None: no time at all).
+        self.service_time = None if service_time is None else as_latency(service_time)
+        # With a service time, a member works through a queue of (partition, offset,
+        # attempt), one at a time; without, an event is handled the moment it arrives.
+        self._run = self._attempt if self.service_time is None else self._enqueue
+        self._queues: dict[int, deque[tuple[int, int, int]]] = {}
+        self._busy: set[int] = set()
 
     def lag(self) -> int:
         """Events published but not yet handled by this group, over all partitions."""
@@ -183,14 +201,14 @@ class ConsumerGroup:
         if self._blocked[p] and attempt == 1:
             self._waiting[p].append(offset)  # an earlier event is being retried
             return
-        self._attempt(p, offset, attempt)
+        self._run(p, offset, attempt)
         if not self._blocked[p]:
             self._drain(p)
 
     def _drain(self, p: int) -> None:
         waiting = self._waiting[p]
         while waiting and not self._blocked[p]:
-            self._attempt(p, waiting.popleft(), 1)
+            self._run(p, waiting.popleft(), 1)
 
     def _attempt(self, p: int, offset: int, attempt: int) -> None:
         topic = self.topic
@@ -227,9 +245,38 @@ class ConsumerGroup:
 
     def _retry(self, p: int, offset: int, attempt: int) -> None:
         self._blocked[p] = False
+        self._run(p, offset, attempt)
+        if not self._blocked[p]:
+            self._drain(p)
+
+    # -- members with a service time (scale out) ----------------------------------
+    def _enqueue(self, p: int, offset: int, attempt: int) -> None:
+        """Queue the event for the member owning ``p``; the partition waits meanwhile."""
+        member = p % len(self.members)
+        self._blocked[p] = True  # nothing of p overtakes the event being handled
+        self._queues.setdefault(member, deque()).append((p, offset, attempt))
+        if member not in self._busy:
+            self._begin(member)
+
+    def _begin(self, member: int) -> None:
+        """Start the member's next event; it finishes after a sampled service time."""
+        queue = self._queues.get(member)
+        if not queue:
+            return
+        sim = self.topic.channel.sim
+        self._busy.add(member)
+        delay = self.service_time.sample(sim.rng) if self.service_time else 0.0
+        sim.schedule(delay, self._finish, member, *queue.popleft())
+
+    def _finish(self, member: int, p: int, offset: int, attempt: int) -> None:
+        """The member is done working on the event: handle it, then take the next one."""
+        self._busy.discard(member)
+        self._blocked[p] = False
         self._attempt(p, offset, attempt)
         if not self._blocked[p]:
             self._drain(p)
+        if member not in self._busy:
+            self._begin(member)
 
     def _failed(self, p: int, offset: int, attempt: int, event: Event, sink: str,
                 latency: float, exc: Exception) -> None:

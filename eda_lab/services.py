@@ -99,7 +99,8 @@ class Sink(Emitter):
 
     def subscribe(self, topic: Topic, handler: Handler, *, group: str | None = None,
                   latency: Latency | float | None = None, start: str = "latest",
-                  max_deliveries: int = 3, backoff: float = 1.0) -> ConsumerGroup:
+                  max_deliveries: int = 3, backoff: float = 1.0,
+                  service_time: Latency | float | None = None) -> ConsumerGroup:
         """Receive every event of ``topic`` in ``handler(event)``.
 
         Sinks in the same ``group`` (default: this sink's name) share the topic's
@@ -107,10 +108,14 @@ class Sink(Emitter):
         channel's latency for this subscription. ``start="earliest"`` also delivers
         events published before the subscription. A handler that raises is retried
         ``max_deliveries`` times, ``backoff`` seconds apart (doubling), and then the
-        event goes to the dead-letter topic.
+        event goes to the dead-letter topic. ``service_time`` (seconds or a latency
+        model, set by the group's first subscriber) is how long a member takes to
+        handle one event: each member then handles one event at a time and
+        deliveries queue behind it (see :mod:`eda_lab.channel`).
         """
         return topic.subscribe(self, handler, group=group or self.name, latency=latency,
-                               start=start, max_deliveries=max_deliveries, backoff=backoff)
+                               start=start, max_deliveries=max_deliveries, backoff=backoff,
+                               service_time=service_time)
 
     def forward(self, topic: Topic, event: Event, *, type: str | None = None,
                 data: Mapping[str, Any] | None = None) -> Event:
