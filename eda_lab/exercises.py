@@ -38,6 +38,7 @@ EXERCISE_MODULES = (
     "eda_lab.carried_state",
     "eda_lab.sourcing",
     "eda_lab.cqrs",
+    "eda_lab.failures",
 )
 
 _REGISTRY: dict[str, tuple[str, Checker]] = {}

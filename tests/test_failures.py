@@ -1,0 +1,357 @@
+"""Surviving failures: idempotent consumers, dead letters and redrive, the outbox, scale out."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eda_lab.events import Event
+from eda_lab.exercises import check, exercises
+from eda_lab.failures import (
+    CRASH_POINTS,
+    DESIGNS,
+    IdempotentConsumer,
+    LostAcks,
+    OrderDatabase,
+    OrderService,
+    backlog_over_time,
+    charges_per_order,
+    consistency,
+    crash_point_table,
+    dead_letter_table,
+    duplicate_summary,
+    parse_quantity_words,
+    redrive,
+    run_billing,
+    run_dual_write,
+    run_poison,
+    run_scale_out,
+    scale_out_summary,
+    scale_out_table,
+)
+from eda_lab.latency import Exponential, Fixed, Uniform
+from eda_lab.sim import Simulation
+
+# -- 1. idempotent consumers ---------------------------------------------------------
+
+
+def test_an_idempotent_consumer_skips_a_repeat_and_records_it() -> None:
+    sim = Simulation()
+    sink = sim.sink("billing")
+    applied: list[str] = []
+    consumer = IdempotentConsumer(lambda e: applied.append(e.id), sink)
+    event = Event("OrderPlaced", {}, subject="O-1", id="e1")
+    consumer(event)
+    consumer(event)
+    assert applied == ["e1"] and consumer.skipped == 1
+    rows = sim.frame()
+    assert rows["kind"].tolist() == ["duplicate"] and rows["outcome"].tolist() == ["skipped"]
+
+
+def test_a_handler_that_raised_is_not_remembered_so_the_retry_runs() -> None:
+    calls: list[str] = []
+
+    def fragile(event: Event) -> None:
+        calls.append(event.id)
+        if len(calls) == 1:
+            raise RuntimeError("payment provider unreachable")
+
+    consumer = IdempotentConsumer(fragile)
+    event = Event("OrderPlaced", {}, id="e1")
+    with pytest.raises(RuntimeError):
+        consumer(event)
+    consumer(event)
+    consumer(event)
+    assert calls == ["e1", "e1"] and consumer.handled_ids == {"e1"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["ok", "before", "after"])),
+                max_size=40))
+def test_an_idempotent_consumer_never_applies_an_event_twice(pattern) -> None:
+    """Any redelivery pattern: each delivery of event i either succeeds, fails before the
+    effect (the handler raises), or fails after it (the ack is lost, outside the wrapper).
+    The effect happens at most once per id, and exactly once for every id that had a
+    delivery whose handler completed."""
+    applied: Counter[str] = Counter()
+    fail_before: set[int] = set()
+
+    def effect(event: Event) -> None:
+        if event.data["n"] in fail_before:
+            raise RuntimeError("failed before the effect")
+        applied[event.id] += 1
+
+    consumer = IdempotentConsumer(effect)
+    events = [Event("Charged", {"n": i}, id=f"e{i}") for i in range(6)]
+    completed: set[str] = set()
+    for i, outcome in pattern:
+        fail_before.discard(i)
+        if outcome == "before":
+            fail_before.add(i)
+        try:
+            consumer(events[i])
+        except RuntimeError:
+            continue
+        completed.add(events[i].id)  # "after": the handler completed, the ack is lost
+    assert all(count == 1 for count in applied.values())
+    assert set(applied) == completed
+
+
+def test_lost_acks_refuses_a_rate_that_would_never_commit() -> None:
+    with pytest.raises(ValueError, match="every acknowledgement"):
+        LostAcks(print, rate=1.0)
+
+
+def test_without_idempotence_each_lost_ack_charges_a_card_again() -> None:
+    run = run_billing(seed=7, n_orders=20, ack_loss=0.3)
+    summary = duplicate_summary(run.sim.frame())
+    assert run.acks.lost > 0
+    assert summary["charges"] == len(run.charges) == 20 + run.acks.lost
+    assert summary["extra_charges"] == run.acks.lost
+    assert summary["double_charged"] >= 1 and summary["skipped"] == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 500), st.integers(1, 15), st.floats(0.0, 0.6))
+def test_with_idempotence_every_order_is_charged_exactly_once(seed, n, loss) -> None:
+    naive = run_billing(seed=seed, n_orders=n, ack_loss=loss)
+    safe = run_billing(seed=seed, n_orders=n, ack_loss=loss, idempotent=True)
+    table = charges_per_order(safe.sim.frame())
+    assert len(table) == n and (table["charged"] == 1).all()
+    assert sorted(s for s, _ in safe.charges) == sorted(set(s for s, _ in naive.charges))
+    # the same seed loses the same acks: every skip is a redelivery naive paid for again
+    assert safe.acks.lost == naive.acks.lost == table["skipped"].sum()
+    assert duplicate_summary(naive.sim.frame())["extra_charges"] == naive.acks.lost
+
+
+# -- 2. poison messages, dead letters, redrive ----------------------------------------
+
+
+def test_a_poison_message_is_retried_then_dead_lettered_and_the_rest_moves_on() -> None:
+    run = run_poison(seed=7, n_items=20, poison=(3, 11), max_deliveries=3, backoff=1.0)
+    frame = run.sim.frame()
+    dead = dead_letter_table(frame)
+    assert len(dead) == 2 and set(dead["subject"]) == set(run.poisoned)
+    assert dead["detail"].str.contains("invalid literal").all()
+    assert (frame["kind"] == "retry").sum() == 2 * 2  # two retries each, then dead
+    assert len(run.bus.topics["items.dead_letter"]) == 2
+    assert len(run.keeper.handled) == 18 and run.group.lag() == 0
+    assert run.keeper.reserved != run.expected
+
+
+def test_fix_then_redrive_loses_nothing_and_idempotent_groups_skip_the_repeat() -> None:
+    run = run_poison(seed=3, n_items=25, poison=(0, 5, 9))
+    run.keeper.parse_quantity = parse_quantity_words
+    redrive(run.bus, "items")
+    run.sim.run()
+    assert run.keeper.reserved == run.expected
+    assert len(run.keeper.handled) == 25 == len(set(run.keeper.handled))
+    assert run.analytics.skipped == 3 and len(run.analytics.handled_ids) == 25
+
+
+def test_redrive_without_a_fix_does_not_circle_forever() -> None:
+    run = run_poison(seed=3, n_items=10, poison=(2,))
+    redrive(run.bus, "items", max_times=2)
+    run.sim.run()
+    frame = run.sim.frame()
+    assert (frame["kind"] == "dead_letter").sum() == 3  # first time + two redrives
+    skipped = frame[(frame["kind"] == "redrive") & (frame["outcome"] == "skipped")]
+    assert len(skipped) == 1 and "fix the handler" in skipped["detail"].iloc[0]
+
+
+def test_parse_quantity_words() -> None:
+    assert [parse_quantity_words(v) for v in (3, "4", "three", " Ten ")] == [3, 4, 3, 10]
+    with pytest.raises(ValueError):
+        parse_quantity_words("a dozen")
+
+
+# -- 3. the dual write and the outbox --------------------------------------------------
+
+
+def test_the_crash_point_table_shows_lost_and_phantom_events_and_a_safe_outbox() -> None:
+    table = crash_point_table(seed=7)
+    verdicts = table.groupby("design")["verdict"].apply(set).to_dict()
+    assert "lost event" in verdicts["db_first"]
+    assert "phantom event" in verdicts["publish_first"]
+    assert verdicts["outbox"] == {"consistent", "duplicate, skipped"}
+    assert len(table) == sum(len(s) + 1 for s in CRASH_POINTS.values()) + 1
+
+
+@pytest.mark.parametrize("design", ["db_first", "publish_first"])
+def test_a_crash_between_the_two_writes_makes_them_disagree(design) -> None:
+    run = run_dual_write(design, seed=1, n_orders=6, crashes={"O-00002": 1, "O-00004": 1},
+                         relay_crashes=[])
+    c = consistency(run)
+    wrong = "lost" if design == "db_first" else "phantom"
+    assert c[wrong] == 2 and c["lost" if wrong == "phantom" else "phantom"] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 1000), st.integers(1, 12),
+       st.dictionaries(st.integers(1, 12), st.integers(0, 3)),
+       st.sets(st.integers(1, 12)))
+def test_the_outbox_never_loses_or_invents_an_event(seed, n, crash_at, relay_crashes) -> None:
+    """Any crash point of the service (before, inside or after its transaction) and any
+    relay crashes between publishing and marking: the events the consumers hear of are
+    exactly the orders the database holds."""
+    crashes = {f"O-{k:05d}": steps for k, steps in crash_at.items() if k <= n}
+    run = run_dual_write("outbox", seed=seed, n_orders=n, crashes=crashes,
+                         relay_crashes=relay_crashes)
+    c = consistency(run)
+    committed = {f"O-{k:05d}" for k in range(1, n + 1)} - {
+        o for o, steps in crashes.items() if steps < len(CRASH_POINTS["outbox"])}
+    assert set(run.db.order_ids()) == committed
+    assert c["lost"] == 0 and c["phantom"] == 0
+    assert set(run.received) == committed
+    assert len(run.shipping.handled_ids) == len(committed)  # each applied exactly once
+    assert run.db.pending() == []
+
+
+def test_an_outbox_crash_rolls_back_both_rows() -> None:
+    sim = Simulation()
+    topic = sim.channel("bus").topic("orders")
+    db = OrderDatabase()
+    service = OrderService(sim, topic, db, design="outbox")
+    service.place("O-1", "C-1", 10.0, crash_after=2)
+    assert db.order_ids() == [] and db.outbox_size() == 0
+    service.place("O-2", "C-1", 12.0)
+    assert db.order_ids() == ["O-2"] and [e.subject for _, e in db.pending()] == ["O-2"]
+    assert len(topic) == 0  # the service itself publishes nothing
+    assert sim.frame()["kind"].tolist() == [
+        "db_write", "outbox", "crash", "db_write", "outbox", "commit"]
+    assert "rolled back" in sim.frame()["detail"].iloc[2]
+
+
+def test_bad_designs_and_crash_points_are_refused() -> None:
+    sim = Simulation()
+    topic = sim.channel("bus").topic("orders")
+    with pytest.raises(ValueError, match="outbox"):
+        OrderService(sim, topic, OrderDatabase(), design="two_phase")
+    service = OrderService(sim, topic, OrderDatabase())
+    with pytest.raises(ValueError, match="crash_after"):
+        service.place("O-1", "C-1", 1.0, crash_after=-1)
+    with pytest.raises(ValueError, match="crash_rate"):
+        run_dual_write("outbox", crash_rate=1.5)
+    assert set(DESIGNS) == set(CRASH_POINTS)
+
+
+# -- 4. scale out: the channel's service time ------------------------------------------
+
+
+def test_a_member_handles_one_event_at_a_time() -> None:
+    sim = Simulation()
+    topic = sim.channel("bus", partitions=2).topic("orders")
+    got: list[tuple[float, str]] = []
+    sim.sink("w1").subscribe(topic, lambda e: got.append((sim.now, e.subject)),
+                             group="g", service_time=Fixed(1.0))
+    shop = sim.emitter("shop")
+    for subject in ["a", "b", "c"]:
+        shop.emit(topic, "Happened", subject)
+    sim.run()
+    assert [t for t, _ in got] == [1.0, 2.0, 3.0]
+    latencies = sim.frame().query("kind == 'deliver'")["latency"].tolist()
+    assert latencies == [1.0, 2.0, 3.0]  # queueing counts in the latency
+
+
+def test_two_members_work_in_parallel_on_two_partitions() -> None:
+    sim = Simulation()
+    topic = sim.channel("bus", partitions=2).topic("orders")
+    for name in ("w1", "w2"):
+        sim.sink(name).subscribe(topic, lambda e: None, group="g", service_time=1.0)
+    shop = sim.emitter("shop")
+    subjects = [s for s in (f"k{i}" for i in range(20)) if topic.partition_of(s) == 0][:2] + \
+        [s for s in (f"k{i}" for i in range(20)) if topic.partition_of(s) == 1][:2]
+    for subject in subjects:
+        shop.emit(topic, "Happened", subject)
+    sim.run()
+    done = sim.frame().query("kind == 'deliver'")
+    assert sorted(done["t"].tolist()) == [1.0, 1.0, 2.0, 2.0]
+    assert done.groupby("service").size().to_dict() == {"w1": 2, "w2": 2}
+
+
+workloads = st.lists(
+    st.tuples(st.sampled_from([f"O-{i}" for i in range(8)]), st.floats(0, 5)),
+    min_size=1, max_size=50,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(workloads, st.integers(0, 1000), st.integers(1, 4), st.integers(1, 5),
+       st.sampled_from([Fixed(0.3), Uniform(0.0, 0.5), Exponential(0.2)]),
+       st.sets(st.integers(0, 49), max_size=6),
+       st.lists(st.tuples(st.floats(0, 6), st.floats(0.1, 3)), max_size=2))
+def test_with_service_time_every_event_is_handled_once_per_group_in_key_order(
+        workload, seed, partitions, members, service, flaky, outages) -> None:
+    sim = Simulation(seed=seed)
+    topic = sim.channel("bus", partitions=partitions, latency=Exponential(0.3)).topic("t")
+    seen: dict[str, list[Event]] = defaultdict(list)
+    failures_left = {n: 1 for n in flaky}
+
+    def handler_for(group: str):
+        def handle(event: Event) -> None:
+            n = event.data["n"]
+            if group == "slow" and failures_left.get(n, 0) > 0:
+                failures_left[n] -= 1
+                raise RuntimeError("transient")
+            seen[group].append(event)
+        return handle
+
+    for m in range(members):
+        sim.sink(f"slow-{m}").subscribe(topic, handler_for("slow"), group="slow",
+                                        service_time=service, backoff=0.5)
+    sim.sink("fast").subscribe(topic, handler_for("fast"))
+    for start, length in outages:
+        sim.outage("slow-0", start, start + length)
+    shop = sim.emitter("shop")
+    for n, (subject, when) in enumerate(workload):
+        sim.at(when, shop.emit, topic, "Changed", subject, {"n": n})
+    sim.run()
+    for group in ("slow", "fast"):
+        ns = [e.data["n"] for e in seen[group]]
+        assert sorted(ns) == list(range(len(workload))), f"{group}: lost or repeated"
+        per_key: dict[str, list[int]] = defaultdict(list)
+        for event in seen[group]:
+            per_key[event.subject].append(event.sequence)
+        assert all(seq == sorted(seq) for seq in per_key.values())
+    assert all(g.lag() == 0 for g in topic.groups.values())
+    assert "t.dead_letter" not in sim.channels["bus"].topics
+
+
+def test_more_members_help_up_to_the_partition_count_then_sit_idle() -> None:
+    table = scale_out_table(partitions=4, max_members=6, n_events=120, rate=40.0,
+                            service_time=0.2)
+    throughput = table["throughput"].tolist()
+    assert throughput[3] == max(throughput) > throughput[2] >= throughput[0]
+    assert throughput[3] == throughput[4] == throughput[5]  # same assignment, same run
+    assert table["idle_members"].tolist() == [0, 0, 0, 0, 1, 2]
+    assert table["max_backlog"].iloc[3] < table["max_backlog"].iloc[0]
+
+
+def test_scale_out_summary_and_backlog_come_from_the_trace() -> None:
+    sim = run_scale_out(members=2, partitions=2, n_events=30, rate=100.0,
+                        service_time=0.1, latency=0.0)
+    frame = sim.frame()
+    summary = scale_out_summary(frame, members=2)
+    assert summary["handled"] == 30 and summary["busy_members"] == 2
+    backlog = backlog_over_time(frame)
+    assert backlog["backlog"].iloc[-1] == 0 and backlog["backlog"].max() == \
+        summary["max_backlog"]
+    assert backlog["t"].is_monotonic_increasing
+    with pytest.raises(ValueError, match="at least one member"):
+        run_scale_out(members=0)
+
+
+# -- exercises ----------------------------------------------------------------------
+
+
+def test_the_exercises_are_registered_and_accept_the_right_answers() -> None:
+    assert {"05.1", "05.2", "05.3"} <= set(exercises())
+    answer = duplicate_summary(run_billing(seed=7, n_orders=20, ack_loss=0.3)
+                               .sim.frame())["double_charged"]
+    assert check("05.1", answer, quiet=True)
+    assert not check("05.1", answer + 1, quiet=True)
+    assert check("05.2", "outbox", quiet=True) and not check("05.2", "db_first", quiet=True)
+    assert check("05.3", 3, quiet=True) and not check("05.3", 9, quiet=True)
