@@ -825,6 +825,18 @@ class SQLiteEventStore:
             batch = _dedupe_batch(stream_id, batch)
         if not batch and expected_version is None:
             return []
+        # The append makes a row tuple and a record per event, none in a reference
+        # cycle: pausing the cyclic GC meanwhile saves its collections (about 10%).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._append(stream_id, batch, expected_version)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _append(self, stream_id: str, batch: list[Event],
+                expected_version: int | None) -> list[Recorded]:
         conn = self._conn
         with self._lock:
             conn.execute("BEGIN IMMEDIATE")
