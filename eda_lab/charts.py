@@ -359,3 +359,70 @@ def version_history_chart(history: pd.DataFrame, *, value: str = "total",
         layers.append(rule)
     return alt.layer(*layers).properties(
         title=title or f"{value} after each event", width=520, height=180)
+
+
+# -- surviving failures: scale out (notebook 05) -----------------------------------------
+__all__ += ["backlog_chart", "scale_out_chart"]
+
+
+def scale_out_chart(table: pd.DataFrame, *, partitions: int | None = None,
+                    title: str = "Adding members to a consumer group") -> alt.HConcatChart:
+    """Throughput and worst backlog against the number of members, one point per run.
+
+    ``table`` is :func:`eda_lab.failures.scale_out_table` output. A dashed rule
+    marks ``partitions`` (default: the table's ``partitions`` column): members
+    beyond it own no partition.
+    """
+    check_rows(table, "scale-out chart", "Chart fewer member counts.")
+    if partitions is None and "partitions" in table and len(table):
+        partitions = int(table["partitions"].iloc[0])
+    data = table[["members", "throughput", "max_backlog", "idle_members"]]
+    x = alt.X("members:Q", title="members in the group", axis=alt.Axis(tickMinStep=1))
+    tips = ["members", alt.Tooltip("throughput:Q", format=".2f"), "max_backlog",
+            "idle_members"]
+
+    def panel(field: str, label: str) -> alt.LayerChart:
+        line = alt.Chart(data).mark_line(point=True).encode(
+            x=x, y=alt.Y(f"{field}:Q", title=label), tooltip=tips)
+        layers: list[alt.Chart] = [line]
+        if partitions is not None:
+            rule = pd.DataFrame({"members": [partitions], "label": ["= partitions"]})
+            layers.append(alt.Chart(rule).mark_rule(color="firebrick", strokeDash=[4, 3])
+                          .encode(x="members:Q", tooltip=["label:N"]))
+            layers.append(alt.Chart(rule).mark_text(align="left", dx=4, dy=-60,
+                                                    color="firebrick")
+                          .encode(x="members:Q", text="label:N"))
+        return alt.layer(*layers).properties(width=260, height=180)
+
+    return alt.hconcat(panel("throughput", "events handled per second"),
+                       panel("max_backlog", "worst backlog (events waiting)"),
+                       title=title)
+
+
+def backlog_chart(backlog: pd.DataFrame, *, by: str | None = None, bins: int = 200,
+                  title: str = "Events waiting to be handled (consumer lag)") -> alt.Chart:
+    """The backlog over virtual time as a step line (one per ``by`` value, if given).
+
+    ``backlog`` is :func:`eda_lab.failures.backlog_over_time` output (columns ``t``
+    and ``backlog``), or several of them concatenated with a ``by`` column. The
+    series is reduced to the maximum per time bin (``bins`` bins), so a trace of
+    any length makes a chart of at most ``bins`` rows per line.
+    """
+    rows = backlog
+    if len(rows):
+        span = float(rows["t"].max()) or 1.0
+        width = span / bins
+        keys = ["bin"] if by is None else [by, "bin"]
+        rows = (rows.assign(bin=(rows["t"] // width) * width)
+                .groupby(keys, as_index=False)["backlog"].max()
+                .rename(columns={"bin": "t"}))
+    check_rows(rows, "backlog chart", "Pass fewer lines (by) or fewer bins.")
+    encoding: dict[str, object] = {
+        "x": alt.X("t:Q", title="virtual time (s)"),
+        "y": alt.Y("backlog:Q", title="events waiting"),
+        "tooltip": ["t", "backlog"] + ([by] if by else []),
+    }
+    if by is not None:
+        encoding["color"] = alt.Color(f"{by}:N", title=by)
+    return alt.Chart(rows).mark_line(interpolate="step-after").encode(**encoding).properties(
+        title=title, width=560, height=180)

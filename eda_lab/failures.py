@@ -294,10 +294,13 @@ class PoisonRun:
     poisoned: list[str] = field(default_factory=list)
 
 
-def run_poison(seed: int = 7, n_items: int = 30, poison: Iterable[int] = (4,), *,
+def run_poison(seed: int = 7, n_items: int = 30, poison: int | Iterable[int] = 1, *,
                max_deliveries: int = 3, backoff: float = 1.0, latency: float = 0.2,
                spacing: float = 0.5) -> PoisonRun:
-    """Emit ``n_items`` ``ItemAdded`` events; those at the ``poison`` positions are malformed.
+    """Emit ``n_items`` ``ItemAdded`` events; ``poison`` of them are malformed.
+
+    ``poison`` is a number of events (their positions drawn from a generator
+    seeded with ``seed``) or the positions themselves (0-based).
 
     A malformed event carries its quantity as a word (``"three"``) from a buggy
     upstream emitter. The warehouse's strict handler fails on it every time: it
@@ -305,7 +308,12 @@ def run_poison(seed: int = 7, n_items: int = 30, poison: Iterable[int] = (4,), *
     dead-lettered. An idempotent **analytics** group on the same topic handles
     everything fine. ``expected`` is the stock every product should have reserved.
     """
-    bad = set(poison)
+    if isinstance(poison, int):
+        if not 0 <= poison <= n_items:
+            raise ValueError(f"poison must be between 0 and n_items={n_items}, got {poison}.")
+        bad = set(_fault_rng(seed, 2).sample(range(n_items), poison))
+    else:
+        bad = set(poison)
     sim = Simulation(seed=seed)
     bus = sim.channel("bus", partitions=3, latency=latency)
     items = bus.topic("items")

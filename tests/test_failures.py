@@ -122,9 +122,13 @@ def test_with_idempotence_every_order_is_charged_exactly_once(seed, n, loss) -> 
     table = charges_per_order(safe.sim.frame())
     assert len(table) == n and (table["charged"] == 1).all()
     assert sorted(s for s, _ in safe.charges) == sorted(set(s for s, _ in naive.charges))
-    # the same seed loses the same acks: every skip is a redelivery naive paid for again
-    assert safe.acks.lost == naive.acks.lost == table["skipped"].sum()
-    assert duplicate_summary(naive.sim.frame())["extra_charges"] == naive.acks.lost
+    # the same seed loses the same acks: every lost ack is followed by a redelivery
+    # (skipped here, paid again by the naive consumer) unless it was the last attempt
+    # allowed, which sends the (already charged) order to the dead-letter topic
+    assert safe.acks.lost == naive.acks.lost
+    assert safe.acks.lost == table["skipped"].sum() + safe.group.dead_letters
+    assert duplicate_summary(naive.sim.frame())["extra_charges"] == (
+        naive.acks.lost - naive.group.dead_letters)
 
 
 # -- 2. poison messages, dead letters, redrive ----------------------------------------
@@ -160,6 +164,15 @@ def test_redrive_without_a_fix_does_not_circle_forever() -> None:
     assert (frame["kind"] == "dead_letter").sum() == 3  # first time + two redrives
     skipped = frame[(frame["kind"] == "redrive") & (frame["outcome"] == "skipped")]
     assert len(skipped) == 1 and "fix the handler" in skipped["detail"].iloc[0]
+
+
+def test_a_number_of_poison_messages_is_placed_by_the_seed() -> None:
+    first, again = run_poison(seed=5, n_items=12, poison=3), run_poison(seed=5, n_items=12,
+                                                                         poison=3)
+    assert len(first.poisoned) == 3 and first.poisoned == again.poisoned
+    assert len(dead_letter_table(first.sim.frame())) == 3
+    with pytest.raises(ValueError, match="between 0 and n_items"):
+        run_poison(n_items=2, poison=3)
 
 
 def test_parse_quantity_words() -> None:
@@ -355,3 +368,30 @@ def test_the_exercises_are_registered_and_accept_the_right_answers() -> None:
     assert not check("05.1", answer + 1, quiet=True)
     assert check("05.2", "outbox", quiet=True) and not check("05.2", "db_first", quiet=True)
     assert check("05.3", 3, quiet=True) and not check("05.3", 9, quiet=True)
+
+
+# -- charts -------------------------------------------------------------------------
+
+
+def test_scale_out_and_backlog_charts_plot_the_tables() -> None:
+    import pandas as pd
+
+    from eda_lab import charts
+
+    table = scale_out_table(partitions=3, max_members=4, n_events=60, rate=30.0)
+    spec = charts.scale_out_chart(table).to_dict()
+    assert len(spec["hconcat"]) == 2
+    values = next(iter(spec["datasets"].values()))
+    assert [row["members"] for row in values] == [1, 2, 3, 4]
+    rules = [v for vs in spec["datasets"].values() for v in vs if "label" in v]
+    assert rules and rules[0]["members"] == 3
+
+    series = []
+    for members in (1, 3):
+        backlog = backlog_over_time(run_scale_out(members=members, partitions=3,
+                                                  n_events=60, rate=30.0).frame())
+        series.append(backlog.assign(members=members))
+    spec = charts.backlog_chart(pd.concat(series), by="members", bins=50).to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert {row["members"] for row in rows} == {1, 3}
+    assert len(rows) <= 2 * 51 and spec["encoding"]["color"]["field"] == "members"
