@@ -216,23 +216,32 @@ def raw_connect(path: str) -> sqlite3.Connection:
 
 
 def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
-    """executemany of the rows eda_lab writes (pre-built outside the clock), into
-    eda_lab's own tables and index, plus the one commits row per append."""
-    SQLiteEventStore(path, synchronous=SYNCHRONOUS).close()  # the very same schema
+    """The statements eda_lab issues, with the row parameters pre-built outside the
+    clock: eda_lab's own tables and index (the very same schema), multi-row INSERTs
+    of 128, 64, 32, ... rows (see eda_lab.store._insert), one commits row per append."""
+    SQLiteEventStore(path, synchronous=SYNCHRONOUS).close()
     conn = raw_connect(path)
     conn.execute("INSERT INTO streams (stream, name) VALUES (1, 'account-1')")
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    rows = [((1 << 32) | v, v, time_ordered_id(),
-             f'["Deposited","bench",{(START + timedelta(milliseconds=v) - epoch) // MICRO}]',
-             json.dumps({"amount": 1}, separators=(",", ":")))
-            for v in range(1, n + 1)]
-    insert = "INSERT INTO events (key, position, id, head, data) VALUES (?, ?, ?, ?, ?)"
+    params: list[Any] = []
+    for v in range(1, n + 1):
+        micros = (START + timedelta(milliseconds=v) - epoch) // MICRO
+        params.extend(((1 << 32) | v, v, time_ordered_id(), f'["Deposited","bench",{micros}]',
+                       json.dumps({"amount": 1}, separators=(",", ":"))))
+    inserts = {size: "INSERT INTO events (key, position, id, head, data) VALUES "
+                     + ",".join(["(?, ?, ?, ?, ?)"] * size)
+               for size in (1, 2, 4, 8, 16, 32, 64, 128)}
     t0 = time.perf_counter()
     for start in range(0, n, batch):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(insert, rows[start:start + batch])
+        done, size, count = 0, 128, min(batch, n - start)
+        while done < count:
+            while count - done < size:
+                size >>= 1
+            conn.execute(inserts[size], params[(start + done) * 5:(start + done + size) * 5])
+            done += size
         conn.execute("INSERT INTO commits (position, stream, version, count) "
-                     "VALUES (?, 1, ?, ?)", (start + 1, start + 1, batch))
+                     "VALUES (?, 1, ?, ?)", (start + 1, start + 1, count))
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     conn.close()
