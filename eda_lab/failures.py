@@ -76,6 +76,7 @@ __all__ = [
     "run_dual_write",
     "run_poison",
     "run_scale_out",
+    "scale_out_panel",
     "scale_out_summary",
     "scale_out_table",
 ]
@@ -736,6 +737,35 @@ def scale_out_table(partitions: int = 4, max_members: int = 8, **options: Any
         rows.append({"members": members, "partitions": partitions,
                      **scale_out_summary(sim.frame(), members=members)})
     return pd.DataFrame(rows)
+
+
+def scale_out_panel(*, members: int = 1, partitions: int = 4, max_value: int = 8,
+                    **options: Any) -> Any:
+    """A widget panel: sliders for members and partitions; redraws the backlog and numbers.
+
+    ``options`` go to :func:`run_scale_out` (``seed``, ``rate``, ``service_time``,
+    ``n_events``, ``latency``). Returns a :class:`eda_lab.widgets.Panel`.
+    """
+    from eda_lab import charts
+    from eda_lab.widgets import Panel, Prerendered, slider
+
+    def run(members: int, partitions: int) -> tuple[int, int, pd.DataFrame]:
+        frame = run_scale_out(members=members, partitions=partitions, **options).frame()
+        return members, partitions, frame
+
+    def draw(result: tuple[int, int, pd.DataFrame]) -> list[Any]:
+        members, partitions, frame = result
+        summary = scale_out_summary(frame, members=members)
+        title = (f"{members} member(s), {partitions} partition(s): "
+                 f"{summary['throughput']:.1f} events/s, {summary['busy_members']} busy, "
+                 f"{summary['idle_members']} idle")
+        table = pd.DataFrame([{"members": members, "partitions": partitions, **summary}])
+        return [Prerendered(charts.backlog_chart(backlog_over_time(frame), title=title)),
+                table.set_index("members")]
+
+    controls = {"members": slider("members", members, 1, max_value),
+                "partitions": slider("partitions", partitions, 1, max_value)}
+    return Panel(run, draw, controls, title="Scale out a consumer group")
 
 
 # == exercises of notebook 05 ============================================================

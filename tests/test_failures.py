@@ -29,6 +29,7 @@ from eda_lab.failures import (
     run_dual_write,
     run_poison,
     run_scale_out,
+    scale_out_panel,
     scale_out_summary,
     scale_out_table,
 )
@@ -395,3 +396,15 @@ def test_scale_out_and_backlog_charts_plot_the_tables() -> None:
     rows = next(iter(spec["datasets"].values()))
     assert {row["members"] for row in rows} == {1, 3}
     assert len(rows) <= 2 * 51 and spec["encoding"]["color"]["field"] == "members"
+
+
+def test_the_scale_out_panel_redraws_when_a_slider_moves() -> None:
+    panel = scale_out_panel(members=1, partitions=2, n_events=40, rate=30.0)
+    assert panel.redraws == 1 and panel.result[0] == 1
+    panel.controls["members"].value = 3
+    assert panel.redraws == 2
+    members, partitions, frame = panel.result
+    assert (members, partitions) == (3, 2)
+    summary = scale_out_summary(frame, members=members)
+    assert summary["busy_members"] == 2 and summary["idle_members"] == 1
+    assert len(panel.output.outputs) == 2
