@@ -10,6 +10,8 @@ The public API, one idea per module:
   event-carried state transfer) and the flow graph of a cascade.
 * ``store``, ``upcasting``, ``sourcing``, ``orders``: pattern 3 (event sourcing).
 * ``cqrs``, ``projections``: pattern 4 (CQRS).
+* ``failures``: surviving failures (idempotent consumers, dead letters, the outbox,
+  scale-out); ``backends``: the same contracts on a real engine (NATS JetStream).
 * ``shop``: the data set every notebook shares; ``charts``, ``widgets``, ``notebook``,
   ``exercises``: what the notebooks show and check; ``cli``: ``eda-lab``.
 """
@@ -26,6 +28,7 @@ from eda_lab.errors import (
     ServiceUnavailable,
 )
 from eda_lab.events import Command, Event
+from eda_lab.failures import IdempotentConsumer, OutboxRelay
 from eda_lab.flow import flow_graph
 from eda_lab.latency import Exponential, Fixed, Uniform
 from eda_lab.notebook import notebook_setup, record
@@ -61,11 +64,13 @@ __all__ = [
     "EventStore",
     "Exponential",
     "Fixed",
+    "IdempotentConsumer",
     "InMemoryEventStore",
     "InvalidEvent",
     "Order",
     "OrderCommandHandler",
     "OrderRuleViolation",
+    "OutboxRelay",
     "Projection",
     "ProjectionRunner",
     "Recorded",
