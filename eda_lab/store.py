@@ -40,9 +40,10 @@ rule, identical for every backend:
 
 Two backends pass one contract test suite (``tests/test_store.py``):
 :class:`InMemoryEventStore` (a list and some dicts, for tests and lessons) and
-:class:`SQLiteEventStore` (a file or ``":memory:"``: WAL journal, a UNIQUE
-(stream, version) constraint as the last line of defence, batched appends in one
-transaction with ``executemany``, and indices to read one stream or everything).
+:class:`SQLiteEventStore` (a file or ``":memory:"``: WAL journal, a unique
+(stream, version) key as the last line of defence, a batch appended in one
+transaction with multi-row INSERTs, and a lean row format -- see its docstring for
+how the format was measured into shape).
 
 Both stores also keep **snapshots** beside the events (:class:`Snapshot`), and
 apply **upcasters** on read when given some (see :mod:`eda_lab.upcasting`).
@@ -731,7 +732,7 @@ class SQLiteEventStore:
       commit when that matters more than speed.
     - An append is one ``BEGIN IMMEDIATE`` transaction (the write lock is taken
       before the version is read, so two processes cannot both pass the check),
-      one ``executemany`` for the batch, one commit. The database itself refuses a
+      multi-row INSERTs for the batch, one commit. The database itself refuses a
       second event at the same (stream, version), should that logic ever be wrong.
 
     **The file format** is lean, because SQLite's cost per row grows with every

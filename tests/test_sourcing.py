@@ -210,3 +210,31 @@ def test_exercises() -> None:
     assert check("03.1", 1, quiet=True) and not check("03.1", 7, quiet=True)
     assert check("03.2", (2, 3), quiet=True) and not check("03.2", (3, 2), quiet=True)
     assert check("03.3", 8, quiet=True) and not check("03.3", 4, quiet=True)
+
+
+def test_replay_pauses_the_collector_and_restores_it(store: Any) -> None:
+    """Repository.load pauses the cyclic GC while it replays, and always resumes it."""
+    import gc
+
+    seen: list[bool] = []
+
+    class Watching(Account):
+        @on("Deposited")
+        def _deposited(self, event: Event) -> None:
+            seen.append(gc.isenabled())
+            self.balance += event.data["amount"]
+
+    filled(store, 3)
+    repo = Repository(store, Watching)
+    assert gc.isenabled()
+    assert repo.load("A-1").balance == 6 and seen == [False, False, False]
+    assert gc.isenabled()
+    with pytest.raises(AggregateNotFound):
+        repo.load("nobody")
+    assert gc.isenabled()
+    gc.disable()  # a caller that paused it itself keeps it paused
+    try:
+        repo.load("A-1")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -4,6 +4,7 @@ durability across restarts, two processes on one file, corrupt rows, WAL."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import multiprocessing
 import pickle
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_store import EventStoreContract, ev
 
 from eda_lab.events import Event
@@ -110,6 +113,43 @@ def test_read_all_walks_the_commits(tmp_path: Path) -> None:
             got = [r.position for r in store.read_all(after, limit)]
             assert got == list(range(after + 1, 7))[:limit]
     assert store.last_position == 6 and len(store) == 6
+
+
+@settings(max_examples=30, deadline=None)
+@given(before=st.integers(0, 300), size=st.integers(0, 400), dup=st.one_of(st.none(),
+       st.floats(0, 1)))
+def test_batches_across_insert_chunks(before: int, size: int, dup: float | None) -> None:
+    """Multi-row INSERT chunks (128, 64, ... rows): any batch size, a stored id anywhere
+    in the batch (its chunk and the ones before it are undone and redone)."""
+    store = SQLiteEventStore()
+    old = [ev(i) for i in range(1, before + 1)]
+    store.append("O-1", old)
+    store.append("O-2", [ev(1, stream="O-2")])
+    batch = [ev(i) for i in range(before + 1, before + size + 1)]
+    if dup is not None and old:
+        batch.insert(int(dup * len(batch)), old[int(dup * (len(old) - 1))])
+    recorded = store.append("O-1", batch)
+    assert [r.event for r in recorded] == batch
+    assert [r.event for r in store.read("O-1")] == old + [e for e in batch if e not in old]
+    assert store.version("O-1") == before + size
+    every = store.read_all()
+    assert [r.position for r in every] == list(range(1, before + size + 2))
+    assert store.last_position == before + size + 1
+
+
+def test_append_pauses_the_collector_and_restores_it() -> None:
+    store = SQLiteEventStore()
+    store.append("O-1", [ev(1)])
+    assert gc.isenabled()
+    with pytest.raises(ConcurrencyError):
+        store.append("O-1", [ev(2)], expected_version=0)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        store.append("O-1", [ev(2)])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_another_store_objects_new_streams_are_read(tmp_path: Path) -> None:

@@ -252,6 +252,35 @@ class EventStoreContract:
         with pytest.raises(SchemaVersionError, match=r"no upcaster from v1 to v2"):
             store.read("O-2")
 
+    @settings(max_examples=40, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.differing_executors])
+    @given(subject=st.one_of(st.just("O-1"), st.text(max_size=5)),
+           sequence=st.one_of(st.none(), st.integers(0, 2**40)),
+           correlation_id=st.one_of(st.none(), st.text(max_size=5)),
+           causation_id=st.one_of(st.none(), st.text(max_size=5)),
+           schema_version=st.integers(1, 3),
+           type=st.text(min_size=1, max_size=8).filter(lambda t: not t.isspace()),
+           source=st.text(min_size=1, max_size=8).filter(lambda t: not t.isspace()),
+           micros=st.integers(-10**15, 10**16))
+    def test_any_envelope_survives(self, tmp_path_factory: Any, subject: str,
+                                   sequence: int | None, correlation_id: str | None,
+                                   causation_id: str | None, schema_version: int, type: str,
+                                   source: str, micros: int) -> None:
+        """Usual or unusual envelope attributes, any text, any time: read back equal."""
+        store = self.make_store(tmp_path_factory.mktemp("envelope"))
+        event = Event(type, {"n": 1, "text": subject}, subject=subject, source=source,
+                      id="e-1", time=datetime(1970, 1, 1, tzinfo=UTC)
+                      + timedelta(microseconds=micros), sequence=sequence,
+                      correlation_id=correlation_id, causation_id=causation_id,
+                      schema_version=schema_version)
+        store.append("O-1", [event, ev(2)])
+        back = [r.event for r in store.read("O-1")]
+        assert back == [event, ev(2)]
+        assert back[0].time == event.time and back[0].size == event.size
+        assert [r.event for r in store.read_all()] == back
+        assert store.append("O-1", [event]) == store.read("O-1", to_version=1)  # a retry
+
     # -- properties and concurrency ------------------------------------------------------
     # differing_executors: the same inherited test runs once per backend subclass,
     # which is the point of a contract suite; the test keeps no state on self.
