@@ -227,7 +227,8 @@ def raw_connect(path: str) -> sqlite3.Connection:
 def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
     """The statements eda_lab issues, with the row parameters pre-built outside the
     clock: eda_lab's own tables and index (the very same schema), multi-row INSERTs
-    of 128, 64, 32, ... rows (see eda_lab.store._insert), one commits row per append."""
+    of 128, 64, 32, ... rows that compute each key and position from the chunk's
+    first (see eda_lab.store._insert), one commits row per append."""
     SQLiteEventStore(path, synchronous=SYNCHRONOUS).close()
     conn = raw_connect(path)
     conn.execute("INSERT INTO streams (stream, name) VALUES (1, 'account-1')")
@@ -235,11 +236,11 @@ def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
     params: list[Any] = []
     for v in range(1, n + 1):
         micros = (START + timedelta(milliseconds=v) - epoch) // MICRO
-        params.extend(((1 << 32) | v, v, time_ordered_id(), f'["Deposited","bench",{micros}]',
+        params.extend((time_ordered_id(), f'["Deposited","bench",{micros}]',
                        json.dumps({"amount": 1}, separators=(",", ":"))))
-    inserts = {size: "INSERT INTO events (key, position, id, head, data) VALUES "
-                     + ",".join(["(?, ?, ?, ?, ?)"] * size)
-               for size in (1, 2, 4, 8, 16, 32, 64, 128)}
+    inserts = {size: "INSERT INTO events (key, position, id, head, data) VALUES " + ", ".join(
+        f"(?1 + {i}, ?2 + {i}, ?{3 * i}, ?{3 * i + 1}, ?{3 * i + 2})" for i in range(1, size + 1))
+        for size in (1, 2, 4, 8, 16, 32, 64, 128)}
     t0 = time.perf_counter()
     for start in range(0, n, batch):
         conn.execute("BEGIN IMMEDIATE")
@@ -247,7 +248,9 @@ def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
         while done < count:
             while count - done < size:
                 size >>= 1
-            conn.execute(inserts[size], params[(start + done) * 5:(start + done + size) * 5])
+            first = start + done
+            conn.execute(inserts[size], [(1 << 32) | first, first,
+                                         *params[first * 3:(first + size) * 3]])
             done += size
         conn.execute("INSERT INTO commits (position, stream, version, count) "
                      "VALUES (?, 1, ?, ?)", (start + 1, start + 1, count))

@@ -319,20 +319,38 @@ class _Heads(dict[tuple[str, str], str]):
 _HEADS = _Heads()
 
 
-def _rows(stream: int, stream_id: str, events: Sequence[Event], version: int,
+# The trusted fast constructor for rows this store wrote itself: they were
+# validated by Event() on the way in, so reading them back skips validation and
+# re-encoding. Event and Recorded are frozen dataclasses whose generated __init__
+# sets each slot through object.__setattr__ (about 40 ns a slot). Instead a row is
+# decoded into an instance of a *layout twin* -- a plain class with exactly the same
+# __slots__, whose attributes are ordinary (fast) slot stores -- and the finished
+# object then becomes a real Event / Recorded by __class__ assignment, which Python
+# allows only between classes with identical layouts (a layout change raises
+# TypeError, it cannot go wrong silently). This is about 2.5x cheaper than setting
+# the slots one by one; tests check that the result equals a normally built Event.
+# append() builds its Recorded objects the same way.
+class _EventLayout:
+    __slots__ = Event.__slots__
+
+
+class _RecordedLayout:
+    __slots__ = Recorded.__slots__
+
+
+def _rows(stream_id: str, events: Sequence[Event], version: int,
           position: int) -> tuple[list[Any], list[Recorded]]:
     """For ``events`` appended after ``version`` and global ``position``: the
-    parameters of their rows, five per event and flat (see :func:`_insert`), and
-    the records that ``append`` returns once they are stored (one pass for both)."""
+    parameters of their rows -- id, head and data, three per event, flat (the key
+    and position are computed by the INSERT, see :func:`_insert`) -- and the records
+    that ``append`` returns once they are stored (one pass for both)."""
     heads, epoch, micro, meta = _HEADS, _EPOCH, _MICROSECOND, _meta
     new, layout, recorded = object.__new__, _RecordedLayout, Recorded
-    key = (stream << _VERSION_BITS) | version
     last_type = last_source = prefix = None
     params: list[Any] = []
     records: list[Any] = []
     extend, append = params.extend, records.append
     for e in events:
-        key += 1
         version += 1
         position += 1
         if e.type is not last_type or e.source is not last_source:  # usually the same
@@ -343,7 +361,7 @@ def _rows(stream: int, stream_id: str, events: Sequence[Event], version: int,
             head = f"{prefix}{(e.time - epoch) // micro}]"
         else:
             head = f"{prefix}{(e.time - epoch) // micro},{meta(e, stream_id)}]"
-        extend((key, position, e.id, head, e._json))
+        extend((e.id, head, e._json))
         rec = new(layout)  # the layout twin (see _decode_rows), made a Recorded below
         rec.stream_id = stream_id
         rec.version = version
@@ -356,45 +374,36 @@ def _rows(stream: int, stream_id: str, events: Sequence[Event], version: int,
 
 # Rows go in as multi-row INSERTs (``VALUES (...), (...), ...``) of up to 128 rows,
 # not through executemany: executemany steps and resets the statement once per row,
-# which measured ~0.8 us a row -- as much as SQLite's own work for the row. A batch
-# is split into chunks of 128, 64, 32, ... rows, so only eight statements exist and
-# all stay prepared in the connection's statement cache. 128 rows x 5 parameters
-# stay below the 999-parameter limit of older SQLite builds.
+# which measured ~0.8 us a row -- as much as SQLite's own work for the row. Each
+# statement takes the key and position before its first row as ?1 and ?2 and
+# computes row i's as ?1 + i and ?2 + i, so Python binds three values a row. A
+# batch is split into chunks of 128, 64, 32, ... rows: only eight statements
+# exist, all stay prepared in the connection's statement cache, and 2 + 3 x 128
+# parameters stay below the 999-parameter limit of older SQLite builds.
 _CHUNK = 128
-_COLUMNS_PER_ROW = 5
-_INSERTS = {size: "INSERT INTO events (key, position, id, head, data) VALUES "
-                  + ",".join(["(?, ?, ?, ?, ?)"] * size)
-            for size in (1 << i for i in range(_CHUNK.bit_length()))}
+_PER_ROW = 3
 
 
-def _insert(conn: sqlite3.Connection, params: list[Any]) -> None:
-    """Insert the rows whose flat parameters are ``params`` (from :func:`_rows`)."""
-    count = len(params) // _COLUMNS_PER_ROW
+def _insert_sql(size: int) -> str:
+    rows = ", ".join(f"(?1 + {i}, ?2 + {i}, ?{3 * i}, ?{3 * i + 1}, ?{3 * i + 2})"
+                     for i in range(1, size + 1))
+    return f"INSERT INTO events (key, position, id, head, data) VALUES {rows}"
+
+
+_INSERTS = {size: _insert_sql(size) for size in (1 << i for i in range(_CHUNK.bit_length()))}
+
+
+def _insert(conn: sqlite3.Connection, key: int, position: int, params: list[Any]) -> None:
+    """Insert the rows whose parameters are ``params`` (from :func:`_rows`), the first
+    at ``key + 1`` and global ``position + 1``."""
+    count = len(params) // _PER_ROW
     done, size = 0, _CHUNK
     while done < count:
         while count - done < size:
             size >>= 1
-        conn.execute(_INSERTS[size], params[done * _COLUMNS_PER_ROW:
-                                            (done + size) * _COLUMNS_PER_ROW])
+        conn.execute(_INSERTS[size], [key + done, position + done,
+                                      *params[done * _PER_ROW:(done + size) * _PER_ROW]])
         done += size
-
-
-# The trusted fast constructor for rows this store wrote itself: they were
-# validated by Event() on the way in, so reading them back skips validation and
-# re-encoding. Event and Recorded are frozen dataclasses whose generated __init__
-# sets each slot through object.__setattr__ (about 40 ns a slot). Instead a row is
-# decoded into an instance of a *layout twin* -- a plain class with exactly the same
-# __slots__, whose attributes are ordinary (fast) slot stores -- and the finished
-# object then becomes a real Event / Recorded by __class__ assignment, which Python
-# allows only between classes with identical layouts (a layout change raises
-# TypeError, it cannot go wrong silently). This is about 2.5x cheaper than setting
-# the slots one by one; tests check that the result equals a normally built Event.
-class _EventLayout:
-    __slots__ = Event.__slots__
-
-
-class _RecordedLayout:
-    __slots__ = Recorded.__slots__
 
 
 _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
@@ -897,9 +906,9 @@ class SQLiteEventStore:
             assert stream is not None
         base = stream << _VERSION_BITS
         fresh, existing = batch, {}
-        params, records = _rows(stream, stream_id, batch, actual, position)
+        params, records = _rows(stream_id, batch, actual, position)
         try:
-            _insert(conn, params)
+            _insert(conn, base | actual, position, params)
         except sqlite3.IntegrityError as exc:
             # Undo this statement's rows (we hold the write lock: every key after
             # the stream's version is ours), then see which constraint refused them.
@@ -913,8 +922,8 @@ class SQLiteEventStore:
                     now & _VERSION_MASK if now else 0) from exc
             existing = self._existing(stream_id, stream, batch)  # some are duplicates
             fresh = [e for e in batch if e.id not in existing]
-            params, records = _rows(stream, stream_id, fresh, actual, position)
-            _insert(conn, params)
+            params, records = _rows(stream_id, fresh, actual, position)
+            _insert(conn, base | actual, position, params)
         if fresh:
             conn.execute("INSERT INTO commits (position, stream, version, count) "
                          "VALUES (?, ?, ?, ?)", (position + 1, stream, actual + 1, len(fresh)))
