@@ -153,14 +153,18 @@ class Projection:
             if not batch:
                 return self.position
             position = batch[-1].position
+        self._handle_all(batch)
+        self.position = position
+        return position
+
+    def _handle_all(self, batch: Sequence[RecordedLike]) -> None:
+        """Call the handler of each event's type (events of other types are skipped)."""
         dispatch = self._dispatch
         for recorded in batch:
             event = recorded.event
             handler = dispatch.get(event.type)
             if handler is not None:
                 handler(event)
-        self.position = position
-        return position
 
     def apply_events(self, events: Iterable[Event]) -> None:
         """Apply plain events (no positions; the checkpoint does not move). For tests and demos."""
@@ -487,12 +491,7 @@ class OrdersToShip(Projection):
         self._rows, self._stored = {}, set()
         conn.execute("BEGIN")
         try:
-            dispatch = self._dispatch
-            for recorded in batch:
-                event = recorded.event
-                handler = dispatch.get(event.type)
-                if handler is not None:
-                    handler(event)
+            self._handle_all(batch)
             self._write(self._rows, self._stored)
             self._save_checkpoint(position)
             conn.execute("COMMIT")
