@@ -690,6 +690,8 @@ _NEEDED = {"streams": ("stream", "name"),
            "commits": ("position", "stream", "version", "count"),
            "snapshots": ("stream_id", "version", "type", "time", "state")}
 _SELECT = "SELECT key, position, id, head, data FROM events"
+_PAGE_SIZE = 8192
+_WAL_AUTOCHECKPOINT = 1000 * 4096 // _PAGE_SIZE  # pages: SQLite's default in bytes
 _LAST_POSITION = "SELECT position + count - 1 FROM commits ORDER BY position DESC LIMIT 1"
 _HEAD = (f"SELECT (SELECT MAX(key) FROM events WHERE key BETWEEN ? AND ?), "
          f"({_LAST_POSITION})")
@@ -788,6 +790,14 @@ class SQLiteEventStore:
         self._numbers: dict[str, int] = {}
         self._names = _StreamNames(self._load_names)
         conn = self._conn
+        # 8 KiB pages (SQLite's default is 4 KiB): fuller pages, fewer page writes
+        # per batch; measured ~10% faster batched appends (16 KiB made single-event
+        # commits much slower). It only applies to a new file. The checkpoint
+        # interval is halved to match, so the WAL still holds at most SQLite's
+        # default 1000 x 4 KiB before it is synced and copied: the same window of
+        # commits a power cut may roll back.
+        conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT}")
         if self.path != ":memory:":
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")

@@ -69,6 +69,12 @@ def test_wal_and_constraints(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError, match=r"streams\.name"):
         conn.execute("INSERT INTO streams (name) VALUES ('O-1')")
     assert conn.execute("SELECT stream, version FROM events").fetchall() == [(1, 1)]
+    # 8 KiB pages, and a WAL checkpointed at SQLite's default size in bytes
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 8192
+    conn.rollback()  # the refused INSERTs opened a transaction
+    store = SQLiteEventStore(path)
+    pages = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    assert pages * 8192 == 1000 * 4096
 
 
 def test_the_lean_row_format(tmp_path: Path) -> None:
