@@ -22,7 +22,7 @@ import nats.js.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_store import T0, EventStoreContract, ev
+from test_store import T0, EventStoreContract, append_retrying, ev
 
 import eda_lab.backends
 from eda_lab.backends import (
@@ -147,16 +147,7 @@ def test_a_retry_through_another_client_is_a_no_op(server: NatsServer) -> None:
 
 def _retrier(url: str, stream: str, name: str, count: int, results: Any) -> None:
     with JetStreamEventStore(url, stream) as store:
-        conflicts = 0
-        for i in range(count):
-            while True:
-                seen = store.version("counter")
-                try:
-                    store.append("counter", [ev(i, stream="counter", id=f"{name}-{i}")],
-                                 expected_version=seen)
-                    break
-                except ConcurrencyError:
-                    conflicts += 1
+        conflicts = append_retrying(store, name, count)
     results.put((name, conflicts))
 
 

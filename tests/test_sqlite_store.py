@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_store import EventStoreContract, ev
+from test_store import EventStoreContract, append_retrying, ev
 
 from eda_lab.events import Event
 from eda_lab.store import (
@@ -298,17 +298,7 @@ def _racer(path: str, name: str, rounds: int, barrier: Any, results: Any) -> Non
 
 def _retrier(path: str, name: str, count: int, results: Any) -> None:
     store = SQLiteEventStore(path)
-    conflicts = 0
-    for i in range(count):
-        while True:
-            seen = store.version("counter")
-            try:
-                store.append("counter", [ev(i, stream="counter", id=f"{name}-{i}")],
-                             expected_version=seen)
-                break
-            except ConcurrencyError:
-                conflicts += 1
-    results.put((name, conflicts))
+    results.put((name, append_retrying(store, name, count)))
 
 
 def test_two_processes_one_loser_per_round(tmp_path: Path) -> None:

@@ -39,6 +39,23 @@ def ev(n: int, type: str = "ItemAdded", stream: str = "O-1", **attrs: Any) -> Ev
     return Event(type, {"n": n, "price": n * 1.5}, subject=stream, source="shop", **attrs)
 
 
+def append_retrying(store: EventStore, writer: str, count: int) -> int:
+    """Append ``count`` events to the stream "counter" as ``writer``, each with the
+    version just read; on ConcurrencyError read again and retry. Returns how many
+    appends lost a race (the races of the two-writer tests)."""
+    lost = 0
+    for i in range(count):
+        while True:
+            seen = store.version("counter")
+            try:
+                store.append("counter", [ev(i, stream="counter", id=f"{writer}-{i}")],
+                             expected_version=seen)
+                break
+            except ConcurrencyError:
+                lost += 1
+    return lost
+
+
 class EventStoreContract:
     """Abstract contract tests; subclasses define ``make_store``."""
 
@@ -358,17 +375,7 @@ class EventStoreContract:
         conflicts: list[int] = []
 
         def writer(name: str) -> None:
-            lost = 0
-            for i in range(per_writer):
-                while True:
-                    seen = store.version("counter")
-                    try:
-                        store.append("counter", [ev(i, stream="counter", id=f"{name}-{i}")],
-                                     expected_version=seen)
-                        break
-                    except ConcurrencyError:
-                        lost += 1
-            conflicts.append(lost)
+            conflicts.append(append_retrying(store, name, per_writer))
 
         threads = [threading.Thread(target=writer, args=(n,)) for n in "ab"]
         for t in threads:
