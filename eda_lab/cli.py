@@ -43,6 +43,7 @@ __all__ = [
     "END_SOLUTION",
     "PLACEHOLDER",
     "CliError",
+    "NotebookFailed",
     "NotebookRun",
     "SolutionMarkerError",
     "UnknownNotebook",
@@ -88,6 +89,10 @@ class UnknownParameter(CliError):
 
 class SolutionMarkerError(CliError):
     """``### BEGIN SOLUTION`` / ``### END SOLUTION`` lines that do not pair up."""
+
+
+class NotebookFailed(EdaLabError):
+    """A notebook stopped with an error; its executed copy (with the traceback) is kept."""
 
 
 # --------------------------------------------------------------------------- notebooks
@@ -231,6 +236,27 @@ def check_parameters(notebooks: Sequence[Path], parameters: dict[str, Any]) -> N
                 f"{path.name} does not declare {', '.join(unknown)}; "
                 f"its parameters are: {known}. Nothing was run."
             )
+        for name, value in parameters.items():
+            _check_type(path, name, declared[name]["default"], value)
+
+
+def _check_type(path: Path, name: str, default_source: str, value: Any) -> None:
+    """Refuse a value whose type cannot stand in for the default's (an int for a
+    float is fine, text for a number is not)."""
+    try:
+        default = ast.literal_eval(default_source)
+    except (ValueError, SyntaxError):
+        return  # not a literal: nothing to compare with
+    accepted: tuple[type, ...] = {bool: (bool,), int: (int,), float: (int, float),
+                                  str: (str,)}.get(type(default), (object,))
+    fits = isinstance(value, accepted) and not (
+        isinstance(value, bool) and type(default) is not bool)
+    if not fits:
+        raise UnknownParameter(
+            f"{path.name} declares {name} = {default_source} ({type(default).__name__}); "
+            f"-p {name} {value!r} is a {type(value).__name__}. Give a value of type "
+            f"{type(default).__name__}. Nothing was run."
+        )
 
 
 # --------------------------------------------------------------------------- running
@@ -288,8 +314,9 @@ def run_notebooks(
     """Execute ``notebooks`` in order with papermill, writing them to ``output_dir``.
 
     Each notebook runs in its own folder (as in JupyterLab). With ``stop_on_error``
-    a failing notebook raises papermill's ``PapermillExecutionError``; without it the
-    failure is kept in :attr:`NotebookRun.error` and the next notebook runs.
+    a failing notebook raises :class:`NotebookFailed` naming the cell and the executed
+    copy; without it the failure is kept in :attr:`NotebookRun.error` and the next
+    notebook runs.
     """
     import papermill
     from tqdm import tqdm
@@ -314,9 +341,12 @@ def run_notebooks(
                 cwd=str(source.resolve().parent),
             )
         except papermill.PapermillExecutionError as exc:
-            if stop_on_error:
-                raise
             error = f"{exc.ename}: {exc.evalue}"
+            if stop_on_error:
+                raise NotebookFailed(
+                    f"{source.name} stopped in cell [{exc.exec_count}] with {error}. "
+                    f"The executed copy, with the traceback, is {output}; fix the cell "
+                    "(or the -p value it uses) and run again.") from None
         records = read_records(output) if output.exists() else {}
         runs.append(NotebookRun(source, output, records, error))
     return runs
@@ -555,17 +585,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     """Entry point of the ``eda-lab`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(None if argv is None else list(argv))
-    from papermill import PapermillExecutionError
-
     try:
         return int(args.func(args))
+    except NotebookFailed as exc:
+        print(f"eda-lab {args.command}: {exc}", file=sys.stderr)
+        return 1
     except EdaLabError as exc:
         print(f"eda-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except PapermillExecutionError as exc:
-        print(f"eda-lab {args.command}: a notebook failed with {exc.ename}: {exc.evalue}\n"
-              "Open the executed copy to see the failing cell.", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -146,6 +146,37 @@ def test_run_refuses_an_undeclared_parameter_before_running(
     assert not out_dir.exists()
 
 
+@pytest.mark.parametrize(("name", "value", "accepted"), [
+    ("n", "three", False), ("n", "true", False), ("n", "2.5", False), ("n", "4", True),
+    ("label", "4", False), ("label", "four", True)])
+def test_run_checks_a_value_against_the_type_of_its_default(
+        lessons: Path, tmp_path: Path, name: str, value: str, accepted: bool) -> None:
+    notebook = lessons / "00_counting.ipynb"
+    parameters = {name: cli.parse_value(value)}
+    if accepted:
+        cli.check_parameters([notebook], parameters)
+    else:
+        with pytest.raises(cli.UnknownParameter, match=rf"declares {name} = .*Nothing was run"):
+            cli.check_parameters([notebook], parameters)
+
+
+def test_a_failing_notebook_names_its_cell_and_executed_copy(
+        tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    make_notebook(folder / "00_broken.ipynb", [
+        ("md", "# 00 · Broken", []),
+        ("code", "n = 1  # a number", ["parameters"]),
+        ("code", "raise ValueError('the data file is corrupt')", []),
+    ])
+    out_dir = tmp_path / "out"
+    assert cli.main(["--notebook-dir", str(folder), "run", "00",
+                     "--output", str(out_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "stopped in cell [2] with ValueError: the data file is corrupt" in err
+    assert str(out_dir / "00_broken.ipynb") in err
+
+
 def test_run_refuses_an_unknown_notebook_before_running(
         lessons: Path, tmp_path: Path, capsys) -> None:
     out_dir = tmp_path / "out"
