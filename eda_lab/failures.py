@@ -1,8 +1,9 @@
 """Surviving failures: at-least-once delivery, dead letters, the outbox, scaling out.
 
-The source text stresses two things this module makes concrete: **atomicity
-across services is hard**, and **loosely coupled components scale out and
-survive failures**. Four mechanisms, one per section of notebook 05:
+Martin Fowler's article "What do you mean by Event-Driven?" stresses two things
+this module makes concrete: **atomicity across services is hard**, and **loosely
+coupled components scale out and survive failures**. Four mechanisms, one per
+section of notebook 05:
 
 1. **At-least-once delivery and idempotent consumers.** A channel that never
    loses an event must sometimes deliver one twice: when a handler did its work
@@ -69,6 +70,7 @@ __all__ = [
     "consistency",
     "crash_point_table",
     "dead_letter_table",
+    "dead_letters",
     "duplicate_summary",
     "parse_quantity_words",
     "redrive",
@@ -348,6 +350,24 @@ def dead_letter_table(frame: pd.DataFrame) -> pd.DataFrame:
     dead = frame[frame["kind"] == "dead_letter"]
     return dead[["t", "service", "topic", "partition", "offset", "subject", "type",
                  "event_id", "detail"]].reset_index(drop=True)
+
+
+def dead_letters(channel: Channel, topic: str) -> list[Event]:
+    """The events parked on ``<topic>.dead_letter``, in the order they were dead-lettered.
+
+    ``Topic.events()`` lists a topic partition by partition, which mixes up time
+    across partitions; an operator reading the dead letters wants them in the
+    order things went wrong (the order of :func:`dead_letter_table`). Ties in
+    time keep partition and offset order. No dead-letter topic yet: an empty list.
+    """
+    dead = channel.topics.get(f"{topic}.dead_letter")
+    if dead is None:
+        return []
+    stamped = [(t, p, offset, event)
+               for p, (log, times) in enumerate(zip(dead.logs, dead.emitted_at, strict=True))
+               for offset, (event, t) in enumerate(zip(log, times, strict=True))]
+    stamped.sort(key=lambda row: row[:3])
+    return [event for *_, event in stamped]
 
 
 def redrive(channel: Channel, topic: str, *, name: str = "redrive",

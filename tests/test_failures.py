@@ -22,6 +22,7 @@ from eda_lab.failures import (
     consistency,
     crash_point_table,
     dead_letter_table,
+    dead_letters,
     duplicate_summary,
     parse_quantity_words,
     redrive,
@@ -145,6 +146,17 @@ def test_a_poison_message_is_retried_then_dead_lettered_and_the_rest_moves_on() 
     assert len(run.bus.topics["items.dead_letter"]) == 2
     assert len(run.keeper.handled) == 18 and run.group.lag() == 0
     assert run.keeper.reserved != run.expected
+
+
+def test_dead_letters_are_listed_in_the_order_they_were_dead_lettered() -> None:
+    run = run_poison(seed=7, n_items=30, poison=2)
+    assert run.bus.topics["items.dead_letter"].partitions > 1
+    listed = [event.id for event in dead_letters(run.bus, "items")]
+    table = dead_letter_table(run.sim.frame())
+    assert listed == list(table["event_id"]) and table["t"].is_monotonic_increasing
+    by_partition = [event.id for event in run.bus.topics["items.dead_letter"].events()]
+    assert sorted(listed) == sorted(by_partition) and listed != by_partition  # this seed
+    assert dead_letters(run.bus, "orders") == []
 
 
 def test_fix_then_redrive_loses_nothing_and_idempotent_groups_skip_the_repeat() -> None:
