@@ -731,15 +731,25 @@ class GapWriter:
 
 
 def gap_demo(*, respect_gaps: bool, commit_at: float = 6.0, until: float = 15.0,
-             interval: float = 1.0, seed: int = 0) -> tuple[pd.DataFrame, Simulation]:
+             interval: float = 1.0, seed: int = 0, gap_timeout: float | None = None
+             ) -> tuple[pd.DataFrame, Simulation]:
     """Two writers, one slow: what a projection sees when a commit arrives late.
 
     At t=1 order O-1 is placed (positions 1, 2). At t=2 a slow writer starts a
     transaction that places O-2: it gets position 3 but does not commit until
-    ``commit_at``. At t=3 order O-3 is placed (positions 4, 5) and commits at once.
-    A runner polls every ``interval`` seconds. Returns one row per poll (t, the
-    highest visible position, the projection's checkpoint, which orders it knows)
-    and the simulation (its trace holds the ``gap`` rows).
+    ``commit_at`` (any time; before t=2 means at t=2). At t=3 order O-3 is placed
+    (positions 4, 5) and commits at once, so a gap opens only if ``commit_at`` is
+    after 3. A runner polls at t=0 and then every ``interval`` seconds up to
+    ``until``.
+
+    ``gap_timeout`` is the runner's patience with a safe runner (``respect_gaps=True``):
+    ``None`` waits for the late commit however long it takes; a number of virtual
+    seconds steps over a gap that stayed open that long, as if its transaction had
+    rolled back, so a commit later than that is lost like in the naive runner.
+
+    Returns one row per poll (t, the highest visible position, the projection's
+    checkpoint, which orders it knows) and the simulation (its trace holds the
+    ``gap`` rows: ``waiting``, and ``skipped`` when the timeout gave up).
     """
     from eda_lab.events import Event
     from eda_lab.sim import Simulation
@@ -750,7 +760,7 @@ def gap_demo(*, respect_gaps: bool, commit_at: float = 6.0, until: float = 15.0,
     handler = OrderCommandHandler(view.store, sim=sim)
     orders = OrdersByCustomer()
     runner = ProjectionRunner(view, [orders], sim=sim, respect_gaps=respect_gaps,
-                              gap_timeout=None)
+                              gap_timeout=gap_timeout)
     rows: list[dict[str, Any]] = []
 
     def slow_writer() -> None:

@@ -327,18 +327,27 @@ class Repository(Generic[A]):
             )
         return aggregate
 
-    def save(self, aggregate: A) -> list[Recorded]:
+    def save(self, aggregate: A, *, by: str | None = None) -> list[Recorded]:
         """Append the aggregate's pending events, expecting nobody else wrote meanwhile.
 
+        ``by`` names who acted (a clerk, a service): the saved events get the source
+        ``"<source>/<by>"`` (``"shop/alice"``), which is what :func:`audit_frame`
+        shows as *who*. Without it the source stays the aggregate's (``"shop"``).
+
         Raises :class:`~eda_lab.store.ConcurrencyError` (and keeps the pending
-        events) when the stream moved on since the aggregate was loaded.
+        events unchanged) when the stream moved on since the aggregate was loaded.
         """
+        if by is not None and (not isinstance(by, str) or not by.strip()):
+            raise ValueError(f"by must name who acted (a non-empty str), got {by!r}.")
         pending = aggregate._pending
         if not pending:
             return []
+        if by is not None:
+            pending = [event.evolve(source=f"{event.source}/{by}") for event in pending]
         expected = aggregate.version - len(pending)
         recorded = self.store.append(aggregate.id, pending, expected_version=expected)
         aggregate._pending = []
+        aggregate._last_event = pending[-1]
         every = self.snapshot_every
         if every is not None and expected // every != aggregate.version // every:
             self.store.save_snapshot(Snapshot(  # type: ignore[attr-defined]
@@ -410,7 +419,12 @@ def state_history(repository: Repository[Any], id: str) -> pd.DataFrame:
 
 
 def audit_frame(store: EventStore, stream_id: str) -> pd.DataFrame:
-    """A stream's history as an audit table: when, who, what, and the details."""
+    """A stream's history as an audit table: when, who, what, and the details.
+
+    *who* is the event's ``by`` field if it has one, else its source: the system that
+    recorded it (``"shop"``), or the person too when the writer said so with
+    ``Repository.save(aggregate, by="alice")`` (``"shop/alice"``).
+    """
     rows = []
     for rec in store.read(stream_id):
         event = rec.event

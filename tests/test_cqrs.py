@@ -26,6 +26,7 @@ from eda_lab.cqrs import (
     UnknownProjection,
     add_item,
     cancel_order,
+    gap_demo,
     lag_frame,
     load_history,
     pay_order,
@@ -441,6 +442,44 @@ def test_a_gap_that_never_fills_is_stepped_over_after_the_timeout() -> None:
     assert runner["orders_by_customer"].position == 5
     assert runner.skipped == {3}
     assert "skipped" in set(sim.frame().query("kind == 'gap'")["outcome"])
+
+
+def known_at_end(frame: pd.DataFrame) -> set[str]:
+    return set(frame.iloc[-1]["orders known"].split(", "))
+
+
+def test_gap_demo_the_naive_runner_loses_the_late_order_the_safe_one_waits() -> None:
+    naive, _ = gap_demo(respect_gaps=False)
+    safe, sim = gap_demo(respect_gaps=True)
+    assert known_at_end(naive) == {"O-1", "O-3"}
+    assert known_at_end(safe) == {"O-1", "O-2", "O-3"}
+    waiting = safe.set_index("t").loc[[3.0, 5.0], "checkpoint"]
+    assert list(waiting) == [2, 2]  # stopped before the gap until the commit at t=6
+    assert list(sim.frame().query("kind == 'gap'")["outcome"]) == ["waiting"]
+
+
+def test_gap_demo_gap_timeout_trades_waiting_for_lost_late_commits() -> None:
+    patient, _ = gap_demo(respect_gaps=True, commit_at=6.0, gap_timeout=5.0)
+    assert known_at_end(patient) == {"O-1", "O-2", "O-3"}  # committed within 5 s
+    hasty, sim = gap_demo(respect_gaps=True, commit_at=30.0, until=40.0, gap_timeout=5.0)
+    assert known_at_end(hasty) == {"O-1", "O-3"}  # gave up at t=8, O-2 came at t=30
+    assert hasty.set_index("t").loc[8.0, "checkpoint"] == 5
+    gaps = sim.frame().query("kind == 'gap'")
+    assert list(zip(gaps["t"], gaps["outcome"], strict=True)) == [(3.0, "waiting"),
+                                                                  (8.0, "skipped")]
+
+
+@settings(max_examples=25, deadline=None)
+@given(commit_at=st.floats(0.0, 20.0))
+def test_gap_demo_any_commit_time(commit_at: float) -> None:
+    """A safe runner without a timeout never loses O-2; a naive one loses it iff a gap opened
+    (the slow commit came after O-3 at t=3). Polls happen at whole seconds whatever commit_at."""
+    until = max(commit_at, 3.0) + 2  # every commit is in, with a poll after it
+    naive, _ = gap_demo(respect_gaps=False, commit_at=commit_at, until=until)
+    safe, _ = gap_demo(respect_gaps=True, commit_at=commit_at, until=until)
+    assert known_at_end(safe) == {"O-1", "O-2", "O-3"}
+    assert ("O-2" in known_at_end(naive)) == (commit_at <= 3)
+    assert list(safe["t"]) == [float(t) for t in range(len(safe))]
 
 
 def test_a_late_commit_store_hides_in_flight_events() -> None:

@@ -150,12 +150,18 @@ def test_long_replay_uses_a_progress_bar(capsys: pytest.CaptureFixture[str]) -> 
     assert repo.load("A-1").balance == sum(range(301))
 
 
-def test_history_audit_branch_and_compare() -> None:
+def placed_order() -> tuple[InMemoryEventStore, Repository[Order], Order]:
+    """A store, its repository, and order O-1 placed with one item (not saved yet)."""
     store = InMemoryEventStore()
     repo = Repository(store, Order, clock=clock())
     order = repo.create("O-1")
     order.place("C-1")
     order.add_item("P-1", 2, 5.0)
+    return store, repo, order
+
+
+def test_history_audit_branch_and_compare() -> None:
+    store, repo, order = placed_order()
     order.pay(10.0)
     repo.save(order)
     history = state_history(repo, "O-1")
@@ -175,6 +181,29 @@ def test_history_audit_branch_and_compare() -> None:
     assert not bool(diff.loc["customer_id", "changed"])
     with pytest.raises(AggregateNotFound):
         branch(repo, "O-1", 4)
+
+
+def test_save_by_names_who_acted_in_the_audit() -> None:
+    store, repo, order = placed_order()
+    repo.save(order)
+    alice, bob = repo.load("O-1"), repo.load("O-1")
+    alice.add_item("P-2", 1, 7.0)
+    repo.save(alice, by="alice")
+    bob.pay(bob.total)
+    with pytest.raises(ConcurrencyError):
+        repo.save(bob, by="bob")
+    assert bob.pending[0].source == "shop"  # a refused save leaves the events as they were
+    bob = repo.load("O-1")
+    bob.pay(bob.total)
+    repo.save(bob, by="bob")
+    assert bob.last_event.source == "shop/bob" and store.read("O-1")[-1].event == bob.last_event
+    audit = audit_frame(store, "O-1")
+    assert list(audit["who"]) == ["shop", "shop", "shop/alice", "shop/bob"]
+    assert list(audit["what"]) == ["OrderPlaced", "ItemAdded", "ItemAdded", "OrderPaid"]
+    assert repo.load("O-1").state() == bob.state()  # who acted is metadata, not state
+    for bad in ["", "  ", 7]:
+        with pytest.raises(ValueError, match="who acted"):
+            repo.save(repo.load("O-1"), by=bad)
 
 
 def test_gateways_record_and_suppress() -> None:
