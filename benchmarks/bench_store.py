@@ -60,8 +60,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eda_lab.events import Event
-from eda_lab.sourcing import Aggregate, Repository, on, time_ordered_id
+from eda_lab.sourcing import Account, Repository, time_ordered_id
 from eda_lab.store import SQLiteEventStore
 
 SYNCHRONOUS = "NORMAL"
@@ -70,21 +69,8 @@ MICRO = timedelta(microseconds=1)
 
 
 # -- eda_lab side -----------------------------------------------------------------
-class Account(Aggregate):
-    """The benchmark aggregate: a balance moved by Deposited events."""
-
-    source = "bench"
-
-    def __init__(self, id: str, **kwargs: Any) -> None:
-        super().__init__(id, **kwargs)
-        self.balance = 0
-
-    def deposit(self, amount: int) -> None:
-        self._record("Deposited", {"amount": amount})
-
-    @on("Deposited")
-    def _deposited(self, event: Event) -> None:
-        self.balance += event.data["amount"]
+# The benchmark aggregate is eda_lab.sourcing.Account: a balance moved by
+# Deposited events.
 
 
 def virtual_clock() -> Callable[[], datetime]:
@@ -240,7 +226,7 @@ def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
     params: list[Any] = []
     for v in range(1, n + 1):
         micros = (START + timedelta(milliseconds=v) - epoch) // MICRO
-        params.extend((time_ordered_id(), f'["Deposited","bench",{micros}]',
+        params.extend((time_ordered_id(), f'["Deposited","{Account.source}",{micros}]',
                        json.dumps({"amount": 1}, separators=(",", ":"))))
     inserts = {size: "INSERT INTO events (key, position, id, head, data) VALUES " + ", ".join(
         f"(?1 + {i}, ?2 + {i}, ?{3 * i}, ?{3 * i + 1}, ?{3 * i + 2})" for i in range(1, size + 1))

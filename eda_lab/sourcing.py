@@ -49,6 +49,7 @@ from eda_lab.exercises import exercise
 from eda_lab.store import EventStore, InMemoryEventStore, Recorded, Snapshot
 
 __all__ = [
+    "Account",
     "Aggregate",
     "AggregateNotFound",
     "EffectGateway",
@@ -248,6 +249,30 @@ class Aggregate:
 
 
 A = TypeVar("A", bound=Aggregate)
+
+
+class Account(Aggregate):
+    """The smallest aggregate: a balance moved by ``Deposited`` events.
+
+    One command, one event, one handler: the shape of every aggregate, small enough
+    for a docstring, and the aggregate of the tests and the store benchmark.
+
+    >>> account = Account("A-1")
+    >>> account.deposit(5)
+    >>> account.balance, account.version
+    (5, 1)
+    """
+
+    def __init__(self, id: str, **kwargs: Any) -> None:
+        super().__init__(id, **kwargs)
+        self.balance = 0
+
+    def deposit(self, amount: int) -> None:
+        self._record("Deposited", {"amount": amount})
+
+    @on("Deposited")
+    def _deposited(self, event: Event) -> None:
+        self.balance += event.data["amount"]
 
 
 class Repository(Generic[A]):

@@ -14,7 +14,7 @@ from eda_lab.events import Event
 from eda_lab.exercises import check
 from eda_lab.orders import Order
 from eda_lab.sourcing import (
-    Aggregate,
+    Account,
     AggregateNotFound,
     EffectGateway,
     MissingRecording,
@@ -38,19 +38,6 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 def clock():
     ticks = count()
     return lambda: T0 + timedelta(minutes=next(ticks))
-
-
-class Account(Aggregate):
-    def __init__(self, id: str, **kwargs: Any) -> None:
-        super().__init__(id, **kwargs)
-        self.balance = 0
-
-    def deposit(self, amount: int) -> None:
-        self._record("Deposited", {"amount": amount})
-
-    @on("Deposited")
-    def _deposited(self, event: Event) -> None:
-        self.balance += event.data["amount"]
 
 
 def filled(store: Any, n: int, every: int | None = None, batch: int = 1) -> Repository[Account]:
