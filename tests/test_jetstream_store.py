@@ -22,7 +22,14 @@ import nats.js.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_store import T0, EventStoreContract, append_retrying, ev
+from test_store import (
+    T0,
+    EventStoreContract,
+    append_retrying,
+    assert_no_write_lost_or_doubled,
+    ev,
+    race_two_writer_processes,
+)
 
 import eda_lab.backends
 from eda_lab.backends import (
@@ -155,22 +162,8 @@ def test_two_processes_retrying_never_lose_or_duplicate(server: NatsServer) -> N
     name, count = new_name(), 40
     open_store(server.url, name)  # create the JetStream stream before the race
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads inherited
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_retrier, args=(server.url, name, n, count, results))
-             for n in ("p", "q")]
-    for p in procs:
-        p.start()
-    done = [results.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    assert sorted(n for n, _ in done) == ["p", "q"]
-    events = open_store(server.url, name).read("counter")
-    ids = [r.event.id for r in events]
-    assert len(ids) == 2 * count == len(set(ids))
-    assert [r.version for r in events] == list(range(1, 2 * count + 1))
-    for writer in "pq":  # each process's events stay in its own order
-        assert [int(i[2:]) for i in ids if i[0] == writer] == list(range(count))
+    race_two_writer_processes(ctx, _retrier, lambda writer: (server.url, name, writer, count))
+    assert_no_write_lost_or_doubled(open_store(server.url, name).read("counter"), count)
 
 
 def test_the_pattern_code_runs_unchanged(server: NatsServer) -> None:

@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_store import EventStoreContract, append_retrying, ev
+from test_store import (
+    EventStoreContract,
+    append_retrying,
+    assert_no_write_lost_or_doubled,
+    ev,
+    race_two_writer_processes,
+)
 
 from eda_lab.events import Event
 from eda_lab.store import (
@@ -323,18 +329,9 @@ def test_two_processes_one_loser_per_round(tmp_path: Path) -> None:
 def test_two_processes_retrying_never_lose_or_duplicate(tmp_path: Path) -> None:
     path = str(tmp_path / "counter.sqlite")
     SQLiteEventStore(path).close()
-    ctx = multiprocessing.get_context("fork")
-    results, count = ctx.Queue(), 60
-    procs = [ctx.Process(target=_retrier, args=(path, n, count, results)) for n in ("p", "q")]
-    for p in procs:
-        p.start()
-    done = [results.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    assert sorted(name for name, _ in done) == ["p", "q"]
+    count = 60
+    race_two_writer_processes(multiprocessing.get_context("fork"), _retrier,
+                              lambda writer: (path, writer, count))
     events = SQLiteEventStore(path).read("counter")
-    ids = [r.event.id for r in events]
-    assert len(ids) == 2 * count == len(set(ids))
-    assert [r.version for r in events] == list(range(1, 2 * count + 1))
+    assert_no_write_lost_or_doubled(events, count)
     assert [r.position for r in events] == list(range(1, 2 * count + 1))

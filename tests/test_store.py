@@ -56,6 +56,30 @@ def append_retrying(store: EventStore, writer: str, count: int) -> int:
     return lost
 
 
+def race_two_writer_processes(ctx: Any, target: Callable[..., None],
+                              args_for: Callable[[str], tuple[Any, ...]]) -> None:
+    """Run writers "p" and "q" as two processes of ``ctx`` (each calls
+    ``target(*args_for(name), results)`` and puts ``(name, conflicts)`` on results)."""
+    results = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args_for(name), results)) for name in "pq"]
+    for proc in procs:
+        proc.start()
+    done = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    assert sorted(name for name, _ in done) == ["p", "q"]
+
+
+def assert_no_write_lost_or_doubled(records: list[Recorded], count: int) -> None:
+    """The "counter" stream after two retrying writers of ``count`` events each."""
+    ids = [r.event.id for r in records]
+    assert len(ids) == 2 * count == len(set(ids))
+    assert [r.version for r in records] == list(range(1, 2 * count + 1))
+    for writer in "pq":  # each writer's events stay in its own order
+        assert [int(i[2:]) for i in ids if i[0] == writer] == list(range(count))
+
+
 class EventStoreContract:
     """Abstract contract tests; subclasses define ``make_store``."""
 
