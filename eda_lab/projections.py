@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import pandas as pd
 
 from eda_lab.errors import EdaLabError
+from eda_lab.handlers import handler_methods, on
 
 if TYPE_CHECKING:
     from eda_lab.events import Event
@@ -81,27 +82,6 @@ class RecordedLike(Protocol):
     def event(self) -> Event: ...
 
 
-def on(*event_types: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Mark a projection method as the handler of ``event_types``.
-
-    >>> class Count(Projection):
-    ...     name = "count"
-    ...     def reset(self): self.n = 0
-    ...     @on("OrderPlaced")
-    ...     def placed(self, event): self.n += 1
-    >>> Count.handles
-    ('OrderPlaced',)
-    """
-    if not event_types:
-        raise ValueError("@on needs at least one event type, e.g. @on('OrderPlaced').")
-
-    def mark(method: Callable[..., None]) -> Callable[..., None]:
-        method.__dict__.setdefault("_eda_handles", []).extend(event_types)
-        return method
-
-    return mark
-
-
 class Projection:
     """Base class: a read model fed by events, with a checkpoint.
 
@@ -121,13 +101,8 @@ class Projection:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        names: dict[str, str] = {}
-        for klass in reversed(cls.__mro__):
-            for attr, value in vars(klass).items():
-                for event_type in getattr(value, "_eda_handles", ()):
-                    names[event_type] = attr
-        cls._handler_names = names
-        cls.handles = tuple(names)
+        cls._handler_names = handler_methods(cls)
+        cls.handles = tuple(cls._handler_names)
 
     def __init__(self) -> None:
         self._bind_handlers()

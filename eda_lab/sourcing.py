@@ -46,6 +46,7 @@ import pandas as pd
 from eda_lab.errors import EdaLabError
 from eda_lab.events import Event, now_utc
 from eda_lab.exercises import exercise
+from eda_lab.handlers import handler_methods, on
 from eda_lab.store import EventStore, InMemoryEventStore, Recorded, Snapshot
 
 __all__ = [
@@ -85,20 +86,6 @@ class MissingRecording(EdaLabError):
 
 
 # -- aggregates -----------------------------------------------------------------------
-def on(event_type: str) -> Callable[[Handler], Handler]:
-    """Mark an aggregate method as the handler that applies ``event_type`` events.
-
-    A handler only changes state; it never checks rules or refuses (the event
-    already happened). Rules belong in the command methods that record events.
-    """
-
-    def mark(method: Handler) -> Handler:
-        method._eda_handles = event_type  # type: ignore[attr-defined]
-        return method
-
-    return mark
-
-
 _id_lock = threading.Lock()
 _id_last = [0, 0]  # [milliseconds, sequence] of the last id handed out
 
@@ -127,7 +114,9 @@ class Aggregate:
 
     Subclasses set their initial state in ``__init__(self, id, **kwargs)`` (calling
     ``super().__init__(id, **kwargs)``), write command methods that call
-    :meth:`_record`, and handlers marked with :func:`on`. Public attributes (names
+    :meth:`_record`, and handlers marked with :func:`~eda_lab.handlers.on`. A handler
+    only changes state; it never checks rules or refuses (the event already
+    happened): rules belong in the command methods. Public attributes (names
     not starting with ``_``) are the state: what :meth:`state` returns and what a
     snapshot stores, so they must be JSON values.
 
@@ -141,13 +130,8 @@ class Aggregate:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        handlers: dict[str, Handler] = {}
-        for klass in reversed(cls.__mro__):
-            for attr in vars(klass).values():
-                event_type = getattr(attr, "_eda_handles", None)
-                if event_type:
-                    handlers[event_type] = attr
-        cls._handlers = handlers
+        cls._handlers = {event_type: getattr(cls, name)
+                         for event_type, name in handler_methods(cls).items()}
 
     def __init__(self, id: str, *, clock: Callable[[], datetime] | None = None,
                  new_id: Callable[[], str] | None = None) -> None:
