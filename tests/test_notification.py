@@ -84,13 +84,18 @@ def test_an_outage_makes_query_backs_fail_visibly_in_the_trace() -> None:
     assert {"outage", "recover"} <= kinds
 
 
-def test_a_client_gives_up_after_max_attempts_with_backoff() -> None:
-    sim = Simulation(seed=1)
-    topic = sim.channel("bus").topic("customers")
-    source = SourceService(sim, "crm", topic)
+def crm_down_until(end: float, *, seed: int) -> tuple[Simulation, SourceService]:
+    """A CRM that knows customer C-1 and is down from t=0 to ``end``."""
+    sim = Simulation(seed=seed)
+    source = SourceService(sim, "crm", sim.channel("bus").topic("customers"))
     source.register("C-1", {"name": "Ana", "street": "A 1", "city": "Berlin",
                             "postcode": "10100"})
-    sim.outage("crm", 0.0, 100.0)
+    sim.outage("crm", 0.0, end)
+    return sim, source
+
+
+def test_a_client_gives_up_after_max_attempts_with_backoff() -> None:
+    sim, source = crm_down_until(100.0, seed=1)
     got: list[str] = []
     client = QueryBack(sim, "shipping", source, latency=0.0, max_attempts=3, backoff=2.0)
     sim.at(1.0, client.fetch, "C-1", lambda key, record, version: got.append(key))
@@ -102,12 +107,7 @@ def test_a_client_gives_up_after_max_attempts_with_backoff() -> None:
 
 
 def test_a_query_after_the_outage_succeeds_and_returns_the_latest_version() -> None:
-    sim = Simulation(seed=2)
-    topic = sim.channel("bus").topic("customers")
-    source = SourceService(sim, "crm", topic)
-    source.register("C-1", {"name": "Ana", "street": "A 1", "city": "Berlin",
-                            "postcode": "10100"})
-    sim.outage("crm", 0.0, 2.5)
+    sim, source = crm_down_until(2.5, seed=2)
     got: list[tuple[str, str]] = []
     client = QueryBack(sim, "shipping", source, latency=0.0, max_attempts=4, backoff=1.0)
     sim.at(1.0, client.fetch, "C-1", lambda key, record, version: got.append(
