@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eda_lab.channel import partition_for
+from eda_lab.channel import Topic, partition_for
 from eda_lab.events import Event
 from eda_lab.latency import Exponential, Fixed, Uniform
 from eda_lab.sim import Simulation
@@ -19,20 +19,34 @@ workloads = st.lists(
 )
 
 
+def emit_workload(sim: Simulation, topic: Topic, workload: list[tuple[str, float]]) -> None:
+    """Schedule one "Changed" event per (subject, emit time), numbered by data["n"]."""
+    shop = sim.emitter("shop")
+    for n, (subject, when) in enumerate(workload):
+        sim.at(when, shop.emit, topic, "Changed", subject, {"n": n})
+
+
+def assert_order_per_key(events: list[Event]) -> None:
+    """Events about one subject were handled in the order they were emitted."""
+    per_key: dict[str, list[int | None]] = defaultdict(list)
+    for event in events:
+        per_key[event.subject].append(event.sequence)
+    for sequence in per_key.values():
+        assert sequence == sorted(sequence), f"out of order: {sequence}"
+
+
 def build(seed: int, workload: list[tuple[str, float]], *, partitions: int = 3,
           groups: tuple[int, ...] = (1, 2), latency=None) -> tuple[Simulation, dict]:
     """Emit ``workload`` (subject, emit time); groups with the given numbers of members."""
     sim = Simulation(seed=seed)
     topic = sim.channel("bus", partitions=partitions,
                         latency=latency or Exponential(0.3)).topic("orders")
-    shop = sim.emitter("shop")
     seen: dict[str, list[Event]] = defaultdict(list)
     for g, members in enumerate(groups):
         for m in range(members):
             sink = sim.sink(f"g{g}-m{m}")
             sink.subscribe(topic, seen[f"g{g}"].append, group=f"g{g}")
-    for n, (subject, when) in enumerate(workload):
-        sim.at(when, shop.emit, topic, "Changed", subject, {"n": n})
+    emit_workload(sim, topic, workload)
     sim.run()
     return sim, seen
 
@@ -52,11 +66,7 @@ def test_each_group_gets_every_event_exactly_once(workload, seed, partitions) ->
 def test_order_per_key_is_kept_whatever_the_latency(workload, seed) -> None:
     _sim, seen = build(seed, workload, latency=Uniform(0, 3))
     for group in ("g0", "g1"):
-        per_key: dict[str, list[int]] = defaultdict(list)
-        for event in seen[group]:
-            per_key[event.subject].append(event.sequence)
-        for sequence in per_key.values():
-            assert sequence == sorted(sequence)
+        assert_order_per_key(seen[group])
 
 
 @settings(max_examples=30, deadline=None)
@@ -193,9 +203,7 @@ def test_nothing_is_lost_under_injected_faults(workload, seed, outages, flaky, m
     group = sink.subscribe(topic, handler, max_deliveries=max_deliveries, backoff=0.5)
     for start, length in outages:
         sim.outage("billing", start, start + length)
-    shop = sim.emitter("shop")
-    for n, (subject, when) in enumerate(workload):
-        sim.at(when, shop.emit, topic, "Changed", subject, {"n": n})
+    emit_workload(sim, topic, workload)
     sim.run()
 
     dead = {e.data["n"] for e in bus.topics["orders.dead_letter"].events()} \
@@ -207,7 +215,4 @@ def test_nothing_is_lost_under_injected_faults(workload, seed, outages, flaky, m
     expected_dead = {n for n in flaky if n < len(workload)} if max_deliveries <= 2 else set()
     assert dead == expected_dead
     assert group.lag() == 0
-    per_key: dict[str, list[int]] = defaultdict(list)
-    for event in handled:
-        per_key[event.subject].append(event.sequence)
-    assert all(seq == sorted(seq) for seq in per_key.values())
+    assert_order_per_key(handled)

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_channel import assert_order_per_key, emit_workload, workloads
 
 from eda_lab.events import Event
 from eda_lab.exercises import check, exercises
@@ -298,10 +299,6 @@ def test_two_members_work_in_parallel_on_two_partitions() -> None:
     assert done.groupby("service").size().to_dict() == {"w1": 2, "w2": 2}
 
 
-workloads = st.lists(
-    st.tuples(st.sampled_from([f"O-{i}" for i in range(8)]), st.floats(0, 5)),
-    min_size=1, max_size=50,
-)
 
 
 @settings(max_examples=60, deadline=None)
@@ -331,17 +328,12 @@ def test_with_service_time_every_event_is_handled_once_per_group_in_key_order(
     sim.sink("fast").subscribe(topic, handler_for("fast"))
     for start, length in outages:
         sim.outage("slow-0", start, start + length)
-    shop = sim.emitter("shop")
-    for n, (subject, when) in enumerate(workload):
-        sim.at(when, shop.emit, topic, "Changed", subject, {"n": n})
+    emit_workload(sim, topic, workload)
     sim.run()
     for group in ("slow", "fast"):
         ns = [e.data["n"] for e in seen[group]]
         assert sorted(ns) == list(range(len(workload))), f"{group}: lost or repeated"
-        per_key: dict[str, list[int]] = defaultdict(list)
-        for event in seen[group]:
-            per_key[event.subject].append(event.sequence)
-        assert all(seq == sorted(seq) for seq in per_key.values())
+        assert_order_per_key(seen[group])
     assert all(g.lag() == 0 for g in topic.groups.values())
     assert "t.dead_letter" not in sim.channels["bus"].topics
 
