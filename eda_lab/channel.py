@@ -33,7 +33,7 @@ from collections import deque
 from heapq import heappush
 from typing import TYPE_CHECKING
 
-from eda_lab.latency import Latency, as_latency
+from eda_lab.latency import Latency, as_latency, backoff_delay
 from eda_lab.services import Emitter
 
 if TYPE_CHECKING:
@@ -286,7 +286,7 @@ class ConsumerGroup:
         where = dict(event=event, peer=event.source, channel=topic.channel.name,
                      topic=topic.name, partition=p, offset=offset, latency=latency)
         if attempt < self.max_deliveries:
-            delay = self.backoff * 2 ** (attempt - 1)
+            delay = backoff_delay(self.backoff, attempt)
             sim.trace.record(sim.now, "retry", sink, outcome="error",
                              detail=f"attempt {attempt} failed ({message}); retry in {delay:g}s",
                              **where)

@@ -26,7 +26,7 @@ from typing import Any
 
 from eda_lab.errors import InvalidEvent
 
-__all__ = ["Command", "Event", "FrozenData", "now_utc"]
+__all__ = ["Command", "Event", "FrozenData", "now_utc", "payload_size"]
 
 SPECVERSION = "1.0"
 DEFAULT_SOURCE = "eda-lab"
@@ -94,6 +94,12 @@ def _encode(data: Mapping[str, Any], what: str) -> str:
             "bool, None, lists and dicts; convert dates with .isoformat() and "
             "decimals with str()."
         ) from None
+
+
+def payload_size(data: Mapping[str, Any]) -> int:
+    """Bytes of ``data`` as compact JSON: what an event's ``size`` counts, for any
+    payload (a query-back's answer, a command's data)."""
+    return len(_encode(data, "payload"))
 
 
 def _check_text(value: object, name: str, what: str, *, required: bool) -> None:

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Exponential", "Fixed", "Latency", "Uniform", "as_latency"]
+__all__ = ["Exponential", "Fixed", "Latency", "Uniform", "as_latency", "backoff_delay"]
 
 
 @runtime_checkable
@@ -84,3 +84,13 @@ def as_latency(value: Latency | float | int | None) -> Latency:
         f"latency must be seconds or a model such as Fixed(0.1), Uniform(0.01, 0.2) or "
         f"Exponential(0.05); got {value!r}."
     )
+
+
+def backoff_delay(base: float, attempt: int) -> float:
+    """Exponential backoff: wait ``base`` seconds after the first failed attempt, then
+    twice as long after each further one (1, 2, 4, ... times ``base``).
+
+    >>> [backoff_delay(0.5, attempt) for attempt in (1, 2, 3)]
+    [0.5, 1.0, 2.0]
+    """
+    return base * 2 ** (attempt - 1)

@@ -37,7 +37,6 @@ The module also shows two things Fowler warns about:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,9 +45,9 @@ from typing import Any
 import pandas as pd
 
 from eda_lab.errors import CommandRejected, EdaLabError, ServiceUnavailable
-from eda_lab.events import Command, Event
+from eda_lab.events import Command, Event, payload_size
 from eda_lab.exercises import exercise
-from eda_lab.latency import Exponential, Fixed, Latency, as_latency
+from eda_lab.latency import Exponential, Fixed, Latency, as_latency, backoff_delay
 from eda_lab.services import Emitter, Sink
 from eda_lab.sim import Simulation
 
@@ -102,10 +101,6 @@ class ScenarioError(EdaLabError, ValueError):
 
 class UnknownEntity(EdaLabError, KeyError):
     """A query-back asked the source for a key it has never heard of."""
-
-
-def _json_size(data: dict[str, Any]) -> int:
-    return len(json.dumps(data, separators=(",", ":")))
 
 
 def _address(rng: Any) -> dict[str, str]:
@@ -240,7 +235,7 @@ class QueryBack:
         if not isinstance(answer, Exception):
             record, version = answer
             sim.trace.record(sim.now, "query", self.caller, peer=self.source.name,
-                             type=self.request, subject=key, size=_json_size(record),
+                             type=self.request, subject=key, size=payload_size(record),
                              latency=latency, outcome="ok",
                              detail=f"attempt {attempt}" if attempt > 1 else "")
             on_data(key, record, version)
@@ -248,7 +243,7 @@ class QueryBack:
         self.failures += 1
         message = type(answer).__name__
         if attempt < self.max_attempts and not isinstance(answer, UnknownEntity):
-            delay = self.backoff * 2 ** (attempt - 1)
+            delay = backoff_delay(self.backoff, attempt)
             sim.trace.record(sim.now, "query", self.caller, peer=self.source.name,
                              type=self.request, subject=key, latency=latency,
                              outcome="error",
@@ -701,7 +696,7 @@ def send_command(sim: Simulation, sender: str, receiver: Any, command: Command,
 
         def answer() -> None:
             sim.trace.record(sim.now, "command", sender, peer=name, type=command.type,
-                             subject=command.subject, size=_json_size(dict(command.data)),
+                             subject=command.subject, size=payload_size(command.data),
                              latency=sim.now - started, outcome=outcome, detail=detail)
             if on_result is not None:
                 on_result(outcome, detail)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eda_lab.errors import InvalidEvent
-from eda_lab.events import Command, Event
+from eda_lab.events import Command, Event, payload_size
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -139,3 +139,8 @@ def test_commands_are_validated_and_kept_apart_from_events() -> None:
         Command("", time=T0)
     with pytest.raises(InvalidEvent, match="naive"):
         Command("ShipOrder", time=datetime(2026, 1, 1))
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_payload_size_is_what_an_event_of_that_data_counts(data: dict) -> None:
+    assert payload_size(data) == Event("X", data, time=T0).size
