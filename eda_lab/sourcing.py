@@ -30,7 +30,6 @@ What-if and audit
 
 from __future__ import annotations
 
-import gc
 import json
 import random
 import threading
@@ -46,6 +45,7 @@ import pandas as pd
 from eda_lab.errors import EdaLabError
 from eda_lab.events import Event, now_utc
 from eda_lab.exercises import exercise
+from eda_lab.gcpause import gc_paused
 from eda_lab.handlers import handler_methods, on
 from eda_lab.store import EventStore, InMemoryEventStore, Recorded, Snapshot
 
@@ -316,14 +316,14 @@ class Repository(Generic[A]):
                 aggregate = self.aggregate.from_snapshot(snap, **self._kwargs)  # type: ignore[assignment]
         if aggregate is None:
             aggregate = self.aggregate(id, **self._kwargs)
-        with _gc_paused():
+        with gc_paused():
             records = store.read(id, from_version=aggregate.version + 1, to_version=version)
             self.last_replayed = len(records)
             if len(records) > self.progress_after:
                 _replay_with_progress(aggregate, records)
             else:
                 aggregate.replay(records)
-            del records  # freed while the collector is still paused (see _gc_paused)
+            del records  # freed while the collector is still paused: it never scans them
         if aggregate.version == 0:
             raise AggregateNotFound(
                 f"there is no {self.aggregate.__name__} {id!r} in the store (no events in "
@@ -372,25 +372,6 @@ class Repository(Generic[A]):
             aggregate.replay([rec])
             out.append((rec, aggregate.state()))
         return out
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a replay decodes and discards events.
-
-    A replay makes a few objects per event (record, event, data, time) that never
-    form reference cycles and are all freed by reference counting when the replay
-    ends. With the collector running, every few hundred allocations trigger a
-    collection that scans the growing heap of them; paused, and with the records
-    freed before it resumes, the collector never sees them at all.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _version_at(store: EventStore, stream_id: str, time: datetime) -> int:
