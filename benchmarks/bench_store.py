@@ -13,6 +13,9 @@ What is timed (the same work for every contender):
 - append_batched: one aggregate, 100k events saved 1000 per save. The clock runs
   around the *save* calls only (the events are created by the aggregate's
   command method outside the clock, for both libraries): the cost of persisting.
+  Each save returns what was recorded: eventsourcing builds a ``Recording`` per
+  event; eda_lab returns an ``Appended``, which makes each ``Recorded`` only when
+  it is looked at (nobody looks here, so none is made).
   ``raw_sqlite`` is the ceiling: the very statements eda_lab issues (its own
   schema, created by SQLiteEventStore; multi-row INSERTs of 128, 64, ... rows;
   one ``commits`` row per append; one transaction per batch) with every row's

@@ -179,7 +179,7 @@ class CommandResult:
     command: Command
     accepted: bool
     reason: str = ""
-    recorded: list[Recorded] = field(default_factory=list)
+    recorded: Sequence[Recorded] = field(default_factory=list)
     position: int = 0
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -276,7 +276,7 @@ class OrderCommandHandler:
         except AggregateNotFound:
             raise _Refused(f"there is no order {order_id}: place it first.") from None
 
-    def _accept(self, command: Command, order_id: str, recorded: list[Recorded],
+    def _accept(self, command: Command, order_id: str, recorded: Sequence[Recorded],
                 state: dict[str, Any]) -> CommandResult:
         self.accepted += 1
         position = recorded[-1].position if recorded else self.store.last_position
@@ -676,7 +676,7 @@ class LateCommitStore:
         return GapWriter(self, positions)
 
     def append(self, stream_id: str, events: Sequence[Any],
-               expected_version: int | None = None) -> list[Recorded]:
+               expected_version: int | None = None) -> Sequence[Recorded]:
         return self.store.append(stream_id, events, expected_version)
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:

@@ -336,7 +336,7 @@ class Repository(Generic[A]):
             )
         return aggregate
 
-    def save(self, aggregate: A, *, by: str | None = None) -> list[Recorded]:
+    def save(self, aggregate: A, *, by: str | None = None) -> Sequence[Recorded]:
         """Append the aggregate's pending events, expecting nobody else wrote meanwhile.
 
         ``by`` names who acted (a clerk, a service): the saved events get the source

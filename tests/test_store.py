@@ -113,6 +113,23 @@ class EventStoreContract:
         assert store.version("O-1") == 3
         assert store.last_position == 3
 
+    def test_what_append_returns_behaves_like_a_list(self, store: Any) -> None:
+        store.append("O-0", [ev(0, stream="O-0")])
+        recorded = store.append("O-1", [ev(1), ev(2), ev(3)], expected_version=0)
+        read = store.read("O-1")
+        assert recorded == read and read == recorded
+        assert recorded != read[:2] and recorded != "not a list"
+        assert len(recorded) == 3 and list(recorded) == read
+        assert recorded[0] == read[0] and recorded[-1] == read[2]
+        assert recorded[-1].position == 4 and recorded[-3].version == 1
+        assert recorded[1:] == read[1:] and recorded[::-1] == read[::-1]
+        assert repr(recorded) == repr(read)
+        for bad in (3, -4):
+            with pytest.raises(IndexError):
+                recorded[bad]
+        with pytest.raises(TypeError):
+            hash(recorded)
+
     def test_every_attribute_survives(self, store: Any) -> None:
         plus2 = timezone(timedelta(hours=2))
         event = Event("OrderPaid", {"amount": 10.25, "nested": {"a": [1, 2.5, None, True]},
