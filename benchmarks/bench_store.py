@@ -215,11 +215,13 @@ def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
     SQLiteEventStore(path, synchronous=SYNCHRONOUS).close()
     conn = raw_connect(path)
     conn.execute("INSERT INTO streams (stream, name) VALUES (1, 'account-1')")
+    conn.execute("INSERT INTO kinds (kind, type, source) VALUES (1, 'Deposited', ?)",
+                 (Account.source,))
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     params: list[Any] = []
     for v in range(1, n + 1):
         micros = (START + timedelta(milliseconds=v) - epoch) // MICRO
-        params.extend((time_ordered_id(), f'["Deposited","{Account.source}",{micros}]',
+        params.extend((time_ordered_id(), f"[1,{micros}]",
                        json.dumps({"amount": 1}, separators=(",", ":"))))
     inserts = {size: "INSERT INTO events (key, position, id, head, data) VALUES " + ", ".join(
         f"(?1 + {i}, ?2 + {i}, ?{3 * i}, ?{3 * i + 1}, ?{3 * i + 2})" for i in range(1, size + 1))

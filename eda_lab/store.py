@@ -63,7 +63,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from eda_lab.errors import EdaLabError
 from eda_lab.events import Event, FrozenData
@@ -329,12 +329,15 @@ def _upcast_all(records: list[Recorded], upcasters: Upcasters) -> list[Recorded]
 # -- the SQLite row format ------------------------------------------------------------
 # One row per event: (key, position, id, head, data).
 #   key   = stream number << 32 | version, the table's INTEGER PRIMARY KEY
-#   head  = JSON [type, source, time] -- time in microseconds since 1970 UTC -- with a
-#           fourth element, a JSON object of the envelope attributes that differ from
-#           their usual values (a subject other than the stream id, a sequence, a
-#           correlation or causation id, a schema version other than 1), only when
-#           there are any: almost every event has no fourth element
+#   head  = JSON [kind, time] -- kind numbers a (type, source) pair in the kinds
+#           table, time is in microseconds since 1970 UTC -- with a third element,
+#           a JSON object of the envelope attributes that differ from their usual
+#           values (a subject other than the stream id, a sequence, a correlation
+#           or causation id, a schema version other than 1), only when there are
+#           any: almost every event has no third element
 #   data  = the compact JSON that Event computed when it was created
+_ROW_FORMAT = 2  # stored as the file's PRAGMA user_version; format 1 (user_version 0)
+#                 had [type, source, time] heads and no kinds table
 _VERSION_BITS = 32
 _VERSION_MASK = (1 << _VERSION_BITS) - 1
 _META_DEFAULTS: tuple[tuple[str, Any], ...] = (
@@ -344,7 +347,7 @@ _META_KEYS = frozenset({"subject", *(name for name, _ in _META_DEFAULTS)})
 
 
 def _meta(event: Event, stream_id: str) -> str:
-    """The fourth ``head`` element: the event's unusual envelope attributes as JSON."""
+    """The third ``head`` element: the event's unusual envelope attributes as JSON."""
     meta: dict[str, Any] = {}
     if event.subject != stream_id:
         meta["subject"] = event.subject
@@ -355,19 +358,40 @@ def _meta(event: Event, stream_id: str) -> str:
     return _ENCODE(meta)
 
 
-class _Heads(dict[tuple[str, str], str]):
-    """(type, source) -> the JSON text '["type","source",' that starts their heads."""
+class _KindPrefixes(dict[tuple[str, str], str]):
+    """(type, source) -> ``'[kind,'``, the text that starts the heads of that kind of
+    event, for one database.
 
-    __slots__ = ()
+    A pair it has not seen is looked up in the ``kinds`` table, or added to it, on
+    the writer's connection inside its write transaction; ``added`` lists the pairs
+    added, which must be forgotten if that transaction rolls back (their numbers
+    were never committed).
+    """
 
-    def __missing__(self, key: tuple[str, str]) -> str:
-        if len(self) > 4096:  # a store that sees endless new types must not grow forever
-            self.clear()
-        prefix = self[key] = f"[{_ENCODE(key[0])},{_ENCODE(key[1])},"
+    __slots__ = ("_conn", "added")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
+        self._conn = conn
+        self.added: list[tuple[str, str]] = []
+
+    def __missing__(self, pair: tuple[str, str]) -> str:
+        row = self._conn.execute("SELECT kind FROM kinds WHERE type = ? AND source = ?",
+                                 pair).fetchone()
+        if row is None:
+            kind = self._conn.execute("INSERT INTO kinds (type, source) VALUES (?, ?)",
+                                      pair).lastrowid
+            self.added.append(pair)
+        else:
+            kind = row[0]
+        prefix = self[pair] = f"[{kind},"
         return prefix
 
-
-_HEADS = _Heads()
+    def forget_added(self) -> None:
+        """The write transaction rolled back: drop the kinds it had added."""
+        for pair in self.added:
+            self.pop(pair, None)
+        self.added.clear()
 
 
 # The trusted fast constructor for rows this store wrote itself: they were
@@ -388,11 +412,12 @@ class _RecordedLayout:
     __slots__ = Recorded.__slots__
 
 
-def _rows(stream_id: str, events: Sequence[Event]) -> list[Any]:
+def _rows(stream_id: str, events: Sequence[Event], heads: Mapping[tuple[str, str], str],
+          ) -> list[Any]:
     """The parameters of the rows of ``events`` for ``stream_id``: id, head and data,
     three per event, flat (the key and position are computed by the INSERT, see
-    :func:`_insert`)."""
-    heads, epoch, meta = _HEADS, _EPOCH, _meta
+    :func:`_insert`). ``heads`` gives the start of each (type, source)'s heads."""
+    epoch, meta = _EPOCH, _meta
     last_type = last_source = prefix = None
     params: list[Any] = []
     extend = params.extend
@@ -469,10 +494,11 @@ def _set_meta(event: Any, meta: object, subject: str) -> None:
     event.schema_version = schema_version
 
 
-def _decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str]) -> list[Recorded]:
+def _decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str],
+                 kinds: Mapping[int, tuple[str, str]]) -> list[Recorded]:
     """Rows of (key, position, id, head, data) to records, ``names`` mapping stream
-    numbers to stream ids; raises CorruptEventError naming the position of the
-    first bad row."""
+    numbers to stream ids and ``kinds`` kind numbers to (type, source); raises
+    CorruptEventError naming the position of the first bad row."""
     scan, frozen, new, event_layout, rec_layout = (
         _scan, FrozenData, object.__new__, _EventLayout, _RecordedLayout)
     event_class, recorded_class, epoch, micro = Event, Recorded, _EPOCH, _MICROSECOND
@@ -487,16 +513,16 @@ def _decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str]) -> lis
                 key, position, event_id, head, data = row
                 payload, end = scan(data, 0)  # json.loads without its Python wrapper
                 envelope, head_end = scan(head, 0)
-                if len(envelope) == 3:
-                    type_, source, time = envelope
+                if len(envelope) == 2:
+                    kind, time = envelope
                     meta = None
                 else:
-                    type_, source, time, meta = envelope
+                    kind, time, meta = envelope
                 if (type(payload) is not dict or end != len(data) or head_end != len(head)
-                        or type(type_) is not str or not type_ or type(source) is not str
-                        or not source or type(time) is not int or not event_id):
+                        or type(kind) is not int or type(time) is not int or not event_id):
                     raise ValueError("data is not one JSON object, or the head is not "
-                                     "[type, source, time(, meta)], or the id is missing")
+                                     "[kind, time(, meta)], or the id is missing")
+                type_, source = kinds[kind]
                 name = names[key >> bits]
                 event = new(event_layout)
                 event.type = type_
@@ -682,13 +708,19 @@ CREATE TABLE IF NOT EXISTS streams (
     stream   INTEGER PRIMARY KEY,     -- a small number standing for the name in events
     name     TEXT    NOT NULL UNIQUE  -- the stream id, e.g. 'O-1'
 );
+CREATE TABLE IF NOT EXISTS kinds (
+    kind     INTEGER PRIMARY KEY,     -- a small number standing for (type, source) in heads
+    type     TEXT    NOT NULL,        -- the event type, e.g. 'OrderPlaced'
+    source   TEXT    NOT NULL,        -- the source, e.g. 'shop' or 'shop/alice'
+    UNIQUE (type, source)
+);
 CREATE TABLE IF NOT EXISTS events (
     key      INTEGER PRIMARY KEY,     -- stream << 32 | version: the UNIQUE (stream, version)
                                       -- constraint, and the rowid (a stream's rows together)
     position INTEGER NOT NULL,        -- global commit order (commits says where it starts)
     id       TEXT    NOT NULL,        -- the event id
-    head     TEXT    NOT NULL,        -- JSON [type, source, time in microseconds since
-                                      -- 1970 UTC] + [unusual envelope attributes]
+    head     TEXT    NOT NULL,        -- JSON [kind, time in microseconds since 1970
+                                      -- UTC] + [unusual envelope attributes]
     data     TEXT    NOT NULL,        -- compact JSON object
     stream   INTEGER GENERATED ALWAYS AS (key >> 32) VIRTUAL,           -- computed on
     version  INTEGER GENERATED ALWAYS AS (key & 4294967295) VIRTUAL     -- read, not stored
@@ -711,14 +743,15 @@ CREATE TABLE IF NOT EXISTS snapshots (
 _INDICES = """
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream_id ON events (stream, id);
 CREATE VIEW IF NOT EXISTS events_readable AS
-    SELECT e.position, s.name AS stream_id, e.version, e.id,
-           json_extract(e.head, '$[0]') AS type, json_extract(e.head, '$[1]') AS source,
-           strftime('%Y-%m-%dT%H:%M:%f', json_extract(e.head, '$[2]') / 1e6, 'unixepoch')
+    SELECT e.position, s.name AS stream_id, e.version, e.id, k.type, k.source,
+           strftime('%Y-%m-%dT%H:%M:%f', json_extract(e.head, '$[1]') / 1e6, 'unixepoch')
                AS time_utc,
-           json_extract(e.head, '$[3]') AS meta, e.data
-    FROM events AS e JOIN streams AS s ON s.stream = e.stream;
+           json_extract(e.head, '$[2]') AS meta, e.data
+    FROM events AS e JOIN streams AS s ON s.stream = e.stream
+                     JOIN kinds AS k ON k.kind = json_extract(e.head, '$[0]');
 """
 _NEEDED = {"streams": ("stream", "name"),
+           "kinds": ("kind", "type", "source"),
            "events": ("key", "position", "id", "head", "data", "stream", "version"),
            "commits": ("position", "stream", "version", "count"),
            "snapshots": ("stream_id", "version", "type", "time", "state")}
@@ -742,28 +775,38 @@ LIMIT :limit
 """
 
 
-class _StreamNames(dict[int, str]):
-    """Stream number -> stream id, loading numbers it has not seen from the database.
+T = TypeVar("T")
+
+
+class _Numbered(dict[int, T]):
+    """Number -> what it stands for (a stream id, a kind's (type, source)), loading
+    numbers it has not seen from the database.
 
     Numbers are handed out as MAX + 1 inside the write transaction, so once number
     N is committed every smaller number is too: loading "every number above the
     highest loaded so far" never misses one.
     """
 
-    __slots__ = ("_load", "_loaded")
+    __slots__ = ("_load", "_loaded", "_table")
 
-    def __init__(self, load: Callable[[int], Iterable[tuple[int, str]]]) -> None:
+    def __init__(self, table: str, load: Callable[[int], Iterable[tuple[int, T]]]) -> None:
         super().__init__()
+        self._table = table
         self._load = load
         self._loaded = 0
 
-    def __missing__(self, stream: int) -> str:
-        for number, name in self._load(self._loaded):
-            self[number] = name
-            self._loaded = max(self._loaded, number)
-        if stream not in self:
-            raise KeyError(f"stream number {stream} is not in the streams table")
-        return dict.__getitem__(self, stream)
+    def __missing__(self, number: int) -> T:
+        for known, value in self._load(self._loaded):
+            self[known] = value
+            self._loaded = max(self._loaded, known)
+        if number not in self:
+            raise KeyError(f"number {number} is not in the {self._table} table")
+        return dict.__getitem__(self, number)
+
+    def reset(self) -> None:
+        """Forget everything (it may have loaded numbers a rolled-back write made)."""
+        self.clear()
+        self._loaded = 0
 
 
 class SQLiteEventStore:
@@ -783,7 +826,8 @@ class SQLiteEventStore:
     b-tree the row goes into and every column it binds (measured: a third b-tree or
     four more columns each cost about as much as the rest of the insert):
 
-    - ``streams`` maps each stream id to a small integer, once.
+    - ``streams`` maps each stream id to a small integer, once; ``kinds`` does the
+      same for each (type, source) pair.
     - An event's ``key`` is ``stream << 32 | version``. It is the INTEGER PRIMARY
       KEY, so it is unique -- this *is* the UNIQUE (stream, version) constraint --
       and it is the table's own b-tree: no separate index, and a stream's events
@@ -792,11 +836,14 @@ class SQLiteEventStore:
     - ``position`` (global commit order) is a plain column; ``commits`` holds one
       row per append (its first position, stream, first version and count), which
       is how :meth:`read_all` walks the log in order without a third index.
-    - ``head`` is the JSON ``[type, source, time]`` (time in microseconds since
-      1970 UTC), plus a fourth element only for unusual envelope attributes (a
-      subject other than the stream id, a sequence, a correlation or causation id,
-      a schema version other than 1); ``data`` is the compact JSON that
-      :class:`~eda_lab.events.Event` computed when it was made.
+    - ``head`` is the JSON ``[kind, time]`` (time in microseconds since 1970 UTC),
+      plus a third element only for unusual envelope attributes (a subject other
+      than the stream id, a sequence, a correlation or causation id, a schema
+      version other than 1); ``data`` is the compact JSON that
+      :class:`~eda_lab.events.Event` computed when it was made. (Spelling out type
+      and source in every head made the file 12% bigger and appends ~10% slower.)
+    - The file's ``PRAGMA user_version`` is the row format (2); a file in another
+      format is refused with :class:`StoreSchemaError`, never misread.
     - The only index is UNIQUE (stream, id): idempotency (rule 1 in the module
       docstring) costs nothing on the normal path -- the index refuses a stored
       id, and only then does the store look the duplicates up and compare them.
@@ -821,7 +868,11 @@ class SQLiteEventStore:
         # Stream id <-> number. A number, once committed, never changes, so both
         # caches only ever learn committed pairs and never need invalidating.
         self._numbers: dict[str, int] = {}
-        self._names = _StreamNames(self._load_names)
+        self._names: _Numbered[str] = _Numbered("streams", self._load_names)
+        # Kinds: number -> (type, source) for reading, (type, source) -> head prefix
+        # for writing (committed pairs only, see _KindPrefixes).
+        self._kinds: _Numbered[tuple[str, str]] = _Numbered("kinds", self._load_kinds)
+        self._heads = _KindPrefixes(self._conn)
         conn = self._conn
         # 8 KiB pages (SQLite's default is 4 KiB): fuller pages, fewer page writes
         # per batch; measured ~10% faster batched appends (16 KiB made single-event
@@ -837,12 +888,15 @@ class SQLiteEventStore:
         with self._lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                new = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                   "AND name = 'events'").fetchone() is None
                 for script in (_TABLES, _INDICES):
                     for statement in script.split(";"):
                         if statement.strip():
                             conn.execute(statement)
                     if script is _TABLES:
                         self._check_schema()
+                self._check_format(new)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -863,10 +917,30 @@ class SQLiteEventStore:
                     "append() each stream's events to the new one)."
                 )
 
+    def _check_format(self, new: bool) -> None:
+        """Stamp a new file with the format number, or refuse a file of another format
+        (same tables and columns, different row contents: see _ROW_FORMAT)."""
+        if new:
+            self._conn.execute(f"PRAGMA user_version = {_ROW_FORMAT}")
+            return
+        found = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if found != _ROW_FORMAT:
+            raise StoreSchemaError(
+                f"{self.path!r} holds events in row format {found} and this version of "
+                f"eda_lab reads format {_ROW_FORMAT}. Read them with the eda_lab that wrote "
+                "the file (read_all()) and append() them to a new file with this one."
+            )
+
     def _load_names(self, after: int) -> list[tuple[int, str]]:
         with self._lock:
             return self._conn.execute("SELECT stream, name FROM streams WHERE stream > ?",
                                       (after,)).fetchall()
+
+    def _load_kinds(self, after: int) -> list[tuple[int, tuple[str, str]]]:
+        with self._lock:
+            rows = self._conn.execute("SELECT kind, type, source FROM kinds WHERE kind > ?",
+                                      (after,)).fetchall()
+        return [(kind, (type_, source)) for kind, type_, source in rows]
 
     def _number(self, stream_id: str) -> int | None:
         """The stream's number, or None if it has no events (caches committed numbers)."""
@@ -905,7 +979,11 @@ class SQLiteEventStore:
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
+                if self._heads.added:  # kind numbers that were never committed
+                    self._heads.forget_added()
+                    self._kinds.reset()
                 raise
+            self._heads.added.clear()  # committed: every prefix it holds is for good
             if created is not None:  # learn the new stream's number only once committed
                 self._numbers[stream_id] = created
                 self._names[created] = stream_id
@@ -946,7 +1024,7 @@ class SQLiteEventStore:
         base = stream << _VERSION_BITS
         fresh, existing = batch, {}
         try:
-            _insert(conn, base | actual, position, _rows(stream_id, batch))
+            _insert(conn, base | actual, position, _rows(stream_id, batch, self._heads))
         except sqlite3.IntegrityError as exc:
             # Undo this statement's rows (we hold the write lock: every key after
             # the stream's version is ours), then see which constraint refused them.
@@ -960,7 +1038,7 @@ class SQLiteEventStore:
                     now & _VERSION_MASK if now else 0) from exc
             existing = self._existing(stream_id, stream, batch)  # some are duplicates
             fresh = [e for e in batch if e.id not in existing]
-            _insert(conn, base | actual, position, _rows(stream_id, fresh))
+            _insert(conn, base | actual, position, _rows(stream_id, fresh, self._heads))
         if fresh:
             conn.execute("INSERT INTO commits (position, stream, version, count) "
                          "VALUES (?, ?, ?, ?)", (position + 1, stream, actual + 1, len(fresh)))
@@ -980,7 +1058,8 @@ class SQLiteEventStore:
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             found.update((r.event.id, r) for r in _decode_rows(self._conn.execute(
-                f"{_SELECT} WHERE stream = ? AND id IN ({marks})", (stream, *chunk)), names))
+                f"{_SELECT} WHERE stream = ? AND id IN ({marks})", (stream, *chunk)), names,
+                self._kinds))
         for event in batch:
             old = found.get(event.id)
             if old is not None:
@@ -994,7 +1073,7 @@ class SQLiteEventStore:
                names: Mapping[int, str]) -> list[Recorded]:
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
-        records = _decode_rows(rows, names)
+        records = _decode_rows(rows, names, self._kinds)
         return _upcast_all(records, self.upcasters) if self.upcasters is not None else records
 
     def read(self, stream_id: str, from_version: int = 1,
@@ -1038,7 +1117,7 @@ class SQLiteEventStore:
             return 0
         base = stream << _VERSION_BITS
         key = self._scalar("SELECT MAX(key) FROM events WHERE key BETWEEN ? AND ? "
-                           "AND json_extract(head, '$[2]') <= ?",
+                           "AND json_extract(head, '$[1]') <= ?",
                            (base, base | _VERSION_MASK, _micros(time)))
         return key & _VERSION_MASK if key else 0
 

@@ -28,6 +28,7 @@ from eda_lab.events import Event
 from eda_lab.store import (
     ConcurrencyError,
     CorruptEventError,
+    EventIdConflict,
     Recorded,
     SQLiteEventStore,
     StoreSchemaError,
@@ -68,10 +69,10 @@ def test_wal_and_constraints(tmp_path: Path) -> None:
     # same (stream, version) is refused by the database itself
     with pytest.raises(sqlite3.IntegrityError, match=r"events\.key"):
         conn.execute("INSERT INTO events (key, position, id, head, data) "
-                     "VALUES ((1 << 32) | 1, 2, 'other', '[\"X\",\"s\",0]', '{}')")
+                     "VALUES ((1 << 32) | 1, 2, 'other', '[1,0]', '{}')")
     with pytest.raises(sqlite3.IntegrityError, match=r"events\.stream, events\.id"):
         conn.execute("INSERT INTO events (key, position, id, head, data) "
-                     "VALUES ((1 << 32) | 2, 2, 'O-1-e1', '[\"X\",\"s\",0]', '{}')")
+                     "VALUES ((1 << 32) | 2, 2, 'O-1-e1', '[1,0]', '{}')")
     with pytest.raises(sqlite3.IntegrityError, match=r"streams\.name"):
         conn.execute("INSERT INTO streams (name) VALUES ('O-1')")
     assert conn.execute("SELECT stream, version FROM events").fetchall() == [(1, 1)]
@@ -84,7 +85,8 @@ def test_wal_and_constraints(tmp_path: Path) -> None:
 
 
 def test_the_lean_row_format(tmp_path: Path) -> None:
-    """Stream numbers in the key, the head, the event's own JSON, one commit row per append."""
+    """Stream numbers in the key, kind numbers in the head, the event's own JSON, one
+    commit row per append."""
     path = tmp_path / "shop.sqlite"
     store = SQLiteEventStore(path)
     usual = ev(1)
@@ -97,11 +99,12 @@ def test_the_lean_row_format(tmp_path: Path) -> None:
     rows = conn.execute("SELECT key, stream, version, position, head, data FROM events "
                         "ORDER BY position").fetchall()
     micros = int((usual.time - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000
-    assert rows[0] == ((1 << 32) | 1, 1, 1, 1, f'["ItemAdded","shop",{micros}]', usual._json)
-    assert json.loads(rows[1][4])[3] == {"subject": "elsewhere", "sequence": 7,
+    assert rows[0] == ((1 << 32) | 1, 1, 1, 1, f"[1,{micros}]", usual._json)
+    assert conn.execute("SELECT * FROM kinds").fetchall() == [(1, "ItemAdded", "shop")]
+    assert json.loads(rows[1][4])[2] == {"subject": "elsewhere", "sequence": 7,
                                          "correlation_id": "c", "causation_id": "k",
                                          "schema_version": 2}
-    assert rows[2][1:4] == (2, 1, 3) and len(json.loads(rows[2][4])) == 3
+    assert rows[2][1:4] == (2, 1, 3) and len(json.loads(rows[2][4])) == 2
     assert conn.execute("SELECT * FROM commits ORDER BY position").fetchall() == [
         (1, 1, 1, 2), (3, 2, 1, 1)]
     readable = conn.execute("SELECT stream_id, version, type, source, time_utc, meta "
@@ -204,18 +207,18 @@ def test_synchronous_setting_is_checked() -> None:
     ("UPDATE events SET data = ' {}' WHERE position = 2", "JSONDecodeError"),
     ("UPDATE events SET data = '{}x' WHERE position = 2", "ValueError"),
     ("UPDATE events SET data = '[1, 2]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[\"X\",\"s\",\"yesterday\"]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[\"X\",\"s\",1e300]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[\"X\",\"s\",999999999999999999]' WHERE position = 2",
-     "OverflowError"),
-    ("UPDATE events SET head = '[\"\",\"s\",0]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[5,\"s\",0]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[\"X\",\"s\"]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[1,\"yesterday\"]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[1,1e300]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[1,999999999999999999]' WHERE position = 2", "OverflowError"),
+    ("UPDATE events SET head = '[99,0]' WHERE position = 2", "KeyError: 'number 99 is not in "
+     "the kinds table'"),
+    ("UPDATE events SET head = '[\"ItemAdded\",0]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[1.0,0]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[1]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[1,0,{},5]' WHERE position = 2", "ValueError"),
     ("UPDATE events SET head = '{\"type\":1}' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[\"X\",\"s\",0,{\"sequence\":\"x\"}]' WHERE position = 2",
-     "ValueError"),
-    ("UPDATE events SET head = '[\"X\",\"s\",0,{\"colour\":1}]' WHERE position = 2",
-     "ValueError"),
+    ("UPDATE events SET head = '[1,0,{\"sequence\":\"x\"}]' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET head = '[1,0,{\"colour\":1}]' WHERE position = 2", "ValueError"),
     ("UPDATE events SET head = 'nope' WHERE position = 2", "JSONDecodeError"),
     ("UPDATE events SET id = '' WHERE position = 2", "ValueError"),
 ])
@@ -254,10 +257,12 @@ def test_a_row_with_a_null_names_its_position(tmp_path: Path) -> None:
                  "head TEXT, data TEXT, stream INTEGER AS (key >> 32), "
                  "version INTEGER AS (key & 4294967295))")
     conn.execute("INSERT INTO events (key, position, id, head, data) "
-                 "VALUES ((1 << 32) | 1, 1, NULL, '[\"X\",\"s\",0]', '{}')")
+                 "VALUES ((1 << 32) | 1, 1, NULL, '[1,0]', '{}')")
+    conn.execute("PRAGMA user_version = 2")
     conn.commit()
     store = SQLiteEventStore(path)
     store._conn.execute("INSERT INTO streams VALUES (1, 'O-1')")
+    store._conn.execute("INSERT INTO kinds VALUES (1, 'X', 's')")
     store._conn.execute("INSERT INTO commits VALUES (1, 1, 1, 1)")
     with pytest.raises(CorruptEventError, match=r"position 1 \(stream 'O-1'.*id is missing"):
         store.read_all()
@@ -285,6 +290,37 @@ def test_the_older_format_is_refused_with_directions(tmp_path: Path) -> None:
     conn.commit()
     with pytest.raises(StoreSchemaError, match=r"older .* format.*copy the events"):
         SQLiteEventStore(path)
+
+
+def test_the_previous_row_format_is_refused(tmp_path: Path) -> None:
+    """Format 1 had the same tables and columns but [type, source, time] heads."""
+    path = tmp_path / "format1.sqlite"
+    SQLiteEventStore(path).append("O-1", [ev(1)])
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 0")
+    conn.commit()
+    with pytest.raises(StoreSchemaError, match=r"row format 0 .* reads format 2"):
+        SQLiteEventStore(path)
+
+
+def test_kinds_are_shared_and_a_rolled_back_kind_is_forgotten(tmp_path: Path) -> None:
+    """A kind added by an append that rolls back never reaches the file, and the store
+    that added it does not keep its number: another writer may commit that number for
+    another kind."""
+    path = tmp_path / "kinds.sqlite"
+    first, second = SQLiteEventStore(path), SQLiteEventStore(path)
+    first.append("O-1", [ev(1), ev(2, type="ItemRemoved")])
+    clash = ev(1).evolve(data={"sku": "changed"})
+    with pytest.raises(EventIdConflict):
+        first.append("O-1", [Event("OrderPaid", {}, subject="O-1", source="shop"), clash])
+    second.append("O-2", [ev(1, type="OrderCancelled", stream="O-2")])
+    first.append("O-3", [ev(1, type="OrderPaid", stream="O-3")])
+    types = {r.stream_id: r.event.type for r in first.read_all()}
+    assert types == {"O-1": "ItemRemoved", "O-2": "OrderCancelled", "O-3": "OrderPaid"}
+    assert [r.event.type for r in second.read_all()] == [
+        "ItemAdded", "ItemRemoved", "OrderCancelled", "OrderPaid"]
+    kinds = sqlite3.connect(path).execute("SELECT type FROM kinds ORDER BY kind").fetchall()
+    assert kinds == [("ItemAdded",), ("ItemRemoved",), ("OrderCancelled",), ("OrderPaid",)]
 
 
 # -- two processes on one file --------------------------------------------------------------
