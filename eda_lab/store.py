@@ -962,10 +962,10 @@ class SQLiteEventStore:
         Returns an :class:`Appended` (records made when looked at), or a list when
         some of the events were stored before."""
         batch = _check_append(stream_id, events, expected_version)
-        if len(batch) > 1 and len({e.id for e in batch}) != len(batch):
-            batch = _dedupe_batch(stream_id, batch)
         if not batch and expected_version is None:
             return []
+        # No upfront pass for an id twice in the batch (rule 4): the (stream, id)
+        # index refuses the second copy, and only then is the batch deduplicated.
         with gc_paused():  # a row tuple per event, none in a cycle
             return self._append(stream_id, batch, expected_version)
 
@@ -1007,6 +1007,7 @@ class SQLiteEventStore:
             position = position or 0
         if expected_version is not None and expected_version != actual:
             # maybe a retry of an append that already succeeded (rule 3)
+            batch = _dedupe_batch(stream_id, batch)
             existing = self._existing(stream_id, stream, batch) if stream is not None else {}
             if existing and len(existing) == len(batch):
                 return [existing[e.id] for e in batch], None
@@ -1036,7 +1037,8 @@ class SQLiteEventStore:
                 raise ConcurrencyError(
                     stream_id, actual if expected_version is None else expected_version,
                     now & _VERSION_MASK if now else 0) from exc
-            existing = self._existing(stream_id, stream, batch)  # some are duplicates
+            batch = _dedupe_batch(stream_id, batch)  # some are duplicates: in the
+            existing = self._existing(stream_id, stream, batch)  # batch, or stored
             fresh = [e for e in batch if e.id not in existing]
             _insert(conn, base | actual, position, _rows(stream_id, fresh, self._heads))
         if fresh:

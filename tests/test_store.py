@@ -256,6 +256,15 @@ class EventStoreContract:
             store.append("O-1", [ev(3), ev(3).evolve(subject="other")])
         assert store.version("O-1") == 2
 
+    def test_a_retry_with_an_id_twice_is_still_a_no_op(self, store: Any) -> None:
+        first = store.append("O-1", [ev(1), ev(2)], expected_version=0)
+        again = store.append("O-1", [ev(1), ev(1), ev(2)], expected_version=0)
+        assert again == first and store.version("O-1") == 2
+        assert store.append("O-2", [ev(1), ev(1)], expected_version=0)[0].version == 1
+        with pytest.raises(EventIdConflict):
+            store.append("O-1", [ev(1), ev(1).evolve(subject="other")], expected_version=0)
+        assert store.version("O-1") == 2 and store.last_position == 3
+
     def test_the_same_id_may_live_in_two_streams(self, store: Any) -> None:
         store.append("A", [ev(1, id="shared")])
         store.append("B", [ev(1, id="shared")])
