@@ -367,7 +367,10 @@ _PROJECT_DETAIL = re.compile(r"applied (?P<applied>\d+), head (?P<head>\d+)")
 class ProjectionRunner:
     """Keeps projections up to date from the store's global log, from their checkpoints.
 
-    ``batch_size`` caps the events one projection applies per :meth:`step`. With a
+    ``batch_size`` caps the events one projection applies per :meth:`step`;
+    ``batch_sizes`` gives some projections (by name) their own cap, so each runs
+    at its own pace, as separate consumers would (a slow read model falls
+    further behind and drains later). With a
     ``sim``, :meth:`start` polls every ``interval`` virtual seconds, each poll is a
     ``project`` row in the trace, and an event is only applied once it is at least
     ``delay`` virtual seconds old (the transport delay of a real read side).
@@ -380,11 +383,14 @@ class ProjectionRunner:
     """
 
     def __init__(self, store: EventStore, projections: Iterable[Projection], *,
-                 batch_size: int = 500, sim: Simulation | None = None,
-                 delay: float = 0.0, respect_gaps: bool = True,
-                 gap_timeout: float | None = 10.0, name: str = "projector") -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+                 batch_size: int = 500, batch_sizes: Mapping[str, int] | None = None,
+                 sim: Simulation | None = None, delay: float = 0.0,
+                 respect_gaps: bool = True, gap_timeout: float | None = 10.0,
+                 name: str = "projector") -> None:
+        sizes = dict(batch_sizes or {})
+        for who, size in {"batch_size": batch_size, **sizes}.items():
+            if type(size) is not int or size < 1:
+                raise ValueError(f"the batch size of {who} must be an int >= 1, got {size!r}.")
         if delay < 0:
             raise ValueError(f"delay must be >= 0 virtual seconds, got {delay}.")
         self.store = store
@@ -396,7 +402,13 @@ class ProjectionRunner:
                     "by name, so give each projection a unique name."
                 )
             self.projections[projection.name] = projection
+        unknown = sorted(set(sizes) - set(self.projections))
+        if unknown:
+            raise UnknownProjection(
+                f"batch_sizes names {unknown}, which the runner does not have; it has "
+                f"{sorted(self.projections)}.")
         self.batch_size = batch_size
+        self.batch_sizes = sizes
         self.sim = sim
         self.delay = delay
         self.respect_gaps = respect_gaps
@@ -429,8 +441,8 @@ class ProjectionRunner:
 
     # -- the work ----------------------------------------------------------------------
     def step(self, only: Iterable[Projection] | None = None) -> int:
-        """One poll: every projection (or those in ``only``) applies up to ``batch_size``
-        new events. Returns the number of events applied (summed over projections).
+        """One poll: every projection (or those in ``only``) applies up to its batch size
+        of new events. Returns the number of events applied (summed over projections).
         """
         with gc_paused():  # applying makes many small objects, none in a cycle
             return self._step(only)
@@ -440,12 +452,14 @@ class ProjectionRunner:
         now = self.now
         head = self.store.last_position
         total = 0
-        cache: dict[int, list[Recorded]] = {}  # projections at one checkpoint share a read
+        cache: dict[tuple[int, int], list[Recorded]] = {}  # same checkpoint and size:
+        sizes, default = self.batch_sizes, self.batch_size  # one read serves them all
         for projection in self.projections.values() if only is None else only:
             start = projection.position
-            batch = cache.get(start)
+            size = sizes.get(projection.name, default)
+            batch = cache.get((start, size))
             if batch is None:
-                batch = cache[start] = self.store.read_all(start, self.batch_size)
+                batch = cache[start, size] = self.store.read_all(start, size)
             applied, waiting = self._advance(projection, batch, now)
             total += applied
             self._record(projection, applied, head, batch, waiting)
@@ -785,13 +799,15 @@ class CQRSShop:
 
     The shop's history (``load_shop().events()``) is loaded into an in-memory store
     and projected at once; with a ``sim`` the runner then polls every ``interval``
-    virtual seconds, ``batch_size`` events at a time, seeing only events older than
-    ``delay``: new commands show up in the read models a little later. Start the
+    virtual seconds, ``batch_size`` events at a time (``batch_sizes`` by projection
+    name, for ones that run slower), seeing only events older than ``delay``: new
+    commands show up in the read models a little later. Start the
     simulation where the history ends (``CQRSShop.start_time()``) so times line up.
     """
 
     def __init__(self, sim: Simulation | None = None, *, shop: Any = None,
-                 history: bool = True, batch_size: int = 20, interval: float = 2.0,
+                 history: bool = True, batch_size: int = 20,
+                 batch_sizes: Mapping[str, int] | None = None, interval: float = 2.0,
                  delay: float = 1.0, sqlite_path: str = ":memory:") -> None:
         from eda_lab.shop import load_shop
         from eda_lab.store import InMemoryEventStore
@@ -809,7 +825,7 @@ class CQRSShop:
             customers=list(self.shop.customers["customer_id"]))
         self.runner = ProjectionRunner(
             self.store, [OrdersByCustomer(), RevenueByDay(), OrdersToShip(sqlite_path)],
-            sim=sim, batch_size=batch_size, delay=delay)
+            sim=sim, batch_size=batch_size, batch_sizes=batch_sizes, delay=delay)
         self._project_history()
         if sim is not None:
             self.runner.start(interval)

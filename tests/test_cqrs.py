@@ -190,6 +190,32 @@ def test_in_a_simulation_the_read_side_lags_then_catches_up() -> None:
     assert applied_at.min() >= 2.0
 
 
+def test_each_projection_can_run_at_its_own_pace() -> None:
+    sim = Simulation(seed=2)
+    store, handler, runner = make(sim, batch_size=4, batch_sizes={"orders_to_ship": 1})
+    runner.start(1.0)
+    for i in range(1, 7):
+        sim.at(0.5, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
+    sim.run(until=40)
+    lag = lag_frame(sim.frame())
+    worst = lag.groupby("projection")["behind"].max()
+    assert worst["orders_to_ship"] > worst["orders_by_customer"] == worst["revenue_by_day"]
+    applied = lag.groupby("projection")["applied"].max()
+    assert applied["orders_to_ship"] == 1 and applied["orders_by_customer"] == 4
+    done = lag[(lag["behind"] == 0) & (lag["t"] > 0.5)].groupby("projection")["t"].min()
+    assert done["orders_to_ship"] > done["orders_by_customer"]
+    assert (lag.groupby("projection").tail(1)["position"] == store.last_position).all()
+
+
+def test_batch_sizes_are_checked() -> None:
+    with pytest.raises(ValueError, match="batch size of orders_to_ship must be an int >= 1"):
+        make(batch_sizes={"orders_to_ship": 0})
+    with pytest.raises(ValueError, match="batch size of batch_size"):
+        make(batch_size=2.5)
+    with pytest.raises(UnknownProjection, match=r"batch_sizes names \['nope'\]"):
+        make(batch_sizes={"nope": 3})
+
+
 def test_read_your_writes_waits_in_virtual_time_and_a_plain_query_is_stale() -> None:
     sim = Simulation(seed=3)
     _, handler, runner = make(sim, batch_size=100)
