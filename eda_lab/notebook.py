@@ -3,6 +3,7 @@
 ``notebook_setup()`` is the first code cell of every notebook. It makes altair
 render charts as SVG, drawn locally by vl-convert: no CDN, so charts show in an
 offline classroom, in stored outputs, in nbval runs and in static HTML exports.
+It also enables the ``eda_lab`` altair theme (see :data:`CHART_PADDING`).
 
 ``record(name, value)`` shows a value and tags the output with its name, so
 papermill runs (``eda-lab run``) and the notebook tests can read what a notebook
@@ -21,6 +22,25 @@ __all__ = ["RECORD_KEY", "notebook_setup", "read_records", "record"]
 #: Output metadata key under which :func:`record` stores ``{"name": ..., "value": ...}``.
 RECORD_KEY = "eda_lab"
 
+#: Space around every chart, in pixels. vl-convert sizes an SVG by measuring its text
+#: with its own fonts; a browser whose ``sans-serif`` is wider (DejaVu Sans on many
+#: Linux desktops) would otherwise cut off the end of a legend on the right edge.
+CHART_PADDING = {"left": 5, "top": 5, "bottom": 5, "right": 40}
+
+
+def _register_theme() -> None:
+    import altair as alt
+
+    if "eda_lab" in alt.theme.names():
+        return
+
+    @alt.theme.register("eda_lab", enable=False)
+    def eda_lab_theme() -> alt.theme.ThemeConfig:
+        """altair's default chart size, with room for legends measured narrower than
+        the browser draws them."""
+        return {"config": {"view": {"continuousWidth": 300, "continuousHeight": 300}},
+                "padding": CHART_PADDING}
+
 
 def notebook_setup(*, interactive: bool = False, max_rows: int = 12) -> None:
     """Configure rendering for a lesson notebook.
@@ -34,6 +54,8 @@ def notebook_setup(*, interactive: bool = False, max_rows: int = 12) -> None:
         alt.renderers.enable("jupyter", offline=True)
     else:
         alt.renderers.enable("svg")
+    _register_theme()
+    alt.theme.enable("eda_lab")
     pd.set_option("display.max_rows", max_rows)
     pd.set_option("display.min_rows", max_rows)
     pd.set_option("display.max_columns", 30)

@@ -7,7 +7,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from eda_lab.notebook import RECORD_KEY, notebook_setup, read_records, record
+from eda_lab.notebook import CHART_PADDING, RECORD_KEY, notebook_setup, read_records, record
+
+
+@pytest.fixture(autouse=True)
+def _default_theme_afterwards():
+    """notebook_setup() enables the eda_lab theme; other tests expect altair's default."""
+    yield
+    alt.theme.enable("default")
 
 
 def test_record_displays_and_tags(monkeypatch) -> None:
@@ -35,3 +42,25 @@ def test_setup_selects_the_offline_svg_renderer() -> None:
     assert alt.renderers.active == "svg"
     bundle = alt.Chart({"values": [{"a": 1}]}).mark_point().encode(x="a:Q")._repr_mimebundle_()
     assert "<svg" in bundle["image/svg+xml"]
+
+
+def test_setup_leaves_room_for_legends_the_browser_draws_wider() -> None:
+    """vl-convert measures legend text with its own font; the padding is what keeps
+    a wider browser font from cutting the right edge off (seen with DejaVu Sans)."""
+    notebook_setup()
+    chart = alt.Chart({"values": [{"a": 1, "k": "orders_by_customer"}]}).mark_point()
+    spec = chart.encode(x="a:Q", color="k:N").to_dict()
+    assert spec["padding"] == CHART_PADDING and CHART_PADDING["right"] >= 30
+    assert spec["config"]["view"]["continuousWidth"] == 300  # altair's default size
+    svg = chart.encode(x="a:Q", color="k:N")._repr_mimebundle_()["image/svg+xml"]
+    alt.theme.enable("default")
+    plain = chart.encode(x="a:Q", color="k:N")._repr_mimebundle_()["image/svg+xml"]
+    assert _width(svg) - _width(plain) == CHART_PADDING["right"] - 5
+
+
+def _width(svg: str) -> float:
+    import re
+
+    match = re.search(r'<svg[^>]*\swidth="([\d.]+)"', svg)
+    assert match is not None
+    return float(match.group(1))
