@@ -870,7 +870,7 @@ class SQLiteEventStore:
         self._numbers: dict[str, int] = {}
         self._names: _Numbered[str] = _Numbered("streams", self._load_names)
         # Kinds: number -> (type, source) for reading, (type, source) -> head prefix
-        # for writing (committed pairs only, see _KindPrefixes).
+        # for writing. An append may add kinds; if it rolls back, both forget them.
         self._kinds: _Numbered[tuple[str, str]] = _Numbered("kinds", self._load_kinds)
         self._heads = _KindPrefixes(self._conn)
         conn = self._conn
