@@ -24,8 +24,10 @@ from eda_lab.errors import (
     CommandRejected,
     DataFileError,
     EdaLabError,
+    InvalidArgument,
     InvalidEvent,
     ServiceUnavailable,
+    WrongArgumentType,
 )
 from eda_lab.events import Command, Event
 from eda_lab.failures import IdempotentConsumer, OutboxRelay
@@ -66,6 +68,7 @@ __all__ = [
     "Fixed",
     "IdempotentConsumer",
     "InMemoryEventStore",
+    "InvalidArgument",
     "InvalidEvent",
     "Order",
     "OrderCommandHandler",
@@ -83,6 +86,7 @@ __all__ = [
     "Topic",
     "Uniform",
     "Upcasters",
+    "WrongArgumentType",
     "flow_graph",
     "load_shop",
     "notebook_setup",

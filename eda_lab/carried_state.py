@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, InvalidArgument
 from eda_lab.events import Event
 from eda_lab.exercises import exercise
 from eda_lab.latency import Latency
@@ -320,7 +320,7 @@ def bootstrap_replica(events: Iterable[Event], *, compacted: bool = False,
     :class:`ThinEventError`.
     """
     if read_rate <= 0:
-        raise ValueError(f"read_rate must be > 0 events per second, got {read_rate}.")
+        raise InvalidArgument(f"read_rate must be > 0 events per second, got {read_rate}.")
     log = compact(events) if compacted else list(events)
     replica: dict[str, dict[str, str]] = {}
     for event in log:

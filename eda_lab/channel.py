@@ -33,6 +33,7 @@ from collections import deque
 from heapq import heappush
 from typing import TYPE_CHECKING
 
+from eda_lab.errors import InvalidArgument
 from eda_lab.latency import Latency, as_latency, backoff_delay
 from eda_lab.services import Emitter
 
@@ -57,7 +58,7 @@ class Channel:
     def __init__(self, sim: Simulation, name: str, *, partitions: int = 1,
                  latency: Latency | float | None = None) -> None:
         if partitions < 1:
-            raise ValueError(f"a topic needs at least one partition, got {partitions}.")
+            raise InvalidArgument(f"a topic needs at least one partition, got {partitions}.")
         self.sim = sim
         self.name = name
         self.partitions = partitions
@@ -125,7 +126,7 @@ class Topic:
                   backoff: float, service_time: Latency | float | None = None
                   ) -> ConsumerGroup:
         if start not in ("latest", "earliest"):
-            raise ValueError(f"start must be 'latest' or 'earliest', got {start!r}.")
+            raise InvalidArgument(f"start must be 'latest' or 'earliest', got {start!r}.")
         existing = self.groups.get(group)
         if existing is None:
             existing = self.groups[group] = ConsumerGroup(
@@ -151,7 +152,7 @@ class ConsumerGroup:
                  max_deliveries: int, backoff: float,
                  service_time: Latency | float | None = None) -> None:
         if max_deliveries < 1:
-            raise ValueError(f"max_deliveries must be at least 1, got {max_deliveries}.")
+            raise InvalidArgument(f"max_deliveries must be at least 1, got {max_deliveries}.")
         self.topic = topic
         self.name = name
         self.latency = latency

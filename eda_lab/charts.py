@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import altair as alt
 import pandas as pd
 
-from eda_lab.errors import ChartTooLargeError
+from eda_lab.errors import ChartTooLargeError, InvalidArgument
 
 __all__ = ["MAX_ROWS", "check_rows", "events_over_time", "pick_bin_seconds", "timeline"]
 
@@ -333,7 +333,7 @@ def read_model_chart(name: str, frame: pd.DataFrame) -> alt.Chart:
             x=alt.X("day:O", title="day paid (or placed)"), y=alt.Y("orders:Q", title="orders"),
             color=alt.Color("status:N", title="status"), tooltip=["day", "status", "orders"],
         ).properties(title="Open orders waiting", width=560, height=160)
-    raise ValueError(f"no chart for read model {name!r}: use revenue_by_day, "
+    raise InvalidArgument(f"no chart for read model {name!r}: use revenue_by_day, "
                      "orders_by_customer or orders_to_ship.")
 
 

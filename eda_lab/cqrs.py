@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from eda_lab.errors import CommandRejected, EdaLabError
+from eda_lab.errors import CommandRejected, EdaLabError, InvalidArgument
 from eda_lab.events import Command
 from eda_lab.exercises import exercise
 from eda_lab.gcpause import gc_paused
@@ -390,9 +390,9 @@ class ProjectionRunner:
         sizes = dict(batch_sizes or {})
         for who, size in {"batch_size": batch_size, **sizes}.items():
             if type(size) is not int or size < 1:
-                raise ValueError(f"the batch size of {who} must be an int >= 1, got {size!r}.")
+                raise InvalidArgument(f"the batch size of {who} must be an int >= 1, got {size!r}.")
         if delay < 0:
-            raise ValueError(f"delay must be >= 0 virtual seconds, got {delay}.")
+            raise InvalidArgument(f"delay must be >= 0 virtual seconds, got {delay}.")
         self.store = store
         self.projections: dict[str, Projection] = {}
         for projection in projections:

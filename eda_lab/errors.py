@@ -6,7 +6,10 @@ each pattern module defines the errors of its own idea next to the code that
 raises them. The whole tree (a test keeps it complete)::
 
     EdaLabError (the base)
+    ├── InvalidArgument         (errors)     an argument is out of range, empty or unknown
+    ├── WrongArgumentType       (errors)     an argument is of the wrong kind
     ├── InvalidEvent            (events)     an event or command breaks the envelope rules
+    ├── ReadOnlyData            (events)     an event's data was changed in place
     ├── CommandRejected         (errors)     a command's receiver refused it, with the reason
     ├── ChartTooLargeError      (charts)     a chart would embed more than 5000 rows
     ├── ServiceUnavailable      (errors)     a synchronous call reached a service that is down
@@ -47,13 +50,30 @@ __all__ = [
     "CommandRejected",
     "DataFileError",
     "EdaLabError",
+    "InvalidArgument",
     "InvalidEvent",
     "ServiceUnavailable",
+    "WrongArgumentType",
 ]
 
 
 class EdaLabError(Exception):
     """Base class of every error eda_lab raises on purpose."""
+
+
+class InvalidArgument(EdaLabError, ValueError):
+    """A function or class got a value it cannot use: out of range, empty, unknown.
+
+    The message names the argument, shows the value and says what is allowed. It is
+    also a ``ValueError``, so code that catches ``ValueError`` still catches it.
+    """
+
+
+class WrongArgumentType(EdaLabError, TypeError):
+    """An argument of the wrong kind (one event where a list of events is needed, say).
+
+    The message says what to pass instead. It is also a ``TypeError``.
+    """
 
 
 class InvalidEvent(EdaLabError, ValueError):

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from eda_lab.errors import InvalidEvent
+from eda_lab.errors import EdaLabError, InvalidEvent
 
-__all__ = ["Command", "Event", "FrozenData", "now_utc", "payload_size"]
+__all__ = ["Command", "Event", "FrozenData", "ReadOnlyData", "now_utc", "payload_size"]
 
 SPECVERSION = "1.0"
 DEFAULT_SOURCE = "eda-lab"
@@ -43,6 +43,10 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+class ReadOnlyData(EdaLabError, TypeError):
+    """Someone tried to change an event's data in place (it is a fact: emit a new event)."""
+
+
 class FrozenData(dict):
     """A dict that refuses changes: an event's data is a fact and stays as it was.
 
@@ -52,7 +56,7 @@ class FrozenData(dict):
     __slots__ = ()
 
     def _refuse(self, *args: object, **kwargs: object) -> None:
-        raise TypeError(
+        raise ReadOnlyData(
             "event data is immutable: an event records a fact that already happened. "
             "To record a change, emit a new event (or use event.evolve(data=...))."
         )
@@ -69,6 +73,7 @@ class FrozenData(dict):
 
 
 def _not_json(value: object) -> None:
+    # internal: the JSON encoder's hook; _encode reports it as an InvalidEvent
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 

@@ -46,6 +46,7 @@ from typing import Any
 import pandas as pd
 
 from eda_lab.channel import Channel, ConsumerGroup, Topic
+from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
 from eda_lab.exercises import exercise
 from eda_lab.latency import Latency
@@ -97,7 +98,7 @@ def _fault_rng(seed: int, salt: int) -> random.Random:
 def _orders(n_orders: int) -> pd.DataFrame:
     """The first ``n_orders`` orders of the shop data set, with their totals."""
     if n_orders < 0:
-        raise ValueError(f"n_orders must be >= 0, got {n_orders}.")
+        raise InvalidArgument(f"n_orders must be >= 0, got {n_orders}.")
     shop = load_shop()
     placed = shop.orders.head(n_orders)[["order_id", "customer_id"]].copy()
     placed["total"] = [shop.order_total(o) for o in placed["order_id"]]
@@ -152,7 +153,7 @@ class LostAcks:
 
     def __init__(self, handler: Handler, *, rate: float, seed: int = 0) -> None:
         if not 0.0 <= rate < 1.0:
-            raise ValueError(f"rate must be in [0, 1), got {rate!r}: a rate of 1 would "
+            raise InvalidArgument(f"rate must be in [0, 1), got {rate!r}: a rate of 1 would "
                              "lose every acknowledgement and nothing would ever commit.")
         self.handler = handler
         self.rate = rate
@@ -313,7 +314,7 @@ def run_poison(seed: int = 7, n_items: int = 30, poison: int | Iterable[int] = 1
     """
     if isinstance(poison, int):
         if not 0 <= poison <= n_items:
-            raise ValueError(f"poison must be between 0 and n_items={n_items}, got {poison}.")
+            raise InvalidArgument(f"poison must be between 0 and n_items={n_items}, got {poison}.")
         bad = set(_fault_rng(seed, 2).sample(range(n_items), poison))
     else:
         bad = set(poison)
@@ -463,7 +464,7 @@ class OrderService:
     def __init__(self, sim: Simulation, topic: Topic, db: OrderDatabase, *,
                  design: str = "db_first", name: str = "ordering") -> None:
         if design not in DESIGNS:
-            raise ValueError(f"design must be one of {DESIGNS}, got {design!r}.")
+            raise InvalidArgument(f"design must be one of {DESIGNS}, got {design!r}.")
         self.sim, self.topic, self.db, self.design = sim, topic, db, design
         self.emitter = sim.emitter(name)
         self.name = name
@@ -485,7 +486,7 @@ class OrderService:
         steps = CRASH_POINTS[self.design]
         stop = len(steps) if crash_after is None else crash_after
         if stop < 0:
-            raise ValueError(f"crash_after must be >= 0 steps, got {crash_after}.")
+            raise InvalidArgument(f"crash_after must be >= 0 steps, got {crash_after}.")
         sim, conn, record = self.sim, self.db.conn, self.sim.trace.record
         event = self._event(order_id, customer_id, total)
         row = (order_id, customer_id, total)
@@ -595,7 +596,7 @@ def run_dual_write(design: str = "db_first", seed: int = 7, n_orders: int = 20, 
     every OrderPlaced subject delivered to it, duplicates included.
     """
     if not 0.0 <= crash_rate <= 1.0:
-        raise ValueError(f"crash_rate must be in [0, 1], got {crash_rate!r}.")
+        raise InvalidArgument(f"crash_rate must be in [0, 1], got {crash_rate!r}.")
     sim = Simulation(seed=seed)
     topic = sim.channel("bus", partitions=3, latency=latency).topic("orders")
     db = OrderDatabase()
@@ -694,10 +695,10 @@ def run_scale_out(*, members: int = 1, partitions: int = 4, n_events: int = 200,
     Returns the finished simulation; measure it with :func:`scale_out_summary`.
     """
     if members < 1 or partitions < 1:
-        raise ValueError(f"need at least one member and one partition, got members="
+        raise InvalidArgument(f"need at least one member and one partition, got members="
                          f"{members}, partitions={partitions}.")
     if rate <= 0:
-        raise ValueError(f"rate must be > 0 events per second, got {rate!r}.")
+        raise InvalidArgument(f"rate must be > 0 events per second, got {rate!r}.")
     sim = Simulation(seed=seed)
     topic = sim.channel("bus", partitions=partitions, latency=latency).topic("orders")
     shop = sim.emitter("shop")

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from eda_lab.errors import InvalidArgument
+
 __all__ = ["handler_methods", "on"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,9 +28,9 @@ _MARK = "_eda_handles"
 def on(*event_types: str) -> Callable[[F], F]:
     """Mark a method as the handler of ``event_types`` (marks can be stacked)."""
     if not event_types:
-        raise ValueError("@on needs at least one event type, e.g. @on('OrderPlaced').")
+        raise InvalidArgument("@on needs at least one event type, e.g. @on('OrderPlaced').")
     if not all(isinstance(t, str) and t for t in event_types):
-        raise ValueError(f"@on takes event type names (non-empty str), got {event_types!r}.")
+        raise InvalidArgument(f"@on takes event type names (non-empty str), got {event_types!r}.")
 
     def mark(method: F) -> F:
         method.__dict__.setdefault(_MARK, []).extend(event_types)

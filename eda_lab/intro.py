@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from eda_lab.channel import Topic
+from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
 from eda_lab.exercises import exercise
 from eda_lab.latency import Uniform
@@ -55,7 +56,7 @@ def build_intro(seed: int = 7, n_orders: int = 12, latency: float = 0.3,
     mean time between orders.
     """
     if n_orders < 0:
-        raise ValueError(f"n_orders must be >= 0, got {n_orders}.")
+        raise InvalidArgument(f"n_orders must be >= 0, got {n_orders}.")
     data = load_shop()
     sim = Simulation(seed=seed)
     bus = sim.channel("bus", partitions=3, latency=Uniform(latency / 2, latency * 3 / 2))

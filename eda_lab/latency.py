@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from eda_lab.errors import InvalidArgument, WrongArgumentType
+
 __all__ = ["Exponential", "Fixed", "Latency", "Uniform", "as_latency", "backoff_delay"]
 
 
@@ -26,7 +28,7 @@ class Latency(Protocol):
 
 def _check(value: float, name: str) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}.")
+        raise InvalidArgument(f"{name} must be a number of seconds >= 0, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class Uniform:
         _check(self.low, "Uniform.low")
         _check(self.high, "Uniform.high")
         if self.high < self.low:
-            raise ValueError(f"Uniform needs low <= high, got {self.low} > {self.high}.")
+            raise InvalidArgument(f"Uniform needs low <= high, got {self.low} > {self.high}.")
 
     def sample(self, rng: random.Random) -> float:
         return self.low + (self.high - self.low) * rng.random()
@@ -80,7 +82,7 @@ def as_latency(value: Latency | float | int | None) -> Latency:
         return Fixed(float(value))
     if isinstance(value, Latency):
         return value
-    raise TypeError(
+    raise WrongArgumentType(
         f"latency must be seconds or a model such as Fixed(0.1), Uniform(0.01, 0.2) or "
         f"Exponential(0.05); got {value!r}."
     )

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from eda_lab.errors import WrongArgumentType
+
 __all__ = ["RECORD_KEY", "notebook_setup", "read_records", "record"]
 
 #: Output metadata key under which :func:`record` stores ``{"name": ..., "value": ...}``.
@@ -73,7 +75,7 @@ def record(name: str, value: Any) -> None:
     try:
         json.dumps(value)
     except TypeError as exc:
-        raise TypeError(f"record({name!r}, ...) needs a JSON value: {exc}") from None
+        raise WrongArgumentType(f"record({name!r}, ...) needs a JSON value: {exc}") from None
     display({"text/plain": f"{name} = {value!r}"}, raw=True,
             metadata={RECORD_KEY: {"name": name, "value": value}})
 

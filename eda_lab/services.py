@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
 
 if TYPE_CHECKING:
@@ -33,14 +34,14 @@ class Service:
 
     def __init__(self, sim: Simulation, name: str) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError("a service needs a non-empty name, such as 'shipping'.")
+            raise InvalidArgument("a service needs a non-empty name, such as 'shipping'.")
         self.sim = sim
         self.name = name
         self.outages: list[tuple[float, float]] = []
 
     def add_outage(self, start: float, end: float) -> None:
         if end <= start:
-            raise ValueError(f"an outage must end after it starts ({start} -> {end}).")
+            raise InvalidArgument(f"an outage must end after it starts ({start} -> {end}).")
         self.outages.append((start, end))
 
     def is_up(self, t: float | None = None) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from eda_lab.channel import Channel
+from eda_lab.errors import InvalidArgument
 from eda_lab.gcpause import gc_paused
 from eda_lab.latency import Latency
 from eda_lab.services import Emitter, Service, Sink
@@ -46,7 +47,8 @@ class Simulation:
     def __init__(self, seed: int = 0, *, start: datetime = DEFAULT_START,
                  trace: bool = True) -> None:
         if start.tzinfo is None:
-            raise ValueError("start must be timezone-aware: datetime(..., tzinfo=timezone.utc)")
+            raise InvalidArgument(
+                "start must be timezone-aware: datetime(..., tzinfo=timezone.utc)")
         self.seed = seed
         self.start = start
         self.rng = random.Random(seed)
@@ -79,7 +81,7 @@ class Simulation:
     def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> float:
         """Run ``action(*args)`` ``delay`` virtual seconds from now; returns that time."""
         if delay < 0:
-            raise ValueError(f"cannot schedule into the past (delay={delay}).")
+            raise InvalidArgument(f"cannot schedule into the past (delay={delay}).")
         when = self.now + delay
         heapq.heappush(self._queue, (when, next(self._order), action, args))
         return when
@@ -92,7 +94,7 @@ class Simulation:
               until: float | None = None) -> None:
         """Run ``action(*args)`` now and then every ``interval`` seconds (until ``until``)."""
         if interval <= 0:
-            raise ValueError(f"interval must be > 0 seconds, got {interval}.")
+            raise InvalidArgument(f"interval must be > 0 seconds, got {interval}.")
 
         def tick() -> None:
             action(*args)
@@ -152,7 +154,7 @@ class Simulation:
 
     def _add(self, service: Any) -> Any:
         if service.name in self.services:
-            raise ValueError(
+            raise InvalidArgument(
                 f"a service named {service.name!r} already exists; use sim.services"
                 f"[{service.name!r}] to reach it, or choose another name."
             )

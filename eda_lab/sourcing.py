@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
 from eda_lab.events import Event, now_utc
 from eda_lab.exercises import exercise
 from eda_lab.gcpause import gc_paused
@@ -136,7 +136,7 @@ class Aggregate:
     def __init__(self, id: str, *, clock: Callable[[], datetime] | None = None,
                  new_id: Callable[[], str] | None = None) -> None:
         if not isinstance(id, str) or not id:
-            raise ValueError(f"an aggregate id must be a non-empty str, got {id!r}.")
+            raise InvalidArgument(f"an aggregate id must be a non-empty str, got {id!r}.")
         self._id = id
         self._version = 0
         self._pending: list[Event] = []
@@ -198,7 +198,7 @@ class Aggregate:
         if not records:
             return
         if records[0].version != self._version + 1:
-            raise ValueError(
+            raise InvalidArgument(
                 f"{self._id!r} is at version {self._version}; replay must continue at "
                 f"version {self._version + 1}, not {records[0].version}."
             )
@@ -278,9 +278,10 @@ class Repository(Generic[A]):
                  progress_after: int = 20_000) -> None:
         if snapshot_every is not None:
             if type(snapshot_every) is not int or snapshot_every < 1:
-                raise ValueError(f"snapshot_every must be a positive int, got {snapshot_every!r}.")
+                raise InvalidArgument(
+                    f"snapshot_every must be a positive int, got {snapshot_every!r}.")
             if not hasattr(store, "save_snapshot"):
-                raise TypeError(f"{type(store).__name__} cannot keep snapshots.")
+                raise WrongArgumentType(f"{type(store).__name__} cannot keep snapshots.")
         self.store = store
         self.aggregate = aggregate
         self.snapshot_every = snapshot_every
@@ -301,14 +302,14 @@ class Repository(Generic[A]):
         store = self.store
         if as_of is not None:
             if version is not None:
-                raise ValueError("give version or as_of, not both.")
+                raise InvalidArgument("give version or as_of, not both.")
             version = _version_at(store, id, as_of)
             if version == 0:
                 raise AggregateNotFound(
                     f"{self.aggregate.__name__} {id!r} did not exist yet at {as_of.isoformat()}."
                 )
         if version is not None and (type(version) is not int or version < 1):
-            raise ValueError(f"version must be an int >= 1, got {version!r}.")
+            raise InvalidArgument(f"version must be an int >= 1, got {version!r}.")
         aggregate: A | None = None
         if self.snapshot_every is not None:
             snap = store.latest_snapshot(id, version)  # type: ignore[attr-defined]
@@ -347,7 +348,7 @@ class Repository(Generic[A]):
         events unchanged) when the stream moved on since the aggregate was loaded.
         """
         if by is not None and (not isinstance(by, str) or not by.strip()):
-            raise ValueError(f"by must name who acted (a non-empty str), got {by!r}.")
+            raise InvalidArgument(f"by must name who acted (a non-empty str), got {by!r}.")
         pending = aggregate._pending
         if not pending:
             return []

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
 from eda_lab.events import Event, FrozenData
 from eda_lab.gcpause import gc_paused
 from eda_lab.upcasting import Upcasters
@@ -283,19 +283,20 @@ def _dedupe_batch(stream_id: str, events: list[Event]) -> list[Event]:
 
 def _check_append(stream_id: object, events: object, expected_version: object) -> list[Event]:
     if not isinstance(stream_id, str) or not stream_id:
-        raise ValueError(f"stream_id must be a non-empty str, got {stream_id!r}.")
+        raise InvalidArgument(f"stream_id must be a non-empty str, got {stream_id!r}.")
     if isinstance(events, Event):
-        raise TypeError("append takes a sequence of events: wrap one event in a list, [event].")
+        raise WrongArgumentType(
+            "append takes a sequence of events: wrap one event in a list, [event].")
     batch = list(events)  # type: ignore[call-overload]
     for event in batch:
         if type(event) is not Event:
-            raise TypeError(
+            raise WrongArgumentType(
                 f"append stores Event objects, got {type(event).__name__}: build one with "
                 "Event(type, data, subject=...)."
             )
     if expected_version is not None and (
             type(expected_version) is not int or expected_version < 0):
-        raise ValueError(
+        raise InvalidArgument(
             f"expected_version must be None (no check), 0 (a new stream) or the version "
             f"you read, got {expected_version!r}."
         )
@@ -304,9 +305,9 @@ def _check_append(stream_id: object, events: object, expected_version: object) -
 
 def _check_range(from_version: int, to_version: int | None) -> None:
     if from_version < 1:
-        raise ValueError(f"versions start at 1, got from_version={from_version}.")
+        raise InvalidArgument(f"versions start at 1, got from_version={from_version}.")
     if to_version is not None and to_version < 0:
-        raise ValueError(f"to_version must be >= 0, got {to_version}.")
+        raise InvalidArgument(f"to_version must be >= 0, got {to_version}.")
 
 
 def _upcast_all(records: list[Recorded], upcasters: Upcasters) -> list[Recorded]:
@@ -476,6 +477,7 @@ _scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defin
 def _set_meta(event: Any, meta: object, subject: str) -> None:
     """Fill the envelope attributes from a head's meta object (checked: the rare path)."""
     if type(meta) is not dict or not meta.keys() <= _META_KEYS:
+        # internal: _decode_rows reports it as a CorruptEventError
         raise ValueError(f"meta must be an object with keys from {sorted(_META_KEYS)}")
     subject = meta.get("subject", subject)
     sequence = meta.get("sequence")
@@ -486,6 +488,7 @@ def _set_meta(event: Any, meta: object, subject: str) -> None:
             or not (sequence is None or type(sequence) is int)
             or not (correlation_id is None or type(correlation_id) is str)
             or not (causation_id is None or type(causation_id) is str)):
+        # internal: _decode_rows reports it as a CorruptEventError
         raise ValueError(f"meta {meta} has a value of the wrong type")
     event.subject = subject
     event.sequence = sequence
@@ -520,6 +523,7 @@ def _decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str],
                     kind, time, meta = envelope
                 if (type(payload) is not dict or end != len(data) or head_end != len(head)
                         or type(kind) is not int or type(time) is not int or not event_id):
+                    # internal: _decode_rows reports it as a CorruptEventError
                     raise ValueError("data is not one JSON object, or the head is not "
                                      "[kind, time(, meta)], or the id is missing")
                 type_, source = kinds[kind]
@@ -640,7 +644,7 @@ class InMemoryEventStore:
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:
         """Events of every stream after ``after_position``, in commit order."""
         if after_position < 0:
-            raise ValueError(f"after_position must be >= 0, got {after_position}.")
+            raise InvalidArgument(f"after_position must be >= 0, got {after_position}.")
         end = None if limit is None else after_position + limit
         records = self._all[after_position:end]
         return _upcast_all(records, self.upcasters) if self.upcasters is not None else records
@@ -860,7 +864,7 @@ class SQLiteEventStore:
         self.path = os.fspath(path)
         self.upcasters = upcasters
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(
+            raise InvalidArgument(
                 f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}.")
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -1015,7 +1019,7 @@ class SQLiteEventStore:
         if not batch:
             return [], None
         if actual + len(batch) > _VERSION_MASK:
-            raise ValueError(f"stream {stream_id!r} would pass {_VERSION_MASK} events, the "
+            raise InvalidArgument(f"stream {stream_id!r} would pass {_VERSION_MASK} events, the "
                              "most one stream can hold: start a new stream.")
         created = None
         if stream is None:
@@ -1094,7 +1098,7 @@ class SQLiteEventStore:
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:
         """Events of every stream after ``after_position``, in commit order."""
         if after_position < 0:
-            raise ValueError(f"after_position must be >= 0, got {after_position}.")
+            raise InvalidArgument(f"after_position must be >= 0, got {after_position}.")
         return self._query(_READ_ALL, {"after": after_position,
                                        "limit": -1 if limit is None else limit}, self._names)
 

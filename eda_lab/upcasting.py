@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, InvalidArgument
 from eda_lab.events import Event
 
 __all__ = ["SchemaVersionError", "Upcaster", "Upcasters"]
@@ -66,14 +66,14 @@ class Upcasters:
         """
         if not (isinstance(type, str) and type and isinstance(from_version, int)
                 and from_version >= 1):
-            raise ValueError(
+            raise InvalidArgument(
                 f"register(type, from_version) needs an event type and a version >= 1, "
                 f"got {type!r}, {from_version!r}."
             )
 
         def add(fn: Upcaster) -> Upcaster:
             if (type, from_version) in self._steps:
-                raise ValueError(
+                raise InvalidArgument(
                     f"an upcaster for {type} v{from_version} is already registered: "
                     "there is exactly one way from one version to the next."
                 )

@@ -96,7 +96,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, InvalidArgument
 from eda_lab.events import Event
 from eda_lab.store import (
     _ENCODE,
@@ -199,10 +199,10 @@ class JetStreamEventStore:
                  upcasters: Upcasters | None = None, storage: str = "file",
                  replicas: int = 1, timeout: float = 5.0) -> None:
         if not _NAME.fullmatch(stream):
-            raise ValueError(f"a JetStream stream name uses letters, digits, _ and - only, "
+            raise InvalidArgument(f"a JetStream stream name uses letters, digits, _ and - only, "
                              f"got {stream!r}.")
         if storage not in ("file", "memory"):
-            raise ValueError(f"storage must be 'file' or 'memory', got {storage!r}.")
+            raise InvalidArgument(f"storage must be 'file' or 'memory', got {storage!r}.")
         self.url, self.stream, self.upcasters = url, stream, upcasters
         self.storage, self.replicas, self.timeout = storage, replicas, timeout
         self._prefix = f"{stream}.events"
@@ -352,9 +352,11 @@ class JetStreamEventStore:
                  f"{cache.version(stream_id) + 1}; JetStream message {seq} on {subject})")
         try:
             if not stream_id:
+                # internal: _apply reports it as a CorruptEventError
                 raise ValueError(f"the subject token {token!r} is not a stream id")
             raw = json.loads(data)
             if not isinstance(raw, list):
+                # internal: _apply reports it as a CorruptEventError
                 raise ValueError("the payload is not a JSON array of CloudEvents")
             events = [Event.from_cloudevent(item) for item in raw]
         except (ValueError, TypeError, KeyError) as exc:
@@ -483,7 +485,7 @@ class JetStreamEventStore:
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:
         """Events of every stream after ``after_position``, in commit order."""
         if after_position < 0:
-            raise ValueError(f"after_position must be >= 0, got {after_position}.")
+            raise InvalidArgument(f"after_position must be >= 0, got {after_position}.")
         return self._upcast(self._call(self._synced(
             lambda c: c.read_all(after_position, limit))))
 
