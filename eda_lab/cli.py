@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import re
 import sys
 import tempfile
@@ -232,9 +233,12 @@ def check_parameters(notebooks: Sequence[Path], parameters: dict[str, Any]) -> N
         unknown = sorted(set(parameters) - set(declared))
         if unknown:
             known = ", ".join(declared) or "none (it has no cell tagged 'parameters')"
+            lowered = {name.lower(): name for name in declared}
+            close = difflib.get_close_matches(unknown[0].lower(), list(lowered), n=1)
+            hint = f" Did you mean {lowered[close[0]]}?" if close else ""
             raise UnknownParameter(
                 f"{path.name} does not declare {', '.join(unknown)}; "
-                f"its parameters are: {known}. Nothing was run."
+                f"its parameters are: {known}.{hint} Nothing was run."
             )
         for name, value in parameters.items():
             _check_type(path, name, declared[name]["default"], value)
@@ -341,7 +345,7 @@ def run_notebooks(
                 cwd=str(source.resolve().parent),
             )
         except papermill.PapermillExecutionError as exc:
-            error = f"{exc.ename}: {exc.evalue}"
+            error = f"{exc.ename}: {exc.evalue}".rstrip(".")
             if stop_on_error:
                 raise NotebookFailed(
                     f"{source.name} stopped in cell [{exc.exec_count}] with {error}. "
@@ -503,7 +507,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     notebooks = resolve_notebooks(args.notebooks, args.notebook_dir)
-    parameters = {name: parse_value(value) for name, value in args.parameters or []}
+    parameters: dict[str, Any] = {}
+    for name, value in args.parameters or []:
+        if name in parameters:
+            raise CliError(f"-p {name} is given twice; give each parameter once. "
+                           "Nothing was run.")
+        parameters[name] = parse_value(value)
     check_parameters(notebooks, parameters)
     runs = run_notebooks(notebooks, Path(args.output), parameters)
     print(f"Executed notebooks are in {Path(args.output).resolve()}:")
@@ -563,7 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="path, file name or number (default: all, in order)")
     p_run.add_argument("-p", "--parameter", dest="parameters", action="append", nargs=2,
                        metavar=("NAME", "VALUE"),
-                       help="set a parameter; VALUE is read as a YAML/JSON literal")
+                       help="set a parameter (also -p NAME=VALUE); VALUE is read as a "
+                            "YAML/JSON literal")
     p_run.add_argument("--output", "-o", default=str(DEFAULT_OUTPUT),
                        help=f"folder for the executed notebooks (default: {DEFAULT_OUTPUT}/)")
     p_run.set_defaults(func=_cmd_run)
@@ -581,10 +591,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_name_value(argv: Sequence[str]) -> list[str]:
+    """Accept ``-p NAME=VALUE`` as well as ``-p NAME VALUE``."""
+    out: list[str] = []
+    after_p = False
+    for arg in argv:
+        name, equals, value = arg.partition("=")
+        if after_p and equals and name.isidentifier():
+            out += [name, value]
+        else:
+            out.append(arg)
+        after_p = arg in ("-p", "--parameter")
+    return out
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     """Entry point of the ``eda-lab`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(None if argv is None else list(argv))
+    args = parser.parse_args(_split_name_value(sys.argv[1:] if argv is None else list(argv)))
     try:
         return int(args.func(args))
     except NotebookFailed as exc:

@@ -146,6 +146,24 @@ def test_run_refuses_an_undeclared_parameter_before_running(
     assert not out_dir.exists()
 
 
+@pytest.mark.parametrize(("given", "hint"), [("N", "n"), ("lable", "label"), ("zzz", None)])
+def test_an_unknown_parameter_gets_a_did_you_mean(lessons: Path, given: str,
+                                                  hint: str | None) -> None:
+    with pytest.raises(cli.UnknownParameter) as info:
+        cli.check_parameters([lessons / "00_counting.ipynb"], {given: 1})
+    assert ("Did you mean" in str(info.value)) == (hint is not None)
+    if hint:
+        assert f"Did you mean {hint}?" in str(info.value)
+
+
+def test_a_parameter_given_twice_is_refused(lessons: Path, tmp_path: Path, capsys) -> None:
+    status = cli.main(["--notebook-dir", str(lessons), "run", "00", "-p", "n", "1",
+                       "-p", "n=2", "--output", str(tmp_path / "out")])
+    assert status == 2
+    assert "-p n is given twice" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(("name", "value", "accepted"), [
     ("n", "three", False), ("n", "true", False), ("n", "2.5", False), ("n", "4", True),
     ("label", "4", False), ("label", "four", True)])
@@ -167,13 +185,13 @@ def test_a_failing_notebook_names_its_cell_and_executed_copy(
     make_notebook(folder / "00_broken.ipynb", [
         ("md", "# 00 · Broken", []),
         ("code", "n = 1  # a number", ["parameters"]),
-        ("code", "raise ValueError('the data file is corrupt')", []),
+        ("code", "raise ValueError('the data file is corrupt.')", []),
     ])
     out_dir = tmp_path / "out"
     assert cli.main(["--notebook-dir", str(folder), "run", "00",
                      "--output", str(out_dir)]) == 1
     err = capsys.readouterr().err
-    assert "stopped in cell [2] with ValueError: the data file is corrupt" in err
+    assert "stopped in cell [2] with ValueError: the data file is corrupt. The" in err
     assert str(out_dir / "00_broken.ipynb") in err
 
 
@@ -198,7 +216,7 @@ def test_run_executes_with_parameters_and_reports_records(
         lessons: Path, tmp_path: Path, capsys) -> None:
     out_dir = tmp_path / "out"
     status = cli.main(["--notebook-dir", str(lessons), "run", "00",
-                       "-p", "n", "7", "-p", "label", "seven", "--output", str(out_dir)])
+                       "-p", "n", "7", "-p", "label=seven", "--output", str(out_dir)])
     assert status == 0
     executed = out_dir / "00_counting.ipynb"
     assert read_records(executed) == {"n_squared": 49, "label": "seven"}
