@@ -68,11 +68,11 @@ def test_wal_and_constraints(tmp_path: Path) -> None:
     # the key (stream << 32 | version) is the primary key: a second event at the
     # same (stream, version) is refused by the database itself
     with pytest.raises(sqlite3.IntegrityError, match=r"events\.key"):
-        conn.execute("INSERT INTO events (key, position, id, head, data) "
-                     "VALUES ((1 << 32) | 1, 2, 'other', '[1,0]', '{}')")
+        conn.execute("INSERT INTO events (key, position, id, body) "
+                     "VALUES ((1 << 32) | 1, 2, 'other', '[1,0]' || char(10) || '{}')")
     with pytest.raises(sqlite3.IntegrityError, match=r"events\.stream, events\.id"):
-        conn.execute("INSERT INTO events (key, position, id, head, data) "
-                     "VALUES ((1 << 32) | 2, 2, 'O-1-e1', '[1,0]', '{}')")
+        conn.execute("INSERT INTO events (key, position, id, body) "
+                     "VALUES ((1 << 32) | 2, 2, 'O-1-e1', '[1,0]' || char(10) || '{}')")
     with pytest.raises(sqlite3.IntegrityError, match=r"streams\.name"):
         conn.execute("INSERT INTO streams (name) VALUES ('O-1')")
     assert conn.execute("SELECT stream, version FROM events").fetchall() == [(1, 1)]
@@ -96,15 +96,17 @@ def test_the_lean_row_format(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT stream, name FROM streams ORDER BY stream").fetchall() == [
         (1, "O-1"), (2, "O-2")]
-    rows = conn.execute("SELECT key, stream, version, position, head, data FROM events "
+    rows = conn.execute("SELECT key, stream, version, position, body FROM events "
                         "ORDER BY position").fetchall()
     micros = int((usual.time - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000
-    assert rows[0] == ((1 << 32) | 1, 1, 1, 1, f"[1,{micros}]", usual._json)
+    assert rows[0] == ((1 << 32) | 1, 1, 1, 1, f"[1,{micros}]\n{usual._json}")
     assert conn.execute("SELECT * FROM kinds").fetchall() == [(1, "ItemAdded", "shop")]
-    assert json.loads(rows[1][4])[2] == {"subject": "elsewhere", "sequence": 7,
+    assert json.loads(rows[1][4].split("\n")[0])[2] == {"subject": "elsewhere", "sequence": 7,
                                          "correlation_id": "c", "causation_id": "k",
                                          "schema_version": 2}
-    assert rows[2][1:4] == (2, 1, 3) and len(json.loads(rows[2][4])) == 2
+    assert rows[2][1:4] == (2, 1, 3) and len(json.loads(rows[2][4].split("\n")[0])) == 2
+    split = conn.execute("SELECT head, data FROM events_split WHERE position = 1").fetchone()
+    assert split == (f"[1,{micros}]", usual._json)
     assert conn.execute("SELECT * FROM commits ORDER BY position").fetchall() == [
         (1, 1, 1, 2), (3, 2, 1, 1)]
     readable = conn.execute("SELECT stream_id, version, type, source, time_utc, meta "
@@ -202,24 +204,32 @@ def test_synchronous_setting_is_checked() -> None:
         SQLiteEventStore(synchronous="sometimes")
 
 
+def _set(head: str, data: str = "{}") -> str:
+    """An UPDATE that gives the row at position 2 this head and data."""
+    return (f"UPDATE events SET body = '{head}' || char(10) || '{data}' "
+            "WHERE position = 2")
+
+
 @pytest.mark.parametrize(("sql", "problem"), [
-    ("UPDATE events SET data = '{not json' WHERE position = 2", "JSONDecodeError"),
-    ("UPDATE events SET data = ' {}' WHERE position = 2", "JSONDecodeError"),
-    ("UPDATE events SET data = '{}x' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET data = '[1, 2]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[1,\"yesterday\"]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[1,1e300]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[1,999999999999999999]' WHERE position = 2", "OverflowError"),
-    ("UPDATE events SET head = '[99,0]' WHERE position = 2", "KeyError: 'number 99 is not in "
-     "the kinds table'"),
-    ("UPDATE events SET head = '[\"ItemAdded\",0]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[1.0,0]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[1]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[1,0,{},5]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '{\"type\":1}' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[1,0,{\"sequence\":\"x\"}]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = '[1,0,{\"colour\":1}]' WHERE position = 2", "ValueError"),
-    ("UPDATE events SET head = 'nope' WHERE position = 2", "JSONDecodeError"),
+    (_set("[1,0]", "{not json"), "JSONDecodeError"),
+    (_set("[1,0]", " {}"), "JSONDecodeError"),
+    (_set("[1,0]", "{}x"), "ValueError"),
+    (_set("[1,0]", "[1, 2]"), "ValueError"),
+    ("UPDATE events SET body = '[1,0]{}' WHERE position = 2", "JSONDecodeError"),
+    ("UPDATE events SET body = '[1,0] {}' WHERE position = 2", "ValueError"),
+    ("UPDATE events SET body = '[1,0]' WHERE position = 2", "JSONDecodeError"),
+    (_set('[1,"yesterday"]'), "ValueError"),
+    (_set("[1,1e300]"), "ValueError"),
+    (_set("[1,999999999999999999]"), "OverflowError"),
+    (_set("[99,0]"), "KeyError: 'number 99 is not in the kinds table'"),
+    (_set('["ItemAdded",0]'), "ValueError"),
+    (_set("[1.0,0]"), "ValueError"),
+    (_set("[1]"), "ValueError"),
+    (_set("[1,0,{},5]"), "ValueError"),
+    (_set('{"type":1}'), "ValueError"),
+    (_set('[1,0,{"sequence":"x"}]'), "ValueError"),
+    (_set('[1,0,{"colour":1}]'), "ValueError"),
+    ("UPDATE events SET body = 'nope' WHERE position = 2", "JSONDecodeError"),
     ("UPDATE events SET id = '' WHERE position = 2", "ValueError"),
 ])
 def test_a_corrupt_row_names_its_position(tmp_path: Path, sql: str, problem: str) -> None:
@@ -254,11 +264,11 @@ def test_a_row_with_a_null_names_its_position(tmp_path: Path) -> None:
     path = tmp_path / "loose.sqlite"
     conn = sqlite3.connect(path)  # a loosely typed table without NOT NULL
     conn.execute("CREATE TABLE events (key INTEGER PRIMARY KEY, position INTEGER, id TEXT, "
-                 "head TEXT, data TEXT, stream INTEGER AS (key >> 32), "
+                 "body TEXT, stream INTEGER AS (key >> 32), "
                  "version INTEGER AS (key & 4294967295))")
-    conn.execute("INSERT INTO events (key, position, id, head, data) "
-                 "VALUES ((1 << 32) | 1, 1, NULL, '[1,0]', '{}')")
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO events (key, position, id, body) "
+                 "VALUES ((1 << 32) | 1, 1, NULL, '[1,0]' || char(10) || '{}')")
+    conn.execute("PRAGMA user_version = 3")
     conn.commit()
     store = SQLiteEventStore(path)
     store._conn.execute("INSERT INTO streams VALUES (1, 'O-1')")
@@ -274,7 +284,7 @@ def test_a_table_missing_a_column_is_refused(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE events (key INTEGER PRIMARY KEY, position INTEGER, id TEXT, "
                  "data TEXT)")
     conn.commit()
-    with pytest.raises(StoreSchemaError, match=r"\['head', 'stream', 'version'\]"):
+    with pytest.raises(StoreSchemaError, match=r"\['body', 'stream', 'version'\]"):
         SQLiteEventStore(path)
     assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [
         ("events",)]  # refusing changed nothing
@@ -292,14 +302,15 @@ def test_the_older_format_is_refused_with_directions(tmp_path: Path) -> None:
         SQLiteEventStore(path)
 
 
-def test_the_previous_row_format_is_refused(tmp_path: Path) -> None:
-    """Format 1 had the same tables and columns but [type, source, time] heads."""
-    path = tmp_path / "format1.sqlite"
+def test_another_row_format_is_refused(tmp_path: Path) -> None:
+    """A file with the right tables and columns but another user_version (the row
+    format) is refused, not misread."""
+    path = tmp_path / "other.sqlite"
     SQLiteEventStore(path).append("O-1", [ev(1)])
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 0")
+    conn.execute("PRAGMA user_version = 4")
     conn.commit()
-    with pytest.raises(StoreSchemaError, match=r"row format 0 .* reads format 2"):
+    with pytest.raises(StoreSchemaError, match=r"row format 4 .* reads format 3"):
         SQLiteEventStore(path)
 
 
