@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eda_lab import sourcing
 from eda_lab.events import Event
 from eda_lab.exercises import check
 from eda_lab.orders import Order
@@ -135,6 +136,32 @@ def test_long_replay_uses_a_progress_bar(capsys: pytest.CaptureFixture[str]) -> 
     repo = filled(InMemoryEventStore(), 300, batch=100)
     repo.progress_after = 50
     assert repo.load("A-1").balance == sum(range(301))
+
+
+@settings(max_examples=30)
+@given(n=st.integers(1, 40), page=st.integers(1, 12), data=st.data())
+def test_a_replay_read_page_by_page_equals_one_read(n: int, page: int,
+                                                   data: st.DataObject) -> None:
+    store = SQLiteEventStore()
+    repo = filled(store, n, every=data.draw(st.sampled_from([None, 5])), batch=3)
+    reads = []
+    real_read = store.read
+
+    def counting_read(*args: Any, **kwargs: Any) -> Any:
+        reads.append(kwargs)
+        return real_read(*args, **kwargs)
+
+    version = data.draw(st.one_of(st.none(), st.integers(1, n)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sourcing, "REPLAY_PAGE", page)
+        patch.setattr(store, "read", counting_read)
+        loaded = repo.load("A-1", version=version)
+        upto = n if version is None else version
+        assert loaded.version == upto and loaded.balance == sum(range(upto + 1))
+        assert repo.last_replayed <= upto and len(reads) <= repo.last_replayed // page + 1
+        assert all(r["to_version"] - r["from_version"] < page for r in reads)
+        with pytest.raises(AggregateNotFound, match=f"has only {n} events"):
+            repo.load("A-1", version=n + page + 1)
 
 
 def placed_order() -> tuple[InMemoryEventStore, Repository[Order], Order]:
