@@ -50,6 +50,7 @@ from eda_lab.handlers import handler_methods, on
 from eda_lab.store import EventStore, InMemoryEventStore, Recorded, Snapshot
 
 __all__ = [
+    "REPLAY_PAGE",
     "Account",
     "Aggregate",
     "AggregateNotFound",
@@ -57,7 +58,6 @@ __all__ = [
     "EmailService",
     "ExchangeRateService",
     "MissingRecording",
-    "REPLAY_PAGE",
     "RecordingGateway",
     "Repository",
     "UnknownEventType",
