@@ -334,7 +334,7 @@ def run_notebooks(
         _refuse_overwrite(source, output)
     runs = []
     bar = tqdm(list(zip(notebooks, outputs, strict=True)), desc="notebooks", unit="nb",
-               disable=not progress)
+               disable=None if progress else True)  # None: only on a terminal
     for source, output in bar:
         bar.set_postfix_str(source.name)
         output.parent.mkdir(parents=True, exist_ok=True)
