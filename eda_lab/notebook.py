@@ -19,7 +19,7 @@ import pandas as pd
 
 from eda_lab.errors import WrongArgumentType
 
-__all__ = ["RECORD_KEY", "notebook_setup", "read_records", "record"]
+__all__ = ["CHART_PADDING", "RECORD_KEY", "notebook_setup", "read_records", "record"]
 
 #: Output metadata key under which :func:`record` stores ``{"name": ..., "value": ...}``.
 RECORD_KEY = "eda_lab"
