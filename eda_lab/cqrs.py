@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from eda_lab.errors import CommandRejected, EdaLabError, InvalidArgument
+from eda_lab.errors import CommandRejected, EdaLabError, InvalidArgument, NotFound
 from eda_lab.events import Command
 from eda_lab.exercises import exercise
 from eda_lab.gcpause import gc_paused
@@ -103,7 +103,7 @@ class ProjectionTimeout(EdaLabError):
     """A read-your-writes query waited longer than its timeout for a projection to catch up."""
 
 
-class UnknownProjection(EdaLabError, KeyError):
+class UnknownProjection(NotFound):
     """The runner has no projection of that name."""
 
     def __str__(self) -> str:  # KeyError would quote the message

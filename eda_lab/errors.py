@@ -7,6 +7,7 @@ raises them. The whole tree (a test keeps it complete)::
 
     EdaLabError (the base)
     ├── InvalidArgument         (errors)     an argument is out of range, empty or unknown
+    ├── NotFound                (errors)     a name or id that nothing answers to (a KeyError)
     ├── WrongArgumentType       (errors)     an argument is of the wrong kind
     ├── InvalidEvent            (events)     an event or command breaks the envelope rules
     ├── ReadOnlyData            (events)     an event's data was changed in place
@@ -52,6 +53,7 @@ __all__ = [
     "EdaLabError",
     "InvalidArgument",
     "InvalidEvent",
+    "NotFound",
     "ServiceUnavailable",
     "WrongArgumentType",
 ]
@@ -67,6 +69,20 @@ class InvalidArgument(EdaLabError, ValueError):
     The message names the argument, shows the value and says what is allowed. It is
     also a ``ValueError``, so code that catches ``ValueError`` still catches it.
     """
+
+
+class NotFound(EdaLabError, KeyError):
+    """A name or id that nothing answers to: an exercise, a projection, an entity.
+
+    It is also a ``KeyError``, so ``except KeyError`` still catches it, but it prints
+    its message as written: ``KeyError`` would wrap it in quotes.
+
+    >>> print(NotFound("there is no projection 'revnue'; did you mean 'revenue'?"))
+    there is no projection 'revnue'; did you mean 'revenue'?
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 class WrongArgumentType(EdaLabError, TypeError):

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import NotFound
 
 __all__ = ["CheckResult", "UnknownExercise", "check", "exercise", "exercises"]
 
@@ -44,7 +44,7 @@ EXERCISE_MODULES = (
 _REGISTRY: dict[str, tuple[str, Checker]] = {}
 
 
-class UnknownExercise(EdaLabError, KeyError):
+class UnknownExercise(NotFound):
     """``check`` was called with an exercise id nobody registered."""
 
 

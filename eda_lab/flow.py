@@ -31,12 +31,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import NotFound
 
 __all__ = ["FlowGraph", "NoSuchConversation", "conversation", "flow_graph", "max_hops"]
 
 
-class NoSuchConversation(EdaLabError, KeyError):
+class NoSuchConversation(NotFound):
     """No event in the trace belongs to the given correlation id."""
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import pandas as pd
 
-from eda_lab.errors import CommandRejected, EdaLabError, ServiceUnavailable
+from eda_lab.errors import CommandRejected, EdaLabError, NotFound, ServiceUnavailable
 from eda_lab.events import Command, Event, payload_size
 from eda_lab.exercises import exercise
 from eda_lab.latency import Exponential, Fixed, Latency, as_latency, backoff_delay
@@ -99,7 +99,7 @@ class ScenarioError(EdaLabError, ValueError):
     """A scenario parameter is out of range (the message names it and the allowed range)."""
 
 
-class UnknownEntity(EdaLabError, KeyError):
+class UnknownEntity(NotFound):
     """A query-back asked the source for a key it has never heard of."""
 
 
