@@ -2,6 +2,7 @@
 #
 #   make lab    set up .venv (first time only) and open JupyterLab on notebooks/
 #   make test   the same setup, then every check CI runs
+#   make unit   the developer's fast loop: every test but notebooks and browser
 #
 # Only python3 (3.11 or newer) is needed; everything else goes into .venv.
 # Setup is skipped while pyproject.toml and the JupyterLab overrides are unchanged
@@ -23,11 +24,12 @@ ifeq ($(shell id -u),0)
 LAB_FLAGS += --allow-root
 endif
 
-.PHONY: help setup lab test lint run bench notebooks clean
+.PHONY: help setup lab test unit lint run bench notebooks clean
 
 help:
 	@echo "make lab        set up .venv and start JupyterLab on notebooks/"
 	@echo "make test       set up .venv and run every check (ruff, unit tests, nbval, papermill)"
+	@echo "make unit       the fast loop: every test except the notebook and browser ones"
 	@echo "make lint       ruff over the whole repository"
 	@echo "make run        run every notebook with papermill into runs/ (eda-lab run)"
 	@echo "make bench      install the bench extra and run every benchmarks/bench_*.py"
@@ -49,6 +51,9 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not notebooks and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

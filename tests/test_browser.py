@@ -41,8 +41,11 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SERVER_START_S = 120
 RUN_ALL_MS = 240_000
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="needs Debian's chromium: apt-get install -y chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="needs Debian's chromium: apt-get install -y chromium"),
+]
 
 
 def free_port() -> int:
