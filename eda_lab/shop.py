@@ -169,7 +169,7 @@ class _Table:
         raise _data_error(self.path, line, problem, f"Fix the file, or {REGENERATE}.")
 
     # Problems are collected per check and the earliest row is reported, like an editor.
-    def check(self, bad: Any, describe: Callable[[int], str]) -> None:
+    def check(self, bad: Any, describe: Callable[..., str]) -> None:
         mask = np.asarray(bad, dtype=bool)
         if not mask.any():
             return
@@ -418,6 +418,12 @@ def _utc(values: pd.Series) -> list[datetime | None]:
     return [None if pd.isna(t) else t for t in values.dt.to_pydatetime()]
 
 
+def _utc_required(values: pd.Series) -> list[datetime]:
+    """:func:`_utc` of a column the file checks have already proven complete."""
+    times: list[datetime] = list(values.dt.to_pydatetime())
+    return times
+
+
 def _history(frames: dict[str, pd.DataFrame], totals: pd.Series) -> tuple[Event, ...]:
     """Every fact in the files as an event, sorted by (time, subject, step)."""
     rows: list[tuple[datetime, str, int, str, str, str, dict[str, Any]]] = []
@@ -426,7 +432,7 @@ def _history(frames: dict[str, pd.DataFrame], totals: pd.Series) -> tuple[Event,
     for cid, name, email, street, city, postcode, t in zip(
         c["customer_id"].tolist(), c["name"].tolist(), c["email"].tolist(),
         c["street"].tolist(), c["city"].tolist(), c["postcode"].tolist(),
-        _utc(c["registered_at"]), strict=True,
+        _utc_required(c["registered_at"]), strict=True,
     ):
         add((t, cid, 0, "CustomerRegistered", "crm", f"{cid}/registered", {
             "customer_id": cid, "name": name, "email": email, "street": street,
@@ -434,7 +440,7 @@ def _history(frames: dict[str, pd.DataFrame], totals: pd.Series) -> tuple[Event,
     m = frames["address_changes"].sort_values("changed_at", kind="stable")
     moves: dict[str, int] = {}
     for cid, t, street, city, postcode in zip(
-        m["customer_id"].tolist(), _utc(m["changed_at"]), m["street"].tolist(),
+        m["customer_id"].tolist(), _utc_required(m["changed_at"]), m["street"].tolist(),
         m["city"].tolist(), m["postcode"].tolist(), strict=True,
     ):
         k = moves[cid] = moves.get(cid, 0) + 1
@@ -444,12 +450,12 @@ def _history(frames: dict[str, pd.DataFrame], totals: pd.Series) -> tuple[Event,
     placed: dict[str, datetime] = {}
     amount = totals.to_dict()
     for oid, cid, t_placed, t_paid, t_shipped, t_cancelled, reason in zip(
-        o["order_id"].tolist(), o["customer_id"].tolist(), _utc(o["placed_at"]),
+        o["order_id"].tolist(), o["customer_id"].tolist(), _utc_required(o["placed_at"]),
         _utc(o["paid_at"]), _utc(o["shipped_at"]), _utc(o["cancelled_at"]),
         o["cancel_reason"].tolist(), strict=True,
     ):
-        placed[oid] = t_placed  # type: ignore[assignment]
-        add((t_placed, oid, 0, "OrderPlaced", "shop", f"{oid}/placed",  # type: ignore[arg-type]
+        placed[oid] = t_placed
+        add((t_placed, oid, 0, "OrderPlaced", "shop", f"{oid}/placed",
              {"order_id": oid, "customer_id": cid}))
         if t_paid is not None:
             add((t_paid, oid, 1_000, "OrderPaid", "shop", f"{oid}/paid",
@@ -493,7 +499,7 @@ def _events_frame(events: Iterable[Event]) -> pd.DataFrame:
     dtypes = {"quantity": "Int64", "unit_price": "float64", "amount": "float64"}
     for key in _FRAME_DATA:
         values = [e.data.get(key) for e in events]
-        columns[key] = pd.array(values, dtype=dtypes.get(key, "str"))  # type: ignore[call-overload]
+        columns[key] = pd.array(values, dtype=dtypes.get(key, "str"))
     return pd.DataFrame(columns)
 
 
@@ -572,7 +578,8 @@ def _as_utc(value: Any, name: str) -> datetime:
     if pd.isna(stamp):
         raise ShopQueryError(f"{name} is missing (NaT): pass a time or None.")
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.to_pydatetime()
+    moment: datetime = stamp.to_pydatetime()
+    return moment
 
 
 @dataclass(frozen=True, eq=False)

@@ -125,7 +125,7 @@ class NatsServer:
         self._drainer = threading.Thread(target=self._drain, args=(self._proc,),
                                          name=f"nats-server-log-{self.port}", daemon=True)
         self._drainer.start()
-        if not self._ready.wait(self.ready_timeout) or not self._up or not self.running:
+        if not self._ready.wait(self.ready_timeout) or not self._started():
             tail = "\n".join(list(self.log)[-10:])
             self.stop()
             raise NatsServerError(
@@ -133,6 +133,10 @@ class NatsServer:
                 f"{self.ready_timeout} s. Its last log lines:\n{tail}\n"
                 "If the port is taken, leave port=None to pick a free one.")
         return self
+
+    def _started(self) -> bool:
+        """The log said "Server is ready" and the process is still alive."""
+        return self._up and self.running
 
     def _drain(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stderr is not None
