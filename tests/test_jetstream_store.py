@@ -22,14 +22,6 @@ import nats.js.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_store import (
-    T0,
-    EventStoreContract,
-    append_retrying,
-    assert_no_write_lost_or_doubled,
-    ev,
-    race_two_writer_processes,
-)
 
 import eda_lab.backends
 from eda_lab.backends import (
@@ -46,6 +38,14 @@ from eda_lab.events import Event
 from eda_lab.orders import Order
 from eda_lab.sourcing import Repository
 from eda_lab.store import ConcurrencyError, CorruptEventError, Snapshot
+from eda_lab.testing.store_contract import (
+    T0,
+    EventStoreContract,
+    append_retrying,
+    assert_no_write_lost_or_doubled,
+    ev,
+    race_two_writer_processes,
+)
 
 pytestmark = pytest.mark.skipif(
     find_nats_server() is None,
