@@ -52,7 +52,7 @@ _READ_ONLY = ("event data is immutable: an event records a fact that already hap
               "To record a change, emit a new event (or use event.evolve(data=...)).")
 
 
-class FrozenData(dict):
+class FrozenData(dict[str, Any]):
     """A dict that refuses changes: an event's data is a fact and stays as it was.
 
     It is still a ``dict``, so ``json.dumps`` and pandas accept it as one. An
@@ -72,7 +72,7 @@ class FrozenData(dict):
     def _refuse(self, *args: object, **kwargs: object) -> None:
         raise ReadOnlyData(_READ_ONLY)
 
-    __setitem__ = __delitem__ = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = _refuse
     clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
 
     def __ior__(self, other: object) -> FrozenData:  # type: ignore[override,misc]
@@ -83,7 +83,7 @@ class FrozenData(dict):
         return (FrozenData, (dict(self),))
 
 
-class FrozenList(list):  # type: ignore[type-arg]
+class FrozenList(list[Any]):
     """A list that refuses changes: a list inside an event's data.
 
     It is still a ``list`` (equal to a list with the same items, written as a JSON
@@ -104,14 +104,14 @@ class FrozenList(list):  # type: ignore[type-arg]
     def _refuse(self, *args: object, **kwargs: object) -> None:
         raise ReadOnlyData(_READ_ONLY)
 
-    __setitem__ = __delitem__ = _refuse  # type: ignore[assignment]
-    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
-    def __iadd__(self, other: object) -> FrozenList:  # type: ignore[override,misc]
+    def __iadd__(self, other: object) -> FrozenList:  # type: ignore[misc]
         self._refuse()
         return self
 
-    def __imul__(self, other: object) -> FrozenList:  # type: ignore[override,misc]
+    def __imul__(self, other: object) -> FrozenList:
         self._refuse()
         return self
 

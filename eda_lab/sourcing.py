@@ -241,7 +241,8 @@ class Aggregate:
     def state(self) -> dict[str, Any]:
         """A JSON copy of the public attributes: the aggregate's state."""
         public = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        return json.loads(json.dumps(public))
+        state: dict[str, Any] = json.loads(json.dumps(public))
+        return state
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot, **kwargs: Any) -> Self:
