@@ -7,7 +7,8 @@ Everything the notebooks teach about event sourcing was shown on
 **What stays the same**: the :class:`~eda_lab.store.EventStore` protocol and its rules
 (atomic appends, optimistic concurrency with ``expected_version``, idempotent append by
 event id, positions in commit order), checked by the same contract suite
-(``tests/test_store.py``). So the pattern code (aggregates, ``Repository``,
+(:mod:`eda_lab.testing.store_contract`), applied with the same public helpers
+(:mod:`eda_lab.store.contract`). So the pattern code (aggregates, ``Repository``,
 projections, ``catch_up``) runs on it unchanged: swap the store, keep the code.
 
 **What changes** when you move from the simulation to a real engine:

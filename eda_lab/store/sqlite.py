@@ -29,8 +29,7 @@ from eda_lab.store.contract import (
     check_range,
     dedupe_batch,
     encode_json,
-    event_content,
-    id_conflict,
+    split_stored,
     to_micros,
     upcast_records,
 )
@@ -414,12 +413,7 @@ class SQLiteEventStore:
             found.update((r.event.id, r) for r in decode_rows(self._conn.execute(
                 f"{_SELECT} WHERE stream = ? AND id IN ({marks})", (stream, *chunk)), names,
                 self._kinds))
-        for event in batch:
-            old = found.get(event.id)
-            if old is not None:
-                before, after = event_content(old.event), event_content(event)
-                if before != after:
-                    raise id_conflict(stream_id, event.id, old.version, before, after)
+        split_stored(stream_id, batch, found)  # raises on a content conflict (rule 2)
         return found
 
     # -- reading --------------------------------------------------------------------------
