@@ -21,13 +21,13 @@ raises them. The whole tree (a test keeps it complete)::
     ├── UnknownEntity           (notification) a query-back asked for an unknown id
     ├── ThinEventError          (carried_state) a thin event cannot rebuild a replica
     ├── NoSuchConversation      (flow)       no events share that correlation id
-    ├── ConcurrencyError        (store)      the stream moved on: expected vs actual version
-    ├── EventIdConflict         (store)      same event id, different content
-    ├── CorruptEventError       (store)      a stored row cannot be read (its position named)
-    ├── StoreSchemaError        (store)      the database lacks a table or column
+    ├── ConcurrencyError        (store.contract) the stream moved on: expected vs actual version
+    ├── EventIdConflict         (store.contract) same event id, different content
+    ├── CorruptEventError       (store.contract) a stored row cannot be read (its position named)
+    ├── StoreSchemaError        (store.contract) the database lacks a table or column
     ├── SchemaVersionError      (upcasting)  no upcaster chain reaches the reader's version
     ├── UnknownEventType        (sourcing)   an aggregate has no handler for an event type
-    ├── AggregateNotFound       (sourcing)   no events for that id
+    ├── AggregateNotFound       (sourcing)   no events for that id (a NotFound)
     ├── MissingRecording        (sourcing)   a replay asked a gateway for an unrecorded answer
     ├── OrderRuleViolation      (orders)     an order command breaks a business rule
     ├── ProjectionError         (projections) a projection failed on an event

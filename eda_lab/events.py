@@ -26,7 +26,8 @@ from typing import Any
 
 from eda_lab.errors import EdaLabError, InvalidEvent
 
-__all__ = ["Command", "Event", "FrozenData", "ReadOnlyData", "now_utc", "payload_size"]
+__all__ = ["Command", "Event", "FrozenData", "FrozenList", "ReadOnlyData", "freeze", "freeze_data",
+           "now_utc", "payload_size"]
 
 SPECVERSION = "1.0"
 DEFAULT_SOURCE = "eda-lab"
@@ -47,24 +48,34 @@ class ReadOnlyData(EdaLabError, TypeError):
     """Someone tried to change an event's data in place (it is a fact: emit a new event)."""
 
 
-class FrozenData(dict):
+_READ_ONLY = ("event data is immutable: an event records a fact that already happened. "
+              "To record a change, emit a new event (or use event.evolve(data=...)).")
+
+
+class FrozenData(dict[str, Any]):
     """A dict that refuses changes: an event's data is a fact and stays as it was.
 
-    It is still a ``dict``, so ``json.dumps`` and pandas accept it as one.
+    It is still a ``dict``, so ``json.dumps`` and pandas accept it as one. An
+    :class:`Event` freezes its data all the way down (see :func:`freeze`): nested
+    dicts are FrozenData too and nested lists are :class:`FrozenList`, so no
+    caller can change a stored fact by reaching into it.
+
+    >>> data = FrozenData({"total": 5})
+    >>> data["total"] = 6
+    Traceback (most recent call last):
+    ...
+    eda_lab.events.ReadOnlyData: event data is immutable: ...
     """
 
     __slots__ = ()
 
     def _refuse(self, *args: object, **kwargs: object) -> None:
-        raise ReadOnlyData(
-            "event data is immutable: an event records a fact that already happened. "
-            "To record a change, emit a new event (or use event.evolve(data=...))."
-        )
+        raise ReadOnlyData(_READ_ONLY)
 
-    __setitem__ = __delitem__ = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = _refuse
     clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
 
-    def __ior__(self, other: object) -> FrozenData:  # type: ignore[override]
+    def __ior__(self, other: object) -> FrozenData:  # type: ignore[override,misc]
         self._refuse()
         return self
 
@@ -72,16 +83,85 @@ class FrozenData(dict):
         return (FrozenData, (dict(self),))
 
 
+class FrozenList(list[Any]):
+    """A list that refuses changes: a list inside an event's data.
+
+    It is still a ``list`` (equal to a list with the same items, written as a JSON
+    array), but ``append``, item assignment and the other changes raise
+    :class:`ReadOnlyData`.
+
+    >>> items = FrozenList([1, 2])
+    >>> items == [1, 2]
+    True
+    >>> items.append(3)
+    Traceback (most recent call last):
+    ...
+    eda_lab.events.ReadOnlyData: event data is immutable: ...
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise ReadOnlyData(_READ_ONLY)
+
+    __setitem__ = __delitem__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+
+    def __iadd__(self, other: object) -> FrozenList:  # type: ignore[misc]
+        self._refuse()
+        return self
+
+    def __imul__(self, other: object) -> FrozenList:
+        self._refuse()
+        return self
+
+    def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
+        return (FrozenList, (list(self),))
+
+
+def freeze(value: Any) -> Any:
+    """A read-only copy of a JSON-like value: dicts become :class:`FrozenData`, lists
+    :class:`FrozenList`, tuples tuples of frozen items, all the way down; other values
+    (str, numbers, None) are already immutable and come back as they are.
+
+    >>> frozen = freeze({"lines": [{"sku": "A", "qty": 1}]})
+    >>> type(frozen["lines"]).__name__, type(frozen["lines"][0]).__name__
+    ('FrozenList', 'FrozenData')
+    """
+    if isinstance(value, dict):
+        return FrozenData({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return FrozenList([freeze(item) for item in value])
+    if isinstance(value, tuple):
+        return tuple(freeze(item) for item in value)
+    return value
+
+
+def freeze_data(data: Mapping[str, Any], encoded: str) -> FrozenData:
+    """``data`` frozen all the way down, given ``encoded``, its compact JSON.
+
+    Almost all event data is flat (numbers and strings): its JSON has no ``[`` and
+    no ``{`` after the first character, and a shallow :class:`FrozenData` is
+    frozen enough. Only data with nested containers is walked by :func:`freeze`.
+    """
+    if "[" in encoded or encoded.find("{", 1) >= 0:
+        return FrozenData({key: freeze(item) for key, item in data.items()})
+    return data if type(data) is FrozenData else FrozenData(data)
+
+
+class _NotJSON(Exception):
+    """A value the JSON encoder cannot write (raised by its hook, caught in _encode)."""
+
+
 def _not_json(value: object) -> None:
-    # internal: the JSON encoder's hook; _encode reports it as an InvalidEvent
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    raise _NotJSON(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 # The C encoder behind json.dumps, called directly: compact, ASCII, no NaN.
 _compact = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
     {}, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
 ) if json.encoder.c_make_encoder is not None else None  # type: ignore[attr-defined]
-_FALLBACK = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_FALLBACK = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_not_json)
 
 
 def _encode(data: Mapping[str, Any], what: str) -> str:
@@ -93,7 +173,7 @@ def _encode(data: Mapping[str, Any], what: str) -> str:
         )
     try:
         return "".join(_compact(data, 0)) if _compact else _FALLBACK.encode(data)
-    except (TypeError, ValueError, RecursionError) as exc:
+    except (_NotJSON, TypeError, ValueError, RecursionError) as exc:
         raise InvalidEvent(
             f"{what}.data is not JSON-serialisable ({exc}): use only str, int, float, "
             "bool, None, lists and dicts; convert dates with .isoformat() and "
@@ -191,8 +271,7 @@ class Event:
         setattr_ = object.__setattr__
         if not self.id:
             setattr_(self, "id", str(uuid.uuid4()))
-        if type(data) is not FrozenData:
-            setattr_(self, "data", FrozenData(data))
+        setattr_(self, "data", freeze_data(data, encoded))
         setattr_(self, "size", len(encoded))
         setattr_(self, "_json", encoded)
 

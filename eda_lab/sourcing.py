@@ -38,14 +38,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
+from eda_lab.errors import EdaLabError, InvalidArgument, NotFound
 from eda_lab.events import Event, now_utc
 from eda_lab.exercises import exercise
-from eda_lab.gcpause import gc_paused
 from eda_lab.handlers import handler_methods, on
 from eda_lab.store import EventStore, InMemoryEventStore, Recorded, Snapshot
 
@@ -78,8 +77,12 @@ class UnknownEventType(EdaLabError):
     """An aggregate was asked to apply an event type it has no handler for."""
 
 
-class AggregateNotFound(EdaLabError):
-    """There is no stream for that id (or it did not exist yet at that version or time)."""
+class AggregateNotFound(NotFound):
+    """There is no stream for that id (or it did not exist yet at that version or time).
+
+    A :class:`~eda_lab.errors.NotFound`, so also a ``KeyError``, and it prints its
+    message without a ``KeyError``'s quotes.
+    """
 
 
 class MissingRecording(EdaLabError):
@@ -165,6 +168,26 @@ class Aggregate:
         """The event that produced the current state (None for a fresh aggregate)."""
         return self._last_event
 
+    def collect_pending(self) -> list[Event]:
+        """The events recorded since the last save, oldest first, for a repository to
+        append. They stay pending until :meth:`mark_saved`: if the append fails (a
+        :class:`~eda_lab.store.ConcurrencyError`), nothing is lost."""
+        return list(self._pending)
+
+    def mark_saved(self, saved: Sequence[Event]) -> None:
+        """The pending events were appended as ``saved`` (the same events, in the same
+        order; a repository may have stamped who acted into their source): they are
+        no longer pending, and the last of them is now :attr:`last_event`."""
+        if len(saved) != len(self._pending) or any(
+                a.id != b.id for a, b in zip(saved, self._pending, strict=True)):
+            raise InvalidArgument(
+                f"mark_saved got {len(saved)} events but {self._id!r} has "
+                f"{len(self._pending)} pending: pass exactly what collect_pending() "
+                "returned, once it is stored.")
+        if saved:
+            self._pending = []
+            self._last_event = saved[-1]
+
     # -- changing state ------------------------------------------------------------------
     def _record(self, type: str, data: dict[str, Any], **attrs: Any) -> Event:
         """Record a new event: apply it now and keep it pending until saved."""
@@ -218,10 +241,11 @@ class Aggregate:
     def state(self) -> dict[str, Any]:
         """A JSON copy of the public attributes: the aggregate's state."""
         public = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        return json.loads(json.dumps(public))
+        state: dict[str, Any] = json.loads(json.dumps(public))
+        return state
 
     @classmethod
-    def from_snapshot(cls, snapshot: Snapshot, **kwargs: Any) -> Aggregate:
+    def from_snapshot(cls, snapshot: Snapshot, **kwargs: Any) -> Self:
         """Rebuild an aggregate from a snapshot (then replay the events after it)."""
         aggregate = cls(snapshot.stream_id, **kwargs)
         vars(aggregate).update(snapshot.state)
@@ -274,6 +298,15 @@ class Repository(Generic[A]):
 
     A replay of more than ``progress_after`` events shows a tqdm progress bar
     if it takes longer than half a second.
+
+    ``clock`` and ``new_id`` are handed to every aggregate it creates or loads
+    (see :class:`Aggregate`); they are read-only attributes of the repository, so
+    that :func:`branch` can make a sandbox repository with the same settings.
+
+    A replay runs your ``@on`` handlers with Python's cyclic garbage collector
+    running as usual: only the store's own decoding of rows pauses it (see
+    :mod:`eda_lab.gcpause`), so a handler that makes reference cycles does not
+    pile them up for the length of the replay.
     """
 
     def __init__(self, store: EventStore, aggregate: type[A], *,
@@ -281,22 +314,31 @@ class Repository(Generic[A]):
                  clock: Callable[[], datetime] | None = None,
                  new_id: Callable[[], str] | None = None,
                  progress_after: int = 20_000) -> None:
-        if snapshot_every is not None:
-            if type(snapshot_every) is not int or snapshot_every < 1:
-                raise InvalidArgument(
-                    f"snapshot_every must be a positive int, got {snapshot_every!r}.")
-            if not hasattr(store, "save_snapshot"):
-                raise WrongArgumentType(f"{type(store).__name__} cannot keep snapshots.")
+        if snapshot_every is not None and (type(snapshot_every) is not int
+                                           or snapshot_every < 1):
+            raise InvalidArgument(
+                f"snapshot_every must be a positive int, got {snapshot_every!r}.")
         self.store = store
         self.aggregate = aggregate
         self.snapshot_every = snapshot_every
         self.progress_after = progress_after
-        self._kwargs: dict[str, Any] = {"clock": clock, "new_id": new_id}
+        self._clock = clock
+        self._new_id = new_id
         self.last_replayed = 0
+
+    @property
+    def clock(self) -> Callable[[], datetime] | None:
+        """The clock given to the aggregates (None: the wall clock)."""
+        return self._clock
+
+    @property
+    def new_id(self) -> Callable[[], str] | None:
+        """The event id maker given to the aggregates (None: :func:`time_ordered_id`)."""
+        return self._new_id
 
     def create(self, id: str) -> A:
         """A new, empty aggregate (saving it fails if the stream already exists)."""
-        return self.aggregate(id, **self._kwargs)
+        return self.aggregate(id, clock=self._clock, new_id=self._new_id)
 
     def load(self, id: str, *, version: int | None = None,
              as_of: datetime | None = None) -> A:
@@ -308,7 +350,7 @@ class Repository(Generic[A]):
         if as_of is not None:
             if version is not None:
                 raise InvalidArgument("give version or as_of, not both.")
-            version = _version_at(store, id, as_of)
+            version = store.version_at(id, as_of)
             if version == 0:
                 raise AggregateNotFound(
                     f"{self.aggregate.__name__} {id!r} did not exist yet at {as_of.isoformat()}."
@@ -317,13 +359,13 @@ class Repository(Generic[A]):
             raise InvalidArgument(f"version must be an int >= 1, got {version!r}.")
         aggregate: A | None = None
         if self.snapshot_every is not None:
-            snap = store.latest_snapshot(id, version)  # type: ignore[attr-defined]
+            snap = store.latest_snapshot(id, version)
             if snap is not None and snap.type == self.aggregate.__name__:
-                aggregate = self.aggregate.from_snapshot(snap, **self._kwargs)  # type: ignore[assignment]
+                aggregate = self.aggregate.from_snapshot(snap, clock=self._clock,
+                                                         new_id=self._new_id)
         if aggregate is None:
-            aggregate = self.aggregate(id, **self._kwargs)
-        with gc_paused():  # many small objects, none in a cycle: the collector never scans
-            self.last_replayed = self._replay(aggregate, version)
+            aggregate = self.create(id)
+        self.last_replayed = self._replay(aggregate, version)
         if aggregate.version == 0:
             raise AggregateNotFound(
                 f"there is no {self.aggregate.__name__} {id!r} in the store (no events in "
@@ -379,41 +421,29 @@ class Repository(Generic[A]):
         """
         if by is not None and (not isinstance(by, str) or not by.strip()):
             raise InvalidArgument(f"by must name who acted (a non-empty str), got {by!r}.")
-        pending = aggregate._pending
+        pending = aggregate.collect_pending()
         if not pending:
             return []
         if by is not None:
             pending = [event.evolve(source=f"{event.source}/{by}") for event in pending]
         expected = aggregate.version - len(pending)
         recorded = self.store.append(aggregate.id, pending, expected_version=expected)
-        aggregate._pending = []
-        aggregate._last_event = pending[-1]
+        aggregate.mark_saved(pending)
         every = self.snapshot_every
         if every is not None and expected // every != aggregate.version // every:
-            self.store.save_snapshot(Snapshot(  # type: ignore[attr-defined]
+            self.store.save_snapshot(Snapshot(
                 aggregate.id, aggregate.version, aggregate.state(),
                 type(aggregate).__name__, pending[-1].time))
         return recorded
 
     def history(self, id: str) -> list[tuple[Recorded, dict[str, Any]]]:
         """Every event of the stream with the state right after it (for time travel)."""
-        aggregate = self.aggregate(id, **self._kwargs)
+        aggregate = self.create(id)
         out = []
         for rec in self.store.read(id):
             aggregate.replay([rec])
             out.append((rec, aggregate.state()))
         return out
-
-
-def _version_at(store: EventStore, stream_id: str, time: datetime) -> int:
-    finder = getattr(store, "version_at", None)
-    if finder is not None:
-        return finder(stream_id, time)
-    found = 0
-    for rec in store.read(stream_id):
-        if rec.event.time <= time:
-            found = rec.version
-    return found
 
 
 # -- time travel, what-if and audit ------------------------------------------------------
@@ -461,7 +491,8 @@ def branch(repository: Repository[A], id: str, at_version: int) -> Repository[A]
         )
     sandbox = InMemoryEventStore()
     sandbox.append(id, [r.event for r in records], expected_version=0)
-    return Repository(sandbox, repository.aggregate, **repository._kwargs)
+    return Repository(sandbox, repository.aggregate, clock=repository.clock,
+                      new_id=repository.new_id)
 
 
 def compare_states(real: Aggregate, what_if: Aggregate) -> pd.DataFrame:

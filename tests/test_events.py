@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eda_lab.errors import InvalidEvent
-from eda_lab.events import Command, Event, payload_size
+from eda_lab.events import Command, Event, FrozenData, FrozenList, ReadOnlyData, payload_size
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -143,4 +143,51 @@ def test_commands_are_validated_and_kept_apart_from_events() -> None:
 
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
 def test_payload_size_is_what_an_event_of_that_data_counts(data: dict) -> None:
-    assert payload_size(data) == Event("X", data, time=T0).size
+    """Both count the bytes of the compact JSON, checked against the standard
+    library's json.dumps (an independent encoder), which reads back as the data."""
+    expected = json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    assert json.loads(expected) == data
+    event = Event("X", data, time=T0)
+    assert payload_size(data) == len(expected) == event.size
+    assert event.data == data and json.loads(json.dumps(event.data)) == data
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_event_data_is_frozen_all_the_way_down(data: dict) -> None:
+    """Every dict inside an event's data is FrozenData and every list a FrozenList,
+    equal to the data it was made from, and the caller's objects stay its own."""
+    event = Event("X", data, time=T0)
+
+    def check(value: object, original: object) -> None:
+        assert value == original
+        if isinstance(original, dict):
+            assert type(value) is FrozenData and value is not original
+            for key in original:
+                check(value[key], original[key])  # type: ignore[index]
+        elif isinstance(original, list):
+            assert type(value) is FrozenList and value is not original
+            for item, orig in zip(value, original, strict=True):  # type: ignore[call-overload]
+                check(item, orig)
+
+    check(event.data, data)
+    assert pickle.loads(pickle.dumps(event)) == event
+
+
+def test_nested_data_refuses_every_change() -> None:
+    lines = [{"sku": "A"}]
+    event = Event("OrderPlaced", {"lines": lines, "tags": ("a", ["b"])}, time=T0)
+    lines.append({"sku": "B"})  # the caller's list: the event made its own copy
+    assert event.data["lines"] == [{"sku": "A"}]
+    frozen = event.data["lines"]
+    for change in (lambda: frozen.append(1), lambda: frozen.extend([1]),
+                   lambda: frozen.insert(0, 1), lambda: frozen.pop(),
+                   lambda: frozen.remove(frozen[0]), lambda: frozen.clear(),
+                   lambda: frozen.sort(), lambda: frozen.reverse(),
+                   lambda: frozen.__setitem__(0, 1), lambda: frozen.__delitem__(0),
+                   lambda: frozen.__iadd__([1]), lambda: frozen.__imul__(2),
+                   lambda: frozen[0].__setitem__("sku", "Z"),
+                   lambda: event.data["tags"][1].append("c")):
+        with pytest.raises(ReadOnlyData):
+            change()
+    assert event.data == {"lines": [{"sku": "A"}], "tags": ("a", ["b"])}
+    assert json.loads(event.to_json())["data"] == {"lines": [{"sku": "A"}], "tags": ["a", ["b"]]}

@@ -12,6 +12,9 @@ import asyncio
 import itertools
 import json
 import multiprocessing
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,14 +25,6 @@ import nats.js.errors
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_store import (
-    T0,
-    EventStoreContract,
-    append_retrying,
-    assert_no_write_lost_or_doubled,
-    ev,
-    race_two_writer_processes,
-)
 
 import eda_lab.backends
 from eda_lab.backends import (
@@ -46,6 +41,14 @@ from eda_lab.events import Event
 from eda_lab.orders import Order
 from eda_lab.sourcing import Repository
 from eda_lab.store import ConcurrencyError, CorruptEventError, Snapshot
+from eda_lab.testing.store_contract import (
+    T0,
+    EventStoreContract,
+    append_retrying,
+    assert_no_write_lost_or_doubled,
+    ev,
+    race_two_writer_processes,
+)
 
 pytestmark = pytest.mark.skipif(
     find_nats_server() is None,
@@ -334,6 +337,19 @@ def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_package_imports_its_names_lazily() -> None:
+    """``import eda_lab`` (and ``import eda_lab.backends``) loads no nats; the first
+    use of a JetStream name does. Checked in a fresh interpreter, since this one
+    has imported nats already."""
+    probe = (
+        "import sys\n"
+        "import eda_lab, eda_lab.store, eda_lab.backends\n"
+        "before = sorted(m for m in sys.modules if m == 'nats' or m.startswith('nats.'))\n"
+        "eda_lab.backends.JetStreamEventStore\n"
+        "print(before, 'nats' in sys.modules, 'eda_lab.backends.jetstream' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.split() == ["[]", "True", "True"], out.stdout + out.stderr
     assert set(eda_lab.backends.__all__) <= set(dir(eda_lab.backends))
     for name in eda_lab.backends.__all__:
         assert getattr(eda_lab.backends, name) is not None

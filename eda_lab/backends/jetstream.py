@@ -7,7 +7,8 @@ Everything the notebooks teach about event sourcing was shown on
 **What stays the same**: the :class:`~eda_lab.store.EventStore` protocol and its rules
 (atomic appends, optimistic concurrency with ``expected_version``, idempotent append by
 event id, positions in commit order), checked by the same contract suite
-(``tests/test_store.py``). So the pattern code (aggregates, ``Repository``,
+(:mod:`eda_lab.testing.store_contract`), applied with the same public helpers
+(:mod:`eda_lab.store.contract`). So the pattern code (aggregates, ``Repository``,
 projections, ``catch_up``) runs on it unchanged: swap the store, keep the code.
 
 **What changes** when you move from the simulation to a real engine:
@@ -86,7 +87,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -98,21 +99,20 @@ from nats.js import api
 
 from eda_lab.errors import EdaLabError, InvalidArgument
 from eda_lab.events import Event
-from eda_lab.store import (
-    _ENCODE,
+from eda_lab.store.contract import (
     ConcurrencyError,
     CorruptEventError,
     EventIdConflict,
-    InMemoryEventStore,
     Recorded,
     Snapshot,
-    _check_append,
-    _check_range,
-    _conflict,
-    _content,
-    _dedupe_batch,
-    _upcast_all,
+    check_append,
+    check_range,
+    dedupe_batch,
+    encode_json,
+    split_stored,
+    upcast_records,
 )
+from eda_lab.store.memory import InMemoryEventStore
 from eda_lab.upcasting import Upcasters
 
 __all__ = [
@@ -128,6 +128,16 @@ CONTENT_TYPE = "application/cloudevents-batch+json"
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed expected-sequence check
 MAX_RETRIES = 1000  # appends with expected_version=None retry while other writers win
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class _Undecodable(Exception):
+    """A message that is not a batch of CloudEvents on a stream's subject (caught in
+    _apply, which reports it as a CorruptEventError naming its position)."""
+
+
+def _problem(exc: Exception) -> str:
+    return f"malformed message: {exc}" if isinstance(exc, _Undecodable) \
+        else f"{type(exc).__name__}: {exc}"
 
 
 class JetStreamError(EdaLabError):
@@ -352,16 +362,14 @@ class JetStreamEventStore:
                  f"{cache.version(stream_id) + 1}; JetStream message {seq} on {subject})")
         try:
             if not stream_id:
-                # internal: _apply reports it as a CorruptEventError
-                raise ValueError(f"the subject token {token!r} is not a stream id")
+                raise _Undecodable(f"the subject token {token!r} is not a stream id")
             raw = json.loads(data)
             if not isinstance(raw, list):
-                # internal: _apply reports it as a CorruptEventError
-                raise ValueError("the payload is not a JSON array of CloudEvents")
+                raise _Undecodable("the payload is not a JSON array of CloudEvents")
             events = [Event.from_cloudevent(item) for item in raw]
-        except (ValueError, TypeError, KeyError) as exc:
+        except (_Undecodable, ValueError, TypeError, KeyError) as exc:
             raise CorruptEventError(
-                f"the stored event at {where} cannot be decoded: {type(exc).__name__}: {exc}. "
+                f"the stored event at {where} cannot be decoded: {_problem(exc)}. "
                 "Nothing was skipped: this store stops reading there. A message in the log "
                 "cannot be edited; find who published it outside the store.") from exc
         recorded = cache.append(stream_id, events)
@@ -401,26 +409,15 @@ class JetStreamEventStore:
         One JetStream message, published with the expected last subject sequence;
         returns the records once this store's projection has read them back.
         """
-        batch = _check_append(stream_id, events, expected_version)
+        batch = check_append(stream_id, events, expected_version)
         if len(batch) > 1:
-            batch = _dedupe_batch(stream_id, batch)
+            batch = dedupe_batch(stream_id, batch)
         return self._call(self._append(stream_id, batch, expected_version))
 
     def _split(self, stream_id: str, batch: list[Event]) -> tuple[list[Recorded | None],
                                                                    list[Event]]:
         """Which events of the batch are stored already (rules 1 and 2), which are new."""
-        known = self._ids.get(stream_id, {})
-        results: list[Recorded | None] = []
-        new: list[Event] = []
-        for event in batch:
-            old = known.get(event.id)
-            if old is None:
-                new.append(event)
-            elif old.event is not event and _content(old.event) != _content(event):
-                raise _conflict(stream_id, event.id, old.version, _content(old.event),
-                                _content(event))
-            results.append(old)
-        return results, new
+        return split_stored(stream_id, batch, self._ids.get(stream_id, {}))
 
     async def _append(self, stream_id: str, batch: list[Event],
                       expected_version: int | None) -> list[Recorded]:
@@ -429,7 +426,7 @@ class JetStreamEventStore:
             await self._sync()
             results, new = self._split(stream_id, batch)
             if batch and not new:
-                return results  # type: ignore[return-value]  # rule 3: a pure retry
+                return [r for r in results if r is not None]  # rule 3: a pure retry
             actual = self._cache.version(stream_id)
             if expected_version is not None and expected_version != actual:
                 raise ConcurrencyError(stream_id, expected_version, actual)
@@ -473,12 +470,12 @@ class JetStreamEventStore:
         return ask(self._cache)
 
     def _upcast(self, records: list[Recorded]) -> list[Recorded]:
-        return records if self.upcasters is None else _upcast_all(records, self.upcasters)
+        return upcast_records(records, self.upcasters)
 
     def read(self, stream_id: str, from_version: int = 1,
              to_version: int | None = None) -> list[Recorded]:
         """Events of one stream with ``from_version <= version <= to_version``."""
-        _check_range(from_version, to_version)
+        check_range(from_version, to_version)
         return self._upcast(self._call(self._synced(
             lambda c: c.read(stream_id, from_version, to_version))))
 
@@ -543,7 +540,7 @@ class JetStreamEventStore:
         for _ in range(MAX_RETRIES):
             snaps, revision = await self._snapshots(snapshot.stream_id)
             snaps[str(snapshot.version)] = fields
-            value = _ENCODE(snaps).encode()
+            value = encode_json(snaps).encode()
             try:
                 if revision:
                     await kv.update(key, value, last=revision)
@@ -557,8 +554,9 @@ class JetStreamEventStore:
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot`` (a later save for the same stream and version replaces it)."""
-        fields = {"type": snapshot.type, "state": json.loads(_ENCODE(snapshot.state)),
-                  "time": None if snapshot.time is None else snapshot.time.isoformat()}
+        fields = {"type": snapshot.type, "state": json.loads(encode_json(snapshot.state)),
+                  "time": None if snapshot.time is None
+                  else snapshot.time.astimezone(UTC).isoformat()}
         self._call(self._save_snapshot(snapshot, fields))
 
     def latest_snapshot(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:

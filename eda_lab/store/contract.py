@@ -1,0 +1,408 @@
+"""The event store contract: what every backend promises, and the helpers that keep
+the promise the same everywhere.
+
+In event sourcing we do not store an order's current state; we store every fact
+that happened to it (``OrderPlaced``, ``ItemAdded``, ``OrderPaid``...) and rebuild
+the state by replaying them. The store is therefore the most important part of
+the system, and it has a small, strict contract (:class:`EventStore`):
+
+``append(stream_id, events, expected_version)``
+    Adds events to the end of one *stream* (the history of one entity).
+    **Atomic**: all the events are stored, or none. **Optimistic concurrency**:
+    ``expected_version`` is the version the writer read before deciding; if
+    another writer got there first the append fails with
+    :class:`ConcurrencyError` (naming the stream, the expected and the actual
+    version) and nothing is written. ``None`` skips the check; ``0`` means "the
+    stream must be new". Returns a sequence of :class:`Recorded` (the version and
+    global position each event got), equal to what ``read`` gives back for them.
+``read(stream_id, from_version, to_version)``
+    One stream's events in order (versions are 1, 2, 3, ... per stream).
+``read_all(after_position, limit)``
+    Every stream's events in global commit order (positions are 1, 2, 3, ...
+    across the store). Projections catch up by remembering the last position they
+    handled (see :func:`catch_up`).
+``version(stream_id)``, ``streams()``, ``last_position``
+    Where things stand.
+
+**Idempotent append.** Networks retry, so the same append may arrive twice. The
+rule, identical for every backend:
+
+1. An event whose ``id`` is already stored *in that stream* with the same content
+   (every attribute: type, data, subject, source, time, schema version, sequence,
+   correlation and causation ids) is a duplicate: it is not stored again, and
+   ``append`` returns its existing :class:`Recorded`.
+2. An event whose ``id`` is already stored in that stream with *different*
+   content raises :class:`EventIdConflict` and nothing of the batch is written:
+   one id names one fact, so two different facts with one id is a bug to fix,
+   not something to guess about.
+3. Duplicates are removed first; the expected-version check applies to what
+   remains. A batch made only of duplicates (a retry of an append that already
+   succeeded) is a no-op that succeeds whatever ``expected_version`` says.
+4. The same id twice inside one batch counts once (or conflicts, as in 2).
+
+**Time and immutability.** Every backend returns event times in UTC (an event
+stamped +02:00 comes back as the same instant in UTC), and nothing a caller does
+after ``append`` changes what the store returns: event data is frozen all the way
+down (see :class:`~eda_lab.events.FrozenData`).
+
+A backend implements :class:`EventStore` and calls the helpers below
+(:func:`check_append`, :func:`dedupe_batch`, :func:`split_stored`, ...) so that it
+applies these rules in the same words as every other backend; it proves it by
+passing the contract suite, :mod:`eda_lab.testing.store_contract`. A stored row
+that cannot be decoded raises :class:`CorruptEventError` naming its position:
+nothing is ever skipped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
+from eda_lab.events import Event
+from eda_lab.upcasting import Upcasters
+
+__all__ = [
+    "CONTENT_FIELDS",
+    "EPOCH",
+    "Appended",
+    "ConcurrencyError",
+    "CorruptEventError",
+    "EventIdConflict",
+    "EventStore",
+    "Recorded",
+    "Snapshot",
+    "StoreSchemaError",
+    "catch_up",
+    "check_append",
+    "check_position",
+    "check_range",
+    "dedupe_batch",
+    "encode_json",
+    "event_content",
+    "id_conflict",
+    "split_stored",
+    "to_micros",
+    "upcast_records",
+]
+
+
+# -- errors -------------------------------------------------------------------------
+class ConcurrencyError(EdaLabError):
+    """Another writer appended to the stream since this writer read it.
+
+    ``stream_id``, ``expected`` and ``actual`` say which stream and which versions.
+    """
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        self.stream_id, self.expected, self.actual = stream_id, expected, actual
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, but the writer expected version "
+            f"{expected}: someone else appended first, so nothing was written. Reload "
+            "(replay the stream), check the command against the new state, and try again."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ConcurrencyError, (self.stream_id, self.expected, self.actual))
+
+
+class EventIdConflict(EdaLabError):
+    """An event id is already stored in the stream, but with different content."""
+
+
+class CorruptEventError(EdaLabError):
+    """A stored row cannot be turned back into an event (bad JSON, a missing value...)."""
+
+
+class StoreSchemaError(EdaLabError):
+    """A store file does not have the tables or columns this version of eda_lab needs."""
+
+
+# -- records and snapshots ----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event as stored: which stream, its version there, and its global position."""
+
+    stream_id: str
+    version: int
+    position: int
+    event: Event
+
+
+class Appended(Sequence[Recorded]):
+    """What one ``append`` stored: a read-only sequence of :class:`Recorded`.
+
+    The events of one append are consecutive, so their records follow from the
+    stream, the version and position before the first event, and the events
+    themselves. This sequence keeps just those and makes each :class:`Recorded`
+    when it is asked for (indexing, iterating, comparing): most callers never
+    look, and building then freeing a thousand records nobody reads cost about a
+    quarter of a batched SQLite append. It compares equal to a list of the same
+    records, so ``store.append(...) == store.read(...)`` holds; ``list(...)``
+    makes a real list.
+    """
+
+    __slots__ = ("_events", "_position", "_version", "stream_id")
+
+    def __init__(self, stream_id: str, events: Sequence[Event], version: int,
+                 position: int) -> None:
+        self.stream_id = stream_id
+        self._events = events
+        self._version = version  # the stream's version before the first event
+        self._position = position  # the global position before the first event
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        event = self._events[index]  # raises IndexError as a list would
+        i = index + len(self._events) if index < 0 else index
+        return Recorded(self.stream_id, self._version + i + 1, self._position + i + 1, event)
+
+    def __iter__(self) -> Iterator[Recorded]:
+        stream_id, version, position = self.stream_id, self._version, self._position
+        for i, event in enumerate(self._events, start=1):
+            yield Recorded(stream_id, version + i, position + i, event)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like a list: equal to lists, unhashable
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An aggregate's state after ``version`` events, saved to shorten replays.
+
+    ``state`` is a JSON-compatible dict; ``type`` names the aggregate class so a
+    snapshot of one kind of thing is never loaded as another; ``time`` is the time
+    of the last event included.
+    """
+
+    stream_id: str
+    version: int
+    state: dict[str, Any] = field(compare=True)
+    type: str = ""
+    time: datetime | None = None
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """What every event store backend provides (see the module docstring).
+
+    ``isinstance(store, EventStore)`` checks that the methods exist; the contract
+    suite (:mod:`eda_lab.testing.store_contract`) checks that they keep the rules.
+    """
+
+    def append(self, stream_id: str, events: Sequence[Event],
+               expected_version: int | None = None) -> Sequence[Recorded]: ...
+
+    def read(self, stream_id: str, from_version: int = 1,
+             to_version: int | None = None) -> list[Recorded]: ...
+
+    def read_all(self, after_position: int = 0,
+                 limit: int | None = None) -> list[Recorded]: ...
+
+    def version(self, stream_id: str) -> int: ...
+
+    def streams(self) -> list[str]: ...
+
+    @property
+    def last_position(self) -> int: ...
+
+    def version_at(self, stream_id: str, time: datetime) -> int:
+        """The version of the stream's last event whose time is at or before ``time``
+        (0 if none): what ``Repository.load(id, as_of=time)`` replays up to."""
+        ...
+
+    # Snapshots: an aggregate's state after some version, kept beside the events so
+    # that loading replays only the tail. They are a cache: a backend may drop them.
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` (a later save for the same stream and version replaces it)."""
+        ...
+
+    def latest_snapshot(self, stream_id: str,
+                        max_version: int | None = None) -> Snapshot | None:
+        """The newest snapshot of the stream at or before ``max_version``, or None."""
+        ...
+
+    def snapshot_versions(self, stream_id: str) -> list[int]:
+        """The versions at which the stream has snapshots, in increasing order."""
+        ...
+
+
+def catch_up(store: EventStore, handle: Callable[[Recorded], Any], after_position: int = 0,
+             *, batch_size: int = 1000) -> int:
+    """Feed ``handle`` every event after ``after_position``, in commit order.
+
+    Returns the last position handled (``after_position`` if nothing was new): a
+    projection stores it and passes it next time, so it never misses or repeats
+    an event.
+    """
+    position = after_position
+    while True:
+        batch = store.read_all(after_position=position, limit=batch_size)
+        if not batch:
+            return position
+        for recorded in batch:
+            handle(recorded)
+        position = batch[-1].position
+
+
+# -- the append rules, as helpers every backend calls -----------------------------
+# A backend decides *how* to store; these decide *what* an append means, so that
+# every backend refuses, deduplicates and reports in exactly the same words.
+
+#: Compact JSON (no spaces, no NaN): how data and snapshot state are written.
+encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"),
+                                                     allow_nan=False).encode
+#: Time zero of :func:`to_micros`.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CONTENT_FIELDS = ("type", "schema_version", "source", "subject", "time", "sequence",
+                  "correlation_id", "causation_id", "data")
+
+
+def to_micros(time: datetime) -> int:
+    """An aware datetime as whole microseconds since 1970-01-01 UTC.
+
+    An integer is 8 bytes where ISO text is 32, it sorts in time order, and it is
+    about five times cheaper to compute than ``isoformat()``.
+
+    >>> to_micros(datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC))
+    1000000
+    """
+    since = time - EPOCH  # (days, seconds, microseconds) parts: cheaper than // µs
+    return (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds
+
+
+def event_content(event: Event) -> tuple[Any, ...]:
+    """Everything but the id, in the order of :data:`CONTENT_FIELDS`: what "the same
+    content" means for idempotent append (rule 1). Times compare as instants."""
+    return (event.type, event.schema_version, event.source, event.subject,
+            to_micros(event.time), event.sequence, event.correlation_id,
+            event.causation_id, encode_json(event.data))
+
+
+def id_conflict(stream_id: str, event_id: str, version: int, old: tuple[Any, ...],
+                new: tuple[Any, ...]) -> EventIdConflict:
+    """The error for one id with two contents (rule 2): ``old`` and ``new`` are
+    :func:`event_content` tuples; ``version`` is the stored event's, or 0 when both
+    copies are in one batch. Returned, for the caller to raise."""
+    differ = [name for name, a, b in zip(CONTENT_FIELDS, old, new, strict=True) if a != b]
+    where = (f"is already stored in stream {stream_id!r} (version {version})" if version
+             else f"appears twice in one batch for stream {stream_id!r}")
+    return EventIdConflict(
+        f"event id {event_id!r} {where} with different {', '.join(differ)}; nothing was "
+        "written. One id "
+        "names one fact: a retry must resend the same event, a new fact needs a new id."
+    )
+
+
+def dedupe_batch(stream_id: str, events: list[Event]) -> list[Event]:
+    """Rule 4: the same id twice in one batch counts once (or raises EventIdConflict)."""
+    seen: dict[str, Event] = {}
+    unique: list[Event] = []
+    for event in events:
+        other = seen.get(event.id)
+        if other is None:
+            seen[event.id] = event
+            unique.append(event)
+        elif other is not event:
+            old, new = event_content(other), event_content(event)
+            if old != new:
+                raise id_conflict(stream_id, event.id, 0, old, new)
+    return unique
+
+
+def split_stored(stream_id: str, batch: Sequence[Event],
+                 stored: Mapping[str, Recorded]) -> tuple[list[Recorded | None], list[Event]]:
+    """Rules 1 and 2 against what the stream holds (``stored``: its records by event id).
+
+    Returns one entry per event of ``batch`` -- the stored record of a duplicate,
+    None for a new event -- and the new events in batch order; raises
+    :class:`EventIdConflict` for an id stored with other content.
+    """
+    results: list[Recorded | None] = []
+    new: list[Event] = []
+    for event in batch:
+        old = stored.get(event.id)
+        if old is None:
+            new.append(event)
+        elif old.event is not event:
+            before, after = event_content(old.event), event_content(event)
+            if before != after:
+                raise id_conflict(stream_id, event.id, old.version, before, after)
+        results.append(old)
+    return results, new
+
+
+def check_append(stream_id: object, events: object, expected_version: object) -> list[Event]:
+    """Check an ``append``'s arguments and return the batch to store, as a new list.
+
+    Refuses (with :class:`~eda_lab.errors.InvalidArgument` or
+    :class:`~eda_lab.errors.WrongArgumentType`, before anything is written) an empty
+    stream id, a bare event, anything that is not an :class:`~eda_lab.events.Event`
+    and a negative ``expected_version``. An event whose time is not in UTC is
+    replaced by the same event with the same instant in UTC: every backend stores
+    and returns UTC, whatever zone the writer stamped its events in.
+    """
+    if not isinstance(stream_id, str) or not stream_id:
+        raise InvalidArgument(f"stream_id must be a non-empty str, got {stream_id!r}.")
+    if isinstance(events, Event) or not isinstance(events, Iterable):
+        raise WrongArgumentType(
+            "append takes a sequence of events: wrap one event in a list, [event].")
+    batch = list(events)
+    for i, event in enumerate(batch):
+        if type(event) is not Event:
+            raise WrongArgumentType(
+                f"append stores Event objects, got {type(event).__name__}: build one with "
+                "Event(type, data, subject=...)."
+            )
+        if event.time.tzinfo is not UTC:
+            batch[i] = event.evolve(time=event.time.astimezone(UTC))
+    if expected_version is not None and (
+            type(expected_version) is not int or expected_version < 0):
+        raise InvalidArgument(
+            f"expected_version must be None (no check), 0 (a new stream) or the version "
+            f"you read, got {expected_version!r}."
+        )
+    return batch
+
+
+def check_range(from_version: int, to_version: int | None) -> None:
+    """Refuse a ``read`` range that cannot mean anything (versions start at 1)."""
+    if from_version < 1:
+        raise InvalidArgument(f"versions start at 1, got from_version={from_version}.")
+    if to_version is not None and to_version < 0:
+        raise InvalidArgument(f"to_version must be >= 0, got {to_version}.")
+
+
+def check_position(after_position: int) -> None:
+    """Refuse a negative ``read_all`` position (positions start at 1; 0 is "before all")."""
+    if after_position < 0:
+        raise InvalidArgument(f"after_position must be >= 0, got {after_position}.")
+
+
+def upcast_records(records: list[Recorded], upcasters: Upcasters | None) -> list[Recorded]:
+    """``records`` with every event of an old schema version upcast (see
+    :mod:`eda_lab.upcasting`); the same list when nothing needed it."""
+    if upcasters is None:
+        return records
+    out = records
+    for i, rec in enumerate(records):
+        if upcasters.needs_upcast(rec.event):
+            if out is records:
+                out = list(records)
+            event = upcasters.upcast(rec.event, where=f"position {rec.position}")
+            out[i] = Recorded(rec.stream_id, rec.version, rec.position, event)
+    return out
