@@ -10,8 +10,9 @@ once. The notebook's lesson module (:mod:`eda_lab.lessons`) registers its checks
 
 A check returns ``None`` when the answer is right, or a hint when it is not.
 In a notebook, ``check("00.1", my_answer)`` prints the verdict and returns a
-:class:`CheckResult` (truthy when passed), so an instructor can also run the
-checks over student notebooks in batch.
+:class:`CheckResult` (truthy when passed). In a batch run (``eda-lab check``) it also
+displays the verdict as data (:func:`eda_lab.notebook.show_verdict`), which the
+command reads back from the executed notebook: no text is parsed.
 
 The lesson modules are found by listing the package :mod:`eda_lab.lessons` the
 first time an exercise is looked up, so a new lesson module needs no list to join.
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eda_lab.errors import EdaLabError, NotFound
+from eda_lab.notebook import show_verdict
 
 __all__ = [
     "CheckResult",
@@ -140,4 +142,5 @@ def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
                              "correct, well done." if hint is None else hint)
     if not quiet:
         print(result)
+        show_verdict(result.exercise, result.passed, result.message)
     return result

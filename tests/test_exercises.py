@@ -12,6 +12,7 @@ from eda_lab.exercises import (
     exercise,
     exercises,
 )
+from eda_lab.notebook import VERDICT_MIMETYPE, VERDICTS_ENV
 
 
 @exercise("99.1", "What is six times seven?")
@@ -60,3 +61,13 @@ def test_every_notebook_has_exercises_found_in_the_lessons_package() -> None:
     assert {key.split(".")[0] for key in exercises()} >= {"00", "01", "02", "03", "04",
                                                           "05"}
 
+
+def test_a_batch_run_also_gets_the_verdict_as_data(monkeypatch, capsys) -> None:
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw: shown.append(obj))
+    monkeypatch.setenv(VERDICTS_ENV, "1")
+    check("99.1", 41)
+    check("99.1", 42, quiet=True)
+    assert capsys.readouterr().out == "[NOT YET] exercise 99.1: multiply again.\n"
+    assert shown == [{VERDICT_MIMETYPE: {"exercise": "99.1", "passed": False,
+                                         "message": "multiply again."}}]
