@@ -21,13 +21,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from eda_lab.cqrs import (
-    CQRSShop,
     OrdersByCustomer,
     OrdersToShip,
     ProjectionRunner,
     RevenueByDay,
 )
 from eda_lab.events import Event
+from eda_lab.lessons.n04_cqrs import CQRSShop
 from eda_lab.store import InMemoryEventStore
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

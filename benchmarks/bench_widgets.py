@@ -24,9 +24,9 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
-from eda_lab.carried_state import staleness_panel
+from eda_lab.lessons.n01_event_notification import query_load_panel
+from eda_lab.lessons.n02_event_carried_state_transfer import staleness_panel
 from eda_lab.notebook import notebook_setup
-from eda_lab.notification import query_load_panel
 
 
 def median_ms(panel: Any, changes: list[Callable[[], None]]) -> float:

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import difflib
-import re
+import os
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,6 @@ PLACEHOLDER = "...  # your answer here"
 #: Lesson notebooks: two digits, an underscore, a snake_case title.
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 DEFAULT_OUTPUT = Path("runs")
-
-_VERDICT_LINE = re.compile(r"^\[(PASS|NOT YET)\] exercise (\S+): (.*)$")
 
 
 class CliError(EdaLabError):
@@ -307,6 +306,26 @@ def output_paths(notebooks: Sequence[Path], output_dir: Path) -> list[Path]:
     return outputs
 
 
+@contextlib.contextmanager
+def _kernel_environment(verdicts: bool) -> Iterator[None]:
+    """With ``verdicts``, set :data:`eda_lab.notebook.VERDICTS_ENV` for the kernels
+    started inside (they inherit this process's environment)."""
+    from eda_lab.notebook import VERDICTS_ENV
+
+    if not verdicts:
+        yield
+        return
+    before = os.environ.get(VERDICTS_ENV)
+    os.environ[VERDICTS_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[VERDICTS_ENV]
+        else:
+            os.environ[VERDICTS_ENV] = before
+
+
 def run_notebooks(
     notebooks: Sequence[Path],
     output_dir: Path,
@@ -314,13 +333,15 @@ def run_notebooks(
     *,
     progress: bool = True,
     stop_on_error: bool = True,
+    verdicts: bool = False,
 ) -> list[NotebookRun]:
     """Execute ``notebooks`` in order with papermill, writing them to ``output_dir``.
 
     Each notebook runs in its own folder (as in JupyterLab). With ``stop_on_error``
     a failing notebook raises :class:`NotebookFailed` naming the cell and the executed
     copy; without it the failure is kept in :attr:`NotebookRun.error` and the next
-    notebook runs.
+    notebook runs. With ``verdicts`` the kernels display every exercise verdict as
+    data too, for :func:`collect_verdicts`.
     """
     import papermill
     from tqdm import tqdm
@@ -340,10 +361,11 @@ def run_notebooks(
         output.parent.mkdir(parents=True, exist_ok=True)
         error = None
         try:
-            papermill.execute_notebook(
-                str(source), str(output), parameters=parameters, progress_bar=False,
-                cwd=str(source.resolve().parent),
-            )
+            with _kernel_environment(verdicts):
+                papermill.execute_notebook(
+                    str(source), str(output), parameters=parameters, progress_bar=False,
+                    cwd=str(source.resolve().parent),
+                )
         except papermill.PapermillExecutionError as exc:
             error = f"{exc.ename}: {exc.evalue}".rstrip(".")
             if stop_on_error:
@@ -455,7 +477,7 @@ def make_student_copy(source: Path, output: Path) -> int:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One exercise check's verdict, as printed by :func:`eda_lab.exercises.check`."""
+    """One exercise check's verdict, as :func:`eda_lab.exercises.check` displayed it."""
 
     exercise: str
     passed: bool
@@ -463,20 +485,16 @@ class Verdict:
 
 
 def collect_verdicts(notebook: Any) -> list[Verdict]:
-    """The ``[PASS]`` / ``[NOT YET]`` lines printed in an executed notebook, in order."""
-    if not hasattr(notebook, "cells"):
-        notebook = _read(Path(notebook))
-    verdicts = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") != "stream":
-                continue
-            for line in output.get("text", "").splitlines():
-                match = _VERDICT_LINE.match(line.strip())
-                if match:
-                    mark, exercise_id, message = match.groups()
-                    verdicts.append(Verdict(exercise_id, mark == "PASS", message))
-    return verdicts
+    """The verdicts displayed as data in a notebook run by ``eda-lab check``, in order.
+
+    They are the :data:`eda_lab.notebook.VERDICT_MIMETYPE` outputs that ``check(...)``
+    displays when the kernel runs with :data:`eda_lab.notebook.VERDICTS_ENV` set
+    (:func:`run_notebooks` with ``verdicts=True``); printed text is never parsed.
+    """
+    from eda_lab.notebook import read_verdicts
+
+    return [Verdict(v["exercise"], bool(v["passed"]), v["message"])
+            for v in read_verdicts(notebook)]
 
 
 # --------------------------------------------------------------------------- commands
@@ -539,7 +557,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     notebooks = resolve_notebooks(args.notebooks, args.notebook_dir)
     with tempfile.TemporaryDirectory(prefix="eda-lab-check-") as scratch:
         output_dir = Path(args.output) if args.output else Path(scratch)
-        runs = run_notebooks(notebooks, output_dir, stop_on_error=False)
+        runs = run_notebooks(notebooks, output_dir, stop_on_error=False,
+                             verdicts=True)
         failed = 0
         for run in runs:
             verdicts = collect_verdicts(run.output) if run.output.exists() else []

@@ -1,7 +1,7 @@
 """Classroom exercises: checks that answer in plain words.
 
-Each exercise has an id such as ``"00.1"`` (notebook 00, exercise 1). The module
-that teaches the idea registers the check next to the code it is about::
+Each exercise has an id such as ``"00.1"`` (notebook 00, exercise 1), registered
+once. The notebook's lesson module (:mod:`eda_lab.lessons`) registers its checks::
 
     @exercise("00.1", "How many deliveries does one event make with two groups?")
     def _(answer):
@@ -10,8 +10,12 @@ that teaches the idea registers the check next to the code it is about::
 
 A check returns ``None`` when the answer is right, or a hint when it is not.
 In a notebook, ``check("00.1", my_answer)`` prints the verdict and returns a
-:class:`CheckResult` (truthy when passed), so an instructor can also run the
-checks over student notebooks in batch.
+:class:`CheckResult` (truthy when passed). In a batch run (``eda-lab check``) it also
+displays the verdict as data (:func:`eda_lab.notebook.show_verdict`), which the
+command reads back from the executed notebook: no text is parsed.
+
+The lesson modules are found by listing the package :mod:`eda_lab.lessons` the
+first time an exercise is looked up, so a new lesson module needs no list to join.
 
 In an instructor's master notebook, solutions sit between ``### BEGIN SOLUTION``
 and ``### END SOLUTION`` lines; ``eda-lab student`` replaces them with a
@@ -21,31 +25,38 @@ placeholder to make the student copy.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eda_lab.errors import NotFound
+from eda_lab.errors import EdaLabError, NotFound
+from eda_lab.notebook import show_verdict
 
-__all__ = ["CheckResult", "UnknownExercise", "check", "exercise", "exercises"]
+__all__ = [
+    "CheckResult",
+    "DuplicateExercise",
+    "UnknownExercise",
+    "check",
+    "exercise",
+    "exercises",
+]
 
 Checker = Callable[[Any], "str | None"]
 
-#: Modules that register exercises; imported on first use so the registry is full.
-EXERCISE_MODULES = (
-    "eda_lab.intro",
-    "eda_lab.notification",
-    "eda_lab.carried_state",
-    "eda_lab.sourcing",
-    "eda_lab.cqrs",
-    "eda_lab.failures",
-)
+#: The package whose modules register exercises; each is imported on first use.
+LESSONS_PACKAGE = "eda_lab.lessons"
 
 _REGISTRY: dict[str, tuple[str, Checker]] = {}
+_loaded = False
 
 
 class UnknownExercise(NotFound):
     """``check`` was called with an exercise id nobody registered."""
+
+
+class DuplicateExercise(EdaLabError):
+    """``exercise`` was given an id that another check already has."""
 
 
 @dataclass(frozen=True)
@@ -71,19 +82,37 @@ def exercise(exercise_id: str, question: str) -> Callable[[Checker], Checker]:
     """Register ``checker`` as the check of ``exercise_id``."""
 
     def register(checker: Checker) -> Checker:
+        if exercise_id in _REGISTRY and not _same_check(_REGISTRY[exercise_id][1], checker):
+            other = _REGISTRY[exercise_id][1]
+            raise DuplicateExercise(
+                f"exercise {exercise_id!r} is already registered by {other.__module__}."
+                f"{other.__qualname__}; give {checker.__module__}.{checker.__qualname__} "
+                "an id of its own (the next free number of its notebook).")
         _REGISTRY[exercise_id] = (question, checker)
         return checker
 
     return register
 
 
+def _same_check(old: Checker, new: Checker) -> bool:
+    """The same function, or the same definition run again (its module re-imported)."""
+    def origin(checker: Checker) -> tuple[Any, ...]:
+        code = getattr(checker, "__code__", None)
+        return (checker.__module__, checker.__qualname__,
+                code.co_filename if code else None, code.co_firstlineno if code else None)
+
+    return old is new or origin(old) == origin(new)
+
+
 def _load_all() -> None:
-    for name in EXERCISE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real import error inside the module
-                raise
+    """Import every lesson module once, so that every check is registered."""
+    global _loaded
+    if _loaded:
+        return
+    package = importlib.import_module(LESSONS_PACKAGE)
+    for module in pkgutil.iter_modules(package.__path__, f"{LESSONS_PACKAGE}."):
+        importlib.import_module(module.name)
+    _loaded = True
 
 
 def exercises() -> dict[str, str]:
@@ -113,4 +142,5 @@ def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
                              "correct, well done." if hint is None else hint)
     if not quiet:
         print(result)
+        show_verdict(result.exercise, result.passed, result.message)
     return result

@@ -8,21 +8,47 @@ It also enables the ``eda_lab`` altair theme (see :data:`CHART_PADDING`).
 ``record(name, value)`` shows a value and tags the output with its name, so
 papermill runs (``eda-lab run``) and the notebook tests can read what a notebook
 computed without scraping text.
+
+Exercise verdicts travel the same way: in a kernel started with the environment
+variable :data:`VERDICTS_ENV` set (``eda-lab check`` sets it), every
+:func:`eda_lab.exercises.check` also displays its verdict as data of the MIME type
+:data:`VERDICT_MIMETYPE`, which :func:`read_verdicts` reads back from the executed
+notebook. Without the variable nothing extra is displayed, so the stored outputs of
+the notebooks stay as they are.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 
 from eda_lab.errors import WrongArgumentType
 
-__all__ = ["CHART_PADDING", "RECORD_KEY", "notebook_setup", "read_records", "record"]
+__all__ = [
+    "CHART_PADDING",
+    "RECORD_KEY",
+    "VERDICTS_ENV",
+    "VERDICT_MIMETYPE",
+    "notebook_setup",
+    "read_records",
+    "read_verdicts",
+    "record",
+    "show_verdict",
+]
 
 #: Output metadata key under which :func:`record` stores ``{"name": ..., "value": ...}``.
 RECORD_KEY = "eda_lab"
+
+#: MIME type of an exercise verdict shown as data: ``{"exercise", "passed", "message"}``.
+VERDICT_MIMETYPE = "application/vnd.eda-lab.verdict+json"
+
+#: Environment variable that asks :func:`show_verdict` to display verdicts as data
+#: (any value but empty or ``0``). ``eda-lab check`` sets it for its kernels.
+VERDICTS_ENV = "EDA_LAB_VERDICTS"
 
 #: Space around every chart, in pixels. vl-convert sizes an SVG by measuring its text
 #: with its own fonts; a browser whose ``sans-serif`` is wider (DejaVu Sans on many
@@ -80,16 +106,41 @@ def record(name: str, value: Any) -> None:
             metadata={RECORD_KEY: {"name": name, "value": value}})
 
 
-def read_records(notebook: Any) -> dict[str, Any]:
-    """The values a notebook recorded, from an executed ``nbformat`` notebook or a path."""
+def show_verdict(exercise: str, passed: bool, message: str) -> None:
+    """Display an exercise verdict as :data:`VERDICT_MIMETYPE` data, if the run asked.
+
+    Does nothing unless :data:`VERDICTS_ENV` is set in the environment, so a
+    learner's notebook shows only the printed verdict.
+    """
+    if os.environ.get(VERDICTS_ENV, "") in ("", "0"):
+        return
+    from IPython.display import display
+
+    display({VERDICT_MIMETYPE: {"exercise": exercise, "passed": passed, "message": message}},
+            raw=True)
+
+
+def _outputs(notebook: Any) -> Iterator[Any]:
+    """Every output of an executed notebook (an ``nbformat`` notebook or a path)."""
     import nbformat
 
     if not hasattr(notebook, "cells"):
         notebook = nbformat.read(str(notebook), as_version=4)
-    found: dict[str, Any] = {}
     for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            tag = output.get("metadata", {}).get(RECORD_KEY)
-            if tag:
-                found[tag["name"]] = tag["value"]
+        yield from cell.get("outputs", [])
+
+
+def read_records(notebook: Any) -> dict[str, Any]:
+    """The values a notebook recorded, from an executed ``nbformat`` notebook or a path."""
+    found: dict[str, Any] = {}
+    for output in _outputs(notebook):
+        tag = output.get("metadata", {}).get(RECORD_KEY)
+        if tag:
+            found[tag["name"]] = tag["value"]
     return found
+
+
+def read_verdicts(notebook: Any) -> list[dict[str, Any]]:
+    """The verdicts :func:`show_verdict` displayed in an executed notebook, in order."""
+    return [dict(output["data"][VERDICT_MIMETYPE]) for output in _outputs(notebook)
+            if VERDICT_MIMETYPE in output.get("data", {})]

@@ -7,7 +7,7 @@ import pytest
 
 from eda_lab import charts
 from eda_lab.errors import ChartTooLargeError
-from eda_lab.intro import build_intro
+from eda_lab.lessons.n00_introduction import build_intro
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eda_lab import cli
-from eda_lab.notebook import read_records
+from eda_lab.notebook import VERDICT_MIMETYPE, read_records
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -343,20 +343,22 @@ EXERCISE_CELLS = [
 ]
 
 
-def test_verdicts_are_collected_from_printed_lines() -> None:
+def test_verdicts_are_read_from_data_never_from_printed_text() -> None:
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("")
+    verdict = {"exercise": "00.1", "passed": True, "message": "correct, well done."}
     cell.outputs = [
         nbformat.v4.new_output("stream", name="stdout",
-                               text="noise\n[PASS] exercise 00.1: correct, well done.\n"),
-        nbformat.v4.new_output("stream", name="stdout",
-                               text="[NOT YET] exercise 00.2: count the groups.\n"),
-        nbformat.v4.new_output("execute_result", data={"text/plain": "[PASS] exercise 9.9: x"}),
+                               text="[PASS] exercise 00.1: correct, well done.\n"
+                                    "[NOT YET] exercise 00.2: count the groups.\n"),
+        nbformat.v4.new_output("display_data", data={VERDICT_MIMETYPE: verdict}),
+        nbformat.v4.new_output("display_data", data={VERDICT_MIMETYPE: {
+            "exercise": "00.2", "passed": False, "message": "count: the groups."}}),
     ]
     nb.cells.append(cell)
     assert cli.collect_verdicts(nb) == [
         cli.Verdict("00.1", True, "correct, well done."),
-        cli.Verdict("00.2", False, "count the groups."),
+        cli.Verdict("00.2", False, "count: the groups."),
     ]
 
 
@@ -380,7 +382,10 @@ def test_check_grades_a_master_and_its_student_copy(tmp_path: Path, capsys) -> N
 def test_check_reports_a_notebook_that_fails(tmp_path: Path, capsys) -> None:
     broken = make_notebook(tmp_path / "08_broken.ipynb", [
         ("md", "# 08 · Broken", []),
-        ("code", "print('[PASS] exercise 08.1: fine')", []),
+        ("code", "from eda_lab.exercises import check, exercise\n"
+                 "exercise('08.1', 'Fine?')(lambda answer: None)\n"
+                 "print('[PASS] exercise 08.9: printed text is not a verdict')\n"
+                 "check('08.1', True)", []),
         ("code", "1 / 0", []),
     ])
     assert cli.main(["check", str(broken), "--output", str(tmp_path / "graded")]) == 1

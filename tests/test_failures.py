@@ -20,22 +20,24 @@ from eda_lab.failures import (
     OrderService,
     backlog_over_time,
     charges_per_order,
-    consistency,
-    crash_point_table,
     dead_letter_table,
     dead_letters,
     duplicate_summary,
     parse_quantity_words,
     redrive,
-    run_billing,
-    run_dual_write,
-    run_poison,
     run_scale_out,
-    scale_out_panel,
     scale_out_summary,
     scale_out_table,
 )
 from eda_lab.latency import Exponential, Fixed, Uniform
+from eda_lab.lessons.n05_surviving_failures import (
+    consistency,
+    crash_point_table,
+    run_billing,
+    run_dual_write,
+    run_poison,
+    scale_out_panel,
+)
 from eda_lab.sim import Simulation
 
 # -- 1. idempotent consumers ---------------------------------------------------------

@@ -7,7 +7,17 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from eda_lab.notebook import CHART_PADDING, RECORD_KEY, notebook_setup, read_records, record
+from eda_lab.notebook import (
+    CHART_PADDING,
+    RECORD_KEY,
+    VERDICT_MIMETYPE,
+    VERDICTS_ENV,
+    notebook_setup,
+    read_records,
+    read_verdicts,
+    record,
+    show_verdict,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +45,31 @@ def test_read_records_finds_tagged_outputs(tmp_path) -> None:
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     assert read_records(path) == {"x": 1} == read_records(nb)
+
+
+def test_a_verdict_is_shown_as_data_only_when_the_run_asks(monkeypatch) -> None:
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw: shown.append(obj))
+    monkeypatch.delenv(VERDICTS_ENV, raising=False)
+    show_verdict("00.1", True, "correct, well done.")
+    monkeypatch.setenv(VERDICTS_ENV, "0")
+    show_verdict("00.1", True, "correct, well done.")
+    assert shown == []
+    monkeypatch.setenv(VERDICTS_ENV, "1")
+    show_verdict("00.2", False, "count the groups.")
+    assert shown == [{VERDICT_MIMETYPE: {"exercise": "00.2", "passed": False,
+                                         "message": "count the groups."}}]
+
+
+def test_read_verdicts_finds_them_in_order(tmp_path) -> None:
+    verdicts = [{"exercise": "00.1", "passed": True, "message": "ok"},
+                {"exercise": "00.2", "passed": False, "message": "again"}]
+    outputs = [new_output("stream", name="stdout", text="[PASS] exercise 00.9: text\n"),
+               *(new_output("display_data", data={VERDICT_MIMETYPE: v}) for v in verdicts)]
+    nb = new_notebook(cells=[new_code_cell("check(...)", outputs=outputs)])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert read_verdicts(path) == verdicts == read_verdicts(nb)
 
 
 def test_setup_selects_the_offline_svg_renderer() -> None:

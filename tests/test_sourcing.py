@@ -14,6 +14,7 @@ from eda_lab import sourcing
 from eda_lab.errors import InvalidArgument, NotFound
 from eda_lab.events import Event
 from eda_lab.exercises import check
+from eda_lab.lessons.n03_event_sourcing import gateway_demo
 from eda_lab.orders import Order
 from eda_lab.sourcing import (
     Account,
@@ -26,7 +27,6 @@ from eda_lab.sourcing import (
     audit_frame,
     branch,
     compare_states,
-    gateway_demo,
     on,
     replaying,
     state_history,

@@ -1,0 +1,23 @@
+"""The lessons: what each notebook needs to show a pattern, one module per notebook.
+
+The pattern modules (:mod:`eda_lab.notification`, :mod:`eda_lab.sourcing`,
+:mod:`eda_lab.cqrs`, :mod:`eda_lab.failures`, ...) hold the mechanisms a reader
+studies. A lesson module holds what one notebook adds around them: the worlds built
+from the shop's data, the demo apps, the widget panels and the ``@exercise`` checks.
+
+* ``n00_introduction``: the first world (emitters, sinks, channels);
+* ``n01_event_notification``: the query-back load panel;
+* ``n02_event_carried_state_transfer``: the staleness panel;
+* ``n03_event_sourcing``: the exercises of notebook 03;
+* ``n04_cqrs``: the shop with a write side and a read side, the command form and the
+  query explorer;
+* ``n05_surviving_failures``: the billing, warehouse and ordering worlds, the
+  scale-out panel.
+
+A lesson module may import anything in ``eda_lab``; no pattern module imports a
+lesson (``tests/test_structure.py`` checks it). :mod:`eda_lab.exercises` finds the
+lesson modules by listing this package, so a new notebook's module registers its
+checks just by being here.
+"""
+
+__all__: list[str] = []
