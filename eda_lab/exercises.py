@@ -14,8 +14,9 @@ In a notebook, ``check("00.1", my_answer)`` prints the verdict and returns a
 displays the verdict as data (:func:`eda_lab.notebook.show_verdict`), which the
 command reads back from the executed notebook: no text is parsed.
 
-The lesson modules are found by listing the package :mod:`eda_lab.lessons` the
-first time an exercise is looked up, so a new lesson module needs no list to join.
+This module is only the registry: it imports no lesson. ``import eda_lab.lessons``
+finds every lesson module by listing its package and imports it, so a new lesson
+module needs no list to join, and ``eda_lab.lessons.check`` knows every exercise.
 
 In an instructor's master notebook, solutions sit between ``### BEGIN SOLUTION``
 and ``### END SOLUTION`` lines; ``eda-lab student`` replaces them with a
@@ -24,8 +25,6 @@ placeholder to make the student copy.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,11 +43,7 @@ __all__ = [
 
 Checker = Callable[[Any], "str | None"]
 
-#: The package whose modules register exercises; each is imported on first use.
-LESSONS_PACKAGE = "eda_lab.lessons"
-
 _REGISTRY: dict[str, tuple[str, Checker]] = {}
-_loaded = False
 
 
 class UnknownExercise(NotFound):
@@ -104,26 +99,20 @@ def _same_check(old: Checker, new: Checker) -> bool:
     return old is new or origin(old) == origin(new)
 
 
-def _load_all() -> None:
-    """Import every lesson module once, so that every check is registered."""
-    global _loaded
-    if _loaded:
-        return
-    package = importlib.import_module(LESSONS_PACKAGE)
-    for module in pkgutil.iter_modules(package.__path__, f"{LESSONS_PACKAGE}."):
-        importlib.import_module(module.name)
-    _loaded = True
-
-
 def exercises() -> dict[str, str]:
-    """Every registered exercise id and its question."""
-    _load_all()
+    """Every registered exercise id and its question.
+
+    A check is registered when its lesson module is imported; ``import eda_lab.lessons``
+    imports them all.
+    """
     return {key: question for key, (question, _) in sorted(_REGISTRY.items())}
 
 
 def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
-    """Check ``answer`` for ``exercise_id``, print the verdict, and return it."""
-    _load_all()
+    """Check ``answer`` for ``exercise_id``, print the verdict, and return it.
+
+    Notebooks call it as ``eda_lab.lessons.check``, which has every lesson's checks.
+    """
     if exercise_id not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise UnknownExercise(

@@ -23,7 +23,7 @@ from eda_lab.carried_state import (
     stale_reads,
     staleness_summary,
 )
-from eda_lab.exercises import check
+from eda_lab.lessons import check
 from eda_lab.notification import CHANGE_TYPE, query_rows, run_notification
 
 SMALL = dict(customers=8, changes_per_minute=12.0, duration=120.0, consumers=3,

@@ -34,7 +34,7 @@ from eda_lab.cqrs import (
     ship_order,
 )
 from eda_lab.events import Command, Event
-from eda_lab.exercises import check
+from eda_lab.lessons import check
 from eda_lab.sim import Simulation
 from eda_lab.store import InMemoryEventStore, SQLiteEventStore
 

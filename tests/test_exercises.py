@@ -12,6 +12,7 @@ from eda_lab.exercises import (
     exercise,
     exercises,
 )
+from eda_lab.lessons import check as lessons_check
 from eda_lab.notebook import VERDICT_MIMETYPE, VERDICTS_ENV
 
 
@@ -35,7 +36,7 @@ def test_a_missing_answer_repeats_the_question() -> None:
 
 
 def test_an_answer_of_the_wrong_shape_is_explained_not_raised() -> None:
-    result = check("00.3", "fast", quiet=True)
+    result = lessons_check("00.3", "fast", quiet=True)
     assert not result and "could not be checked" in result.message
 
 

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from test_channel import assert_order_per_key, emit_workload, workloads
 
 from eda_lab.events import Event
-from eda_lab.exercises import check, exercises
 from eda_lab.failures import (
     CRASH_POINTS,
     DESIGNS,
@@ -30,6 +29,7 @@ from eda_lab.failures import (
     scale_out_table,
 )
 from eda_lab.latency import Exponential, Fixed, Uniform
+from eda_lab.lessons import check, exercises
 from eda_lab.lessons.n05_surviving_failures import (
     consistency,
     crash_point_table,

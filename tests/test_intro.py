@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eda_lab.exercises import check, exercises
+from eda_lab.lessons import check, exercises
 from eda_lab.lessons.n00_introduction import build_intro, deliveries_by_service
 from eda_lab.shop import load_shop
 

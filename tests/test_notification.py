@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from eda_lab import charts
 from eda_lab.errors import EdaLabError
 from eda_lab.events import Command
-from eda_lab.exercises import check
+from eda_lab.lessons import check
 from eda_lab.notification import (
     CHANGE_TYPE,
     AddressScenario,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from eda_lab import sourcing
 from eda_lab.errors import InvalidArgument, NotFound
 from eda_lab.events import Event
-from eda_lab.exercises import check
+from eda_lab.lessons import check
 from eda_lab.lessons.n03_event_sourcing import gateway_demo
 from eda_lab.orders import Order
 from eda_lab.sourcing import (

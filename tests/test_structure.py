@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,14 +171,26 @@ def test_there_is_no_import_cycle_among_eda_lab_modules() -> None:
 
 
 def test_the_lesson_modules_are_found_not_listed() -> None:
-    from eda_lab.exercises import exercises
+    from eda_lab.lessons import exercises
 
-    source = MODULES["eda_lab.exercises"].read_text()
+    body = ast.parse(MODULES["eda_lab.lessons"].read_text()).body
+    source = ast.unparse(body[1:])  # its code, after the docstring that maps the lessons
     lessons = sorted(m for m in MODULES if m.startswith("eda_lab.lessons."))
     assert lessons, "eda_lab/lessons/ should hold one module per notebook"
-    assert not any(name in source for name in lessons)
+    assert not any(name.rsplit(".", 1)[1] in source for name in lessons)
     ids = {key.split(".")[0] for key in exercises()}
     assert {"00", "01", "02", "03", "04", "05"} <= ids
+
+
+def test_the_exercise_registry_imports_no_lesson_even_at_run_time() -> None:
+    """The registry is what lessons import; loading every lesson is the package's job."""
+    assert not any(target.startswith("eda_lab.lessons")
+                   for target, _, _ in imports("eda_lab.exercises"))
+    script = ("import sys, eda_lab.exercises as e; e.exercises(); "
+              "print(any(m.startswith('eda_lab.lessons') for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
 
 
 def _private_imports_of_backends() -> list[str]:

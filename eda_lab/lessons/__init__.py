@@ -15,9 +15,23 @@ from the shop's data, the demo apps, the widget panels and the ``@exercise`` che
   scale-out panel.
 
 A lesson module may import anything in ``eda_lab``; no pattern module imports a
-lesson (``tests/test_structure.py`` checks it). :mod:`eda_lab.exercises` finds the
-lesson modules by listing this package, so a new notebook's module registers its
-checks just by being here.
+lesson (``tests/test_structure.py`` checks it). Importing this package imports
+every lesson module in it (found by listing the package, not from a list), so a new
+notebook's module registers its checks just by being here, and :func:`check` and
+:func:`exercises` know every exercise. Notebooks take ``check`` from here.
 """
 
-__all__: list[str] = []
+import importlib
+import pkgutil
+
+from eda_lab.exercises import check, exercises
+
+__all__ = ["LESSON_MODULES", "check", "exercises"]
+
+#: The lesson modules, in notebook order (found by listing this package).
+LESSON_MODULES: tuple[str, ...] = tuple(
+    info.name for info in sorted(pkgutil.iter_modules(__path__, f"{__name__}."),
+                                 key=lambda info: info.name)
+)
+for _name in LESSON_MODULES:
+    importlib.import_module(_name)
