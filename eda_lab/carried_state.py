@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 
@@ -56,7 +56,9 @@ from eda_lab.sim import Simulation
 
 __all__ = [
     "BootstrapResult",
+    "Cost",
     "ReplicaConsumer",
+    "StalenessSummary",
     "ThinEventError",
     "availability",
     "bootstrap_replica",
@@ -171,10 +173,22 @@ def _entities(frame: pd.DataFrame) -> int:
     return int(emits["subject"].nunique())
 
 
+class StalenessSummary(TypedDict):
+    """:func:`staleness_summary`'s numbers."""
+
+    fraction_stale: float
+    max_stale_s: float
+    p95_stale_s: float
+    stale_periods: int
+    open_intervals: int
+    reads: int
+    stale_reads: int
+
+
 def staleness_summary(frame: pd.DataFrame, *, end: float | None = None,
                       entities: int | None = None,
                       types: Sequence[str] = (CHANGE_TYPE,),
-                      intervals: pd.DataFrame | None = None) -> dict[str, Any]:
+                      intervals: pd.DataFrame | None = None) -> StalenessSummary:
     """How stale the consumers' copies were, in a few numbers.
 
     * ``fraction_stale``: stale (consumer, key) time over all (consumer, key) time;
@@ -226,7 +240,16 @@ def availability(frame: pd.DataFrame, start: float, end: float, *, within: float
     return round(sum(on_time) / len(on_time), 6)
 
 
-def cost(frame: pd.DataFrame) -> dict[str, int]:
+class Cost(TypedDict):
+    """:func:`cost`'s counts: what a pattern ships."""
+
+    deliveries: int
+    channel_bytes: int
+    query_calls: int
+    query_response_bytes: int
+
+
+def cost(frame: pd.DataFrame) -> Cost:
     """What a pattern ships: bytes delivered on the channel, and query-back traffic."""
     delivered = frame[frame["kind"] == "deliver"]
     calls = query_back_summary(frame)

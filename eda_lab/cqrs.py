@@ -111,12 +111,12 @@ class UnknownProjection(NotFound):
 COMMAND_TYPES = ("PlaceOrder", "AddItem", "PayOrder", "ShipOrder", "CancelOrder")
 
 
-def _command(type_: str, order_id: str, data: dict[str, Any],
+def _command(command_type: str, order_id: str, data: dict[str, Any],
              sim: Simulation | None) -> Command:
     attrs: dict[str, Any] = {"subject": order_id}
     if sim is not None:  # deterministic id and virtual time
         attrs.update(id=sim.new_id(), time=sim.time)
-    return Command(type_, {"order_id": order_id, **data}, **attrs)
+    return Command(command_type, {"order_id": order_id, **data}, **attrs)
 
 
 def place_order(order_id: str, customer_id: str,

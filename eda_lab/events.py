@@ -280,12 +280,12 @@ class Event:
         """A new event with some attributes changed (the original is untouched)."""
         return replace(self, **changes)
 
-    def caused(self, type: str, data: Mapping[str, Any], **attrs: Any) -> Event:
+    def caused(self, event_type: str, data: Mapping[str, Any], **attrs: Any) -> Event:
         """A new event caused by this one: same correlation id, causation id = this id."""
         attrs.setdefault("subject", self.subject)
         attrs.setdefault("correlation_id", self.correlation_id or self.id)
         attrs.setdefault("causation_id", self.id)
-        return Event(type, data, **attrs)
+        return Event(event_type, data, **attrs)
 
     # -- JSON -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -44,14 +44,16 @@ import math
 import random
 import sqlite3
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
 
 import pandas as pd
 
-from eda_lab.channel import Channel, Topic
+from eda_lab.channel import Channel, ConsumerGroup, Topic
 from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
 from eda_lab.latency import Latency
+from eda_lab.runs import SimulationRun
 from eda_lab.services import Handler, Sink
 from eda_lab.sim import Simulation
 
@@ -59,11 +61,14 @@ __all__ = [
     "CRASH_POINTS",
     "DESIGNS",
     "NUMBER_WORDS",
+    "DuplicateSummary",
     "IdempotentConsumer",
     "LostAcks",
     "OrderDatabase",
     "OrderService",
     "OutboxRelay",
+    "ScaleOutRun",
+    "ScaleOutSummary",
     "StockKeeper",
     "backlog_over_time",
     "charges_per_order",
@@ -172,7 +177,18 @@ def charges_per_order(frame: pd.DataFrame) -> pd.DataFrame:
     return table.rename_axis("order_id").sort_index()
 
 
-def duplicate_summary(frame: pd.DataFrame) -> dict[str, int]:
+class DuplicateSummary(TypedDict):
+    """:func:`duplicate_summary`'s counts."""
+
+    orders: int
+    deliveries: int
+    charges: int
+    double_charged: int
+    extra_charges: int
+    skipped: int
+
+
+def duplicate_summary(frame: pd.DataFrame) -> DuplicateSummary:
     """The whole run in numbers: orders, deliveries, charges, orders charged twice or more."""
     table = charges_per_order(frame)
     orders = int(((frame["kind"] == "emit") & (frame["topic"] == "orders")).sum())
@@ -440,14 +456,28 @@ class OutboxRelay:
 
 
 # == 4. scale out ========================================================================
+@dataclass(eq=False)
+class ScaleOutRun(SimulationRun):
+    """One finished scale-out run: the group's size, its topic and its consumer group."""
+
+    members: int
+    partitions: int
+    topic: Topic
+    group: ConsumerGroup
+
+    def summary(self) -> ScaleOutSummary:
+        """:func:`scale_out_summary` of this run, idle members included."""
+        return scale_out_summary(self.frame, members=self.members)
+
+
 def run_scale_out(*, members: int = 1, partitions: int = 4, n_events: int = 200,
                   rate: float = 20.0, service_time: Latency | float = 0.2,
-                  latency: float = 0.05, seed: int = 7) -> Simulation:
+                  latency: float = 0.05, seed: int = 7) -> ScaleOutRun:
     """One consumer group of ``members`` workers on a topic of ``partitions`` partitions.
 
     ``n_events`` orders arrive at ``rate`` per second (seeded Poisson arrivals);
     each member takes ``service_time`` seconds per event, one event at a time.
-    Returns the finished simulation; measure it with :func:`scale_out_summary`.
+    Returns the finished run; measure it with :meth:`ScaleOutRun.summary`.
     """
     if members < 1 or partitions < 1:
         raise InvalidArgument(f"need at least one member and one partition, got members="
@@ -458,17 +488,31 @@ def run_scale_out(*, members: int = 1, partitions: int = 4, n_events: int = 200,
     topic = sim.channel("bus", partitions=partitions, latency=latency).topic("orders")
     shop = sim.emitter("shop")
     for m in range(members):
-        sim.sink(f"worker-{m + 1}").subscribe(topic, lambda event: None, group="fulfilment",
-                                              service_time=service_time)
+        group = sim.sink(f"worker-{m + 1}").subscribe(topic, lambda event: None,
+                                                      group="fulfilment",
+                                                      service_time=service_time)
     t = 0.0
     for n in range(n_events):
         t += sim.rng.expovariate(rate)
         sim.at(t, shop.emit, topic, "OrderPlaced", f"O-{n + 1:05d}", {"n": n})
     sim.run()
-    return sim
+    return ScaleOutRun(sim, members=members, partitions=partitions, topic=topic, group=group)
 
 
-def scale_out_summary(frame: pd.DataFrame, *, members: int | None = None) -> dict[str, float]:
+class ScaleOutSummary(TypedDict):
+    """:func:`scale_out_summary`'s numbers (``idle_members`` only when members are known)."""
+
+    handled: int
+    seconds: float
+    throughput: float
+    max_backlog: int
+    mean_latency: float
+    max_latency: float
+    busy_members: int
+    idle_members: NotRequired[int]
+
+
+def scale_out_summary(frame: pd.DataFrame, *, members: int | None = None) -> ScaleOutSummary:
     """Throughput and lag of one scale-out run, from its trace.
 
     ``throughput``: events handled per second, from the first emit to the last
@@ -482,7 +526,7 @@ def scale_out_summary(frame: pd.DataFrame, *, members: int | None = None) -> dic
     span = float(done["t"].max() - emits["t"].min()) if len(done) else math.nan
     backlog = backlog_over_time(frame)
     busy = int(done["service"].nunique())
-    summary = {
+    summary: ScaleOutSummary = {
         "handled": len(done),
         "seconds": round(span, 6),
         "throughput": round(len(done) / span, 6) if span and span > 0 else math.nan,
@@ -509,7 +553,6 @@ def scale_out_table(partitions: int = 4, max_members: int = 8, **options: Any
     """:func:`scale_out_summary` for 1..``max_members`` members (same seed, same arrivals)."""
     rows = []
     for members in range(1, max_members + 1):
-        sim = run_scale_out(members=members, partitions=partitions, **options)
-        rows.append({"members": members, "partitions": partitions,
-                     **scale_out_summary(sim.frame(), members=members)})
+        run = run_scale_out(members=members, partitions=partitions, **options)
+        rows.append({"members": members, "partitions": partitions, **run.summary()})
     return pd.DataFrame(rows)

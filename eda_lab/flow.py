@@ -19,7 +19,7 @@ for :func:`eda_lab.charts.flow_chart`. :func:`conversation` follows one
 correlation id event by event, with the hop of each event.
 
 >>> from eda_lab.notification import run_order_cascade
->>> frame = run_order_cascade(orders=2).frame()
+>>> frame = run_order_cascade(n_orders=2).frame
 >>> conversation(frame, frame.iloc[0]["event_id"])["type"].tolist()
 ['OrderPlaced', 'PaymentRequested', 'PaymentCaptured', 'ShipmentScheduled']
 """
@@ -74,8 +74,8 @@ def _service(name: str) -> str:
     return f"service:{name}"
 
 
-def _event(type_: str) -> str:
-    return f"event:{type_}"
+def _event(event_type: str) -> str:
+    return f"event:{event_type}"
 
 
 def flow_graph(frame: pd.DataFrame, *, include_calls: bool = True) -> FlowGraph:

@@ -39,14 +39,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypedDict
 
 import pandas as pd
 
+from eda_lab.channel import Channel
 from eda_lab.errors import CommandRejected, EdaLabError, NotFound, ServiceUnavailable
 from eda_lab.events import Command, Event, payload_size
 from eda_lab.latency import Exponential, Fixed, Latency, as_latency, backoff_delay
+from eda_lab.runs import SimulationRun
 from eda_lab.services import Emitter, Sink
 from eda_lab.sim import Simulation
 
@@ -56,9 +58,11 @@ __all__ = [
     "REGISTERED_TYPE",
     "AddressScenario",
     "AddressWorkload",
+    "CascadeRun",
     "CommandRejected",
     "NotificationConsumer",
     "QueryBack",
+    "QueryBackSummary",
     "ScenarioError",
     "ScenarioRun",
     "SourceService",
@@ -132,14 +136,14 @@ class SourceService:
     def is_up(self, t: float | None = None) -> bool:
         return self.emitter.is_up(t)
 
-    def _publish(self, type_: str, key: str) -> Event:
+    def _publish(self, event_type: str, key: str) -> Event:
         record = self.records[key]
-        if self.fat or type_ == REGISTERED_TYPE:
-            fields = ADDRESS_FIELDS if type_ == CHANGE_TYPE else tuple(record)
+        if self.fat or event_type == REGISTERED_TYPE:
+            fields = ADDRESS_FIELDS if event_type == CHANGE_TYPE else tuple(record)
             data = {"customer_id": key, **{f: record[f] for f in fields if f != "customer_id"}}
         else:
             data = {"customer_id": key, "href": f"/customers/{key}"}
-        event = self.emitter.emit(self.topic, type_, key, data)
+        event = self.emitter.emit(self.topic, event_type, key, data)
         self.version[key] = event
         return event
 
@@ -432,28 +436,20 @@ class AddressScenario:
         sim.run(until=self.duration)
         if self.drain:
             sim.run()
-        return ScenarioRun(self, pattern, sim, source, topic, consumers, work)
+        return ScenarioRun(sim, scenario=self, pattern=pattern, source=source, topic=topic,
+                           consumers=consumers, workload=work)
 
 
-@dataclass
-class ScenarioRun:
+@dataclass(eq=False)
+class ScenarioRun(SimulationRun):
     """A finished scenario: the simulation, its parts, and the trace frame."""
 
     scenario: AddressScenario
     pattern: str
-    sim: Simulation
     source: SourceService
     topic: Any
     consumers: list[Any]
     workload: AddressWorkload
-    _frame: pd.DataFrame | None = field(default=None, repr=False)
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        """``sim.frame()``, computed once."""
-        if self._frame is None:
-            self._frame = self.sim.frame()
-        return self._frame
 
     @property
     def horizon(self) -> float:
@@ -502,8 +498,21 @@ def _changes(frame: pd.DataFrame, types: Sequence[str]) -> pd.DataFrame:
     return frame[(frame["kind"] == "emit") & frame["type"].isin(list(types))]
 
 
+class QueryBackSummary(TypedDict):
+    """:func:`query_back_summary`'s numbers."""
+
+    events: int
+    consumers: int
+    calls: int
+    calls_per_event: float
+    ok: int
+    errors: int
+    gave_up: int
+    response_bytes: int
+
+
 def query_back_summary(frame: pd.DataFrame, *,
-                       types: Sequence[str] = (CHANGE_TYPE,)) -> dict[str, Any]:
+                       types: Sequence[str] = (CHANGE_TYPE,)) -> QueryBackSummary:
     """Counts for a notification run: events, consumers, calls and their outcomes.
 
     ``calls_per_event`` is query-back attempts per change event: the number of
@@ -616,8 +625,16 @@ CASCADE = (
 )
 
 
-def run_order_cascade(*, seed: int = 3, orders: int = 5, latency: float = 0.5,
-                      interval: float = 10.0) -> Simulation:
+@dataclass(eq=False)
+class CascadeRun(SimulationRun):
+    """A finished order cascade: its bus and the sinks that react, by name."""
+
+    bus: Channel
+    sinks: dict[str, Sink]
+
+
+def run_order_cascade(*, seed: int = 3, n_orders: int = 5, latency: float = 0.5,
+                      interval: float = 10.0) -> CascadeRun:
     """A four-hop flow no single piece of code shows: who reacts to whom.
 
     Each event type has its own topic. The shop emits ``OrderPlaced``; billing
@@ -627,13 +644,14 @@ def run_order_cascade(*, seed: int = 3, orders: int = 5, latency: float = 0.5,
     event, yet :func:`eda_lab.flow.flow_graph` rebuilds the whole flow from the
     causation and correlation ids in the trace.
     """
-    if orders < 1:
-        raise ScenarioError(f"orders must be at least 1, got {orders}.")
+    if n_orders < 1:
+        raise ScenarioError(f"n_orders must be at least 1, got {n_orders}.")
     sim = Simulation(seed)
     bus = sim.channel("bus", partitions=2, latency=_latency_model(latency))
     shop = sim.emitter("shop")
+    sinks: dict[str, Sink] = {}
     for name, listens_to, emits in CASCADE:
-        sink = sim.sink(name)
+        sink = sinks[name] = sim.sink(name)
         out = bus.topic(emits) if emits is not None else None
 
         def handler(event: Event, sink: Sink = sink, out: Any = out,
@@ -643,12 +661,12 @@ def run_order_cascade(*, seed: int = 3, orders: int = 5, latency: float = 0.5,
 
         sink.subscribe(bus.topic(listens_to), handler)
     topic = bus.topic("OrderPlaced")
-    for i in range(orders):
+    for i in range(n_orders):
         order_id = f"O-{i + 1:04d}"
         sim.at(interval * i, shop.emit, topic, "OrderPlaced", order_id,
                {"order_id": order_id, "customer_id": f"C-{i + 1:04d}"})
     sim.run()
-    return sim
+    return CascadeRun(sim, bus=bus, sinks=sinks)
 
 
 def unhandled_events(frame: pd.DataFrame) -> pd.DataFrame:
@@ -703,7 +721,8 @@ def send_command(sim: Simulation, sender: str, receiver: Any, command: Command,
     sim.schedule(latency / 2, deliver)
 
 
-def _payment_flow(seed: int, orders: int, style: str, payments_up: bool) -> dict[str, Any]:
+def _payment_flow(seed: int, n_orders: int, style: str, payments_up: bool
+                  ) -> dict[str, Any]:
     sim = Simulation(seed)
     topic = sim.channel("bus", latency=Fixed(0.1)).topic("orders")
     shop = sim.sink("shop")
@@ -720,11 +739,11 @@ def _payment_flow(seed: int, orders: int, style: str, payments_up: bool) -> dict
         # The smell: an "event" named like a fact that is really an order to payments.
         payments.subscribe(topic, lambda e: capture(e.subject)
                            if e.type == "PaymentRequested" else None)
-        for i in range(orders):
+        for i in range(n_orders):
             oid = f"O-{i + 1:04d}"
             sim.at(float(i), shop.emit, topic, "PaymentRequested", oid, {"order_id": oid})
     else:
-        for i in range(orders):
+        for i in range(n_orders):
             oid = f"O-{i + 1:04d}"
             cmd = Command("CapturePayment", {"order_id": oid}, subject=oid, id=f"cmd-{i + 1}",
                           time=sim.time_of(float(i)))
@@ -736,14 +755,14 @@ def _payment_flow(seed: int, orders: int, style: str, payments_up: bool) -> dict
             sim.at(float(i), lambda cmd=cmd, result=result: send_command(
                 sim, "shop", payments, cmd, lambda c: capture(c.subject), latency=0.1,
                 on_result=result))
-    sim.run(until=orders + 60.0)
+    sim.run(until=n_orders + 60.0)
     frame = sim.frame()
     return {"paid": len(paid), "failures_seen_by_sender": len(failures_seen),
             "waiting_silently": len(unhandled_events(frame)) if style == "event" else 0,
             "frame": frame}
 
 
-def events_versus_commands(*, seed: int = 5, orders: int = 10,
+def events_versus_commands(*, seed: int = 5, n_orders: int = 10,
                            payments_up: bool = False) -> pd.DataFrame:
     """The passive-aggressive command and its rewrite, run side by side.
 
@@ -756,12 +775,12 @@ def events_versus_commands(*, seed: int = 5, orders: int = 10,
     rows = []
     for style, message, names in (("event", "PaymentRequested (event)", False),
                                   ("command", "CapturePayment (command)", True)):
-        result = _payment_flow(seed, orders, style, payments_up)
+        result = _payment_flow(seed, n_orders, style, payments_up)
         rows.append({
             "message": message,
             "sender names the receiver": names,
             "receiver may refuse": names,
-            "orders": orders,
+            "orders": n_orders,
             "orders paid": result["paid"],
             "failures the sender sees": result["failures_seen_by_sender"],
             "requests waiting, unseen": result["waiting_silently"],

@@ -186,13 +186,13 @@ class Aggregate:
             self._last_event = saved[-1]
 
     # -- changing state ------------------------------------------------------------------
-    def _record(self, type: str, data: dict[str, Any], **attrs: Any) -> Event:
+    def _record(self, event_type: str, data: dict[str, Any], **attrs: Any) -> Event:
         """Record a new event: apply it now and keep it pending until saved."""
         attrs.setdefault("subject", self._id)
         attrs.setdefault("source", self.source)
         attrs.setdefault("id", self._new_id())
         attrs.setdefault("time", self._clock())
-        event = Event(type, data, **attrs)
+        event = Event(event_type, data, **attrs)
         self._apply(event)
         self._pending.append(event)
         return event

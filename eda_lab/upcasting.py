@@ -58,38 +58,38 @@ class Upcasters:
         self._steps: dict[tuple[str, int], Upcaster] = {}
         self._current: dict[str, int] = {}
 
-    def register(self, type: str, from_version: int,
+    def register(self, event_type: str, from_version: int,
                  upcaster: Upcaster | None = None) -> Any:
-        """Register ``upcaster`` for ``type`` events at ``from_version`` (usable as a decorator).
+        """Register ``upcaster`` for ``event_type`` at ``from_version`` (usable as a decorator).
 
         The upcaster returns the data of version ``from_version + 1``.
         """
-        if not (isinstance(type, str) and type and isinstance(from_version, int)
+        if not (isinstance(event_type, str) and event_type and isinstance(from_version, int)
                 and from_version >= 1):
             raise InvalidArgument(
-                f"register(type, from_version) needs an event type and a version >= 1, "
-                f"got {type!r}, {from_version!r}."
+                "register(event_type, from_version) needs an event type and a version >= 1, "
+                f"got {event_type!r}, {from_version!r}."
             )
 
         def add(fn: Upcaster) -> Upcaster:
-            if (type, from_version) in self._steps:
+            if (event_type, from_version) in self._steps:
                 raise InvalidArgument(
-                    f"an upcaster for {type} v{from_version} is already registered: "
+                    f"an upcaster for {event_type} v{from_version} is already registered: "
                     "there is exactly one way from one version to the next."
                 )
-            self._steps[(type, from_version)] = fn
-            self._current[type] = max(self._current.get(type, 1), from_version + 1)
+            self._steps[(event_type, from_version)] = fn
+            self._current[event_type] = max(self._current.get(event_type, 1), from_version + 1)
             return fn
 
         return add(upcaster) if upcaster is not None else add
 
-    def declare(self, type: str, current_version: int) -> None:
-        """Say that ``type``'s current version is ``current_version`` (even without upcasters)."""
-        self._current[type] = max(self._current.get(type, 1), current_version)
+    def declare(self, event_type: str, current_version: int) -> None:
+        """Say that ``event_type``'s current version is ``current_version`` (upcasters or not)."""
+        self._current[event_type] = max(self._current.get(event_type, 1), current_version)
 
-    def current_version(self, type: str) -> int | None:
-        """The version the reader expects for ``type``, or None if the type is not managed."""
-        return self._current.get(type)
+    def current_version(self, event_type: str) -> int | None:
+        """The version the reader expects for ``event_type``, or None if it is not managed."""
+        return self._current.get(event_type)
 
     def __contains__(self, type: object) -> bool:
         return type in self._current

@@ -112,7 +112,7 @@ def test_lost_acks_refuses_a_rate_that_would_never_commit() -> None:
 
 def test_without_idempotence_each_lost_ack_charges_a_card_again() -> None:
     run = run_billing(seed=7, n_orders=20, ack_loss=0.3)
-    summary = duplicate_summary(run.sim.frame())
+    summary = duplicate_summary(run.frame)
     assert run.acks.lost > 0
     assert summary["charges"] == len(run.charges) == 20 + run.acks.lost
     assert summary["extra_charges"] == run.acks.lost
@@ -124,7 +124,7 @@ def test_without_idempotence_each_lost_ack_charges_a_card_again() -> None:
 def test_with_idempotence_every_order_is_charged_exactly_once(seed, n, loss) -> None:
     naive = run_billing(seed=seed, n_orders=n, ack_loss=loss)
     safe = run_billing(seed=seed, n_orders=n, ack_loss=loss, idempotent=True)
-    table = charges_per_order(safe.sim.frame())
+    table = charges_per_order(safe.frame)
     assert len(table) == n and (table["charged"] == 1).all()
     assert sorted(s for s, _ in safe.charges) == sorted(set(s for s, _ in naive.charges))
     # the same seed loses the same acks: every lost ack is followed by a redelivery
@@ -132,7 +132,7 @@ def test_with_idempotence_every_order_is_charged_exactly_once(seed, n, loss) -> 
     # allowed, which sends the (already charged) order to the dead-letter topic
     assert safe.acks.lost == naive.acks.lost
     assert safe.acks.lost == table["skipped"].sum() + safe.group.dead_letters
-    assert duplicate_summary(naive.sim.frame())["extra_charges"] == (
+    assert duplicate_summary(naive.frame)["extra_charges"] == (
         naive.acks.lost - naive.group.dead_letters)
 
 
@@ -141,7 +141,7 @@ def test_with_idempotence_every_order_is_charged_exactly_once(seed, n, loss) -> 
 
 def test_a_poison_message_is_retried_then_dead_lettered_and_the_rest_moves_on() -> None:
     run = run_poison(seed=7, n_items=20, poison=(3, 11), max_deliveries=3, backoff=1.0)
-    frame = run.sim.frame()
+    frame = run.frame
     dead = dead_letter_table(frame)
     assert len(dead) == 2 and set(dead["subject"]) == set(run.poisoned)
     assert dead["detail"].str.contains("invalid literal").all()
@@ -155,7 +155,7 @@ def test_dead_letters_are_listed_in_the_order_they_were_dead_lettered() -> None:
     run = run_poison(seed=7, n_items=30, poison=2)
     assert run.bus.topics["items.dead_letter"].partitions > 1
     listed = [event.id for event in dead_letters(run.bus, "items")]
-    table = dead_letter_table(run.sim.frame())
+    table = dead_letter_table(run.frame)
     assert listed == list(table["event_id"]) and table["t"].is_monotonic_increasing
     by_partition = [event.id for event in run.bus.topics["items.dead_letter"].events()]
     assert sorted(listed) == sorted(by_partition) and listed != by_partition  # this seed
@@ -176,7 +176,7 @@ def test_redrive_without_a_fix_does_not_circle_forever() -> None:
     run = run_poison(seed=3, n_items=10, poison=(2,))
     redrive(run.bus, "items", max_times=2)
     run.sim.run()
-    frame = run.sim.frame()
+    frame = run.frame
     assert (frame["kind"] == "dead_letter").sum() == 3  # first time + two redrives
     skipped = frame[(frame["kind"] == "redrive") & (frame["outcome"] == "skipped")]
     assert len(skipped) == 1 and "fix the handler" in skipped["detail"].iloc[0]
@@ -186,7 +186,7 @@ def test_a_number_of_poison_messages_is_placed_by_the_seed() -> None:
     first, again = run_poison(seed=5, n_items=12, poison=3), run_poison(seed=5, n_items=12,
                                                                          poison=3)
     assert len(first.poisoned) == 3 and first.poisoned == again.poisoned
-    assert len(dead_letter_table(first.sim.frame())) == 3
+    assert len(dead_letter_table(first.frame)) == 3
     with pytest.raises(ValueError, match="between 0 and n_items"):
         run_poison(n_items=2, poison=3)
 
@@ -351,10 +351,12 @@ def test_more_members_help_up_to_the_partition_count_then_sit_idle() -> None:
 
 
 def test_scale_out_summary_and_backlog_come_from_the_trace() -> None:
-    sim = run_scale_out(members=2, partitions=2, n_events=30, rate=100.0,
+    run = run_scale_out(members=2, partitions=2, n_events=30, rate=100.0,
                         service_time=0.1, latency=0.0)
-    frame = sim.frame()
+    frame = run.frame
     summary = scale_out_summary(frame, members=2)
+    assert run.summary() == summary and summary["idle_members"] == 0
+    assert (run.members, run.partitions, run.group.name) == (2, 2, "fulfilment")
     assert summary["handled"] == 30 and summary["busy_members"] == 2
     backlog = backlog_over_time(frame)
     assert backlog["backlog"].iloc[-1] == 0 and backlog["backlog"].max() == \
@@ -370,7 +372,7 @@ def test_scale_out_summary_and_backlog_come_from_the_trace() -> None:
 def test_the_exercises_are_registered_and_accept_the_right_answers() -> None:
     assert {"05.1", "05.2", "05.3"} <= set(exercises())
     answer = duplicate_summary(run_billing(seed=7, n_orders=20, ack_loss=0.3)
-                               .sim.frame())["double_charged"]
+                               .frame)["double_charged"]
     assert check("05.1", answer, quiet=True)
     assert not check("05.1", answer + 1, quiet=True)
     assert check("05.2", "outbox", quiet=True) and not check("05.2", "db_first", quiet=True)
@@ -396,7 +398,7 @@ def test_scale_out_and_backlog_charts_plot_the_tables() -> None:
     series = []
     for members in (1, 3):
         backlog = backlog_over_time(run_scale_out(members=members, partitions=3,
-                                                  n_events=60, rate=30.0).frame())
+                                                  n_events=60, rate=30.0).frame)
         series.append(backlog.assign(members=members))
     spec = charts.backlog_chart(pd.concat(series), by="members", bins=50).to_dict()
     rows = next(iter(spec["datasets"].values()))

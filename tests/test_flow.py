@@ -12,7 +12,7 @@ from eda_lab.notification import run_notification, run_order_cascade
 
 
 def test_the_cascade_graph_follows_the_handlers() -> None:
-    graph = flow_graph(run_order_cascade(orders=4).frame())
+    graph = flow_graph(run_order_cascade(n_orders=4).frame)
     assert graph.path_exists("service:shop", "service:mailer")
     assert graph.successors("event:OrderPlaced") == ["service:analytics", "service:billing"]
     assert graph.successors("service:billing") == ["event:PaymentRequested"]
@@ -24,13 +24,13 @@ def test_the_cascade_graph_follows_the_handlers() -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 1000), orders=st.integers(1, 8), latency=st.floats(0.0, 5.0))
-def test_every_conversation_is_a_three_hop_chain(seed: int, orders: int,
+@given(seed=st.integers(0, 1000), n_orders=st.integers(1, 8), latency=st.floats(0.0, 5.0))
+def test_every_conversation_is_a_three_hop_chain(seed: int, n_orders: int,
                                                   latency: float) -> None:
-    frame = run_order_cascade(seed=seed, orders=orders, latency=latency).frame()
+    frame = run_order_cascade(seed=seed, n_orders=n_orders, latency=latency).frame
     assert max_hops(frame) == 3
     roots = frame[(frame["kind"] == "emit") & (frame["causation_id"] == "")]
-    assert len(roots) == orders
+    assert len(roots) == n_orders
     for root in roots["event_id"]:
         chain = conversation(frame, root)
         assert chain["type"].tolist() == ["OrderPlaced", "PaymentRequested",
@@ -51,14 +51,14 @@ def test_query_backs_show_up_as_calls_in_the_graph() -> None:
 
 
 def test_an_unknown_conversation_is_explained() -> None:
-    frame = run_order_cascade(orders=1).frame()
+    frame = run_order_cascade(n_orders=1).frame
     with pytest.raises(NoSuchConversation, match="correlation id"):
         conversation(frame, "nope")
     assert max_hops(frame.iloc[0:0]) == 0
 
 
 def test_flow_chart_draws_nodes_and_edges() -> None:
-    graph = flow_graph(run_order_cascade(orders=2).frame())
+    graph = flow_graph(run_order_cascade(n_orders=2).frame)
     spec = charts.flow_chart(graph).to_dict()
     marks = [layer["mark"]["type"] for layer in spec["layer"]]
     assert marks == ["rule", "point", "point", "text"]

@@ -173,7 +173,7 @@ def test_bad_parameters_are_explained(bad: dict) -> None:
 
 # -- the cascade and events versus commands --------------------------------------------
 def test_the_cascade_has_three_hops_and_unhandled_events_are_found() -> None:
-    frame = run_order_cascade(orders=3).frame()
+    frame = run_order_cascade(n_orders=3).frame
     types = frame.loc[frame["kind"] == "emit", "type"].value_counts().to_dict()
     assert types == {"OrderPlaced": 3, "PaymentRequested": 3, "PaymentCaptured": 3,
                      "ShipmentScheduled": 3}
@@ -181,13 +181,13 @@ def test_the_cascade_has_three_hops_and_unhandled_events_are_found() -> None:
 
 
 def test_a_passive_aggressive_event_fails_silently_a_command_fails_loudly() -> None:
-    table = events_versus_commands(orders=6, payments_up=False)
+    table = events_versus_commands(n_orders=6, payments_up=False)
     event, command = table.iloc[0], table.iloc[1]
     assert event["orders paid"] == 0 and event["failures the sender sees"] == 0
     assert event["requests waiting, unseen"] == 6
     assert command["orders paid"] == 0 and command["failures the sender sees"] == 6
     assert not event["sender names the receiver"] and command["sender names the receiver"]
-    healthy = events_versus_commands(orders=6, payments_up=True)
+    healthy = events_versus_commands(n_orders=6, payments_up=True)
     assert healthy["orders paid"].tolist() == [6, 6]
     assert healthy["failures the sender sees"].tolist() == [0, 0]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 
@@ -40,12 +40,14 @@ from eda_lab.failures import (
     run_scale_out,
     scale_out_summary,
 )
+from eda_lab.runs import SimulationRun
 from eda_lab.services import Emitter, Sink
 from eda_lab.shop import load_shop
 from eda_lab.sim import Simulation
 
 __all__ = [
     "BillingRun",
+    "Consistency",
     "DualWriteRun",
     "PoisonRun",
     "consistency",
@@ -69,11 +71,10 @@ def _orders(n_orders: int) -> pd.DataFrame:
 
 
 # == 1. at-least-once delivery: the billing world =========================================
-@dataclass
-class BillingRun:
+@dataclass(eq=False)
+class BillingRun(SimulationRun):
     """The billing world: orders arrive, billing charges a card for each one."""
 
-    sim: Simulation
     orders: Topic
     billing: Sink
     group: ConsumerGroup
@@ -118,11 +119,10 @@ def run_billing(seed: int = 7, n_orders: int = 20, *, ack_loss: float = 0.3,
 
 
 # == 2. poison messages: the warehouse world ============================================
-@dataclass
-class PoisonRun:
+@dataclass(eq=False)
+class PoisonRun(SimulationRun):
     """The warehouse world: items are added to orders; some events are malformed."""
 
-    sim: Simulation
     bus: Channel
     items: Topic
     shop: Emitter
@@ -183,11 +183,10 @@ def run_poison(seed: int = 7, n_items: int = 30, poison: int | Iterable[int] = 1
 
 
 # == 3. the dual write: the ordering service under crashes ==============================
-@dataclass
-class DualWriteRun:
+@dataclass(eq=False)
+class DualWriteRun(SimulationRun):
     """One run of the ordering service under crashes, and what its consumer saw."""
 
-    sim: Simulation
     design: str
     db: OrderDatabase
     service: OrderService
@@ -252,7 +251,18 @@ def run_dual_write(design: str = "db_first", seed: int = 7, n_orders: int = 20, 
                         dict(crashes))
 
 
-def consistency(run: DualWriteRun) -> dict[str, int]:
+class Consistency(TypedDict):
+    """:func:`consistency`'s counts."""
+
+    stored: int
+    delivered: int
+    lost: int
+    phantom: int
+    duplicates: int
+    crashes: int
+
+
+def consistency(run: DualWriteRun) -> Consistency:
     """Do the database and the consumers agree? Orders stored, known, lost, phantom.
 
     ``lost``: in the database, never delivered to the consumer. ``phantom``:
@@ -267,7 +277,7 @@ def consistency(run: DualWriteRun) -> dict[str, int]:
         "lost": len(stored - seen),
         "phantom": len(seen - stored),
         "duplicates": len(run.received) - len(seen),
-        "crashes": int((run.sim.frame()["kind"] == "crash").sum()),
+        "crashes": int((run.frame["kind"] == "crash").sum()),
     }
 
 
@@ -313,7 +323,7 @@ def scale_out_panel(*, members: int = 1, partitions: int = 4, max_value: int = 8
     from eda_lab.widgets import Panel, Prerendered, slider
 
     def run(members: int, partitions: int) -> tuple[int, int, pd.DataFrame]:
-        frame = run_scale_out(members=members, partitions=partitions, **options).frame()
+        frame = run_scale_out(members=members, partitions=partitions, **options).frame
         return members, partitions, frame
 
     def draw(result: tuple[int, int, pd.DataFrame]) -> list[Any]:
@@ -336,7 +346,7 @@ def scale_out_panel(*, members: int = 1, partitions: int = 4, max_value: int = 8
                   "how many orders were charged more than once? Answer with an int.")
 def _double_charged(answer: int) -> str | None:
     run = run_billing(seed=7, n_orders=20, ack_loss=0.3)
-    expected = duplicate_summary(run.sim.frame())["double_charged"]
+    expected = duplicate_summary(run.frame)["double_charged"]
     if int(answer) == expected:
         return None
     return ("count the orders with more than one 'effect' row: "

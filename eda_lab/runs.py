@@ -1,0 +1,43 @@
+"""What every ``run_*`` function returns: a finished simulation, typed.
+
+A scenario function builds a world, runs it in virtual time and hands back a
+``*Run`` dataclass: the :class:`~eda_lab.sim.Simulation` (``run.sim``), the parts a
+lesson wants to look at (topics, sinks, stores), and ``run.frame``, the trace as a
+DataFrame, computed once however often it is read::
+
+    >>> from eda_lab.notification import run_order_cascade
+    >>> run = run_order_cascade(n_orders=2)
+    >>> run.frame is run.frame          # computed once
+    True
+    >>> int((run.frame["kind"] == "emit").sum())   # per order: the order and 3 reactions
+    8
+
+Every ``run_*`` function of the pattern and lesson modules returns a subclass of
+:class:`SimulationRun`, so code that only needs the trace takes any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from eda_lab.sim import Simulation
+
+__all__ = ["SimulationRun"]
+
+
+@dataclass(eq=False)
+class SimulationRun:
+    """A finished simulation; subclasses add the parts of their world."""
+
+    sim: Simulation
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The trace (``sim.frame()``), computed on first use and kept."""
+        frame: pd.DataFrame = self.sim.frame()
+        return frame
