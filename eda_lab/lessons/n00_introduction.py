@@ -47,7 +47,7 @@ class IntroWorld:
     dashboard: Sink
 
 
-def build_intro(seed: int = 7, n_orders: int = 12, latency: float = 0.3,
+def build_intro(seed: int = 7, n_orders: int = 12, *, latency: float = 0.3,
                 spacing: float = 1.0, run: bool = True) -> IntroWorld:
     """Build (and by default run to the end) the first world.
 

@@ -134,7 +134,7 @@ class PoisonRun(SimulationRun):
     poisoned: list[str] = field(default_factory=list)
 
 
-def run_poison(seed: int = 7, n_items: int = 30, poison: int | Iterable[int] = 1, *,
+def run_poison(seed: int = 7, n_items: int = 30, *, poison: int | Iterable[int] = 1,
                max_deliveries: int = 3, backoff: float = 1.0, latency: float = 0.2,
                spacing: float = 0.5) -> PoisonRun:
     """Emit ``n_items`` ``ItemAdded`` events; ``poison`` of them are malformed.
@@ -196,7 +196,7 @@ class DualWriteRun(SimulationRun):
     crashes: dict[str, int]
 
 
-def run_dual_write(design: str = "db_first", seed: int = 7, n_orders: int = 20, *,
+def run_dual_write(design: str = "db_first", *, seed: int = 7, n_orders: int = 20,
                    crash_rate: float = 0.2,
                    crashes: Mapping[str, int] | None = None,
                    relay_crashes: Iterable[int] | None = None,
@@ -298,7 +298,7 @@ def crash_point_table(seed: int = 7) -> pd.DataFrame:
         if design == "outbox":
             cases.append(("relay crash after publishing", None, [1]))
         for label, crash_after, relay in cases:
-            run = run_dual_write(design, seed, 1,
+            run = run_dual_write(design, seed=seed, n_orders=1,
                                  crashes={} if crash_after is None else
                                  {order_id: crash_after},
                                  relay_crashes=relay)
