@@ -234,7 +234,7 @@ def availability(frame: pd.DataFrame, start: float, end: float, *, within: float
     if delivered.empty:
         return math.nan
     ready = {(c, e): r for c, _, e, _, r, _ in _waits(frame, types)}
-    on_time = [not math.isnan(r := ready.get((c, e), math.nan)) and r <= t + within
+    on_time = [bool(not math.isnan(r := ready.get((c, e), math.nan)) and r <= t + within)
                for c, e, t in zip(delivered["service"], delivered["event_id"],
                                   delivered["t"], strict=True)]
     return round(sum(on_time) / len(on_time), 6)

@@ -24,6 +24,9 @@ __all__ = ["MAX_ROWS", "check_rows", "events_over_time", "pick_bin_seconds", "ti
 #: Altair's default limit of rows embedded in one chart.
 MAX_ROWS = 5000
 
+#: What ``alt.layer`` returns: a layered chart (a facet when its layers are facets).
+Layered = alt.LayerChart | alt.FacetChart
+
 _NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600,
               900, 1800, 3600, 7200, 21600, 43200, 86400)
 
@@ -133,7 +136,7 @@ __all__ += ["flow_chart", "pattern_comparison_chart", "query_load_chart", "stale
 
 def query_load_chart(load: pd.DataFrame, *, y_max: float | None = None,
                      outage: tuple[float, float] | None = None,
-                     title: str = "Query-back calls reaching the source") -> alt.LayerChart:
+                     title: str = "Query-back calls reaching the source") -> Layered:
     """Calls per time window on the source, answered (ok) and failed, stacked.
 
     ``load`` is :func:`eda_lab.notification.source_load` output. ``y_max`` fixes
@@ -169,7 +172,7 @@ def query_load_chart(load: pd.DataFrame, *, y_max: float | None = None,
 
 def staleness_chart(intervals: pd.DataFrame, *, horizon: float,
                     outage: tuple[float, float] | None = None, by: str = "consumer",
-                    title: str = "When each replica was stale") -> alt.LayerChart:
+                    title: str = "When each replica was stale") -> Layered:
     """A row per replica (``by``), a bar over each period its copy was behind the source.
 
     ``intervals`` is :func:`eda_lab.carried_state.stale_intervals` output (add a
@@ -209,7 +212,7 @@ def staleness_chart(intervals: pd.DataFrame, *, horizon: float,
 
 
 def flow_chart(graph: object, *, title: str = "The flow, rebuilt from the trace"
-               ) -> alt.LayerChart:
+               ) -> Layered:
     """Draw a :class:`eda_lab.flow.FlowGraph`: services (circles), event types (squares),
     arrows left to right by hop; dashed grey lines are query-back and command calls."""
     nodes: pd.DataFrame = graph.nodes  # type: ignore[attr-defined]
@@ -338,7 +341,7 @@ def read_model_chart(name: str, frame: pd.DataFrame) -> alt.Chart:
 
 
 def version_history_chart(history: pd.DataFrame, *, value: str = "total",
-                          version: int | None = None, title: str | None = None) -> alt.Chart:
+                          version: int | None = None, title: str | None = None) -> Layered:
     """A value of an event-sourced aggregate after each version (event sourcing, notebook 03).
 
     ``history`` has one row per version with columns ``version``, ``type`` and
@@ -381,7 +384,7 @@ def scale_out_chart(table: pd.DataFrame, *, partitions: int | None = None,
     tips = ["members", alt.Tooltip("throughput:Q", format=".2f"), "max_backlog",
             "idle_members"]
 
-    def panel(field: str, label: str) -> alt.LayerChart:
+    def panel(field: str, label: str) -> Layered:
         line = alt.Chart(data).mark_line(point=True).encode(
             x=x, y=alt.Y(f"{field}:Q", title=label), tooltip=tips)
         layers: list[alt.Chart] = [line]

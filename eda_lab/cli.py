@@ -163,7 +163,7 @@ def notebook_title(path: Path) -> str:
             continue
         for line in cell.source.splitlines():
             if line.startswith("#"):
-                return line.lstrip("#").strip()
+                return str(line.lstrip("#").strip())
     return ""
 
 

@@ -381,18 +381,18 @@ class OrderService:
         row = (order_id, customer_id, total)
         if self.design == "outbox":
             conn.execute("BEGIN")
-            actions = [
+            actions: list[Callable[[], object]] = [
                 lambda: conn.execute("INSERT INTO orders VALUES (?, ?, ?)", row),
                 lambda: conn.execute("INSERT INTO outbox (event) VALUES (?)",
                                      (event.to_json(),)),
                 lambda: conn.execute("COMMIT"),
             ]
         else:
-            def commit() -> None:
-                conn.execute("INSERT INTO orders VALUES (?, ?, ?)", row)
+            def commit() -> object:
+                return conn.execute("INSERT INTO orders VALUES (?, ?, ?)", row)
 
-            def publish() -> None:
-                self.topic.publish(event, self.emitter)
+            def publish() -> object:
+                return self.topic.publish(event, self.emitter)
 
             actions = [commit, publish] if self.design == "db_first" else [publish, commit]
         for n, (step, action) in enumerate(zip(steps, actions, strict=True)):

@@ -22,11 +22,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from eda_lab.errors import WrongArgumentType
+
+if TYPE_CHECKING:  # altair is imported only when a notebook sets up
+    from altair.theme import PaddingKwds
 
 __all__ = [
     "CHART_PADDING",
@@ -53,7 +56,7 @@ VERDICTS_ENV = "EDA_LAB_VERDICTS"
 #: Space around every chart, in pixels. vl-convert sizes an SVG by measuring its text
 #: with its own fonts; a browser whose ``sans-serif`` is wider (DejaVu Sans on many
 #: Linux desktops) would otherwise cut off the end of a legend on the right edge.
-CHART_PADDING = {"left": 5, "top": 5, "bottom": 5, "right": 40}
+CHART_PADDING: PaddingKwds = {"left": 5, "top": 5, "bottom": 5, "right": 40}
 
 
 def _register_theme() -> None:

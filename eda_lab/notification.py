@@ -38,7 +38,7 @@ The module also shows two things Fowler warns about:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
@@ -280,7 +280,7 @@ class ViewConsumer:
         self.view = {k: dict(v) for k, v in addresses.items()}
         self.versions = dict(versions)
 
-    def store(self, key: str, address: dict[str, Any], version: Event) -> None:
+    def store(self, key: str, address: Mapping[str, Any], version: Event) -> None:
         """Keep ``address`` as the view of ``key`` unless a newer version is already held."""
         held = self.versions.get(key)
         if held is not None and (held.sequence or 0) > (version.sequence or 0):

@@ -232,7 +232,8 @@ def query_explorer(lab: CQRSShop) -> Any:
     def run(model: str, customer: str, product: str, day: str, status: str) -> Any:
         pick = {"customer_id": customer, "product_id": product, "day": day, "status": status}
         allowed = _FILTERS[model]
-        filters = {k: (None if v == everyone else v) for k, v in pick.items() if k in allowed}
+        filters: dict[str, Any] = {k: (None if v == everyone else v)
+                                   for k, v in pick.items() if k in allowed}
         return model, lab.runner.query(model, **filters), sorted(allowed)
 
     def draw(result: Any) -> list[Any]:

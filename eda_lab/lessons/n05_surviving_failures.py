@@ -170,8 +170,9 @@ def run_poison(seed: int = 7, n_items: int = 30, *, poison: int | Iterable[int] 
     t = 0.0
     for n, row in enumerate(shop_items.itertuples(index=False)):
         t += sim.rng.expovariate(1.0 / spacing) if spacing > 0 else 0.0
-        quantity: int | str = int(row.quantity)
-        expected[row.product_id] = expected.get(row.product_id, 0) + quantity
+        count = int(row.quantity)
+        expected[row.product_id] = expected.get(row.product_id, 0) + count
+        quantity: int | str = count
         if n in bad:
             quantity = next(w for w, v in NUMBER_WORDS.items() if v == quantity)
             run.poisoned.append(row.order_id)
