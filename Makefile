@@ -28,7 +28,7 @@ endif
 
 help:
 	@echo "make lab        set up .venv and start JupyterLab on notebooks/"
-	@echo "make test       set up .venv and run every check (ruff, unit tests, nbval, papermill)"
+	@echo "make test       set up .venv and run every check (ruff, mypy, unit tests, nbval, papermill)"
 	@echo "make unit       the fast loop: every test except the notebook and browser ones"
 	@echo "make lint       ruff over the whole repository"
 	@echo "make run        run every notebook with papermill into runs/ (eda-lab run)"
@@ -50,6 +50,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
