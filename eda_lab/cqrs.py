@@ -443,11 +443,10 @@ class ProjectionRunner:
     def step(self, only: Iterable[Projection] | None = None) -> int:
         """One poll: every projection (or those in ``only``) applies up to its batch size
         of new events. Returns the number of events applied (summed over projections).
-        """
-        with gc_paused():  # applying makes many small objects, none in a cycle
-            return self._step(only)
 
-    def _step(self, only: Iterable[Projection] | None) -> int:
+        The collector is paused while the store decodes a batch (library work, no
+        cycles) but runs while the projections' handlers (user code) apply it.
+        """
         self.steps += 1
         now = self.now
         head = self.store.last_position
@@ -459,7 +458,8 @@ class ProjectionRunner:
             size = sizes.get(projection.name, default)
             batch = cache.get((start, size))
             if batch is None:
-                batch = cache[start, size] = self.store.read_all(start, size)
+                with gc_paused():
+                    batch = cache[start, size] = self.store.read_all(start, size)
             applied, waiting = self._advance(projection, batch, now)
             total += applied
             self._record(projection, applied, head, batch, waiting)
@@ -545,9 +545,14 @@ class ProjectionRunner:
                          detail=f"applied {applied}, head {head}"
                                 + (f"; {waiting}" if waiting else ""))
 
-    def catch_up(self, only: Iterable[Projection] | None = None, *,
-                 max_steps: int = 1_000_000) -> int:
-        """Step until a step applies nothing (caught up, or stopped at a gap). Returns events."""
+    def drain(self, only: Iterable[Projection] | None = None, *,
+              max_steps: int = 1_000_000) -> int:
+        """Step until a step applies nothing: the backlog is drained (every projection is
+        at the head of the log, or waits at a gap). Returns how many events were applied.
+
+        (Not :func:`eda_lab.store.catch_up`, which feeds every event after a position
+        to one function: no checkpoints, no gaps, no batches per projection.)
+        """
         total = 0
         chosen = None if only is None else list(only)
         for _ in range(max_steps):
@@ -577,7 +582,7 @@ class ProjectionRunner:
             self.sim.trace.record(self.sim.now, "rebuild", target.name, peer=self.name,
                                   offset=0, detail="read model dropped; replaying from 0")
         if now or (now is None and self.sim is None):
-            self.catch_up([target])
+            self.drain([target])
         return target
 
     # -- read-your-writes ----------------------------------------------------------------
@@ -596,7 +601,7 @@ class ProjectionRunner:
         sim = self.sim
         waited = 0.0
         if sim is None:
-            self.catch_up()
+            self.drain()
         else:
             began = sim.now
             deadline = began + timeout
@@ -836,7 +841,7 @@ class CQRSShop:
         """Project the history at once, without trace rows (it happened before the sim)."""
         quiet = ProjectionRunner(self.store, self.runner.projections.values(),
                                  batch_size=5000)
-        quiet.catch_up()
+        quiet.drain()
 
     @staticmethod
     def start_time(shop: Any = None) -> Any:

@@ -155,7 +155,7 @@ def test_the_runner_catches_up_in_batches() -> None:
     assert runner.behind("orders_to_ship") == 4
     assert runner.step() == 3 * 2  # two events for each of three projections
     assert runner.behind("orders_to_ship") == 2
-    runner.catch_up()
+    runner.drain()
     assert all(p.position == 4 for p in runner.projections.values())
     assert list(runner.query("orders_to_ship")["order_id"]) == ["O-1"]
     assert runner.step() == 0
@@ -266,7 +266,7 @@ def test_rebuild_drops_and_replays_one_projection() -> None:
     _, handler, runner = make()
     handler.handle(place_order("O-1", "C-1", [("P-1", 1)]))
     handler.handle(pay_order("O-1"))
-    runner.catch_up()
+    runner.drain()
     before = frames(runner)
     runner["orders_to_ship"].conn.execute("DELETE FROM orders_to_ship")  # a damaged read model
     runner.rebuild("orders_to_ship")
@@ -320,10 +320,10 @@ def test_rebuilt_equals_live_for_any_interleaving(ops: list[tuple], batch: int) 
                 live.step()
         else:
             handler.handle(to_command(op))
-    live.catch_up()
+    live.drain()
     rebuilt = ProjectionRunner(store, [OrdersByCustomer(), RevenueByDay(), OrdersToShip()],
                                batch_size=1000)
-    rebuilt.catch_up()
+    rebuilt.drain()
     assert_same(frames(live), frames(rebuilt))
     for name in live.projections:
         live.rebuild(name)
@@ -372,14 +372,14 @@ def test_a_runner_killed_mid_batch_neither_loses_nor_double_applies(
 
     runner = ProjectionRunner(store, [Crashing(path)], batch_size=batch)
     with contextlib.suppress(Killed):
-        runner.catch_up()
+        runner.drain()
     runner["orders_to_ship"].close()
     restarted = ProjectionRunner(store, [OrdersToShip(path)], batch_size=batch)
     position = restarted["orders_to_ship"].position
     assert position % batch == 0 or position == store.last_position  # whole batches only
-    restarted.catch_up()
+    restarted.drain()
     clean = ProjectionRunner(store, [OrdersToShip()], batch_size=1000)
-    clean.catch_up()
+    clean.drain()
     assert_same(frames(restarted), frames(clean))
 
 
@@ -402,7 +402,7 @@ def test_a_killed_process_leaves_rows_and_checkpoint_consistent(tmp_path: Path) 
 
         runner = ProjectionRunner(SQLiteEventStore({str(events_db)!r}),
                                   [Dies({str(read_db)!r})], batch_size=10)
-        runner.catch_up()
+        runner.drain()
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 9, done.stderr
@@ -410,11 +410,11 @@ def test_a_killed_process_leaves_rows_and_checkpoint_consistent(tmp_path: Path) 
     survivor = OrdersToShip(str(read_db))
     assert survivor.position == 10
     partial = ProjectionRunner(store, [OrdersToShip()])
-    partial.catch_up()
+    partial.drain()
     assert partial["orders_to_ship"].position == store.last_position
     expected = frames(partial)
     restarted = ProjectionRunner(store, [survivor])
-    restarted.catch_up()
+    restarted.drain()
     assert_same(frames(restarted), expected)
 
 
