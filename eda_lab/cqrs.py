@@ -43,14 +43,19 @@ scale on its own, and when the business can live with eventual consistency.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
-from eda_lab.errors import CommandRejected, EdaLabError, InvalidArgument, NotFound
+from eda_lab.errors import (
+    CommandRejected,
+    EdaLabError,
+    InvalidArgument,
+    NotFound,
+    WrongArgumentType,
+)
 from eda_lab.events import Command
 from eda_lab.exercises import exercise
 from eda_lab.gcpause import gc_paused
@@ -71,10 +76,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMAND_TYPES",
+    "LAG_COLUMNS",
     "CQRSShop",
     "CommandRejected",
     "CommandResult",
     "GapWriter",
+    "LagSample",
     "LateCommitStore",
     "OrderCommandHandler",
     "OrdersByCustomer",
@@ -361,7 +368,21 @@ def load_history(store: EventStore, events: Iterable[Any]) -> int:
 
 
 # -- runner ------------------------------------------------------------------------
-_PROJECT_DETAIL = re.compile(r"applied (?P<applied>\d+), head (?P<head>\d+)")
+class LagSample(NamedTuple):
+    """How far one projection was behind at one poll of the runner (see :func:`lag_frame`)."""
+
+    #: virtual seconds of the poll
+    t: float
+    #: the projection's name
+    projection: str
+    #: its checkpoint after the poll
+    position: int
+    #: the log's last position at the poll
+    head: int
+    #: virtual seconds since the oldest event it has not applied was written (0: caught up)
+    lag_s: float
+    #: events it applied in this poll
+    applied: int
 
 
 class ProjectionRunner:
@@ -380,6 +401,11 @@ class ProjectionRunner:
     been open for ``gap_timeout`` seconds of the runner's clock (virtual seconds
     with a sim, else steps) it is stepped over as a rolled-back transaction.
     ``respect_gaps=False`` is the naive runner of the gap demo: it loses events.
+
+    With a sim, every poll also appends one :class:`LagSample` per projection to
+    ``lag_log`` (the numbers of its ``project`` row, as typed fields), which
+    :func:`lag_frame` turns into a table. :meth:`drain` steps until nothing is left
+    to apply.
     """
 
     def __init__(self, store: EventStore, projections: Iterable[Projection], *,
@@ -416,6 +442,8 @@ class ProjectionRunner:
         self.name = name
         self.steps = 0
         self.skipped: set[int] = set()
+        #: One :class:`LagSample` per projection per poll (with a sim), in poll order.
+        self.lag_log: list[LagSample] = []
         self._gap_seen: dict[int, float] = {}
 
     # -- looking things up ---------------------------------------------------------
@@ -540,6 +568,7 @@ class ProjectionRunner:
                 first = more[0] if more else None
             if first is not None:
                 lag = max(0.0, sim.now - (first.event.time - sim.start).total_seconds())
+        self.lag_log.append(LagSample(sim.now, projection.name, position, head, lag, applied))
         sim.trace.record(sim.now, "project", projection.name, peer=self.name, offset=position,
                          latency=lag, outcome="waiting" if waiting else "ok",
                          detail=f"applied {applied}, head {head}"
@@ -645,26 +674,29 @@ def _noop() -> None:
     """A scheduled nothing: it makes the clock stop at a read-your-writes deadline."""
 
 
-def lag_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Lag per projection over time, from the trace's ``project`` rows.
+#: The columns of :func:`lag_frame` and their dtypes.
+LAG_COLUMNS: dict[str, str] = {"t": "float64", "projection": "str", "position": "int64",
+                               "head": "int64", "behind": "int64", "lag_s": "float64",
+                               "applied": "int64"}
+
+
+def lag_frame(runner: ProjectionRunner) -> pd.DataFrame:
+    """Lag per projection over time, one row per projection per poll, from the runner's
+    ``lag_log`` (typed samples; nothing is parsed out of the trace's text).
 
     Columns: t, projection, position (the checkpoint), head (the log's last
     position at that poll), behind (head - position), lag_s (virtual seconds since
     the oldest event the projection has not applied was written; 0 when caught
-    up), applied (events applied in that poll).
+    up), applied (events applied in that poll). A runner without a simulation
+    keeps no log (its steps have no time): the frame is empty.
     """
-    rows = frame[frame["kind"] == "project"]
-    parts = rows["detail"].str.extract(_PROJECT_DETAIL)
-    out = pd.DataFrame({
-        "t": rows["t"].to_numpy(),
-        "projection": rows["service"].to_numpy(),
-        "position": rows["offset"].astype("int64").to_numpy(),
-        "head": parts["head"].astype("int64").to_numpy(),
-        "applied": parts["applied"].astype("int64").to_numpy(),
-        "lag_s": rows["latency"].fillna(0.0).to_numpy(),
-    })
+    if not isinstance(runner, ProjectionRunner):
+        raise WrongArgumentType(
+            f"lag_frame reads a runner's lag log: pass the ProjectionRunner "
+            f"(lag_frame(runner), e.g. lab.runner), not {type(runner).__name__}.")
+    out = pd.DataFrame(runner.lag_log, columns=list(LagSample._fields))
     out["behind"] = (out["head"] - out["position"]).clip(lower=0)
-    return out[["t", "projection", "position", "head", "behind", "lag_s", "applied"]]
+    return out[list(LAG_COLUMNS)].astype(LAG_COLUMNS)
 
 
 # -- commit-order gaps ------------------------------------------------------------------

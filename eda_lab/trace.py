@@ -38,7 +38,11 @@ The kinds of row, by the module that records them:
 * notification and carried state: ``query`` (one query-back attempt), ``data_ready``
   (a consumer now holds the data of a change), ``read`` (a read served locally),
   ``command`` (a command sent to one receiver);
-* CQRS: ``command``, ``append``, ``reject``, ``project``, ``rebuild``, ``gap``.
+* CQRS: ``command``, ``append``, ``reject``, ``project``, ``rebuild``, ``gap``. A
+  ``project`` row (one per projection per poll) has the checkpoint in ``offset``, the
+  seconds behind in ``latency`` and a note in ``detail``; the same numbers, with the
+  head of the log and the events applied, are typed fields of the runner's
+  ``lag_log`` (:func:`eda_lab.cqrs.lag_frame`): read those, never parse ``detail``.
 """
 
 from __future__ import annotations

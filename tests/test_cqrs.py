@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eda_lab.cqrs import (
+    LAG_COLUMNS,
     CommandRejected,
+    LagSample,
     LateCommitStore,
     OrderCommandHandler,
     OrdersByCustomer,
@@ -179,7 +181,7 @@ def test_in_a_simulation_the_read_side_lags_then_catches_up() -> None:
     for i in range(1, 6):
         sim.at(i, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
     sim.run(until=30)
-    lag = lag_frame(sim.frame())
+    lag = lag_frame(runner)
     assert set(lag["projection"]) == {"orders_by_customer", "revenue_by_day", "orders_to_ship"}
     assert lag["behind"].max() > 0 and lag["lag_s"].max() > 0
     last = lag.groupby("projection").tail(1)
@@ -190,6 +192,30 @@ def test_in_a_simulation_the_read_side_lags_then_catches_up() -> None:
     assert applied_at.min() >= 2.0
 
 
+def test_the_lag_log_is_typed_and_agrees_with_the_trace() -> None:
+    sim = Simulation(seed=2)
+    store, handler, runner = make(sim, batch_size=2, delay=0.5)
+    runner.start(1.0)
+    for i in range(1, 5):
+        sim.at(i * 0.5, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
+    sim.run(until=10)
+    lag = lag_frame(runner)
+    assert {name: str(dtype) for name, dtype in lag.dtypes.items()} == LAG_COLUMNS
+    rows = sim.frame().query("kind == 'project'")
+    assert len(lag) == len(rows) == 3 * 11  # three projections, polls at t = 0, 1, ..., 10
+    assert lag["t"].tolist() == rows["t"].tolist()
+    assert lag["projection"].tolist() == rows["service"].tolist()
+    assert lag["position"].tolist() == rows["offset"].tolist()
+    assert lag["lag_s"].tolist() == rows["latency"].tolist()
+    # applied adds up to every position; the head never goes back
+    assert lag.groupby("projection")["applied"].sum().eq(store.last_position).all()
+    assert lag.groupby("projection")["head"].is_monotonic_increasing.all()
+    assert isinstance(runner.lag_log[-1], LagSample)
+    with pytest.raises(TypeError, match="pass the ProjectionRunner"):
+        lag_frame(sim.frame())  # type: ignore[arg-type]
+    assert lag_frame(make()[2]).empty  # without a sim there is no clock and no log
+
+
 def test_each_projection_can_run_at_its_own_pace() -> None:
     sim = Simulation(seed=2)
     store, handler, runner = make(sim, batch_size=4, batch_sizes={"orders_to_ship": 1})
@@ -197,7 +223,7 @@ def test_each_projection_can_run_at_its_own_pace() -> None:
     for i in range(1, 7):
         sim.at(0.5, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
     sim.run(until=40)
-    lag = lag_frame(sim.frame())
+    lag = lag_frame(runner)
     worst = lag.groupby("projection")["behind"].max()
     assert worst["orders_to_ship"] > worst["orders_by_customer"] == worst["revenue_by_day"]
     applied = lag.groupby("projection")["applied"].max()
@@ -543,7 +569,7 @@ def test_the_lag_chart_plots_positions_and_seconds_behind() -> None:
         sim.at(i, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
     sim.at(5, handler.handle, pay_order("O-1", sim=sim))
     sim.run(until=12)
-    spec = projection_lag_chart(lag_frame(sim.frame())).to_dict()
+    spec = projection_lag_chart(lag_frame(runner)).to_dict()
     fields = [panel["encoding"]["y"]["field"] for panel in spec["vconcat"]]
     assert fields == ["behind", "lag_s"]
     for name in runner.projections:
