@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
+from eda_lab.batching import BATCH_SIZE
 from eda_lab.errors import (
     CommandRejected,
     EdaLabError,
@@ -388,7 +389,8 @@ class LagSample(NamedTuple):
 class ProjectionRunner:
     """Keeps projections up to date from the store's global log, from their checkpoints.
 
-    ``batch_size`` caps the events one projection applies per :meth:`step`;
+    ``batch_size`` caps the events one projection applies per :meth:`step`
+    (default :data:`eda_lab.batching.BATCH_SIZE`);
     ``batch_sizes`` gives some projections (by name) their own cap, so each runs
     at its own pace, as separate consumers would (a slow read model falls
     further behind and drains later). With a
@@ -409,7 +411,7 @@ class ProjectionRunner:
     """
 
     def __init__(self, store: EventStore, projections: Iterable[Projection], *,
-                 batch_size: int = 500, batch_sizes: Mapping[str, int] | None = None,
+                 batch_size: int = BATCH_SIZE, batch_sizes: Mapping[str, int] | None = None,
                  sim: Simulation | None = None, delay: float = 0.0,
                  respect_gaps: bool = True, gap_timeout: float | None = 10.0,
                  name: str = "projector") -> None:
@@ -871,8 +873,7 @@ class CQRSShop:
 
     def _project_history(self) -> None:
         """Project the history at once, without trace rows (it happened before the sim)."""
-        quiet = ProjectionRunner(self.store, self.runner.projections.values(),
-                                 batch_size=5000)
+        quiet = ProjectionRunner(self.store, self.runner.projections.values())
         quiet.drain()
 
     @staticmethod
