@@ -15,8 +15,8 @@ goes to the **dead-letter topic** ``<topic>.dead_letter`` and the group moves
 on. How a group is served (latency, where it starts, attempts, backoff, service
 time) is one :class:`~eda_lab.delivery.DeliveryPolicy`, set by the group's first
 subscriber. A sink that is down receives nothing until it is back; then it
-resumes from its committed offset. Delivery happens in virtual time after a latency drawn
-from the channel's (or the subscription's) seeded latency model.
+resumes from its committed offset. Delivery happens in virtual time after a
+latency drawn from the channel's (or the subscription's) seeded latency model.
 
 By default a handler takes no virtual time. A group subscribed with a
 ``service_time`` (seconds, or a latency model) makes each **member** a worker
@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import InvalidArgument
@@ -278,8 +278,9 @@ class ConsumerGroup:
         topic = self.topic
         sim = topic.channel.sim
         message = f"{type(exc).__name__}: {exc}"
-        where = dict(event=event, peer=event.source, channel=topic.channel.name,
-                     topic=topic.name, partition=p, offset=offset, latency=latency)
+        where: dict[str, Any] = dict(event=event, peer=event.source,
+                                     channel=topic.channel.name, topic=topic.name,
+                                     partition=p, offset=offset, latency=latency)
         if attempt < self.policy.max_deliveries:
             delay = backoff_delay(self.policy.backoff, attempt)
             sim.trace.record(sim.now, "retry", sink, outcome="error",

@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import count
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -33,6 +33,8 @@ from eda_lab.services import Emitter, Service, Sink
 from eda_lab.trace import Trace
 
 __all__ = ["DEFAULT_START", "Simulation"]
+
+S = TypeVar("S", bound=Service)
 
 #: Every simulation starts at this instant unless told otherwise: a Monday morning.
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -180,7 +182,7 @@ class Simulation:
         """Create a sink (consumer): it reacts to events and may forward new ones."""
         return self._add(Sink(self, name))
 
-    def _add(self, service: Any) -> Any:
+    def _add(self, service: S) -> S:
         if service.name in self.services:
             raise InvalidArgument(
                 f"a service named {service.name!r} already exists; use sim.services"
