@@ -11,12 +11,13 @@ the members of one group share the partitions between them (partition ``p``
 goes to member ``p % members``). A group remembers, per partition, the
 **committed offset**: how far it has handled. A handler that raises is
 **redelivered** after a backoff; after ``max_deliveries`` failures the event
-goes to the **dead-letter topic** ``<topic>.dead_letter`` and the group moves
-on. How a group is served (latency, where it starts, attempts, backoff, service
-time) is one :class:`~eda_lab.delivery.DeliveryPolicy`, set by the group's first
-subscriber. A sink that is down receives nothing until it is back; then it
-resumes from its committed offset. Delivery happens in virtual time after a
-latency drawn from the channel's (or the subscription's) seeded latency model.
+goes to the **dead-letter topic** (``<topic>.dead_letter`` unless told otherwise)
+and the group moves on. How a group is served (latency, where it starts, attempts,
+backoff, service time, dead-letter topic) is one
+:class:`~eda_lab.delivery.DeliveryPolicy`, set by the group's first subscriber.
+A sink that is down receives nothing until it is back; then it resumes from its
+committed offset. Delivery happens in virtual time after a latency drawn from
+the channel's (or the subscription's) seeded latency model.
 
 By default a handler takes no virtual time. A group subscribed with a
 ``service_time`` (seconds, or a latency model) makes each **member** a worker
@@ -150,6 +151,8 @@ class ConsumerGroup:
         self.topic = topic
         self.name = name
         self.policy = policy
+        #: Where events go after ``policy.max_deliveries`` failed attempts.
+        self.dead_letter_topic = policy.dead_letter_topic(topic.name)
         self.latency: Latency = (topic.channel.latency if policy.latency is None
                                  else as_latency(policy.latency))
         self.members: list[tuple[Sink, Handler]] = []
@@ -294,7 +297,7 @@ class ConsumerGroup:
         self.dead_letters += 1
         self.committed[p] = offset + 1
         self._blocked[p] = False
-        dead = topic.channel.topic(f"{topic.name}.dead_letter", partitions=topic.partitions)
+        dead = topic.channel.topic(self.dead_letter_topic, partitions=topic.partitions)
         dead.publish(event, Emitter(sim, sink))
 
     def __repr__(self) -> str:

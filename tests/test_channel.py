@@ -156,6 +156,23 @@ def test_a_failing_handler_is_retried_then_dead_lettered_and_order_holds() -> No
         0.1, 1.1, 3.1]
 
 
+def test_the_dead_letter_topic_is_part_of_the_policy() -> None:
+    sim = Simulation(seed=1)
+    bus = sim.channel("bus", latency=Fixed(0.1))
+    topic = sim.channel("bus").topic("orders")
+
+    def poisoned(event: Event) -> None:
+        raise ValueError("unreadable")
+
+    sim.sink("a").subscribe(topic, poisoned, max_deliveries=1)
+    sim.sink("b").subscribe(topic, poisoned, max_deliveries=1, dead_letter="parked.{topic}")
+    sim.sink("c").subscribe(topic, poisoned, max_deliveries=1, dead_letter="errors")
+    sim.emitter("shop").emit(topic, "OrderPlaced", "A")
+    sim.run()
+    assert {name: len(t) for name, t in bus.topics.items()} == {
+        "orders": 1, "orders.dead_letter": 1, "parked.orders": 1, "errors": 1}
+
+
 def test_a_sink_that_is_down_receives_after_it_recovers_nothing_lost() -> None:
     sim = Simulation(seed=4)
     topic = sim.channel("bus", latency=Fixed(0.1)).topic("t")
@@ -186,6 +203,9 @@ def test_bad_configuration_is_refused_with_advice() -> None:
         DeliveryPolicy(backoff=-1)
     with pytest.raises(TypeError, match="Uniform"):
         DeliveryPolicy(latency="fast")  # type: ignore[arg-type]
+    for template in ("{topic}", "", "{queue}.dlq", None):
+        with pytest.raises(ValueError, match="dead_letter must name another topic"):
+            DeliveryPolicy(dead_letter=template)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no option retries; it has backoff"):
         sim.sink("t").subscribe(topic, print, retries=3)
 
@@ -201,6 +221,7 @@ def test_one_policy_object_serves_the_group_and_keywords_change_single_fields() 
                                           max_deliveries=5, backoff=0.5)
     assert tuned.latency == Fixed(0.1) and policy.latency is None  # the original is unchanged
     assert sim.sink("c").subscribe(topic, print).policy == DeliveryPolicy()
+    assert tuned.dead_letter_topic == "t.dead_letter"
     # the group's first subscriber sets the policy; later members share it
     member = sim.sink("a2").subscribe(topic, print, group="a", max_deliveries=1)
     assert member is group and group.policy.max_deliveries == 5
