@@ -475,7 +475,9 @@ class ProjectionRunner:
         of new events. Returns the number of events applied (summed over projections).
 
         The collector is paused while the store decodes a batch (library work, no
-        cycles) but runs while the projections' handlers (user code) apply it.
+        cycles) but runs while the projections' handlers (user code) apply it; a
+        poll inside :meth:`Simulation.run <eda_lab.sim.Simulation.run>` is user code
+        of the simulation, which collects as it goes.
         """
         self.steps += 1
         now = self.now
