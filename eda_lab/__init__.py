@@ -3,22 +3,32 @@
 The public API, one idea per module:
 
 * ``events``: :class:`Event` (a fact) and :class:`Command` (a request), CloudEvents form.
-* ``sim``, ``channel``, ``services``, ``latency``, ``trace``: the simulation: a virtual
-  clock, channels with topics, partitions and consumer groups, emitters and sinks, and
-  the trace of everything that happened.
+* ``sim``, ``channel``, ``delivery``, ``services``, ``latency``, ``trace``, ``runs``: the
+  simulation: a virtual clock, channels with topics, partitions and consumer groups
+  served by a :class:`DeliveryPolicy`, emitters and sinks, the trace of everything that
+  happened, and the typed ``*Run`` every ``run_*`` function returns.
 * ``notification``, ``carried_state``, ``flow``: patterns 1 and 2 (event notification,
   event-carried state transfer) and the flow graph of a cascade.
-* ``store``, ``upcasting``, ``sourcing``, ``orders``: pattern 3 (event sourcing).
+* ``store`` (a package: the backend contract, the in-memory and SQLite stores),
+  ``upcasting``, ``sourcing``, ``orders``: pattern 3 (event sourcing);
+  ``testing.store_contract``: the contract suite a new backend subclasses.
 * ``cqrs``, ``projections``: pattern 4 (CQRS).
 * ``failures``: surviving failures (idempotent consumers, dead letters, the outbox,
   scale-out); ``backends``: the same contracts on a real engine (NATS JetStream).
+* ``batching``, ``gcpause``: one batch size for every job that works through a log, and
+  the collector paused only around the library's own bulk work.
 * ``shop``: the data set every notebook shares; ``charts``, ``widgets``, ``notebook``,
-  ``exercises``: what the notebooks show and check; ``cli``: ``eda-lab``.
+  ``exercises``: what the notebooks show and check; ``lessons``: one module per
+  notebook (its worlds, panels, demo apps and exercise checks); ``cli``: ``eda-lab``.
+
+The pattern modules hold mechanisms only: they import no chart, widget, exercise,
+data set or lesson (``tests/test_structure.py`` checks it).
 """
 
 from eda_lab.carried_state import run_carried_state, stale_intervals, staleness_summary
 from eda_lab.channel import Channel, ConsumerGroup, Topic
 from eda_lab.cqrs import CommandResult, OrderCommandHandler, ProjectionRunner
+from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import (
     ChartTooLargeError,
     CommandRejected,
@@ -60,6 +70,7 @@ __all__ = [
     "ConcurrencyError",
     "ConsumerGroup",
     "DataFileError",
+    "DeliveryPolicy",
     "EdaLabError",
     "Emitter",
     "Event",

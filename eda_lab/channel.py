@@ -11,10 +11,13 @@ the members of one group share the partitions between them (partition ``p``
 goes to member ``p % members``). A group remembers, per partition, the
 **committed offset**: how far it has handled. A handler that raises is
 **redelivered** after a backoff; after ``max_deliveries`` failures the event
-goes to the **dead-letter topic** ``<topic>.dead_letter`` and the group moves
-on. A sink that is down receives nothing until it is back; then it resumes from
-its committed offset. Delivery happens in virtual time after a latency drawn
-from the channel's (or the subscription's) seeded latency model.
+goes to the **dead-letter topic** (``<topic>.dead_letter`` unless told otherwise)
+and the group moves on. How a group is served (latency, where it starts, attempts,
+backoff, service time, dead-letter topic) is one
+:class:`~eda_lab.delivery.DeliveryPolicy`, set by the group's first subscriber.
+A sink that is down receives nothing until it is back; then it resumes from its
+committed offset. Delivery happens in virtual time after a latency drawn from
+the channel's (or the subscription's) seeded latency model.
 
 By default a handler takes no virtual time. A group subscribed with a
 ``service_time`` (seconds, or a latency model) makes each **member** a worker
@@ -30,9 +33,9 @@ from __future__ import annotations
 import math
 import zlib
 from collections import deque
-from heapq import heappush
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import InvalidArgument
 from eda_lab.latency import Latency, as_latency, backoff_delay
 from eda_lab.services import Emitter
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
     from eda_lab.services import Handler, Sink
     from eda_lab.sim import Simulation
 
-__all__ = ["Channel", "ConsumerGroup", "Topic", "partition_for"]
+__all__ = ["Channel", "ConsumerGroup", "DeliveryPolicy", "Topic", "partition_for"]
 
 NAN = math.nan
 
@@ -113,27 +116,19 @@ class Topic:
         offset = len(log)
         log.append(event)
         self.emitted_at[p].append(now)
-        trace = sim.trace
-        if trace.enabled:  # the hot path appends the row directly (see Trace.record)
-            trace.rows.append((now, "emit", by.name, "", self.channel.name, self.name, p,
-                               offset, event, NAN, "ok", "", "", "", None))
+        sim.trace.append_row((now, "emit", by.name, "", self.channel.name, self.name, p,
+                              offset, event, NAN, "ok", "", "", "", None))
         for group in self.groups.values():
             group.arrive(p, offset, now)
         return p, offset
 
     def subscribe(self, sink: Sink, handler: Handler, *, group: str,
-                  latency: Latency | float | None, start: str, max_deliveries: int,
-                  backoff: float, service_time: Latency | float | None = None
-                  ) -> ConsumerGroup:
-        if start not in ("latest", "earliest"):
-            raise InvalidArgument(f"start must be 'latest' or 'earliest', got {start!r}.")
+                  policy: DeliveryPolicy) -> ConsumerGroup:
+        """Add ``sink`` to consumer ``group`` (created with ``policy`` if it is new)."""
         existing = self.groups.get(group)
         if existing is None:
-            existing = self.groups[group] = ConsumerGroup(
-                self, group, latency=self.channel.latency if latency is None
-                else as_latency(latency), max_deliveries=max_deliveries, backoff=backoff,
-                service_time=service_time)
-            if start == "earliest":
+            existing = self.groups[group] = ConsumerGroup(self, group, policy=policy)
+            if policy.start == "earliest":
                 existing.replay_existing()
             else:
                 existing.committed = [len(log) for log in self.logs]
@@ -146,18 +141,20 @@ class Topic:
 
 
 class ConsumerGroup:
-    """Sinks that share a topic's partitions, with a committed offset per partition."""
+    """Sinks that share a topic's partitions, with a committed offset per partition.
 
-    def __init__(self, topic: Topic, name: str, *, latency: Latency,
-                 max_deliveries: int, backoff: float,
-                 service_time: Latency | float | None = None) -> None:
-        if max_deliveries < 1:
-            raise InvalidArgument(f"max_deliveries must be at least 1, got {max_deliveries}.")
+    ``policy`` says how the group is served; ``latency`` and ``service_time`` are its
+    resolved models (the channel's latency when the policy has none).
+    """
+
+    def __init__(self, topic: Topic, name: str, *, policy: DeliveryPolicy) -> None:
         self.topic = topic
         self.name = name
-        self.latency = latency
-        self.max_deliveries = max_deliveries
-        self.backoff = backoff
+        self.policy = policy
+        #: Where events go after ``policy.max_deliveries`` failed attempts.
+        self.dead_letter_topic = policy.dead_letter_topic(topic.name)
+        self.latency: Latency = (topic.channel.latency if policy.latency is None
+                                 else as_latency(policy.latency))
         self.members: list[tuple[Sink, Handler]] = []
         n = topic.partitions
         self.committed = [0] * n
@@ -166,7 +163,9 @@ class ConsumerGroup:
         self._blocked = [False] * n
         self._waiting: list[deque[int]] = [deque() for _ in range(n)]
         #: Seconds one member takes to handle one event (None: no time at all).
-        self.service_time = None if service_time is None else as_latency(service_time)
+        self.service_time = (None if policy.service_time is None
+                             else as_latency(policy.service_time))
+        self._schedule_at = topic.channel.sim.schedule_at
         # With a service time, a member works through a queue of (partition, offset,
         # attempt), one at a time; without, an event is handled the moment it arrives.
         self._run = self._attempt if self.service_time is None else self._enqueue
@@ -196,7 +195,7 @@ class ConsumerGroup:
         if when < last:
             when = last  # a partition is FIFO: nothing overtakes an earlier event
         self._last_arrival[p] = when
-        heappush(sim._queue, (when, next(sim._order), self._deliver, (p, offset, 1)))
+        self._schedule_at(when, self._deliver, p, offset, 1)
 
     def _deliver(self, p: int, offset: int, attempt: int) -> None:
         if self._blocked[p] and attempt == 1:
@@ -236,11 +235,9 @@ class ConsumerGroup:
         finally:
             sink.current = None
         sink.handled += 1
-        trace = sim.trace
-        if trace.enabled:  # the hot path appends the row directly (see Trace.record)
-            trace.rows.append((now, "deliver", sink.name, event.source, topic.channel.name,
-                               topic.name, p, offset, event, latency, "ok",
-                               "" if attempt == 1 else f"attempt {attempt}", "", "", None))
+        sim.trace.append_row((now, "deliver", sink.name, event.source, topic.channel.name,
+                              topic.name, p, offset, event, latency, "ok",
+                              "" if attempt == 1 else f"attempt {attempt}", "", "", None))
         self.committed[p] = offset + 1
         self._blocked[p] = False
 
@@ -284,10 +281,11 @@ class ConsumerGroup:
         topic = self.topic
         sim = topic.channel.sim
         message = f"{type(exc).__name__}: {exc}"
-        where = dict(event=event, peer=event.source, channel=topic.channel.name,
-                     topic=topic.name, partition=p, offset=offset, latency=latency)
-        if attempt < self.max_deliveries:
-            delay = backoff_delay(self.backoff, attempt)
+        where: dict[str, Any] = dict(event=event, peer=event.source,
+                                     channel=topic.channel.name, topic=topic.name,
+                                     partition=p, offset=offset, latency=latency)
+        if attempt < self.policy.max_deliveries:
+            delay = backoff_delay(self.policy.backoff, attempt)
             sim.trace.record(sim.now, "retry", sink, outcome="error",
                              detail=f"attempt {attempt} failed ({message}); retry in {delay:g}s",
                              **where)
@@ -299,7 +297,7 @@ class ConsumerGroup:
         self.dead_letters += 1
         self.committed[p] = offset + 1
         self._blocked[p] = False
-        dead = topic.channel.topic(f"{topic.name}.dead_letter", partitions=topic.partitions)
+        dead = topic.channel.topic(self.dead_letter_topic, partitions=topic.partitions)
         dead.publish(event, Emitter(sim, sink))
 
     def __repr__(self) -> str:

@@ -287,7 +287,7 @@ def projection_lag_chart(lag: pd.DataFrame, *,
                          ) -> alt.VConcatChart:
     """Two panels over virtual time, a line per projection: positions behind, seconds behind.
 
-    ``lag`` is :func:`eda_lab.cqrs.lag_frame` of a trace (one row per projection per
+    ``lag`` is :func:`eda_lab.cqrs.lag_frame` of a runner (one row per projection per
     poll). Polls past the row limit are thinned evenly, keeping the first and last.
     """
     rows = lag[["t", "projection", "behind", "lag_s"]]

@@ -43,14 +43,20 @@ scale on its own, and when the business can live with eventual consistency.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
-from eda_lab.errors import CommandRejected, EdaLabError, InvalidArgument, NotFound
+from eda_lab.batching import BATCH_SIZE
+from eda_lab.errors import (
+    CommandRejected,
+    EdaLabError,
+    InvalidArgument,
+    NotFound,
+    WrongArgumentType,
+)
 from eda_lab.events import Command
 from eda_lab.gcpause import gc_paused
 from eda_lab.orders import Order, OrderRuleViolation
@@ -70,9 +76,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMAND_TYPES",
+    "LAG_COLUMNS",
     "CommandRejected",
     "CommandResult",
     "GapWriter",
+    "LagSample",
     "LateCommitStore",
     "OrderCommandHandler",
     "OrdersByCustomer",
@@ -357,13 +365,28 @@ def load_history(store: EventStore, events: Iterable[Any]) -> int:
 
 
 # -- runner ------------------------------------------------------------------------
-_PROJECT_DETAIL = re.compile(r"applied (?P<applied>\d+), head (?P<head>\d+)")
+class LagSample(NamedTuple):
+    """How far one projection was behind at one poll of the runner (see :func:`lag_frame`)."""
+
+    #: virtual seconds of the poll
+    t: float
+    #: the projection's name
+    projection: str
+    #: its checkpoint after the poll
+    position: int
+    #: the log's last position at the poll
+    head: int
+    #: virtual seconds since the oldest event it has not applied was written (0: caught up)
+    lag_s: float
+    #: events it applied in this poll
+    applied: int
 
 
 class ProjectionRunner:
     """Keeps projections up to date from the store's global log, from their checkpoints.
 
-    ``batch_size`` caps the events one projection applies per :meth:`step`;
+    ``batch_size`` caps the events one projection applies per :meth:`step`
+    (default :data:`eda_lab.batching.BATCH_SIZE`);
     ``batch_sizes`` gives some projections (by name) their own cap, so each runs
     at its own pace, as separate consumers would (a slow read model falls
     further behind and drains later). With a
@@ -376,10 +399,15 @@ class ProjectionRunner:
     been open for ``gap_timeout`` seconds of the runner's clock (virtual seconds
     with a sim, else steps) it is stepped over as a rolled-back transaction.
     ``respect_gaps=False`` is the naive runner of the gap demo: it loses events.
+
+    With a sim, every poll also appends one :class:`LagSample` per projection to
+    ``lag_log`` (the numbers of its ``project`` row, as typed fields), which
+    :func:`lag_frame` turns into a table. :meth:`drain` steps until nothing is left
+    to apply.
     """
 
     def __init__(self, store: EventStore, projections: Iterable[Projection], *,
-                 batch_size: int = 500, batch_sizes: Mapping[str, int] | None = None,
+                 batch_size: int = BATCH_SIZE, batch_sizes: Mapping[str, int] | None = None,
                  sim: Simulation | None = None, delay: float = 0.0,
                  respect_gaps: bool = True, gap_timeout: float | None = 10.0,
                  name: str = "projector") -> None:
@@ -412,6 +440,8 @@ class ProjectionRunner:
         self.name = name
         self.steps = 0
         self.skipped: set[int] = set()
+        #: One :class:`LagSample` per projection per poll (with a sim), in poll order.
+        self.lag_log: list[LagSample] = []
         self._gap_seen: dict[int, float] = {}
 
     # -- looking things up ---------------------------------------------------------
@@ -439,11 +469,12 @@ class ProjectionRunner:
     def step(self, only: Iterable[Projection] | None = None) -> int:
         """One poll: every projection (or those in ``only``) applies up to its batch size
         of new events. Returns the number of events applied (summed over projections).
-        """
-        with gc_paused():  # applying makes many small objects, none in a cycle
-            return self._step(only)
 
-    def _step(self, only: Iterable[Projection] | None) -> int:
+        The collector is paused while the store decodes a batch (library work, no
+        cycles) but runs while the projections' handlers (user code) apply it; a
+        poll inside :meth:`Simulation.run <eda_lab.sim.Simulation.run>` is user code
+        of the simulation, which collects as it goes.
+        """
         self.steps += 1
         now = self.now
         head = self.store.last_position
@@ -455,7 +486,8 @@ class ProjectionRunner:
             size = sizes.get(projection.name, default)
             batch = cache.get((start, size))
             if batch is None:
-                batch = cache[start, size] = self.store.read_all(start, size)
+                with gc_paused():
+                    batch = cache[start, size] = self.store.read_all(start, size)
             applied, waiting = self._advance(projection, batch, now)
             total += applied
             self._record(projection, applied, head, batch, waiting)
@@ -536,14 +568,20 @@ class ProjectionRunner:
                 first = more[0] if more else None
             if first is not None:
                 lag = max(0.0, sim.now - (first.event.time - sim.start).total_seconds())
+        self.lag_log.append(LagSample(sim.now, projection.name, position, head, lag, applied))
         sim.trace.record(sim.now, "project", projection.name, peer=self.name, offset=position,
                          latency=lag, outcome="waiting" if waiting else "ok",
                          detail=f"applied {applied}, head {head}"
                                 + (f"; {waiting}" if waiting else ""))
 
-    def catch_up(self, only: Iterable[Projection] | None = None, *,
-                 max_steps: int = 1_000_000) -> int:
-        """Step until a step applies nothing (caught up, or stopped at a gap). Returns events."""
+    def drain(self, only: Iterable[Projection] | None = None, *,
+              max_steps: int = 1_000_000) -> int:
+        """Step until a step applies nothing: the backlog is drained (every projection is
+        at the head of the log, or waits at a gap). Returns how many events were applied.
+
+        (Not :func:`eda_lab.store.catch_up`, which feeds every event after a position
+        to one function: no checkpoints, no gaps, no batches per projection.)
+        """
         total = 0
         chosen = None if only is None else list(only)
         for _ in range(max_steps):
@@ -573,7 +611,7 @@ class ProjectionRunner:
             self.sim.trace.record(self.sim.now, "rebuild", target.name, peer=self.name,
                                   offset=0, detail="read model dropped; replaying from 0")
         if now or (now is None and self.sim is None):
-            self.catch_up([target])
+            self.drain([target])
         return target
 
     # -- read-your-writes ----------------------------------------------------------------
@@ -592,7 +630,7 @@ class ProjectionRunner:
         sim = self.sim
         waited = 0.0
         if sim is None:
-            self.catch_up()
+            self.drain()
         else:
             began = sim.now
             deadline = began + timeout
@@ -636,26 +674,29 @@ def _noop() -> None:
     """A scheduled nothing: it makes the clock stop at a read-your-writes deadline."""
 
 
-def lag_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Lag per projection over time, from the trace's ``project`` rows.
+#: The columns of :func:`lag_frame` and their dtypes.
+LAG_COLUMNS: dict[str, str] = {"t": "float64", "projection": "str", "position": "int64",
+                               "head": "int64", "behind": "int64", "lag_s": "float64",
+                               "applied": "int64"}
+
+
+def lag_frame(runner: ProjectionRunner) -> pd.DataFrame:
+    """Lag per projection over time, one row per projection per poll, from the runner's
+    ``lag_log`` (typed samples; nothing is parsed out of the trace's text).
 
     Columns: t, projection, position (the checkpoint), head (the log's last
     position at that poll), behind (head - position), lag_s (virtual seconds since
     the oldest event the projection has not applied was written; 0 when caught
-    up), applied (events applied in that poll).
+    up), applied (events applied in that poll). A runner without a simulation
+    keeps no log (its steps have no time): the frame is empty.
     """
-    rows = frame[frame["kind"] == "project"]
-    parts = rows["detail"].str.extract(_PROJECT_DETAIL)
-    out = pd.DataFrame({
-        "t": rows["t"].to_numpy(),
-        "projection": rows["service"].to_numpy(),
-        "position": rows["offset"].astype("int64").to_numpy(),
-        "head": parts["head"].astype("int64").to_numpy(),
-        "applied": parts["applied"].astype("int64").to_numpy(),
-        "lag_s": rows["latency"].fillna(0.0).to_numpy(),
-    })
+    if not isinstance(runner, ProjectionRunner):
+        raise WrongArgumentType(
+            f"lag_frame reads a runner's lag log: pass the ProjectionRunner "
+            f"(lag_frame(runner), e.g. lab.runner), not {type(runner).__name__}.")
+    out = pd.DataFrame(runner.lag_log, columns=list(LagSample._fields))
     out["behind"] = (out["head"] - out["position"]).clip(lower=0)
-    return out[["t", "projection", "position", "head", "behind", "lag_s", "applied"]]
+    return out[list(LAG_COLUMNS)].astype(LAG_COLUMNS)
 
 
 # -- commit-order gaps ------------------------------------------------------------------

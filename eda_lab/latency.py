@@ -95,4 +95,4 @@ def backoff_delay(base: float, attempt: int) -> float:
     >>> [backoff_delay(0.5, attempt) for attempt in (1, 2, 3)]
     [0.5, 1.0, 2.0]
     """
-    return base * 2 ** (attempt - 1)
+    return base * 2.0 ** (attempt - 1)

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
 
 if TYPE_CHECKING:
     from eda_lab.channel import ConsumerGroup, Topic
-    from eda_lab.latency import Latency
     from eda_lab.sim import Simulation
 
 __all__ = ["Emitter", "Handler", "Service", "Sink"]
@@ -70,15 +70,15 @@ class Emitter(Service):
              data: Mapping[str, Any] | None = None, *, schema_version: int = 1) -> Event:
         """Create an event stamped with virtual time and a seeded id, and publish it.
 
-        (The id, time and sequence are what ``sim.new_id()``, ``sim.time`` and
-        ``sim.next_sequence()`` give, inlined because this is the hot path.)
+        (The id and time are what ``sim.new_id()`` and ``sim.time`` give, inlined
+        because this is the hot path.)
         """
         sim = self.sim
         cause = self.current
         event = Event(
             type, {} if data is None else data, subject, self.name,
             f"{sim.rng.getrandbits(64):016x}", sim.start + timedelta(seconds=sim.now),
-            next(sim._sequence),
+            sim.next_sequence(),
             None if cause is None else cause.correlation_id or cause.id,
             None if cause is None else cause.id,
             schema_version,
@@ -99,24 +99,24 @@ class Sink(Emitter):
         self.handled = 0
 
     def subscribe(self, topic: Topic, handler: Handler, *, group: str | None = None,
-                  latency: Latency | float | None = None, start: str = "latest",
-                  max_deliveries: int = 3, backoff: float = 1.0,
-                  service_time: Latency | float | None = None) -> ConsumerGroup:
+                  policy: DeliveryPolicy | None = None, **options: Any) -> ConsumerGroup:
         """Receive every event of ``topic`` in ``handler(event)``.
 
         Sinks in the same ``group`` (default: this sink's name) share the topic's
-        partitions; every group receives every event. ``latency`` overrides the
-        channel's latency for this subscription. ``start="earliest"`` also delivers
-        events published before the subscription. A handler that raises is retried
-        ``max_deliveries`` times, ``backoff`` seconds apart (doubling), and then the
-        event goes to the dead-letter topic. ``service_time`` (seconds or a latency
-        model, set by the group's first subscriber) is how long a member takes to
-        handle one event: each member then handles one event at a time and
-        deliveries queue behind it (see :mod:`eda_lab.channel`).
+        partitions; every group receives every event. ``policy`` says how the group
+        is served (:class:`~eda_lab.channel.DeliveryPolicy`: ``latency``, ``start``,
+        ``max_deliveries``, ``backoff``, ``service_time``); ``options`` change single
+        fields of it, so ``subscribe(topic, handler, max_deliveries=5)`` is short for
+        ``policy=DeliveryPolicy(max_deliveries=5)``. In short: ``start="earliest"``
+        also delivers events published before the subscription; a handler that raises
+        is retried up to ``max_deliveries`` attempts, ``backoff`` seconds apart
+        (doubling), and then the event goes to the dead-letter topic; with a
+        ``service_time`` each member handles one event at a time and deliveries queue
+        behind it (see :mod:`eda_lab.channel`). The group's first subscriber sets its
+        policy; later members share it.
         """
-        return topic.subscribe(self, handler, group=group or self.name, latency=latency,
-                               start=start, max_deliveries=max_deliveries, backoff=backoff,
-                               service_time=service_time)
+        chosen = (policy or DeliveryPolicy()).but(**options)
+        return topic.subscribe(self, handler, group=group or self.name, policy=chosen)
 
     def forward(self, topic: Topic, event: Event, *, type: str | None = None,
                 data: Mapping[str, Any] | None = None) -> Event:

@@ -43,6 +43,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import pandas as pd
 
+from eda_lab.batching import BATCH_SIZE
 from eda_lab.errors import EdaLabError, InvalidArgument, NotFound
 from eda_lab.events import Event, now_utc
 from eda_lab.handlers import handler_methods, on
@@ -282,7 +283,7 @@ class Account(Aggregate):
 
 
 #: Versions a :class:`Repository` reads per query when it replays a stream.
-REPLAY_PAGE = 1000
+REPLAY_PAGE = BATCH_SIZE
 
 
 class Repository(Generic[A]):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eda_lab.channel import Topic, partition_for
+from eda_lab.channel import DeliveryPolicy, Topic, partition_for
 from eda_lab.events import Event
 from eda_lab.latency import Exponential, Fixed, Uniform
 from eda_lab.sim import Simulation
@@ -95,7 +95,11 @@ def test_members_of_a_group_share_partitions() -> None:
 
 
 def test_partition_is_a_stable_hash_of_the_subject() -> None:
-    assert partition_for("O-1", 4) == partition_for("O-1", 4)
+    # CRC-32 values written down once: the same in every process and on every machine,
+    # unlike Python's hash() of a str (randomised per process by PYTHONHASHSEED)
+    expected = {"O-1": 2, "O-2": 0, "O-3": 2, "O-00042": 2, "C-0007": 1}
+    assert {subject: partition_for(subject, 4) for subject in expected} == expected
+    assert partition_for("O-1", 7) == 4117973306 % 7 == 6
     assert {partition_for(f"O-{i}", 4) for i in range(50)} == {0, 1, 2, 3}
 
 
@@ -152,6 +156,23 @@ def test_a_failing_handler_is_retried_then_dead_lettered_and_order_holds() -> No
         0.1, 1.1, 3.1]
 
 
+def test_the_dead_letter_topic_is_part_of_the_policy() -> None:
+    sim = Simulation(seed=1)
+    bus = sim.channel("bus", latency=Fixed(0.1))
+    topic = sim.channel("bus").topic("orders")
+
+    def poisoned(event: Event) -> None:
+        raise ValueError("unreadable")
+
+    sim.sink("a").subscribe(topic, poisoned, max_deliveries=1)
+    sim.sink("b").subscribe(topic, poisoned, max_deliveries=1, dead_letter="parked.{topic}")
+    sim.sink("c").subscribe(topic, poisoned, max_deliveries=1, dead_letter="errors")
+    sim.emitter("shop").emit(topic, "OrderPlaced", "A")
+    sim.run()
+    assert {name: len(t) for name, t in bus.topics.items()} == {
+        "orders": 1, "orders.dead_letter": 1, "parked.orders": 1, "errors": 1}
+
+
 def test_a_sink_that_is_down_receives_after_it_recovers_nothing_lost() -> None:
     sim = Simulation(seed=4)
     topic = sim.channel("bus", latency=Fixed(0.1)).topic("t")
@@ -176,6 +197,34 @@ def test_bad_configuration_is_refused_with_advice() -> None:
     topic = sim.channel("ok").topic("t")
     with pytest.raises(ValueError, match="earliest"):
         sim.sink("s").subscribe(topic, print, start="middle")
+    with pytest.raises(ValueError, match="max_deliveries"):
+        DeliveryPolicy(max_deliveries=0)
+    with pytest.raises(ValueError, match="backoff"):
+        DeliveryPolicy(backoff=-1)
+    with pytest.raises(TypeError, match="Uniform"):
+        DeliveryPolicy(latency="fast")  # type: ignore[arg-type]
+    for template in ("{topic}", "", "{queue}.dlq", None):
+        with pytest.raises(ValueError, match="dead_letter must name another topic"):
+            DeliveryPolicy(dead_letter=template)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no option retries; it has backoff"):
+        sim.sink("t").subscribe(topic, print, retries=3)
+
+
+def test_one_policy_object_serves_the_group_and_keywords_change_single_fields() -> None:
+    sim = Simulation()
+    topic = sim.channel("bus", latency=Fixed(0.3)).topic("t")
+    policy = DeliveryPolicy(max_deliveries=5, backoff=0.5)
+    group = sim.sink("a").subscribe(topic, print, policy=policy)
+    assert group.policy is policy and group.latency == Fixed(0.3)  # the channel's latency
+    tuned = sim.sink("b").subscribe(topic, print, policy=policy, latency=0.1, start="earliest")
+    assert tuned.policy == DeliveryPolicy(latency=Fixed(0.1), start="earliest",
+                                          max_deliveries=5, backoff=0.5)
+    assert tuned.latency == Fixed(0.1) and policy.latency is None  # the original is unchanged
+    assert sim.sink("c").subscribe(topic, print).policy == DeliveryPolicy()
+    assert tuned.dead_letter_topic == "t.dead_letter"
+    # the group's first subscriber sets the policy; later members share it
+    member = sim.sink("a2").subscribe(topic, print, group="a", max_deliveries=1)
+    assert member is group and group.policy.max_deliveries == 5
 
 
 @settings(max_examples=60, deadline=None)

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eda_lab.cqrs import (
+    LAG_COLUMNS,
     CommandRejected,
+    LagSample,
     LateCommitStore,
     OrderCommandHandler,
     OrdersByCustomer,
@@ -155,7 +157,7 @@ def test_the_runner_catches_up_in_batches() -> None:
     assert runner.behind("orders_to_ship") == 4
     assert runner.step() == 3 * 2  # two events for each of three projections
     assert runner.behind("orders_to_ship") == 2
-    runner.catch_up()
+    runner.drain()
     assert all(p.position == 4 for p in runner.projections.values())
     assert list(runner.query("orders_to_ship")["order_id"]) == ["O-1"]
     assert runner.step() == 0
@@ -179,7 +181,7 @@ def test_in_a_simulation_the_read_side_lags_then_catches_up() -> None:
     for i in range(1, 6):
         sim.at(i, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
     sim.run(until=30)
-    lag = lag_frame(sim.frame())
+    lag = lag_frame(runner)
     assert set(lag["projection"]) == {"orders_by_customer", "revenue_by_day", "orders_to_ship"}
     assert lag["behind"].max() > 0 and lag["lag_s"].max() > 0
     last = lag.groupby("projection").tail(1)
@@ -190,6 +192,30 @@ def test_in_a_simulation_the_read_side_lags_then_catches_up() -> None:
     assert applied_at.min() >= 2.0
 
 
+def test_the_lag_log_is_typed_and_agrees_with_the_trace() -> None:
+    sim = Simulation(seed=2)
+    store, handler, runner = make(sim, batch_size=2, delay=0.5)
+    runner.start(1.0)
+    for i in range(1, 5):
+        sim.at(i * 0.5, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
+    sim.run(until=10)
+    lag = lag_frame(runner)
+    assert {name: str(dtype) for name, dtype in lag.dtypes.items()} == LAG_COLUMNS
+    rows = sim.frame().query("kind == 'project'")
+    assert len(lag) == len(rows) == 3 * 11  # three projections, polls at t = 0, 1, ..., 10
+    assert lag["t"].tolist() == rows["t"].tolist()
+    assert lag["projection"].tolist() == rows["service"].tolist()
+    assert lag["position"].tolist() == rows["offset"].tolist()
+    assert lag["lag_s"].tolist() == rows["latency"].tolist()
+    # applied adds up to every position; the head never goes back
+    assert lag.groupby("projection")["applied"].sum().eq(store.last_position).all()
+    assert lag.groupby("projection")["head"].is_monotonic_increasing.all()
+    assert isinstance(runner.lag_log[-1], LagSample)
+    with pytest.raises(TypeError, match="pass the ProjectionRunner"):
+        lag_frame(sim.frame())  # type: ignore[arg-type]
+    assert lag_frame(make()[2]).empty  # without a sim there is no clock and no log
+
+
 def test_each_projection_can_run_at_its_own_pace() -> None:
     sim = Simulation(seed=2)
     store, handler, runner = make(sim, batch_size=4, batch_sizes={"orders_to_ship": 1})
@@ -197,7 +223,7 @@ def test_each_projection_can_run_at_its_own_pace() -> None:
     for i in range(1, 7):
         sim.at(0.5, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
     sim.run(until=40)
-    lag = lag_frame(sim.frame())
+    lag = lag_frame(runner)
     worst = lag.groupby("projection")["behind"].max()
     assert worst["orders_to_ship"] > worst["orders_by_customer"] == worst["revenue_by_day"]
     applied = lag.groupby("projection")["applied"].max()
@@ -266,7 +292,7 @@ def test_rebuild_drops_and_replays_one_projection() -> None:
     _, handler, runner = make()
     handler.handle(place_order("O-1", "C-1", [("P-1", 1)]))
     handler.handle(pay_order("O-1"))
-    runner.catch_up()
+    runner.drain()
     before = frames(runner)
     runner["orders_to_ship"].conn.execute("DELETE FROM orders_to_ship")  # a damaged read model
     runner.rebuild("orders_to_ship")
@@ -320,10 +346,10 @@ def test_rebuilt_equals_live_for_any_interleaving(ops: list[tuple], batch: int) 
                 live.step()
         else:
             handler.handle(to_command(op))
-    live.catch_up()
+    live.drain()
     rebuilt = ProjectionRunner(store, [OrdersByCustomer(), RevenueByDay(), OrdersToShip()],
                                batch_size=1000)
-    rebuilt.catch_up()
+    rebuilt.drain()
     assert_same(frames(live), frames(rebuilt))
     for name in live.projections:
         live.rebuild(name)
@@ -372,14 +398,14 @@ def test_a_runner_killed_mid_batch_neither_loses_nor_double_applies(
 
     runner = ProjectionRunner(store, [Crashing(path)], batch_size=batch)
     with contextlib.suppress(Killed):
-        runner.catch_up()
+        runner.drain()
     runner["orders_to_ship"].close()
     restarted = ProjectionRunner(store, [OrdersToShip(path)], batch_size=batch)
     position = restarted["orders_to_ship"].position
     assert position % batch == 0 or position == store.last_position  # whole batches only
-    restarted.catch_up()
+    restarted.drain()
     clean = ProjectionRunner(store, [OrdersToShip()], batch_size=1000)
-    clean.catch_up()
+    clean.drain()
     assert_same(frames(restarted), frames(clean))
 
 
@@ -402,7 +428,7 @@ def test_a_killed_process_leaves_rows_and_checkpoint_consistent(tmp_path: Path) 
 
         runner = ProjectionRunner(SQLiteEventStore({str(events_db)!r}),
                                   [Dies({str(read_db)!r})], batch_size=10)
-        runner.catch_up()
+        runner.drain()
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 9, done.stderr
@@ -410,11 +436,11 @@ def test_a_killed_process_leaves_rows_and_checkpoint_consistent(tmp_path: Path) 
     survivor = OrdersToShip(str(read_db))
     assert survivor.position == 10
     partial = ProjectionRunner(store, [OrdersToShip()])
-    partial.catch_up()
+    partial.drain()
     assert partial["orders_to_ship"].position == store.last_position
     expected = frames(partial)
     restarted = ProjectionRunner(store, [survivor])
-    restarted.catch_up()
+    restarted.drain()
     assert_same(frames(restarted), expected)
 
 
@@ -543,7 +569,7 @@ def test_the_lag_chart_plots_positions_and_seconds_behind() -> None:
         sim.at(i, handler.handle, place_order(f"O-{i}", "C-1", [("P-1", 1)], sim=sim))
     sim.at(5, handler.handle, pay_order("O-1", sim=sim))
     sim.run(until=12)
-    spec = projection_lag_chart(lag_frame(sim.frame())).to_dict()
+    spec = projection_lag_chart(lag_frame(runner)).to_dict()
     fields = [panel["encoding"]["y"]["field"] for panel in spec["vconcat"]]
     assert fields == ["behind", "lag_s"]
     for name in runner.projections:

@@ -18,11 +18,22 @@ def test_uniform_stays_within_bounds(a: float, b: float, seed: int) -> None:
     assert low <= value <= high
 
 
-def test_same_seed_same_samples() -> None:
+def draws(model: Exponential | Uniform, seed: int, n: int = 5) -> list[float]:
+    """``n`` samples from one generator seeded with ``seed``."""
+    rng = random.Random(seed)
+    return [model.sample(rng) for _ in range(n)]
+
+
+def test_same_seed_same_samples_other_seed_other_samples() -> None:
     model = Exponential(0.2)
-    first = [model.sample(random.Random(3)) for _ in range(3)]
-    assert first == [model.sample(random.Random(3)) for _ in range(3)]
-    assert len(set(Uniform(0, 1).sample(r) for r in [random.Random(1)] * 5)) == 5
+    first = draws(model, 3)
+    assert len(set(first)) == 5  # one generator: every draw is a new number
+    assert draws(model, 3) == first  # a fresh generator, same seed: the same numbers
+    assert draws(model, 4) != first  # another seed: other numbers
+    rng = random.Random(3)  # and they are the generator's own exponential draws
+    assert first == [rng.expovariate(1 / 0.2) for _ in range(5)]
+    rng = random.Random(1)
+    assert draws(Uniform(2, 4), 1) == [2 + 2 * rng.random() for _ in range(5)]
 
 
 def test_exponential_mean_is_roughly_right() -> None:

@@ -31,6 +31,31 @@ def test_run_until_stops_the_clock_there_and_leaves_the_rest() -> None:
     assert sim.now == 10 and seen == [1, 2, 3]
 
 
+def test_schedule_at_takes_an_absolute_time_and_refuses_the_past() -> None:
+    sim = Simulation()
+    seen: list[tuple[float, str]] = []
+    assert sim.schedule_at(3.0, lambda: seen.append((sim.now, "c"))) == 3.0
+    sim.schedule_at(1.0, lambda: seen.append((sim.now, "a")))
+    sim.schedule_at(1.0, lambda: seen.append((sim.now, "b")))
+    sim.run(until=2.0)
+    assert seen == [(1.0, "a"), (1.0, "b")]
+    with pytest.raises(ValueError, match="past"):
+        sim.schedule_at(1.5, print)
+    assert sim.at(1.5, lambda: seen.append((sim.now, "late"))) == 2.0  # at(): as soon as possible
+    sim.run()
+    assert seen[2:] == [(2.0, "late"), (3.0, "c")]
+
+
+def test_the_event_sequence_counts_from_one_per_simulation() -> None:
+    sim = Simulation()
+    topic = sim.channel("bus").topic("t")
+    shop = sim.emitter("shop")
+    assert [shop.emit(topic, "Happened", "k").sequence for _ in range(3)] == [1, 2, 3]
+    assert sim.next_sequence() == 4
+    assert shop.emit(topic, "Happened", "k").sequence == 5
+    assert Simulation().next_sequence() == 1
+
+
 def test_step_runs_one_action() -> None:
     sim = Simulation()
     sim.schedule(1.5, lambda: None)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from eda_lab.latency import Fixed
 from eda_lab.sim import Simulation
-from eda_lab.trace import COLUMNS
+from eda_lab.trace import COLUMNS, Row
 
 
 def small_world() -> Simulation:
@@ -46,8 +46,27 @@ def test_rows_describe_what_happened() -> None:
     assert frame["seq"].tolist() == [0, 1, 2]
 
 
-def test_recording_can_be_turned_off() -> None:
+def test_append_row_and_record_store_the_same_row() -> None:
+    fast, slow = Simulation().trace, Simulation().trace
+    fast.append_row((2.0, "query", "shipping", "shop", "", "", None, None, None, 0.1,
+                     "error", "shop is down", "GetOrder", "O-1", 42))
+    slow.record(2.0, "query", "shipping", peer="shop", type="GetOrder", subject="O-1",
+                size=42, latency=0.1, outcome="error", detail="shop is down")
+    assert fast.rows == slow.rows
+    assert len(fast.rows[0]) == len(Row._fields)
+    pd.testing.assert_frame_equal(fast.frame(), slow.frame())
+
+
+def test_recording_can_be_turned_off_and_on() -> None:
     sim = Simulation(trace=False)
     topic = sim.channel("bus").topic("t")
-    sim.emitter("e").emit(topic, "Happened", "k")
-    assert len(sim.trace) == 0
+    sim.sink("s").subscribe(topic, lambda e: None)
+    emitter = sim.emitter("e")
+    emitter.emit(topic, "Happened", "k")
+    sim.trace.record(0.0, "query", "s")
+    sim.run()
+    assert len(sim.trace) == 0 and not sim.trace.enabled
+    sim.trace.enabled = True
+    emitter.emit(topic, "Happened", "k")
+    sim.run()
+    assert list(sim.frame()["kind"]) == ["emit", "deliver"]

@@ -75,9 +75,8 @@ class CQRSShop:
 
     def _project_history(self) -> None:
         """Project the history at once, without trace rows (it happened before the sim)."""
-        quiet = ProjectionRunner(self.store, self.runner.projections.values(),
-                                 batch_size=5000)
-        quiet.catch_up()
+        quiet = ProjectionRunner(self.store, self.runner.projections.values())
+        quiet.drain()
 
     @staticmethod
     def start_time(shop: Any = None) -> Any:

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from eda_lab.batching import BATCH_SIZE
 from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
 from eda_lab.events import Event
 from eda_lab.upcasting import Upcasters
@@ -242,7 +243,7 @@ class EventStore(Protocol):
 
 
 def catch_up(store: EventStore, handle: Callable[[Recorded], Any], after_position: int = 0,
-             *, batch_size: int = 1000) -> int:
+             *, batch_size: int = BATCH_SIZE) -> int:
     """Feed ``handle`` every event after ``after_position``, in commit order.
 
     Returns the last position handled (``after_position`` if nothing was new): a
