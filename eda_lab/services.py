@@ -66,7 +66,7 @@ class Emitter(Service):
     #: The event being handled right now (sinks only); new events are caused by it.
     current: Event | None = None
 
-    def emit(self, topic: Topic, type: str, subject: str = "",
+    def emit(self, topic: Topic, event_type: str, subject: str = "",
              data: Mapping[str, Any] | None = None, *, schema_version: int = 1) -> Event:
         """Create an event stamped with virtual time and a seeded id, and publish it.
 
@@ -76,7 +76,7 @@ class Emitter(Service):
         sim = self.sim
         cause = self.current
         event = Event(
-            type, {} if data is None else data, subject, self.name,
+            event_type, {} if data is None else data, subject, self.name,
             f"{sim.rng.getrandbits(64):016x}", sim.start + timedelta(seconds=sim.now),
             sim.next_sequence(),
             None if cause is None else cause.correlation_id or cause.id,
@@ -118,12 +118,12 @@ class Sink(Emitter):
         chosen = (policy or DeliveryPolicy()).but(**options)
         return topic.subscribe(self, handler, group=group or self.name, policy=chosen)
 
-    def forward(self, topic: Topic, event: Event, *, type: str | None = None,
+    def forward(self, topic: Topic, event: Event, *, event_type: str | None = None,
                 data: Mapping[str, Any] | None = None) -> Event:
         """Transform and forward: publish a new event derived from ``event``."""
         previous, self.current = self.current, event
         try:
-            return self.emit(topic, type or event.type, event.subject,
+            return self.emit(topic, event_type or event.type, event.subject,
                              event.data if data is None else data)
         finally:
             self.current = previous

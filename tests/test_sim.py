@@ -113,7 +113,7 @@ def test_emits_while_handling_are_caused_by_the_handled_event() -> None:
     sink = sim.sink("psp")
     captured = []
     sink.subscribe(payments, lambda e: captured.append(sink.forward(captures, e,
-                                                                    type="PaymentCaptured")))
+                                                                    event_type="PaymentCaptured")))
     placed = sim.emitter("shop").emit(orders, "OrderPlaced", "O-1")
     sim.run(until=1)
     frame = sim.frame()
