@@ -15,7 +15,6 @@ two and a half seconds later
 
 from __future__ import annotations
 
-import gc
 import heapq
 import random
 from collections.abc import Callable
@@ -27,12 +26,14 @@ import pandas as pd
 
 from eda_lab.channel import Channel
 from eda_lab.errors import InvalidArgument
-from eda_lab.gcpause import YOUNG_LIMIT, collect_young, gc_paused
+from eda_lab.gcpause import young_only
 from eda_lab.latency import Latency
 from eda_lab.services import Emitter, Service, Sink
 from eda_lab.trace import Trace
 
 __all__ = ["DEFAULT_START", "Simulation"]
+
+_push = heapq.heappush
 
 S = TypeVar("S", bound=Service)
 
@@ -60,7 +61,7 @@ class Simulation:
         self.services: dict[str, Service] = {}
         self.channels: dict[str, Channel] = {}
         self._queue: list[tuple[float, int, Callable[..., Any], tuple[Any, ...]]] = []
-        self._order = count()
+        self._next_order = count().__next__  # ties in time run in scheduling order
         #: ``sim.next_sequence()``: the next number of the simulation-wide event sequence
         #: (1, 2, 3, ...). A bound counter rather than a method, because every emitted
         #: event takes one and a plain call of the counter is the fastest there is.
@@ -105,7 +106,7 @@ class Simulation:
             raise InvalidArgument(
                 f"cannot schedule into the past: t={when:g}s is before now (t={self.now:g}s); "
                 "use sim.at(...) to run something as soon as possible instead.")
-        heapq.heappush(self._queue, (when, next(self._order), action, args))
+        _push(self._queue, (when, self._next_order(), action, args))
         return when
 
     def at(self, when: float, action: Callable[..., Any], *args: Any) -> float:
@@ -150,18 +151,15 @@ class Simulation:
         """
         queue, pop, ran = self._queue, heapq.heappop, 0
         limit = float("inf") if until is None else until
-        young, young_limit = gc.get_count, YOUNG_LIMIT
-        # Events and trace rows are many small objects in no cycle: the collector is
-        # paused, so it never rescans them all. Handlers are user code and may make
-        # cyclic garbage: the young generations are collected as they fill up.
-        with gc_paused():
+        # Events and trace rows are many small objects in no cycle: the collector
+        # never rescans them all. Handlers are user code and may make cyclic garbage:
+        # the young generations are still collected as they fill up.
+        with young_only():
             while queue and queue[0][0] <= limit:
                 when, _, action, args = pop(queue)
                 self.now = when
                 action(*args)
                 ran += 1
-                if young()[0] > young_limit:
-                    collect_young()
         if until is not None and until > self.now:
             self.now = until
         return ran

@@ -13,7 +13,7 @@ import pytest
 
 from eda_lab.cqrs import ProjectionRunner
 from eda_lab.events import Event
-from eda_lab.gcpause import YOUNG_LIMIT, collect_young, gc_paused
+from eda_lab.gcpause import YOUNG_LIMIT, gc_paused, young_only
 from eda_lab.handlers import on
 from eda_lab.projections import Projection
 from eda_lab.sim import Simulation
@@ -114,9 +114,16 @@ def test_a_projection_whose_handler_makes_cycles_peaks_like_one_that_does_not(
     assert cyclic_peak <= 1.5 * plain_peak, (plain_peak, cyclic_peak)
 
 
-def test_collect_young_frees_cycles_while_the_collector_is_paused() -> None:
+def test_young_only_collects_young_cycles_and_restores_the_collector() -> None:
+    thresholds = gc.get_threshold()
     with gc_paused():
-        for _ in range(100):
-            garbage(cyclic=True)
-        assert collect_young() >= 100 and not gc.isenabled()
-    assert YOUNG_LIMIT > 700  # more than Python's own threshold: a paused loop stays fast
+        with young_only():
+            assert gc.isenabled() and gc.get_threshold()[0] == YOUNG_LIMIT
+            gc.collect(0)
+            freed = gc.get_stats()[0]["collected"]
+            for _ in range(2 * YOUNG_LIMIT):  # enough allocations for a young collection
+                garbage(cyclic=True)
+            assert gc.get_stats()[0]["collected"] > freed  # Python collected them itself
+        assert not gc.isenabled() and gc.get_threshold() == thresholds
+    assert gc.isenabled() and gc.get_threshold() == thresholds
+    assert YOUNG_LIMIT > 700  # more than Python's own threshold: a long run stays fast
