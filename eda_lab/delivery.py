@@ -10,6 +10,7 @@ read it back from ``group.policy``.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from difflib import get_close_matches
 from typing import Any, Literal
 
 from eda_lab.errors import InvalidArgument
@@ -94,6 +95,8 @@ class DeliveryPolicy:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
+            near = [m for name in unknown for m in get_close_matches(name, known, n=1)]
+            hint = f" Did you mean {', '.join(near)}?" if near else ""
             raise InvalidArgument(f"a delivery policy has no option {', '.join(unknown)}; "
-                                  f"it has {', '.join(sorted(known))}.")
+                                  f"it has {', '.join(sorted(known))}.{hint}")
         return replace(self, **changes) if changes else self

@@ -206,8 +206,11 @@ def test_bad_configuration_is_refused_with_advice() -> None:
     for template in ("{topic}", "", "{queue}.dlq", None):
         with pytest.raises(ValueError, match="dead_letter must name another topic"):
             DeliveryPolicy(dead_letter=template)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="no option retries; it has backoff"):
+    with pytest.raises(ValueError, match="no option retries; it has backoff") as refused:
         sim.sink("t").subscribe(topic, print, retries=3)
+    assert "Did you mean" not in str(refused.value)
+    with pytest.raises(ValueError, match="Did you mean max_deliveries"):
+        sim.sink("u").subscribe(topic, print, max_delivery=3)
 
 
 def test_one_policy_object_serves_the_group_and_keywords_change_single_fields() -> None:
