@@ -33,6 +33,7 @@ from eda_lab.failures import (
     NUMBER_WORDS,
     BillingDatabase,
     CardBilling,
+    ChargeStep,
     IdempotentConsumer,
     KeyParking,
     LostAcks,
@@ -146,7 +147,8 @@ class CardBillingRun(SimulationRun):
 
 def run_card_billing(seed: int = 7, n_orders: int = 20, *, crash_rate: float = 0.3,
                      idempotency_keys: bool = False, latency: float = 0.2,
-                     spacing: float = 1.0, backoff: float = 0.5) -> CardBillingRun:
+                     spacing: float = 1.0, backoff: float = 0.5,
+                     charge: ChargeStep | None = None) -> CardBillingRun:
     """Billing charges at a payment provider and crashes before recording the event id.
 
     Billing keeps a processed-ids table, in one transaction with its invoices
@@ -155,14 +157,16 @@ def run_card_billing(seed: int = 7, n_orders: int = 20, *, crash_rate: float = 0
     probability ``crash_rate`` the first handling of an order crashes between the
     charge and the commit (:class:`~eda_lab.failures.CardBilling`), so the channel
     redelivers. ``idempotency_keys=True`` sends a key derived from the event id
-    with each charge. The same ``seed`` crashes the same orders either way.
+    with each charge; ``charge`` replaces billing's call to the provider with
+    your own ``charge(event, provider) -> charge id`` (exercise 05.4). The same
+    ``seed`` crashes the same orders either way.
     """
     sim = Simulation(seed=seed)
     orders = sim.channel("bus", partitions=3, latency=latency).topic("orders")
     shop, billing = sim.emitter("shop"), sim.sink("billing")
     provider, db = PaymentProvider(sim), BillingDatabase()
     handler = CardBilling(billing, provider, db, idempotency_keys=idempotency_keys,
-                          crash_rate=crash_rate, seed=seed)
+                          crash_rate=crash_rate, seed=seed, charge=charge)
     billing.subscribe(orders, handler, backoff=backoff)
     _place_orders(sim, orders, shop, n_orders, spacing)
     sim.run()
@@ -437,3 +441,48 @@ def _idle_members(answer: int) -> str | None:
         return None
     return ("a partition belongs to one member of the group at a time; members beyond "
             "the number of partitions own no partition at all.")
+
+
+@exercise("05.4", "Write charge_once(event, provider): billing's charge step, which charges "
+                  "float(event.data['total']) with provider.charge(...) and returns the "
+                  "charge id, so that no order is ever charged twice, even when billing "
+                  "crashes after the charge.")
+def _charge_once(answer: Any) -> str | None:
+    if not callable(answer):
+        return (f"pass the function itself (charge_once, no parentheses), not a "
+                f"{type(answer).__name__}: billing calls it as charge_once(event, provider).")
+    seed, n_orders = 7, 12
+    try:
+        run = run_card_billing(seed, n_orders, crash_rate=1.0, charge=answer)
+    except Exception as exc:  # the learner's code: report, do not crash the check
+        return (f"billing stopped with {type(exc).__name__}: {exc}. Your function gets the "
+                "event and the PaymentProvider; call provider.charge(event, amount, "
+                "idempotency_key=...) and return what it returns.")
+    frame = run.frame
+    failed = frame[frame["kind"].isin(["retry", "dead_letter"])
+                   & ~frame["detail"].str.contains("billing crashed", regex=False)]
+    if len(failed):
+        return (f"billing's handler failed on order {failed['subject'].iloc[0]}: "
+                f"{failed['detail'].iloc[0]}. Your function gets the event and the "
+                "PaymentProvider; call provider.charge(event, amount, idempotency_key=...) "
+                "and return what it returns.")
+    if not run.provider.charges:
+        return ("no order was charged: your function must call provider.charge(event, "
+                "amount, idempotency_key=...) and return the charge id it gives back.")
+    charged = pd.Series([order for order, _ in run.provider.charges]).value_counts()
+    twice = charged[charged > 1]
+    if len(twice):
+        order = str(twice.index[0])
+        rows = frame.query("subject == @order and kind in ['effect', 'crash', 'duplicate']")
+        story = "; ".join(f"t={r.t:.3f}s {r.service} {r.kind}" for r in rows.itertuples())
+        return (f"run_card_billing(seed={seed}, n_orders={n_orders}, crash_rate=1.0) charged "
+                f"{len(twice)} order(s) more than once, e.g. {order}: {story}. Billing "
+                "crashed after the charge, so the event came back and your step charged "
+                "again. The provider remembers idempotency keys: which key is the same "
+                "every time the same event is delivered?")
+    missing = n_orders - len(charged)
+    if missing > 0:
+        return (f"{missing} of {n_orders} orders were never charged: a key shared by "
+                "different orders makes the provider skip real charges. Derive the key "
+                "from the event.")
+    return None
