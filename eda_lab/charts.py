@@ -429,3 +429,43 @@ def backlog_chart(backlog: pd.DataFrame, *, by: str | None = None, bins: int = 2
         encoding["color"] = alt.Color(f"{by}:N", title=by)
     return alt.Chart(rows).mark_line(interpolate="step-after").encode(**encoding).properties(
         title=title, width=560, height=180)
+
+
+__all__ += ["partition_cap_chart"]
+
+
+def partition_cap_chart(grid: pd.DataFrame, *, rate: float | None = None,
+                        title: str = "Throughput stops at the partition count"
+                        ) -> Layered:
+    """Throughput against members, one line per partition count, with each count's cap.
+
+    ``grid`` is :func:`eda_lab.failures.scale_out_grid` output (columns ``members``,
+    ``partitions``, ``throughput`` and ``cap``). A dashed line in the same colour
+    marks each count's cap, ``partitions / service_time`` events per second;
+    ``rate`` (the arrival rate, optional) is drawn in grey: when it is above every
+    cap, what stops each line is its partition count, not the arrivals.
+    """
+    check_rows(grid, "partition-cap chart", "Chart fewer member or partition counts.")
+    data = grid[["members", "partitions", "throughput", "cap"]].copy()
+    data["partitions"] = data["partitions"].astype(str) + " partitions"
+    colour = alt.Color("partitions:N", title="topic")
+    x = alt.X("members:Q", title="members in the group", axis=alt.Axis(tickMinStep=1))
+    top = max(float(data["throughput"].max()), float(data["cap"].max()), rate or 0.0)
+    y = alt.Y("throughput:Q", title="events handled per second",
+              scale=alt.Scale(domain=[0, top * 1.1]))
+    lines = alt.Chart(data).mark_line(point=True).encode(
+        x=x, y=y, color=colour,
+        tooltip=["partitions:N", "members:Q", alt.Tooltip("throughput:Q", format=".2f")])
+    caps = data.drop_duplicates("partitions")[["partitions", "cap"]]
+    rules = alt.Chart(caps).mark_rule(strokeDash=[4, 3]).encode(
+        y=alt.Y("cap:Q"), color=colour,
+        tooltip=["partitions:N", alt.Tooltip("cap:Q", title="cap (events/s)")])
+    layers: list[alt.Chart] = [lines, rules]
+    if rate is not None:
+        arrivals = pd.DataFrame({"rate": [rate], "label": [f"arrivals: {rate:g}/s"]})
+        layers.append(alt.Chart(arrivals).mark_rule(color="grey").encode(
+            y="rate:Q", tooltip=["label:N"]))
+        layers.append(alt.Chart(arrivals).mark_text(align="left", dx=4, dy=-6,
+                                                    color="grey").encode(
+            x=alt.value(0), y="rate:Q", text="label:N"))
+    return alt.layer(*layers).properties(width=380, height=220, title=title)

@@ -1,22 +1,36 @@
 """Surviving failures: at-least-once delivery, dead letters, the outbox, scaling out.
 
-Martin Fowler's article "What do you mean by Event-Driven?" stresses two things
-this module makes concrete: **atomicity across services is hard**, and **loosely
-coupled components scale out and survive failures**. Four mechanisms, one per
-section of notebook 05:
+The source text this lab teaches (which paraphrases Mark Richards' *Software
+Architecture Patterns*, O'Reilly, 2015) says that an event-driven system scales
+horizontally and survives failures because its components are loosely coupled,
+and that atomicity is very hard across systems. Martin Fowler's article "What do
+you mean by 'Event-Driven'?" does not discuss either. This module makes the
+mechanisms behind those claims concrete, one per section of notebook 05:
 
 1. **At-least-once delivery and idempotent consumers.** A channel that never
    loses an event must sometimes deliver one twice: when a handler did its work
    but the acknowledgement was lost, the channel cannot tell and redelivers.
    :class:`LostAcks` injects exactly that fault (seeded); :class:`IdempotentConsumer`
-   is the cure: it remembers the ids of the events it has handled and skips a
-   repeat, so the side effect (charging a card) happens once.
+   remembers the ids of the events it has handled and skips a repeat. That cures
+   duplicates only when the effect and the remembered id commit together, i.e.
+   when the effect is local. A card charge is not: it happens at a
+   :class:`PaymentProvider`, outside billing's database, so a crash between the
+   charge and recording the id (:class:`CardBilling` with ``crash_rate``) still
+   charges twice. The cure is an **idempotency key** sent with the charge: the
+   provider remembers keys and charges once per key, while the processed-ids
+   table stays in one transaction with billing's local effect (an invoice row,
+   :class:`BillingDatabase`).
 2. **Poison messages and the dead-letter topic.** An event that fails every
    attempt (a malformed payload) is retried with backoff, then parked on
-   ``<topic>.dead_letter`` so the rest of the partition can move on. After the
+   ``<topic>.dead_letter`` so the rest of the partition can move on (in this
+   model the whole partition waits while one event is retried). After the
    handler is fixed, :func:`redrive` re-publishes the dead letters, same ids,
-   onto the original topic: nothing is lost.
-3. **The dual write.** A service that writes its database and then publishes an
+   onto the original topic: nothing is lost. But parking one *event* breaks the
+   order per key: a later event about the same order is applied before the
+   redriven one (:func:`out_of_order`). :class:`KeyParking` parks the *key*: it
+   holds later events of a parked key until the parked one is redriven.
+3. **The dual write.** One service writing to two resources, its own database
+   and the broker. A service that writes its database and then publishes an
    event, in two steps, can crash in between: the database says the order
    exists, the consumers never hear of it (a *lost event*); publish first and
    crash, and the consumers hear of an order that does not exist (a *phantom
@@ -24,9 +38,14 @@ section of notebook 05:
    ONE SQLite transaction; an :class:`OutboxRelay` publishes outbox rows at least
    once. No event is lost or invented, whatever the crash point; a relay crash can
    publish one twice, which idempotent consumers (1.) absorb.
-4. **Scale out.** A consumer group whose members each take a ``service_time``
-   per event handles more events per second as members are added, up to one
-   member per partition; members beyond that own no partition and stay idle.
+4. **Scale out**, in Kafka-style consumer groups (a partition belongs to one
+   member at a time). A group whose members each take a ``service_time`` per
+   event handles more events per second as members are added, up to one member
+   per partition: when events arrive faster than ``partitions / service_time``,
+   throughput stops growing at ``members == partitions``
+   (:func:`saturation_members`), and members beyond that own no partition and
+   stay idle. Competing consumers on one queue, Kafka's share groups and
+   key-level parallel consumers are not capped by the partition count.
 
 Every fault is drawn from a seeded generator and every step is a trace row
 (``effect``, ``duplicate``, ``db_write``, ``outbox``, ``crash``, ... beside the
@@ -61,24 +80,33 @@ __all__ = [
     "CRASH_POINTS",
     "DESIGNS",
     "NUMBER_WORDS",
+    "BillingDatabase",
+    "CardBilling",
+    "ChargeStep",
     "DuplicateSummary",
     "IdempotentConsumer",
+    "KeyParking",
     "LostAcks",
     "OrderDatabase",
     "OrderService",
     "OutboxRelay",
+    "PaymentProvider",
     "ScaleOutRun",
     "ScaleOutSummary",
     "StockKeeper",
+    "applied_order",
     "backlog_over_time",
     "charges_per_order",
     "dead_letter_table",
     "dead_letters",
     "duplicate_summary",
     "fault_rng",
+    "out_of_order",
     "parse_quantity_words",
     "redrive",
     "run_scale_out",
+    "saturation_members",
+    "scale_out_grid",
     "scale_out_summary",
     "scale_out_table",
 ]
@@ -103,9 +131,12 @@ class IdempotentConsumer:
     a ``duplicate`` row (outcome ``skipped``) goes into the trace instead. An
     event whose handler raised is *not* remembered, so its redelivery is handled.
 
-    In a real service the remembered ids live in the same database, and are
-    written in the same transaction, as the effect itself; here the simulation
-    makes "handle and remember" one step.
+    This is a cure only when "handle and remember" is one atomic step: in a real
+    service, when the remembered ids are written in the same database transaction
+    as the effect, which works for a *local* effect (a row in the service's own
+    database). Here the simulation makes the two one step. An effect outside the
+    database, such as a card charge at a payment provider, cannot join that
+    transaction: see :class:`CardBilling`.
     """
 
     def __init__(self, handler: Handler, sink: Sink | None = None,
@@ -202,6 +233,147 @@ def duplicate_summary(frame: pd.DataFrame) -> DuplicateSummary:
     }
 
 
+class PaymentProvider:
+    """A fake card processor: another company's system, outside billing's database.
+
+    :meth:`charge` charges a card at once and returns a charge id. Called with an
+    ``idempotency_key`` it has seen before, it charges nothing and returns the
+    first charge's id (a ``duplicate`` row, outcome ``deduplicated``), which is what
+    real payment APIs offer: the client sends a key, the provider remembers it.
+    Without a key, every call is a new charge.
+    """
+
+    def __init__(self, sim: Simulation, *, name: str = "payments") -> None:
+        self.sim = sim
+        self.name = name
+        #: Every real charge, in order: (order id, amount).
+        self.charges: list[tuple[str, float]] = []
+        #: The idempotency keys seen so far, and the charge each one made.
+        self.keys: dict[str, str] = {}
+        self.deduplicated = 0
+
+    def charge(self, event: Event, amount: float, *,
+               idempotency_key: str | None = None) -> str:
+        """Charge ``amount`` for the order of ``event``, once per ``idempotency_key``."""
+        sim = self.sim
+        if idempotency_key is not None and idempotency_key in self.keys:
+            self.deduplicated += 1
+            charge_id = self.keys[idempotency_key]
+            sim.trace.record(sim.now, "duplicate", self.name, event=event, peer="billing",
+                             outcome="deduplicated",
+                             detail=f"idempotency key {idempotency_key} seen before: "
+                                    f"returned {charge_id}, card not charged again")
+            return charge_id
+        self.charges.append((event.subject, amount))
+        charge_id = f"ch-{len(self.charges):05d}"
+        if idempotency_key is not None:
+            self.keys[idempotency_key] = charge_id
+        sim.trace.record(sim.now, "effect", self.name, event=event, peer="billing",
+                         detail=f"{charge_id}: charged {event.data.get('customer_id', '?')}"
+                                f"'s card {amount:.2f}")
+        return charge_id
+
+
+class BillingDatabase:
+    """Billing's own SQLite database: processed event ids and invoices, one transaction.
+
+    :meth:`record` inserts the event id into ``processed`` and the invoice (billing's
+    *local* effect) into ``invoices`` in ONE transaction: both or neither. That
+    makes the local effect exactly-once; it cannot include the card charge, which
+    happened at the provider before the transaction began.
+    """
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)  # explicit transactions
+        self.conn.executescript("""
+            CREATE TABLE IF NOT EXISTS processed (event_id TEXT PRIMARY KEY);
+            CREATE TABLE IF NOT EXISTS invoices (
+                order_id TEXT NOT NULL, charge_id TEXT NOT NULL, amount REAL NOT NULL);
+        """)
+
+    def seen(self, event_id: str) -> bool:
+        """Has an event with this id been processed (and its invoice committed)?"""
+        row = self.conn.execute("SELECT 1 FROM processed WHERE event_id = ?",
+                                (event_id,)).fetchone()
+        return row is not None
+
+    def record(self, event_id: str, order_id: str, charge_id: str, amount: float) -> None:
+        """The processed id and the invoice, committed together."""
+        conn = self.conn
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO processed VALUES (?)", (event_id,))
+        conn.execute("INSERT INTO invoices VALUES (?, ?, ?)", (order_id, charge_id, amount))
+        conn.execute("COMMIT")
+
+    def invoices(self) -> pd.DataFrame:
+        """The invoices, in the order they were committed."""
+        return pd.read_sql_query("SELECT order_id, charge_id, amount FROM invoices "
+                                 "ORDER BY rowid", self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+#: Billing's charge step: ``charge(event, provider)`` charges the order, returns the charge id.
+ChargeStep = Callable[[Event, "PaymentProvider"], str]
+
+
+class CardBilling:
+    """Billing's handler of ``OrderPlaced``: skip if processed, charge, then record.
+
+    1. if :meth:`BillingDatabase.seen` knows the event id: a ``duplicate`` row, done;
+    2. charge the card at the :class:`PaymentProvider`, with the idempotency key
+       ``"charge-<event id>"`` when ``idempotency_keys`` is true, without one otherwise;
+    3. record the event id and the invoice in one local transaction.
+
+    Fault injection: with probability ``crash_rate`` (seeded by ``seed``), the
+    *first* handling of an event crashes between steps 2 and 3 (a ``crash`` row,
+    then :class:`RuntimeError`, as a dead process would never return). The card
+    was charged, the id was not recorded, so the channel redelivers. Only first
+    handlings crash, so ``crash_rate=1.0`` crashes each event exactly once, and
+    the same seed crashes the same events with or without keys.
+    """
+
+    def __init__(self, sink: Sink, provider: PaymentProvider, db: BillingDatabase, *,
+                 idempotency_keys: bool, crash_rate: float = 0.0, seed: int = 0,
+                 charge: ChargeStep | None = None) -> None:
+        if not 0.0 <= crash_rate <= 1.0:
+            raise InvalidArgument(f"crash_rate must be in [0, 1], got {crash_rate!r}.")
+        self.sink, self.provider, self.db = sink, provider, db
+        self.idempotency_keys = idempotency_keys
+        #: Step 2 as a function ``charge(event, provider) -> charge id`` (replaces the
+        #: built-in call, with or without a key, when given: an exercise writes one).
+        self.charge = charge
+        self.crash_rate = crash_rate
+        self.rng = fault_rng(seed, 4)
+        self.crashes = 0
+        self._tried: set[str] = set()
+
+    def __call__(self, event: Event) -> None:
+        sim = self.sink.sim
+        if self.db.seen(event.id):
+            sim.trace.record(sim.now, "duplicate", self.sink.name, event=event,
+                             peer=event.source, outcome="skipped",
+                             detail=f"event {event.id} is in the processed-ids table; skipped")
+            return
+        amount = float(event.data["total"])
+        if self.charge is not None:
+            charge_id = str(self.charge(event, self.provider))
+        else:
+            key = f"charge-{event.id}" if self.idempotency_keys else None
+            charge_id = self.provider.charge(event, amount, idempotency_key=key)
+        first = event.id not in self._tried
+        self._tried.add(event.id)
+        if first and self.rng.random() < self.crash_rate:
+            self.crashes += 1
+            sim.trace.record(sim.now, "crash", self.sink.name, event=event, outcome="crash",
+                             detail=f"crashed after {charge_id}, before recording event "
+                                    f"{event.id} as processed")
+            raise RuntimeError("billing crashed after the charge, before recording the "
+                               "event id")
+        self.db.record(event.id, event.subject, charge_id, amount)
+
+
 # == 2. poison messages and the dead-letter topic ========================================
 #: Number words a buggy upstream emitter writes instead of digits ("three").
 NUMBER_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -227,12 +399,15 @@ class StockKeeper:
         self.parse_quantity: Callable[[Any], int] = int
         self.reserved: dict[str, int] = {}
         self.handled: list[str] = []
+        #: The events applied, in the order they were applied (see :func:`out_of_order`).
+        self.applied: list[Event] = []
 
     def __call__(self, event: Event) -> None:
         quantity = self.parse_quantity(event.data["quantity"])
         product = event.data["product_id"]
         self.reserved[product] = self.reserved.get(product, 0) + quantity
         self.handled.append(event.id)
+        self.applied.append(event)
 
 
 def dead_letter_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -290,6 +465,97 @@ def redrive(channel: Channel, topic: str, *, name: str = "redrive",
 
     sink.subscribe(dead, republish, start="earliest")
     return sink
+
+
+class KeyParking:
+    """Park the key, not only the event: hold later events of a key whose event is parked.
+
+    Wraps a handler on ``topic``. A key (an event's ``subject``) is *parked* while
+    the dead-letter topic holds an event of that key that this wrapper has not
+    let through since. An event of a parked key that is not the oldest parked one
+    is **held**: put on the dead-letter topic behind it (a ``hold`` row) and not
+    handled, so a later event never overtakes the parked one. :func:`redrive`
+    re-publishes the dead letters in the order they were parked, so the parked
+    event comes back first, then the held ones, and the key is free again once
+    all have been handled. Keys that were never parked are not slowed down.
+
+    (An operator who decides to *discard* the parked event instead would remove
+    it from the dead-letter topic before redriving; this model only redrives.)
+    """
+
+    def __init__(self, handler: Handler, sink: Sink, topic: Topic, *,
+                 dead_letter_topic: str | None = None) -> None:
+        self.handler = handler
+        self.sink = sink
+        self.topic = topic
+        self.dead_letter_topic = dead_letter_topic or f"{topic.name}.dead_letter"
+        self.released: set[str] = set()
+        self.held = 0
+
+    def parked(self, key: str) -> list[str]:
+        """The ids of the events of ``key`` waiting on the dead-letter topic, oldest first."""
+        ids: list[str] = []
+        for event in dead_letters(self.topic.channel, self.topic.name):
+            if (event.subject == key and event.id not in self.released
+                    and event.id not in ids):
+                ids.append(event.id)
+        return ids
+
+    def __call__(self, event: Event) -> None:
+        waiting = self.parked(event.subject)
+        if waiting and waiting[0] != event.id:
+            self.held += 1
+            sim = self.sink.sim
+            sim.trace.record(sim.now, "hold", self.sink.name, event=event,
+                             peer=event.source, outcome="held",
+                             detail=f"key {event.subject} is parked (event {waiting[0]} on "
+                                    f"{self.dead_letter_topic}); held behind it")
+            if event.id not in waiting:
+                dead = self.topic.channel.topic(self.dead_letter_topic,
+                                                partitions=self.topic.partitions)
+                dead.publish(event, self.sink)
+            return
+        self.handler(event)
+        if waiting:
+            self.released.add(event.id)
+
+
+def out_of_order(applied: Iterable[Event]) -> int:
+    """How many events were applied after a later event of the same key.
+
+    ``applied`` lists events in the order a consumer applied them (for instance
+    :attr:`StockKeeper.applied`). "Later" means a higher ``sequence`` (the order
+    the emitter emitted them). 0 means every key's events were applied in order.
+    """
+    newest: dict[str, int] = {}
+    overtaken = 0
+    for event in applied:
+        seq = event.sequence if event.sequence is not None else -1
+        if seq < newest.get(event.subject, -1):
+            overtaken += 1
+        else:
+            newest[event.subject] = seq
+    return overtaken
+
+
+def applied_order(applied: Iterable[Event], *, key: str | None = None) -> pd.DataFrame:
+    """The events a consumer applied, in order, with ``overtaken`` where a later one came first.
+
+    ``key`` keeps the events of one key only.
+    """
+    newest: dict[str, int] = {}
+    rows = []
+    for position, event in enumerate(applied):
+        seq = event.sequence if event.sequence is not None else -1
+        overtaken = seq < newest.get(event.subject, -1)
+        if not overtaken:
+            newest[event.subject] = seq
+        if key is None or event.subject == key:
+            rows.append({"applied_as": position + 1, "subject": event.subject,
+                         "emitted_as": seq, "event_id": event.id,
+                         "overtaken": overtaken})
+    return pd.DataFrame(rows, columns=["applied_as", "subject", "emitted_as", "event_id",
+                                       "overtaken"])
 
 
 # == 3. the dual write and the transactional outbox ======================================
@@ -556,3 +822,43 @@ def scale_out_table(partitions: int = 4, max_members: int = 8, **options: Any
         run = run_scale_out(members=members, partitions=partitions, **options)
         rows.append({"members": members, "partitions": partitions, **run.summary()})
     return pd.DataFrame(rows)
+
+
+def scale_out_grid(partition_counts: Iterable[int], max_members: int = 8,
+                   **options: Any) -> pd.DataFrame:
+    """:func:`scale_out_table` for each partition count, one table, same arrivals.
+
+    Adds ``cap``: the most a Kafka-style group can handle on that many partitions,
+    ``partitions / service_time`` events per second (one member per partition,
+    each busy all the time), when ``service_time`` is a number of seconds.
+    """
+    service_time = options.get("service_time", 0.2)
+    tables = []
+    for partitions in partition_counts:
+        table = scale_out_table(partitions, max_members, **options)
+        cap = (partitions / service_time if isinstance(service_time, int | float)
+               and service_time > 0 else math.nan)
+        tables.append(table.assign(cap=cap))
+    if not tables:
+        raise InvalidArgument("partition_counts is empty: give at least one partition count.")
+    return pd.concat(tables, ignore_index=True)
+
+
+def saturation_members(table: pd.DataFrame, *, tolerance: float = 0.02) -> int:
+    """The fewest members at which throughput comes within ``tolerance`` of its best.
+
+    (Within 2% by default: below the cap, the last events' latency still nudges
+    the throughput up by a hair with every member added.)
+
+    ``table`` is :func:`scale_out_table` output for one partition count. When
+    events arrive faster than the group can handle them, this is the partition
+    count: adding members helps until each owns one partition, and not after.
+    (When they arrive slower, throughput stops growing earlier, at the arrival
+    rate: then this says nothing about partitions.)
+    """
+    if table["partitions"].nunique() != 1:
+        raise InvalidArgument("saturation_members needs the table of one partition count; "
+                              "select one, e.g. grid[grid['partitions'] == 4].")
+    best = float(table["throughput"].max())
+    reached = table["throughput"] >= best * (1 - tolerance)
+    return int(table.loc[reached, "members"].min())

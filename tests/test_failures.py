@@ -13,18 +13,26 @@ from eda_lab.events import Event
 from eda_lab.failures import (
     CRASH_POINTS,
     DESIGNS,
+    BillingDatabase,
+    CardBilling,
     IdempotentConsumer,
+    KeyParking,
     LostAcks,
     OrderDatabase,
     OrderService,
+    PaymentProvider,
+    applied_order,
     backlog_over_time,
     charges_per_order,
     dead_letter_table,
     dead_letters,
     duplicate_summary,
+    out_of_order,
     parse_quantity_words,
     redrive,
     run_scale_out,
+    saturation_members,
+    scale_out_grid,
     scale_out_summary,
     scale_out_table,
 )
@@ -34,6 +42,7 @@ from eda_lab.lessons.n05_surviving_failures import (
     consistency,
     crash_point_table,
     run_billing,
+    run_card_billing,
     run_dual_write,
     run_poison,
     scale_out_panel,
@@ -136,6 +145,73 @@ def test_with_idempotence_every_order_is_charged_exactly_once(seed, n, loss) -> 
         naive.acks.lost - naive.group.dead_letters)
 
 
+# -- 1b. an external effect: the card charge, the crash and the idempotency key ----------
+
+
+def _order_event(order_id: str = "O-1", total: float = 10.0, event_id: str = "e1") -> Event:
+    return Event("OrderPlaced", {"order_id": order_id, "customer_id": "C-1", "total": total},
+                 subject=order_id, source="shop", id=event_id)
+
+
+def test_the_provider_charges_once_per_idempotency_key_and_every_time_without_one() -> None:
+    sim = Simulation(seed=1)
+    provider = PaymentProvider(sim)
+    event = _order_event()
+    first = provider.charge(event, 10.0, idempotency_key="k1")
+    assert provider.charge(event, 10.0, idempotency_key="k1") == first
+    assert provider.charge(event, 10.0) != provider.charge(event, 10.0)
+    assert provider.charges == [("O-1", 10.0)] * 3 and provider.deduplicated == 1
+    kinds = list(sim.frame()["kind"])
+    assert kinds == ["effect", "duplicate", "effect", "effect"]
+
+
+def test_the_processed_id_and_the_invoice_commit_together_or_not_at_all() -> None:
+    db = BillingDatabase()
+    db.record("e1", "O-1", "ch-00001", 10.0)
+    assert db.seen("e1") and not db.seen("e2")
+    with pytest.raises(Exception, match="UNIQUE"):
+        db.record("e1", "O-1", "ch-00002", 10.0)  # the same id twice: both rows refused
+    db.conn.execute("ROLLBACK")
+    assert list(db.invoices()["charge_id"]) == ["ch-00001"]
+
+
+def test_a_crash_between_charge_and_record_charges_again_despite_the_table() -> None:
+    sim = Simulation(seed=1)
+    sink = sim.sink("billing")
+    provider, db = PaymentProvider(sim), BillingDatabase()
+    billing = CardBilling(sink, provider, db, idempotency_keys=False, crash_rate=1.0)
+    event = _order_event()
+    with pytest.raises(RuntimeError, match="before recording"):
+        billing(event)
+    assert not db.seen(event.id) and len(provider.charges) == 1
+    billing(event)  # the redelivery: the table does not know it, the card is charged again
+    billing(event)  # a third delivery after the commit is skipped by the table
+    assert len(provider.charges) == 2 and db.seen(event.id) and len(db.invoices()) == 1
+    with pytest.raises(ValueError, match="crash_rate"):
+        CardBilling(sink, provider, db, idempotency_keys=True, crash_rate=1.5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 500), st.integers(1, 12), st.floats(0.0, 1.0))
+def test_with_an_idempotency_key_no_crash_double_charges(seed, n, rate) -> None:
+    table_only = run_card_billing(seed, n, crash_rate=rate)
+    keyed = run_card_billing(seed, n, crash_rate=rate, idempotency_keys=True)
+    assert table_only.handler.crashes == keyed.handler.crashes  # same seed, same crashes
+    plain, safe = duplicate_summary(table_only.frame), duplicate_summary(keyed.frame)
+    assert plain["double_charged"] == table_only.handler.crashes  # each crash: one more
+    assert safe["double_charged"] == 0 and len(keyed.provider.charges) == n
+    assert keyed.provider.deduplicated == keyed.handler.crashes
+    for run in (table_only, keyed):  # the local effect is exactly once either way
+        assert sorted(run.db.invoices()["order_id"]) == sorted(
+            run.frame.query("kind == 'emit'")["subject"])
+
+
+def test_a_crash_rate_of_one_crashes_every_order_once() -> None:
+    run = run_card_billing(3, 12, crash_rate=1.0)
+    assert run.handler.crashes == 12
+    assert duplicate_summary(run.frame)["double_charged"] == 12
+
+
 # -- 2. poison messages, dead letters, redrive ----------------------------------------
 
 
@@ -187,7 +263,7 @@ def test_a_number_of_poison_messages_is_placed_by_the_seed() -> None:
                                                                          poison=3)
     assert len(first.poisoned) == 3 and first.poisoned == again.poisoned
     assert len(dead_letter_table(first.frame)) == 3
-    with pytest.raises(ValueError, match="between 0 and n_items"):
+    with pytest.raises(ValueError, match="later item of the same order"):
         run_poison(n_items=2, poison=3)
 
 
@@ -195,6 +271,64 @@ def test_parse_quantity_words() -> None:
     assert [parse_quantity_words(v) for v in (3, "4", "three", " Ten ")] == [3, 4, 3, 10]
     with pytest.raises(ValueError):
         parse_quantity_words("a dozen")
+
+
+def test_out_of_order_counts_events_applied_after_a_later_one_of_their_key() -> None:
+    events = [Event("E", {}, subject=k, source="s", id=f"e{n}", sequence=n)
+              for n, k in enumerate("AABA")]
+    assert out_of_order(events) == 0
+    shuffled = [events[1], events[2], events[0], events[3]]
+    assert out_of_order(shuffled) == 1
+    table = applied_order(shuffled, key="A")
+    assert list(table["emitted_as"]) == [1, 0, 3]
+    assert list(table["overtaken"]) == [False, True, False]
+
+
+@pytest.mark.parametrize(("seed", "n_items", "poison"), [(7, 30, 2), (3, 24, 3), (5, 40, 4)])
+def test_parking_the_event_breaks_key_order_and_parking_the_key_keeps_it(
+        seed, n_items, poison) -> None:
+    result = {}
+    for park in ("event", "key"):
+        run = run_poison(seed, n_items, poison=poison, park=park)
+        assert out_of_order(run.keeper.applied) == 0  # nothing is out of order before
+        run.keeper.parse_quantity = parse_quantity_words
+        redrive(run.bus, "items")
+        run.sim.run()
+        assert run.keeper.reserved == run.expected
+        assert sorted(run.keeper.handled) == sorted(set(run.keeper.handled))
+        assert len(run.keeper.handled) == n_items
+        result[park] = (out_of_order(run.keeper.applied), run)
+    # every malformed event has a later event of its order, which overtakes it
+    assert result["event"][0] == poison
+    assert result["key"][0] == 0
+    parking = result["key"][1].parking
+    assert parking is not None and parking.held > 0
+    assert (result["key"][1].frame["kind"] == "hold").sum() == parking.held
+
+
+def test_key_parking_holds_only_the_parked_key() -> None:
+    sim = Simulation(seed=1)
+    topic = sim.channel("bus", partitions=1).topic("t")
+    shop, sink = sim.emitter("shop"), sim.sink("c")
+    applied: list[str] = []
+
+    def handler(event: Event) -> None:
+        if event.data["bad"]:
+            raise ValueError("bad payload")
+        applied.append(f"{event.subject}{event.data['n']}")
+
+    parking = KeyParking(handler, sink, topic)
+    sink.subscribe(topic, parking, max_deliveries=1)
+    for n, (key, bad) in enumerate([("A", True), ("B", False), ("A", False), ("B", False)]):
+        sim.at(n, shop.emit, topic, "E", key, {"n": n, "bad": bad})
+    sim.run()
+    assert applied == ["B1", "B3"] and parking.held == 1
+    assert parking.parked("A") == [e.id for e in dead_letters(sim.channels["bus"], "t")]
+    handler_fixed: list[str] = []
+    parking.handler = lambda event: handler_fixed.append(f"{event.subject}{event.data['n']}")
+    redrive(sim.channels["bus"], "t")
+    sim.run()
+    assert handler_fixed == ["A0", "A2"] and parking.parked("A") == []
 
 
 # -- 3. the dual write and the outbox --------------------------------------------------
@@ -350,6 +484,31 @@ def test_more_members_help_up_to_the_partition_count_then_sit_idle() -> None:
     assert table["max_backlog"].iloc[3] < table["max_backlog"].iloc[0]
 
 
+@pytest.mark.parametrize("partitions", [2, 3, 6])
+def test_above_the_cap_throughput_saturates_at_the_partition_count(partitions) -> None:
+    grid = scale_out_grid([partitions, partitions + 1], max_members=partitions + 3,
+                          n_events=150, rate=60.0, service_time=0.2)
+    for p in (partitions, partitions + 1):
+        table = grid[grid["partitions"] == p]
+        assert saturation_members(table) == p
+        assert (table["cap"] == p / 0.2).all()
+        assert table["throughput"].max() <= p / 0.2  # never above the cap
+    with pytest.raises(ValueError, match="one partition count"):
+        saturation_members(grid)
+    with pytest.raises(ValueError, match="empty"):
+        scale_out_grid([])
+
+
+def test_below_the_cap_the_arrival_rate_makes_the_plateau() -> None:
+    table = scale_out_table(partitions=8, max_members=8, n_events=150, rate=8.0,
+                            service_time=0.2)  # cap 40/s, arrivals 8/s
+    assert saturation_members(table) < 8
+    emits = run_scale_out(members=8, partitions=8, n_events=150, rate=8.0).frame.query(
+        "kind == 'emit'")["t"]
+    arrivals = (len(emits) - 1) / (emits.max() - emits.min())  # the rate seed 7 drew
+    assert table["throughput"].max() <= arrivals * 1.05 < 40 / 2  # the arrivals, not the cap
+
+
 def test_scale_out_summary_and_backlog_come_from_the_trace() -> None:
     run = run_scale_out(members=2, partitions=2, n_events=30, rate=100.0,
                         service_time=0.1, latency=0.0)
@@ -379,6 +538,35 @@ def test_the_exercises_are_registered_and_accept_the_right_answers() -> None:
     assert check("05.3", 3, quiet=True) and not check("05.3", 9, quiet=True)
 
 
+def test_exercise_05_4_runs_the_learners_charge_step_under_crashes() -> None:
+    def with_key(event, provider):
+        return provider.charge(event, float(event.data["total"]),
+                               idempotency_key=f"charge-{event.id}")
+
+    def without_key(event, provider):
+        return provider.charge(event, float(event.data["total"]))
+
+    def shared_key(event, provider):
+        return provider.charge(event, float(event.data["total"]), idempotency_key="k")
+
+    def broken(event, provider):
+        return provider.charge(event)
+
+    assert "05.4" in exercises()
+    assert check("05.4", with_key, quiet=True)
+    result = check("05.4", without_key, quiet=True)
+    assert not result and "seed=7" in result.message and "crash" in result.message
+    assert "idempotency keys" in result.message
+    result = check("05.4", shared_key, quiet=True)
+    assert not result and "never charged" in result.message
+    result = check("05.4", broken, quiet=True)
+    assert not result and "TypeError" in result.message
+    result = check("05.4", lambda event, provider: None, quiet=True)  # the student copy's
+    assert not result and "no order was charged" in result.message
+    result = check("05.4", 42, quiet=True)
+    assert not result and "the function itself" in result.message
+
+
 # -- charts -------------------------------------------------------------------------
 
 
@@ -394,6 +582,15 @@ def test_scale_out_and_backlog_charts_plot_the_tables() -> None:
     assert [row["members"] for row in values] == [1, 2, 3, 4]
     rules = [v for vs in spec["datasets"].values() for v in vs if "label" in v]
     assert rules and rules[0]["members"] == 3
+
+    grid = scale_out_grid([2, 3], max_members=4, n_events=60, rate=30.0)
+    spec = charts.partition_cap_chart(grid, rate=30.0).to_dict()
+    assert len(spec["layer"]) == 4
+    rows = [v for vs in spec["datasets"].values() for v in vs]
+    caps = sorted(v["cap"] for v in rows if set(v) == {"partitions", "cap"})
+    assert caps == [10.0, 15.0]
+    assert {v["partitions"] for v in rows if "throughput" in v} == {"2 partitions",
+                                                                    "3 partitions"}
 
     series = []
     for members in (1, 3):

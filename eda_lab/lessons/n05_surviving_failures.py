@@ -6,7 +6,10 @@ dead letters and :func:`~eda_lab.failures.redrive`, the
 worlds notebook 05 runs them in, from the shop's orders and items:
 
 * :func:`run_billing`: billing charges a card per order while acks get lost;
-* :func:`run_poison`: the warehouse meets malformed ``ItemAdded`` events;
+* :func:`run_card_billing`: billing crashes between the charge at the payment
+  provider and recording the event id, with and without an idempotency key;
+* :func:`run_poison`: the warehouse meets malformed ``ItemAdded`` events, and
+  parks either the event or its key;
 * :func:`run_dual_write` and :func:`crash_point_table`: the ordering service
   under crashes, for each design, and :func:`consistency` of what it left behind;
 * :func:`scale_out_panel`: sliders over :func:`~eda_lab.failures.run_scale_out`.
@@ -28,11 +31,16 @@ from eda_lab.failures import (
     CRASH_POINTS,
     DESIGNS,
     NUMBER_WORDS,
+    BillingDatabase,
+    CardBilling,
+    ChargeStep,
     IdempotentConsumer,
+    KeyParking,
     LostAcks,
     OrderDatabase,
     OrderService,
     OutboxRelay,
+    PaymentProvider,
     StockKeeper,
     backlog_over_time,
     duplicate_summary,
@@ -47,12 +55,14 @@ from eda_lab.sim import Simulation
 
 __all__ = [
     "BillingRun",
+    "CardBillingRun",
     "Consistency",
     "DualWriteRun",
     "PoisonRun",
     "consistency",
     "crash_point_table",
     "run_billing",
+    "run_card_billing",
     "run_dual_write",
     "run_poison",
     "scale_out_panel",
@@ -108,14 +118,59 @@ def run_billing(seed: int = 7, n_orders: int = 20, *, ack_loss: float = 0.3,
     consumer = IdempotentConsumer(charge, billing) if idempotent else None
     acks = LostAcks(consumer or charge, rate=ack_loss, seed=seed)
     group = billing.subscribe(orders, acks, max_deliveries=max_deliveries, backoff=backoff)
+    _place_orders(sim, orders, shop, n_orders, spacing)
+    sim.run()
+    return BillingRun(sim, orders, billing, group, charges, acks, consumer)
+
+
+def _place_orders(sim: Simulation, orders: Topic, shop: Emitter, n_orders: int,
+                  spacing: float) -> None:
+    """Schedule ``OrderPlaced`` for the first ``n_orders`` shop orders, seeded spacing."""
     t = 0.0
     for row in _orders(n_orders).itertuples(index=False):
         t += sim.rng.expovariate(1.0 / spacing) if spacing > 0 else 0.0
         sim.at(t, shop.emit, orders, "OrderPlaced", row.order_id,
                {"order_id": row.order_id, "customer_id": row.customer_id,
                 "total": row.total})
+
+
+@dataclass(eq=False)
+class CardBillingRun(SimulationRun):
+    """The billing world with a payment provider: who was charged, what was recorded."""
+
+    orders: Topic
+    billing: Sink
+    provider: PaymentProvider
+    db: BillingDatabase
+    handler: CardBilling
+
+
+def run_card_billing(seed: int = 7, n_orders: int = 20, *, crash_rate: float = 0.3,
+                     idempotency_keys: bool = False, latency: float = 0.2,
+                     spacing: float = 1.0, backoff: float = 0.5,
+                     charge: ChargeStep | None = None) -> CardBillingRun:
+    """Billing charges at a payment provider and crashes before recording the event id.
+
+    Billing keeps a processed-ids table, in one transaction with its invoices
+    (:class:`~eda_lab.failures.BillingDatabase`); the card is charged at a
+    :class:`~eda_lab.failures.PaymentProvider`, outside that transaction. With
+    probability ``crash_rate`` the first handling of an order crashes between the
+    charge and the commit (:class:`~eda_lab.failures.CardBilling`), so the channel
+    redelivers. ``idempotency_keys=True`` sends a key derived from the event id
+    with each charge; ``charge`` replaces billing's call to the provider with
+    your own ``charge(event, provider) -> charge id`` (exercise 05.4). The same
+    ``seed`` crashes the same orders either way.
+    """
+    sim = Simulation(seed=seed)
+    orders = sim.channel("bus", partitions=3, latency=latency).topic("orders")
+    shop, billing = sim.emitter("shop"), sim.sink("billing")
+    provider, db = PaymentProvider(sim), BillingDatabase()
+    handler = CardBilling(billing, provider, db, idempotency_keys=idempotency_keys,
+                          crash_rate=crash_rate, seed=seed, charge=charge)
+    billing.subscribe(orders, handler, backoff=backoff)
+    _place_orders(sim, orders, shop, n_orders, spacing)
     sim.run()
-    return BillingRun(sim, orders, billing, group, charges, acks, consumer)
+    return CardBillingRun(sim, orders, billing, provider, db, handler)
 
 
 # == 2. poison messages: the warehouse world ============================================
@@ -132,15 +187,23 @@ class PoisonRun(SimulationRun):
     group: ConsumerGroup
     expected: dict[str, int]
     poisoned: list[str] = field(default_factory=list)
+    parking: KeyParking | None = None
 
 
 def run_poison(seed: int = 7, n_items: int = 30, *, poison: int | Iterable[int] = 1,
                max_deliveries: int = 3, backoff: float = 1.0, latency: float = 0.2,
-               spacing: float = 0.5) -> PoisonRun:
+               spacing: float = 0.5, park: str = "event") -> PoisonRun:
     """Emit ``n_items`` ``ItemAdded`` events; ``poison`` of them are malformed.
 
-    ``poison`` is a number of events (their positions drawn from a generator
-    seeded with ``seed``) or the positions themselves (0-based).
+    ``poison`` is a number of events or the positions themselves (0-based). A
+    number is drawn (seeded with ``seed``) among the items that have a later item
+    of the same order within the ``n_items``, so every malformed event has a
+    successor on its key and shows what parking does to the order per key.
+
+    ``park="event"`` parks only the failed event (the channel's dead-letter
+    topic); ``park="key"`` wraps the warehouse's handler in a
+    :class:`~eda_lab.failures.KeyParking`, which holds the later events of a
+    parked order until the parked one is redriven.
 
     A malformed event carries its quantity as a word (``"three"``) from a buggy
     upstream emitter. The warehouse's strict handler fails on it every time: it
@@ -148,10 +211,17 @@ def run_poison(seed: int = 7, n_items: int = 30, *, poison: int | Iterable[int] 
     dead-lettered. An idempotent **analytics** group on the same topic handles
     everything fine. ``expected`` is the stock every product should have reserved.
     """
+    if park not in ("event", "key"):
+        raise InvalidArgument(f"park must be 'event' or 'key', got {park!r}.")
+    shop_items = load_shop().order_items.head(n_items)
     if isinstance(poison, int):
-        if not 0 <= poison <= n_items:
-            raise InvalidArgument(f"poison must be between 0 and n_items={n_items}, got {poison}.")
-        bad = set(fault_rng(seed, 2).sample(range(n_items), poison))
+        keys = list(shop_items["order_id"])
+        followed = [n for n in range(len(keys)) if keys[n] in keys[n + 1:]]
+        if not 0 <= poison <= len(followed):
+            raise InvalidArgument(
+                f"poison must be between 0 and {len(followed)} (the items among the first "
+                f"{n_items} that have a later item of the same order), got {poison}.")
+        bad = set(fault_rng(seed, 2).sample(followed, poison))
     else:
         bad = set(poison)
     sim = Simulation(seed=seed)
@@ -160,13 +230,14 @@ def run_poison(seed: int = 7, n_items: int = 30, *, poison: int | Iterable[int] 
     shop, warehouse, analytics = sim.emitter("shop"), sim.sink("warehouse"), sim.sink(
         "analytics")
     keeper = StockKeeper()
-    group = warehouse.subscribe(items, keeper, max_deliveries=max_deliveries,
+    parking = KeyParking(keeper, warehouse, items) if park == "key" else None
+    group = warehouse.subscribe(items, parking or keeper, max_deliveries=max_deliveries,
                                 backoff=backoff)
     counter = IdempotentConsumer(lambda event: None, analytics)
     analytics.subscribe(items, counter)
-    shop_items = load_shop().order_items.head(n_items)
     expected: dict[str, int] = {}
-    run = PoisonRun(sim, bus, items, shop, warehouse, keeper, counter, group, expected)
+    run = PoisonRun(sim, bus, items, shop, warehouse, keeper, counter, group, expected,
+                    parking=parking)
     t = 0.0
     for n, row in enumerate(shop_items.itertuples(index=False)):
         t += sim.rng.expovariate(1.0 / spacing) if spacing > 0 else 0.0
@@ -370,3 +441,48 @@ def _idle_members(answer: int) -> str | None:
         return None
     return ("a partition belongs to one member of the group at a time; members beyond "
             "the number of partitions own no partition at all.")
+
+
+@exercise("05.4", "Write charge_once(event, provider): billing's charge step, which charges "
+                  "float(event.data['total']) with provider.charge(...) and returns the "
+                  "charge id, so that no order is ever charged twice, even when billing "
+                  "crashes after the charge.")
+def _charge_once(answer: Any) -> str | None:
+    if not callable(answer):
+        return (f"pass the function itself (charge_once, no parentheses), not a "
+                f"{type(answer).__name__}: billing calls it as charge_once(event, provider).")
+    seed, n_orders = 7, 12
+    try:
+        run = run_card_billing(seed, n_orders, crash_rate=1.0, charge=answer)
+    except Exception as exc:  # the learner's code: report, do not crash the check
+        return (f"billing stopped with {type(exc).__name__}: {exc}. Your function gets the "
+                "event and the PaymentProvider; call provider.charge(event, amount, "
+                "idempotency_key=...) and return what it returns.")
+    frame = run.frame
+    failed = frame[frame["kind"].isin(["retry", "dead_letter"])
+                   & ~frame["detail"].str.contains("billing crashed", regex=False)]
+    if len(failed):
+        return (f"billing's handler failed on order {failed['subject'].iloc[0]}: "
+                f"{failed['detail'].iloc[0]}. Your function gets the event and the "
+                "PaymentProvider; call provider.charge(event, amount, idempotency_key=...) "
+                "and return what it returns.")
+    if not run.provider.charges:
+        return ("no order was charged: your function must call provider.charge(event, "
+                "amount, idempotency_key=...) and return the charge id it gives back.")
+    charged = pd.Series([order for order, _ in run.provider.charges]).value_counts()
+    twice = charged[charged > 1]
+    if len(twice):
+        order = str(twice.index[0])
+        rows = frame.query("subject == @order and kind in ['effect', 'crash', 'duplicate']")
+        story = "; ".join(f"t={r.t:.3f}s {r.service} {r.kind}" for r in rows.itertuples())
+        return (f"run_card_billing(seed={seed}, n_orders={n_orders}, crash_rate=1.0) charged "
+                f"{len(twice)} order(s) more than once, e.g. {order}: {story}. Billing "
+                "crashed after the charge, so the event came back and your step charged "
+                "again. The provider remembers idempotency keys: which key is the same "
+                "every time the same event is delivered?")
+    missing = n_orders - len(charged)
+    if missing > 0:
+        return (f"{missing} of {n_orders} orders were never charged: a key shared by "
+                "different orders makes the provider skip real charges. Derive the key "
+                "from the event.")
+    return None
