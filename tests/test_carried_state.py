@@ -218,7 +218,9 @@ def test_comparison_chart_has_a_facet_per_metric() -> None:
     table, _ = compare_patterns(**SMALL, outage=OUTAGE)
     metrics = ["query-back calls", "channel bytes", "fraction stale", "available in outage"]
     spec = charts.pattern_comparison_chart(table, metrics=metrics).to_dict()
-    assert spec["facet"]["row"]["sort"] == metrics
+    assert spec["facet"]["row"]["sort"] == [
+        "query-back calls (calls)", "channel bytes (bytes)", "fraction stale (share of "
+        "replica-time)", "available in outage (share of changes)"]
     assert spec["resolve"]["scale"]["x"] == "independent"
 
 

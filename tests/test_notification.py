@@ -282,6 +282,7 @@ def test_query_load_chart_stacks_ok_and_failed_calls() -> None:
     assert bars["mark"]["type"] == "bar"
     assert bars["encoding"]["y"]["scale"]["domain"] == [0, 50]
     assert bars["encoding"]["color"]["scale"]["domain"] == ["ok", "failed"]
+    assert bars["encoding"]["y"]["title"] == "query-back calls per 30 s (count)"
     assert spec["layer"][0]["mark"]["type"] == "rect"  # the outage band
 
 
