@@ -297,3 +297,19 @@ def test_exercise_answers_match_the_library() -> None:
     assert check("01.3", "gave_up", quiet=True)
     assert check("01.4", 3, quiet=True)
     assert not math.isnan(summary["calls_per_event"])
+
+
+@pytest.mark.parametrize(("seed", "outage"), [(7, (200.0, 320.0)), (11, (100.0, 400.0))])
+def test_give_ups_by_customer_explains_gave_up_against_never_received(
+        seed: int, outage: tuple[float, float]) -> None:
+    from eda_lab.lessons.n01_event_notification import give_ups_by_customer
+
+    frame = run_notification(seed=seed, consumers=3, outage=outage).frame
+    table = give_ups_by_customer(frame)
+    summary = query_back_summary(frame)
+    waits = time_to_data(frame)
+    assert table["gave up"].sum() == summary["gave_up"] > 0
+    assert table["never received"].sum() == int(waits["seconds"].isna().sum())
+    assert 0 < table["made up later"].sum() < table["gave up"].sum()
+    # every give-up is either made up by a later query-back or a change never received
+    assert (table["gave up"] - table["made up later"]).equals(table["never received"])
