@@ -40,6 +40,7 @@ from eda_lab.latency import Latency
 from eda_lab.notification import (
     ADDRESS_FIELDS,
     CHANGE_TYPE,
+    OUTAGE_SCOPES,
     REGISTERED_TYPE,
     AddressScenario,
     AddressWorkload,
@@ -55,8 +56,10 @@ from eda_lab.notification import (
 from eda_lab.sim import Simulation
 
 __all__ = [
+    "PATTERNS",
     "BootstrapResult",
     "Cost",
+    "ReadSummary",
     "ReplicaConsumer",
     "StalenessSummary",
     "ThinEventError",
@@ -64,9 +67,12 @@ __all__ = [
     "bootstrap_replica",
     "build_history",
     "compact",
+    "compare_outage_scopes",
     "compare_patterns",
     "cost",
+    "read_summary",
     "run_carried_state",
+    "run_pattern",
     "stale_intervals",
     "stale_reads",
     "staleness_summary",
@@ -153,8 +159,15 @@ def stale_intervals(frame: pd.DataFrame, *, end: float | None = None,
 
 
 def stale_reads(frame: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
-    """The ``read`` rows served while that consumer's copy of that key was stale."""
-    reads = frame[frame["kind"] == "read"][["t", "service", "subject", "outcome"]]
+    """The local ``read`` rows served while that consumer's copy of that key was stale.
+
+    Only reads answered from a local copy count (no ``peer``): a read that asked
+    the source at read time got the source's current state.
+    """
+    reads = frame[frame["kind"] == "read"]
+    if "peer" in reads:
+        reads = reads[reads["peer"].fillna("") == ""]
+    reads = reads[["t", "service", "subject", "outcome"]]
     if reads.empty or intervals.empty:
         return reads.iloc[0:0]
     spans: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -240,6 +253,48 @@ def availability(frame: pd.DataFrame, start: float, end: float, *, within: float
     return round(sum(on_time) / len(on_time), 6)
 
 
+class ReadSummary(TypedDict):
+    """:func:`read_summary`'s numbers: how the consumers answered reads."""
+
+    reads: int
+    answered: float
+    mean_latency_s: float
+    stale_reads: int
+
+
+def read_summary(frame: pd.DataFrame, *, window: tuple[float, float] | None = None,
+                 within: float = 5.0, end: float | None = None) -> ReadSummary:
+    """How reads were answered, measured at read time.
+
+    A read is asked at ``t - latency`` of its ``read`` row (the row is written
+    when the answer comes). ``window=(start, end)`` keeps the reads asked in it.
+
+    * ``reads``: reads asked;
+    * ``answered``: the fraction answered (outcome ``ok``) within ``within``
+      seconds of being asked (NaN when no read was asked);
+    * ``mean_latency_s``: the mean wait of the answered reads: 0 for a local
+      read in this model, a round trip (or several) for a read that asks the source;
+    * ``stale_reads``: reads answered from a local copy that was behind the source
+      (see :func:`stale_reads`; ``end`` as in :func:`stale_intervals`).
+    """
+    reads = frame[frame["kind"] == "read"]
+    latency = reads["latency"].fillna(0.0)
+    asked = reads["t"] - latency
+    if window is not None:
+        keep = (asked >= window[0]) & (asked < window[1])
+        reads, latency = reads[keep], latency[keep]
+    ok = reads["outcome"] == "ok"
+    horizon = end if end is not None else (float(frame["t"].max()) if len(frame) else 0.0)
+    stale = stale_reads(reads, stale_intervals(frame, end=horizon))
+    return {
+        "reads": len(reads),
+        "answered": (round(float((ok & (latency <= within)).mean()), 6) if len(reads)
+                     else math.nan),
+        "mean_latency_s": round(float(latency[ok].mean()), 6) if ok.any() else math.nan,
+        "stale_reads": len(stale),
+    }
+
+
 class Cost(TypedDict):
     """:func:`cost`'s counts: what a pattern ships."""
 
@@ -261,35 +316,94 @@ def cost(frame: pd.DataFrame) -> Cost:
     }
 
 
+#: The three ways of keeping consumers informed that the comparisons run, by label:
+#: a run function and the scenario changes it needs.
+PATTERNS: dict[str, dict[str, str]] = {
+    "notification_cached": {"pattern": "notification", "read_path": "cached"},
+    "notification_query": {"pattern": "notification", "read_path": "query"},
+    "carried_state": {"pattern": "carried_state", "read_path": "cached"},
+}
+
+
+def run_pattern(label: str, scenario: AddressScenario | None = None,
+                **changes: Any) -> ScenarioRun:
+    """Run the scenario as one of :data:`PATTERNS` (``"notification_query"``, ...)."""
+    if label not in PATTERNS:
+        raise InvalidArgument(f"unknown pattern {label!r}: use one of {list(PATTERNS)}.")
+    how = PATTERNS[label]
+    s = scenario_with(scenario, **changes)
+    if how["pattern"] == "carried_state":
+        return run_carried_state(s)
+    return run_notification(s, read_path=how["read_path"])
+
+
 def compare_patterns(scenario: AddressScenario | None = None, *, within: float = 5.0,
                      **changes: Any) -> tuple[pd.DataFrame, dict[str, ScenarioRun]]:
-    """Run both patterns on the same seed and workload; one row per pattern.
+    """Run every pattern of :data:`PATTERNS` on the same seed, workload and failure model.
 
-    Columns: query-back calls, bytes on the channel, query response bytes,
-    fraction of time stale, longest stale period, stale reads, and availability
-    during the outage (NaN when the scenario has none).
+    One row per pattern: change events, query-back calls (every call the source
+    served or refused, for changes and for reads), bytes on the channel, query
+    response bytes, total bytes (both), fraction of time stale, longest stale
+    period, stale reads, reads, mean read latency, and, when the scenario has an
+    outage, the changes acted on in time and the reads answered during it (NaN
+    otherwise).
     """
     s = scenario_with(scenario, **changes)
-    runs = {"notification": run_notification(s), "carried_state": run_carried_state(s)}
+    runs = {label: run_pattern(label, s) for label in PATTERNS}
     rows = []
     for pattern, run in runs.items():
         frame = run.frame
         spend = cost(frame)
         stale = staleness_summary(frame, end=run.horizon, entities=s.customers)
+        reads = read_summary(frame, end=run.horizon)
         rows.append({
             "pattern": pattern,
             "change events": query_back_summary(frame)["events"],
             "query-back calls": spend["query_calls"],
             "channel bytes": spend["channel_bytes"],
             "query response bytes": spend["query_response_bytes"],
+            "total bytes": spend["channel_bytes"] + spend["query_response_bytes"],
             "fraction stale": stale["fraction_stale"],
             "longest stale (s)": stale["max_stale_s"],
             "stale reads": stale["stale_reads"],
             "reads": stale["reads"],
+            "mean read latency (s)": reads["mean_latency_s"],
             "available in outage": (availability(frame, *s.outage, within=within)
                                     if s.outage else math.nan),
+            "reads answered in outage": (
+                read_summary(frame, window=s.outage, within=within, end=run.horizon)[
+                    "answered"] if s.outage else math.nan),
         })
     return pd.DataFrame(rows).set_index("pattern"), runs
+
+
+def compare_outage_scopes(scenario: AddressScenario | None = None, *,
+                          outage: tuple[float, float] = (200.0, 320.0), within: float = 5.0,
+                          **changes: Any) -> pd.DataFrame:
+    """Every pattern under each meaning of "the CRM is down", on the same workload.
+
+    One row per (outage scope, pattern): the changes the CRM recorded during the
+    outage, the changes acted on in time (:func:`availability`), and the reads
+    asked during the outage: answered in time, and answered with an old address.
+    """
+    rows = []
+    for scope in OUTAGE_SCOPES:
+        s = scenario_with(scenario, outage=outage, outage_scope=scope, **changes)
+        for label in PATTERNS:
+            run = run_pattern(label, s)
+            frame = run.frame
+            emitted = frame[(frame["kind"] == "emit") & (frame["type"] == CHANGE_TYPE)]
+            reads = read_summary(frame, window=outage, within=within, end=run.horizon)
+            rows.append({
+                "outage scope": scope, "pattern": label,
+                "changes recorded in outage": int(emitted["t"].between(
+                    outage[0], outage[1], inclusive="left").sum()),
+                "changes acted on in time": availability(frame, *outage, within=within),
+                "reads in outage": reads["reads"],
+                "reads answered in time": reads["answered"],
+                "stale reads in outage": reads["stale_reads"],
+            })
+    return pd.DataFrame(rows).set_index(["outage scope", "pattern"])
 
 
 # -- bootstrapping a new replica ------------------------------------------------------

@@ -12,6 +12,7 @@ any size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import altair as alt
@@ -131,7 +132,8 @@ def events_over_time(frame: pd.DataFrame, *, by: str = "service",
 
 
 # -- event notification and event-carried state transfer (notebooks 01 and 02) ---------
-__all__ += ["flow_chart", "pattern_comparison_chart", "query_load_chart", "staleness_chart"]
+__all__ += ["COMPARISON_UNITS", "flow_chart", "pattern_comparison_chart", "query_load_chart",
+            "staleness_chart"]
 
 
 def query_load_chart(load: pd.DataFrame, *, y_max: float | None = None,
@@ -154,7 +156,8 @@ def query_load_chart(load: pd.DataFrame, *, y_max: float | None = None,
         x=alt.X("window_start:Q", title=f"virtual time (s), windows of {window:g} s",
                 bin=alt.Bin(binned=True, step=window)),
         x2=alt.X2("window_end"),
-        y=alt.Y("calls:Q", title="query-back calls", stack=True, scale=scale),
+        y=alt.Y("calls:Q", title=f"query-back calls per {window:g} s (count)", stack=True,
+                scale=scale),
         color=alt.Color("outcome:N", title="outcome",
                         scale=alt.Scale(domain=["ok", "failed"],
                                         range=["#4c78a8", "#e45756"])),
@@ -211,31 +214,86 @@ def staleness_chart(intervals: pd.DataFrame, *, horizon: float,
                                          height=max(80, 28 * max(1, len(lanes))))
 
 
+_EDGE_COLOURS = {"emits": "#4c78a8", "handled by": "#54a24b", "queries": "#999999",
+                 "commands": "#b279a2"}
+
+
+def _edge_paths(edges: pd.DataFrame, *, px: float, py: float, centre: float = 0.0,
+                bend: float = 40.0, gap: float = 16.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The points of each edge's line, and where its arrowhead sits and how it turns.
+
+    ``px``/``py`` are pixels per data unit. A call (query or command) that skips
+    columns bends by ``bend`` pixels away from the graph's ``centre`` line, so
+    that it does not run through the event nodes in between (one on the centre
+    line stays straight, between them); the head sits ``gap`` pixels before the
+    target (outside the node), turned along the last segment (``angle``: degrees
+    clockwise, in screen coordinates).
+    """
+    points, heads = [], []
+    for i, e in enumerate(edges.itertuples(index=False)):
+        x, y, x2, y2 = float(e.x), float(e.y), float(e.x2), float(e.y2)
+        path = [(x, y)]
+        middle = (y + y2) / 2
+        if e.kind not in ("emits", "handled by") and abs(middle - centre) > 1e-9:
+            dx, dy = (x2 - x) * px, (y2 - y) * py
+            length = math.hypot(dx, dy) or 1.0
+            # the perpendicular (in pixels) that points away from the centre line
+            nx, ny = -dy / length, dx / length
+            if (ny > 0) != (middle > centre):
+                nx, ny = -nx, -ny
+            path.append(((x + x2) / 2 + nx * bend / px, middle + ny * bend / py))
+        path.append((x2, y2))
+        for order, (u, v) in enumerate(path):
+            points.append({"edge": i, "order": order, "x": u, "y": v, "kind": e.kind,
+                           "source": e.source, "target": e.target, "count": e.count})
+        (ux, uy), (vx, vy) = path[-2], path[-1]
+        sx, sy = (vx - ux) * px, -(vy - uy) * py  # screen: y grows downwards
+        length = math.hypot(sx, sy) or 1.0
+        heads.append({"x": vx - sx / length * gap / px, "y": vy + sy / length * gap / py,
+                      "angle": math.degrees(math.atan2(sy, sx)), "kind": e.kind,
+                      "source": e.source, "target": e.target, "count": e.count})
+    return pd.DataFrame(points), pd.DataFrame(heads)
+
+
 def flow_chart(graph: object, *, title: str = "The flow, rebuilt from the trace"
                ) -> Layered:
     """Draw a :class:`eda_lab.flow.FlowGraph`: services (circles), event types (squares),
-    arrows left to right by hop; dashed grey lines are query-back and command calls."""
+    arrows left to right by hop; dashed, bent grey arrows are calls (a query-back
+    points from the caller to the service it asks; the answer travels back).
+
+    The legend lists only the kinds of edge that are drawn, below the graph.
+    """
     nodes: pd.DataFrame = graph.nodes  # type: ignore[attr-defined]
     edges: pd.DataFrame = graph.edges  # type: ignore[attr-defined]
     check_rows(edges, "flow chart", "Draw a smaller trace (fewer services or types).")
-    edges = edges.assign(call=~edges["kind"].isin(["emits", "handled by"]))
-    links = alt.Chart(edges).mark_rule(strokeWidth=2).encode(
-        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), x2="x2:Q", y2="y2:Q",
-        color=alt.Color("kind:N", title="edge",
-                        scale=alt.Scale(domain=["emits", "handled by", "queries", "commands"],
-                                        range=["#4c78a8", "#54a24b", "#999999", "#b279a2"])),
+    width = max(300, 90 * (int(nodes["depth"].max()) + 1)) if len(nodes) else 300
+    rows = int(nodes.groupby("depth").size().max()) if len(nodes) else 1
+    height = max(120, 70 * rows)
+    x_domain = [float(nodes["x"].min()) - 0.5, float(nodes["x"].max()) + 0.5]
+    y_domain = [float(nodes["y"].min()) - 0.6, float(nodes["y"].max()) + 0.5]
+    px = width / (x_domain[1] - x_domain[0])
+    py = height / (y_domain[1] - y_domain[0])
+    points, heads = _edge_paths(edges, px=px, py=py, centre=float(nodes["y"].mean()))
+    kinds = [k for k in _EDGE_COLOURS if k in set(edges["kind"])]
+    colour = alt.Color("kind:N", title="edge", legend=alt.Legend(orient="bottom"),
+                       scale=alt.Scale(domain=kinds,
+                                       range=[_EDGE_COLOURS[k] for k in kinds]))
+    x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=x_domain))
+    y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=y_domain))
+    points = points.assign(call=~points["kind"].isin(["emits", "handled by"]))
+    links = alt.Chart(points).mark_line(strokeWidth=2).encode(
+        x=x, y=y, detail="edge:N", order="order:Q", color=colour,
         strokeDash=alt.condition("datum.call", alt.value([4, 3]), alt.value([1, 0])),
         tooltip=["source", "target", "kind", "count"],
     )
-    heads = alt.Chart(edges).mark_point(shape="triangle-right", filled=True, size=70).encode(
-        x=alt.X("x2:Q"), y=alt.Y("y2:Q"),
-        color=alt.Color("kind:N"),
+    arrows = alt.Chart(heads).mark_point(shape="triangle-right", filled=True, size=70,
+                                         opacity=1).encode(
+        x=x, y=y, angle=alt.Angle("angle:Q", scale=None), color=alt.Color("kind:N"),
         tooltip=["source", "target", "kind", "count"],
-    ).transform_calculate(x2="datum.x2 - 0.18 * (datum.x2 - datum.x)",
-                          y2="datum.y2 - 0.18 * (datum.y2 - datum.y)")
-    points = alt.Chart(nodes).mark_point(filled=True, size=420, opacity=1).encode(
-        x="x:Q", y="y:Q",
-        shape=alt.Shape("kind:N", title="node",
+    )
+    points_layer = alt.Chart(nodes).mark_point(filled=True, size=420, opacity=1).encode(
+        x=x, y=y,
+        shape=alt.Shape("kind:N", title="node", legend=alt.Legend(orient="bottom"),
                         scale=alt.Scale(domain=["service", "event"],
                                         range=["circle", "square"])),
         fill=alt.Fill("kind:N", legend=None,
@@ -243,12 +301,18 @@ def flow_chart(graph: object, *, title: str = "The flow, rebuilt from the trace"
                                       range=["#4c78a8", "#f58518"])),
         tooltip=["label", "kind", "depth", "count"],
     )
-    labels = alt.Chart(nodes).mark_text(dy=22, fontSize=11).encode(
-        x="x:Q", y="y:Q", text="label:N")
-    width = 90 * (int(nodes["depth"].max()) + 1) if len(nodes) else 200
-    rows = int(nodes.groupby("depth").size().max()) if len(nodes) else 1
-    return alt.layer(links, heads, points, labels).properties(
-        title=title, width=max(300, width), height=max(120, 70 * rows))
+    labels = alt.Chart(nodes).mark_text(dy=22, fontSize=11).encode(x=x, y=y, text="label:N")
+    return alt.layer(links, arrows, points_layer, labels).properties(
+        title=title, width=width, height=height)
+
+
+#: The unit of each column of :func:`eda_lab.carried_state.compare_patterns`, for labels.
+COMPARISON_UNITS = {
+    "change events": "events", "query-back calls": "calls", "channel bytes": "bytes",
+    "query response bytes": "bytes", "total bytes": "bytes",
+    "fraction stale": "share of replica-time", "stale reads": "reads", "reads": "reads",
+    "available in outage": "share of changes", "reads answered in outage": "share of reads",
+}
 
 
 def pattern_comparison_chart(table: pd.DataFrame, *,
@@ -258,12 +322,15 @@ def pattern_comparison_chart(table: pd.DataFrame, *,
     """One small bar chart per metric, a bar per pattern (rows of ``table``).
 
     ``table`` is the first result of :func:`eda_lab.carried_state.compare_patterns`;
-    each metric keeps its own x scale.
+    each metric keeps its own x scale, and its label says its unit
+    (:data:`COMPARISON_UNITS`; a name that ends in a unit, ``(s)``, keeps it).
     """
     chosen = metrics or [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    labels = [f"{m} ({COMPARISON_UNITS[m]})" if m in COMPARISON_UNITS else m for m in chosen]
     long = (table[chosen].reset_index().melt(id_vars=table.index.name or "index",
                                              var_name="metric", value_name="value")
             .rename(columns={table.index.name or "index": "pattern"}))
+    long["metric"] = long["metric"].map(dict(zip(chosen, labels, strict=True)))
     long = long.dropna(subset=["value"])
     check_rows(long, "comparison chart", "Compare fewer metrics.")
     return alt.Chart(long).mark_bar().encode(
@@ -272,7 +339,7 @@ def pattern_comparison_chart(table: pd.DataFrame, *,
         color=alt.Color("pattern:N", title="pattern"),
         tooltip=["pattern", "metric", "value"],
     ).properties(width=300, height=50).facet(
-        row=alt.Row("metric:N", title=None, sort=chosen,
+        row=alt.Row("metric:N", title=None, sort=labels,
                     header=alt.Header(labelAngle=0, labelAlign="left")),
         title=title,
     ).resolve_scale(x="independent")

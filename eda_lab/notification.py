@@ -13,6 +13,25 @@ place, but:
   :class:`QueryBack` and the ``query`` rows of the trace;
 * the data arrives later than the event: :func:`time_to_data`.
 
+**What "the CRM is down" means** (``AddressScenario.outage_scope``), the same
+model for both patterns so that a comparison is fair:
+
+* ``"query_api"`` (the default): only the CRM's query API is down. The CRM still
+  records address changes and emits their events (its write side and its
+  outbox keep running); every ``GetCustomer`` fails.
+* ``"whole_crm"``: the whole CRM is down. It records no change and emits
+  nothing; the changes requested meanwhile wait (their clients retry) and are
+  recorded, and emitted, when it is back.
+
+**How a notification consumer answers a read** (``AddressScenario.read_path``):
+both variants query back on every change event (to act on it), and they differ
+only in their reads:
+
+* ``"cached"``: it keeps what it fetched and answers reads from that copy. It is
+  a replica too, filled by query-back instead of by the event's payload;
+* ``"query"``: it keeps no copy for reads and asks the CRM at read time, so a
+  read costs a round trip and fails while the query API is down.
+
 A query-back is a request in virtual time with its own (seeded) latency. Each
 attempt is one trace row::
 
@@ -37,6 +56,7 @@ The module also shows two things Fowler warns about:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -55,6 +75,8 @@ from eda_lab.sim import Simulation
 __all__ = [
     "ADDRESS_FIELDS",
     "CHANGE_TYPE",
+    "OUTAGE_SCOPES",
+    "READ_PATHS",
     "REGISTERED_TYPE",
     "AddressScenario",
     "AddressWorkload",
@@ -87,6 +109,10 @@ REGISTERED_TYPE = "CustomerRegistered"
 ADDRESS_FIELDS = ("street", "city", "postcode")
 #: The request a consumer sends when it queries back.
 GET_CUSTOMER = "GetCustomer"
+#: What "the source is down" means: only its query API, or the whole service.
+OUTAGE_SCOPES = ("query_api", "whole_crm")
+#: How a notification consumer answers a read: from what it fetched, or by asking.
+READ_PATHS = ("cached", "query")
 
 _STREETS = ("Sonnenweg", "Muhlenweg", "Waldstrasse", "Bahnhofstrasse", "Gartenweg",
             "Lindenallee", "Schulstrasse", "Bergstrasse", "Kirchweg", "Feldweg")
@@ -128,13 +154,38 @@ class SourceService:
         self.fat = fat
         self.records: dict[str, dict[str, Any]] = {}
         self.version: dict[str, Event] = {}
+        self.api_outages: list[tuple[float, float]] = []
 
     @property
     def name(self) -> str:
         return self.emitter.name
 
     def is_up(self, t: float | None = None) -> bool:
+        """Is the whole service running (recording changes, emitting events)?"""
         return self.emitter.is_up(t)
+
+    def api_is_up(self, t: float | None = None) -> bool:
+        """Can the service answer queries at ``t``? (It must be up, and its query API too.)"""
+        t = self.sim.now if t is None else t
+        return self.is_up(t) and not any(a <= t < b for a, b in self.api_outages)
+
+    def query_api_down(self, start: float, end: float) -> None:
+        """Take only the query API down from ``start`` to ``end`` (virtual seconds).
+
+        The service keeps recording changes and emitting their events; every query
+        in the window fails. The trace gets an ``outage`` and a ``recover`` row
+        whose ``detail`` says that only the query API was down.
+        """
+        if not 0 <= start < end:
+            raise ScenarioError(f"query API outage ({start}, {end}) must have 0 <= start < end.")
+        self.api_outages.append((start, end))
+        record, name = self.sim.trace.record, self.name
+        self.sim.at(start, lambda: record(
+            start, "outage", name, outcome="down",
+            detail=f"{name}'s query API is down until t={end:g}s; "
+                   f"{name} still records changes and emits events"))
+        self.sim.at(end, lambda: record(end, "recover", name, outcome="up",
+                                        detail=f"{name}'s query API is back"))
 
     def _publish(self, event_type: str, key: str) -> Event:
         record = self.records[key]
@@ -166,10 +217,12 @@ class SourceService:
         and :class:`UnknownEntity` for a key it does not know.
         """
         now = self.sim.now
-        if not self.is_up(now):
-            back = self.emitter.back_up_at(now)
+        if not self.api_is_up(now):
+            back = max([self.emitter.back_up_at(now),
+                        *(b for a, b in self.api_outages if a <= now < b)])
+            what = self.name if not self.is_up(now) else f"{self.name}'s query API"
             raise ServiceUnavailable(
-                f"{self.name} is down (until t={back:g}s) and cannot answer {request} "
+                f"{what} is down (until t={back:g}s) and cannot answer {request} "
                 f"{key}: retry later, or keep your own copy (event-carried state transfer)."
             )
         if key not in self.records:
@@ -183,6 +236,7 @@ class SourceService:
 
 # -- the query-back call --------------------------------------------------------------
 OnData = Callable[[str, dict[str, Any], Event], None]
+OnFail = Callable[[str, float], None]
 
 
 class QueryBack:
@@ -213,24 +267,37 @@ class QueryBack:
         self.failures = 0
         self.gave_up = 0
 
-    def fetch(self, key: str, on_data: OnData, attempt: int = 1) -> None:
-        """Start a query for ``key``; ``on_data(key, record, version_event)`` on success."""
+    def fetch(self, key: str, on_data: OnData, attempt: int = 1, *,
+              on_fail: OnFail | None = None) -> None:
+        """Start a query for ``key``; ``on_data(key, record, version_event)`` on success.
+
+        ``on_fail(key, started)`` is called when the client gives up (``started``:
+        when the first attempt began), so a caller waiting for the answer, such
+        as a read, learns that it will not come.
+        """
+        self._attempt(key, on_data, attempt, self.sim.now, on_fail)
+
+    def _attempt(self, key: str, on_data: OnData, attempt: int, first: float,
+                 on_fail: OnFail | None) -> None:
         rtt = self.latency.sample(self.sim.rng)
         started = self.sim.now
         self.calls += 1
-        self.sim.schedule(rtt / 2, self._arrive, key, on_data, attempt, started, rtt)
+        self.sim.schedule(rtt / 2, self._arrive, key, on_data, attempt, started, rtt, first,
+                          on_fail)
 
     def _arrive(self, key: str, on_data: OnData, attempt: int, started: float,
-                rtt: float) -> None:
+                rtt: float, first: float, on_fail: OnFail | None) -> None:
         try:
             answer: tuple[dict[str, Any], Event] | Exception = self.source.serve(
                 self.request, key)
         except (ServiceUnavailable, UnknownEntity) as exc:
             answer = exc
-        self.sim.schedule(rtt / 2, self._respond, key, on_data, attempt, started, answer)
+        self.sim.schedule(rtt / 2, self._respond, key, on_data, attempt, started, answer,
+                          first, on_fail)
 
     def _respond(self, key: str, on_data: OnData, attempt: int, started: float,
-                 answer: tuple[dict[str, Any], Event] | Exception) -> None:
+                 answer: tuple[dict[str, Any], Event] | Exception, first: float,
+                 on_fail: OnFail | None) -> None:
         sim = self.sim
         latency = sim.now - started
         if not isinstance(answer, Exception):
@@ -249,12 +316,14 @@ class QueryBack:
                              type=self.request, subject=key, latency=latency,
                              outcome="error",
                              detail=f"attempt {attempt} failed: {message}; retry in {delay:g}s")
-            sim.schedule(delay, self.fetch, key, on_data, attempt + 1)
+            sim.schedule(delay, self._attempt, key, on_data, attempt + 1, first, on_fail)
             return
         self.gave_up += 1
         sim.trace.record(sim.now, "query", self.caller, peer=self.source.name,
                          type=self.request, subject=key, latency=latency, outcome="gave_up",
                          detail=f"gave up after {attempt} attempts: {message}")
+        if on_fail is not None:
+            on_fail(key, first)
 
 
 # -- consumers ------------------------------------------------------------------------
@@ -293,26 +362,42 @@ class ViewConsumer:
                               peer=version.source, latency=now - emitted)
 
     def read(self, key: str) -> dict[str, str] | None:
-        """Serve a read from the local view (a ``read`` row: ok, or miss)."""
+        """Serve a read from the local view (a ``read`` row: ok, or miss).
+
+        A local read takes no virtual time in this model (``latency`` 0; on a real
+        machine, microseconds against a network round trip) and has no ``peer``.
+        """
         found = self.view.get(key)
         self.sim.trace.record(self.sim.now, "read", self.name, type="ReadAddress",
-                              subject=key, outcome="ok" if found is not None else "miss")
+                              subject=key, outcome="ok" if found is not None else "miss",
+                              latency=0.0)
         return found
 
 
 class NotificationConsumer(ViewConsumer):
     """A consumer of thin events: on each change it queries the source back.
 
-    Its view holds what it last fetched, so reads are served locally; but every
-    change costs one query-back, and while the source is down the view stays
-    behind (or forever behind, when the client gives up).
+    ``read_path`` says how it answers a read (a ``read`` row either way):
+
+    * ``"cached"``: from what it last fetched (its ``view``), locally. It is then
+      a replica too, kept up to date by query-back instead of by fat events, and
+      while the source is down the copy stays behind (for good, when the client
+      gives up);
+    * ``"query"``: by asking the source at read time (a ``GetCustomer`` call with
+      the same retries). The read's ``latency`` is the whole wait, its ``peer``
+      the source; when the client gives up the read's outcome is ``failed``.
     """
 
     def __init__(self, sim: Simulation, name: str, source: SourceService, topic: Any, *,
                  latency: Latency | float | None = None,
                  query_latency: Latency | float | None = 0.02,
-                 max_attempts: int = 4, backoff: float = 1.0) -> None:
+                 max_attempts: int = 4, backoff: float = 1.0,
+                 read_path: str = "cached") -> None:
+        if read_path not in READ_PATHS:
+            raise ScenarioError(f"read_path={read_path!r}: use one of {READ_PATHS}.")
         super().__init__(sim, name)
+        self.source_name = source.name
+        self.read_path = read_path
         self.client = QueryBack(sim, name, source, latency=query_latency,
                                 max_attempts=max_attempts, backoff=backoff)
         self.sink.subscribe(topic, self.on_event, latency=latency)
@@ -323,6 +408,26 @@ class NotificationConsumer(ViewConsumer):
 
     def _fetched(self, key: str, record: dict[str, Any], version: Event) -> None:
         self.store(key, record, version)
+
+    def read(self, key: str) -> dict[str, str] | None:
+        """Answer a read: from the local copy (``cached``) or from the source (``query``)."""
+        if self.read_path == "cached":
+            return super().read(key)
+        self.client.fetch(key, self._answered(self.sim.now), on_fail=self._unanswered)
+        return None
+
+    def _answered(self, asked: float) -> OnData:
+        def answer(key: str, record: dict[str, Any], version: Event) -> None:
+            self.sim.trace.record(self.sim.now, "read", self.name, type="ReadAddress",
+                                  subject=key, peer=self.source_name, outcome="ok",
+                                  latency=self.sim.now - asked)
+        return answer
+
+    def _unanswered(self, key: str, asked: float) -> None:
+        self.sim.trace.record(self.sim.now, "read", self.name, type="ReadAddress",
+                              subject=key, peer=self.source_name, outcome="failed",
+                              latency=self.sim.now - asked,
+                              detail=f"{self.source_name} did not answer")
 
 
 # -- the shared workload and scenario -------------------------------------------------
@@ -376,7 +481,12 @@ class AddressScenario:
     """Fowler's address change in the shop, with every knob a notebook turns.
 
     Times are virtual seconds; latencies are exponential with the given mean (0
-    means instantaneous). ``outage=(start, end)`` takes the source down.
+    means instantaneous). ``outage=(start, end)`` takes the source down, in the
+    sense ``outage_scope`` gives: ``"query_api"`` (only its query API: it still
+    records changes and emits events) or ``"whole_crm"`` (it records and emits
+    nothing; the changes requested meanwhile are recorded when it is back).
+    ``read_path`` is how notification consumers answer reads (``"cached"`` or
+    ``"query"``, see :class:`NotificationConsumer`); replicas always read locally.
     """
 
     seed: int = 7
@@ -391,6 +501,8 @@ class AddressScenario:
     max_attempts: int = 4
     backoff: float = 1.0
     drain: bool = True
+    outage_scope: str = "query_api"
+    read_path: str = "cached"
 
     def __post_init__(self) -> None:
         checks = [("customers", self.customers >= 1, ">= 1"),
@@ -404,9 +516,23 @@ class AddressScenario:
             if not ok:
                 raise ScenarioError(f"{name}={getattr(self, name)!r} is out of range: "
                                     f"use a value {allowed}.")
+        for name, allowed_values in (("outage_scope", OUTAGE_SCOPES),
+                                     ("read_path", READ_PATHS)):
+            if getattr(self, name) not in allowed_values:
+                raise ScenarioError(f"{name}={getattr(self, name)!r} is not known: "
+                                    f"use one of {allowed_values}.")
         if self.outage is not None and not (0 <= self.outage[0] < self.outage[1]):
             raise ScenarioError(f"outage={self.outage!r} must be (start, end) with "
                                 "0 <= start < end, in virtual seconds.")
+
+    def recorded_at(self, t: float) -> float:
+        """When the source records a change requested at ``t``: at ``t``, or at the end
+        of a ``whole_crm`` outage covering ``t`` (the change waited for it)."""
+        if self.outage is not None and self.outage_scope == "whole_crm":
+            start, end = self.outage
+            if start <= t < end:
+                return end
+        return t
 
     def consumer_names(self) -> list[str]:
         base = ("shipping", "quoting", "billing", "analytics", "loyalty")
@@ -428,11 +554,13 @@ class AddressScenario:
         for consumer in consumers:
             consumer.bootstrap(source.addresses(), source.version)
         for t, key, address in work.changes:
-            sim.at(t, source.change_address, key, address)
+            sim.at(self.recorded_at(t), source.change_address, key, address)
         for t, index, key in work.reads:
             sim.at(t, consumers[index].read, key)
-        if self.outage is not None:
+        if self.outage is not None and self.outage_scope == "whole_crm":
             sim.outage(source.name, *self.outage)
+        elif self.outage is not None:
+            source.query_api_down(*self.outage)
         sim.run(until=self.duration)
         if self.drain:
             sim.run()
@@ -472,7 +600,8 @@ def scenario_with(scenario: AddressScenario | None = None, **changes: Any) -> Ad
 def run_notification(scenario: AddressScenario | None = None, **changes: Any) -> ScenarioRun:
     """Run the address-change scenario with thin events and query-back consumers.
 
-    ``run_notification(consumers=5)`` is ``AddressScenario(consumers=5)`` run.
+    ``run_notification(consumers=5)`` is ``AddressScenario(consumers=5)`` run;
+    ``run_notification(read_path="query")`` makes every read ask the CRM.
     """
     s = scenario_with(scenario, **changes)
 
@@ -480,7 +609,7 @@ def run_notification(scenario: AddressScenario | None = None, **changes: Any) ->
         return NotificationConsumer(
             sim, name, source, topic, latency=_latency_model(s.latency),
             query_latency=_latency_model(s.query_latency), max_attempts=s.max_attempts,
-            backoff=s.backoff)
+            backoff=s.backoff, read_path=s.read_path)
 
     return s.run(make, fat=False, pattern="notification")
 
@@ -721,68 +850,114 @@ def send_command(sim: Simulation, sender: str, receiver: Any, command: Command,
     sim.schedule(latency / 2, deliver)
 
 
-def _payment_flow(seed: int, n_orders: int, style: str, payments_up: bool
-                  ) -> dict[str, Any]:
+def _declines(order_id: str, decline_every: int) -> bool:
+    """Payments' own rule in this model: it declines every ``decline_every``-th order."""
+    return decline_every > 0 and int(order_id.split("-")[1]) % decline_every == 0
+
+
+def _payment_flow(seed: int, n_orders: int, style: str, down: tuple[float, float] | None,
+                  decline_every: int, retry_every: float) -> dict[str, Any]:
     sim = Simulation(seed)
-    topic = sim.channel("bus", latency=Fixed(0.1)).topic("orders")
+    topic = sim.channel("bus", latency=Fixed(0.1)).topic("payments")
     shop = sim.sink("shop")
     payments = sim.sink("payments")
-    paid: set[str] = set()
-    failures_seen: list[str] = []
-    if not payments_up:
-        sim.outage("payments", 0.0, 1e9)
+    paid: dict[str, float] = {}
+    declined: set[str] = set()
+    heard: dict[str, list[str]] = {"rejected": [], "error": []}
+    if down is not None:
+        sim.outage("payments", *down)
 
-    def capture(order_id: str) -> None:
-        paid.add(order_id)
+    def decide(order_id: str) -> None:
+        """Payments' decision: charge the card, or decline."""
+        if _declines(order_id, decline_every):
+            declined.add(order_id)
+            raise CommandRejected(f"card declined for {order_id}")
+        paid[order_id] = sim.now
 
     if style == "event":
-        # The smell: an "event" named like a fact that is really an order to payments.
-        payments.subscribe(topic, lambda e: capture(e.subject)
-                           if e.type == "PaymentRequested" else None)
+        # The smell: named like a fact, but the shop counts on payments to act on it.
+        # The shop names no receiver and expects no answer, so a decline goes nowhere.
+        def on_request(event: Event) -> None:
+            if event.type == "PaymentRequested":
+                # payments decides; nobody asked to be told of a decline
+                with contextlib.suppress(CommandRejected):
+                    decide(event.subject)
+
+        payments.subscribe(topic, on_request)
         for i in range(n_orders):
             oid = f"O-{i + 1:04d}"
             sim.at(float(i), shop.emit, topic, "PaymentRequested", oid, {"order_id": oid})
     else:
+        def send(oid: str, attempt: int) -> None:
+            cmd = Command("CapturePayment", {"order_id": oid}, subject=oid,
+                          id=f"cmd-{oid}-{attempt}", time=sim.time)
+
+            def result(outcome: str, detail: str) -> None:
+                if outcome in heard:
+                    heard[outcome].append(oid)
+                if outcome == "error":  # payments is down: the shop decides to retry
+                    sim.schedule(retry_every, send, oid, attempt + 1)
+
+            send_command(sim, "shop", payments, cmd, lambda c: decide(c.subject),
+                         latency=0.1, on_result=result)
+
         for i in range(n_orders):
-            oid = f"O-{i + 1:04d}"
-            cmd = Command("CapturePayment", {"order_id": oid}, subject=oid, id=f"cmd-{i + 1}",
-                          time=sim.time_of(float(i)))
-
-            def result(outcome: str, detail: str, oid: str = oid) -> None:
-                if outcome != "ok":
-                    failures_seen.append(oid)
-
-            sim.at(float(i), lambda cmd=cmd, result=result: send_command(
-                sim, "shop", payments, cmd, lambda c: capture(c.subject), latency=0.1,
-                on_result=result))
-    sim.run(until=n_orders + 60.0)
-    frame = sim.frame()
-    return {"paid": len(paid), "failures_seen_by_sender": len(failures_seen),
-            "waiting_silently": len(unhandled_events(frame)) if style == "event" else 0,
-            "frame": frame}
+            sim.at(float(i), send, f"O-{i + 1:04d}", 1)
+    sim.run()
+    end = down[1] if down is not None else 0.0
+    return {"paid": len(paid), "paid_after_recovery": sum(t >= end for t in paid.values())
+            if down is not None else 0,
+            "declined": len(declined), "declines_heard": len(heard["rejected"]),
+            "failures_heard": len(heard["error"]), "frame": sim.frame()}
 
 
 def events_versus_commands(*, seed: int = 5, n_orders: int = 10,
-                           payments_up: bool = False) -> pd.DataFrame:
-    """The passive-aggressive command and its rewrite, run side by side.
+                           payments_down: tuple[float, float] | None = (0.0, 30.0),
+                           decline_every: int = 4, retry_every: float = 5.0) -> pd.DataFrame:
+    """The passive-aggressive command and its rewrite, on the same orders and faults.
 
-    ``PaymentRequested`` looks like an event but the shop *expects* payments to
-    act. Rewritten as the command ``CapturePayment``, addressed to payments, the
-    dependency is explicit: the sender knows its receiver and hears when the
-    command fails. With ``payments_up=False`` (payments down for the whole run)
-    the event version fails silently and the command version fails loudly.
+    The shop needs every order paid. Two ways to say so, run side by side with
+    payments down during ``payments_down`` and declining every
+    ``decline_every``-th card:
+
+    * ``PaymentRequested``, an *event* on a durable topic. It looks like a fact,
+      but the shop counts on payments to act on it: a request in disguise (Fowler's
+      passive-aggressive command). The requests wait on the channel while
+      payments is down and are paid once it is back (the channel is durable,
+      notebook 00). But the shop named no receiver and asked for no answer, so
+      the decision is payments' alone and a decline reaches nobody: the
+      dependency is real, yet hidden from the shop's code.
+    * ``CapturePayment``, a *command* addressed to payments. The shop owns the
+      decision that a payment is needed; it names its receiver, which may
+      refuse, and hears every outcome: the decline, and the failures while
+      payments is down (after which it chooses to retry every ``retry_every``
+      seconds). More coupling, but honest coupling.
+
+    Columns: whether the sender names the receiver, who decides, orders, orders
+    paid (and how many only after payments recovered), orders declined, declines
+    the shop hears of, and failed sends the shop sees while payments is down.
     """
+    if n_orders < 1:
+        raise ScenarioError(f"n_orders must be at least 1, got {n_orders}.")
+    if retry_every <= 0:
+        raise ScenarioError(f"retry_every must be > 0 seconds, got {retry_every}.")
     rows = []
-    for style, message, names in (("event", "PaymentRequested (event)", False),
-                                  ("command", "CapturePayment (command)", True)):
-        result = _payment_flow(seed, n_orders, style, payments_up)
+    for style, message, names, decides in (
+            ("event", "PaymentRequested (event)", False,
+             "payments alone (the shop only announced)"),
+            ("command", "CapturePayment (command)", True,
+             "the shop asks, payments may refuse")):
+        result = _payment_flow(seed, n_orders, style, payments_down, decline_every,
+                               retry_every)
         rows.append({
             "message": message,
             "sender names the receiver": names,
-            "receiver may refuse": names,
+            "who decides": decides,
             "orders": n_orders,
             "orders paid": result["paid"],
-            "failures the sender sees": result["failures_seen_by_sender"],
-            "requests waiting, unseen": result["waiting_silently"],
+            "paid after payments recovered": result["paid_after_recovery"],
+            "declined by payments": result["declined"],
+            "declines the shop hears of": result["declines_heard"],
+            "failed sends the shop sees": result["failures_heard"],
         })
     return pd.DataFrame(rows).set_index("message")

@@ -36,7 +36,8 @@ The kinds of row, by the module that records them:
   failed; redelivery scheduled), ``dead_letter``, ``deferred`` (the sink is down);
 * the simulation: ``outage`` and ``recover``;
 * notification and carried state: ``query`` (one query-back attempt), ``data_ready``
-  (a consumer now holds the data of a change), ``read`` (a read served locally),
+  (a consumer now holds the data of a change), ``read`` (a read answered: locally,
+  ``peer`` empty and ``latency`` 0, or by the source at read time, ``peer`` = the source),
   ``command`` (a command sent to one receiver);
 * CQRS: ``command``, ``append``, ``reject``, ``project``, ``rebuild``, ``gap``. A
   ``project`` row (one per projection per poll) has the checkpoint in ``offset``, the

@@ -11,18 +11,23 @@ from hypothesis import strategies as st
 
 from eda_lab import charts
 from eda_lab.carried_state import (
+    PATTERNS,
     ThinEventError,
     availability,
     bootstrap_replica,
     build_history,
     compact,
+    compare_outage_scopes,
     compare_patterns,
     cost,
+    read_summary,
     run_carried_state,
+    run_pattern,
     stale_intervals,
     stale_reads,
     staleness_summary,
 )
+from eda_lab.errors import InvalidArgument
 from eda_lab.lessons import check
 from eda_lab.notification import CHANGE_TYPE, query_rows, run_notification
 
@@ -103,18 +108,58 @@ def test_a_stale_interval_by_hand() -> None:
 
 def test_during_an_outage_replicas_answer_and_query_backs_fail() -> None:
     table, runs = compare_patterns(**SMALL, outage=OUTAGE)
+    assert list(table.index) == list(PATTERNS)
     assert table.loc["carried_state", "available in outage"] == 1.0
-    assert table.loc["notification", "available in outage"] < 0.5
+    assert table.loc["notification_cached", "available in outage"] < 0.5
     assert table.loc["carried_state", "query-back calls"] == 0
-    assert table.loc["notification", "query-back calls"] > 0
+    assert table.loc["notification_cached", "query-back calls"] > 0
     # the same workload: the same change events at the same times for the same keys
-    a, b = (runs[p].frame for p in ("notification", "carried_state"))
+    frames = [runs[p].frame for p in PATTERNS]
     changes = [f.loc[(f["kind"] == "emit") & (f["type"] == CHANGE_TYPE), ["t", "subject"]]
-               .reset_index(drop=True) for f in (a, b)]
-    assert changes[0].equals(changes[1])
-    assert table.loc["notification", "stale reads"] >= table.loc["carried_state", "stale reads"]
-    failed = query_rows(a)
+               .reset_index(drop=True) for f in frames]
+    assert changes[0].equals(changes[1]) and changes[0].equals(changes[2])
+    # a cached notification consumer answers from an old copy; one that asks cannot answer
+    assert table.loc["notification_cached", "stale reads"] > 0
+    assert table.loc["notification_query", "stale reads"] == 0
+    assert table.loc["notification_query", "reads answered in outage"] < 0.5
+    assert table.loc["carried_state", "reads answered in outage"] == 1.0
+    assert table.loc["notification_cached", "reads answered in outage"] == 1.0
+    total = table["channel bytes"] + table["query response bytes"]
+    assert table["total bytes"].equals(total)
+    failed = query_rows(frames[0])
     assert (failed["outcome"] != "ok").any()
+
+
+@pytest.mark.parametrize("latency", [0.2, 1.0])
+def test_a_read_that_queries_back_waits_a_local_read_does_not(latency: float) -> None:
+    table, _ = compare_patterns(**SMALL, query_latency=latency)
+    waits = table["mean read latency (s)"]
+    assert waits["carried_state"] == waits["notification_cached"] == 0.0
+    assert waits["notification_query"] > 0.25 * latency
+    summary = read_summary(run_pattern("notification_query", **SMALL,
+                                       query_latency=latency).frame)
+    assert summary["answered"] == 1.0 and summary["mean_latency_s"] == waits[
+        "notification_query"]
+
+
+def test_the_outage_scope_decides_what_a_comparison_shows() -> None:
+    table = compare_outage_scopes(**SMALL, outage=OUTAGE)
+    api, whole = table.loc["query_api"], table.loc["whole_crm"]
+    # the query API down: the CRM still records and emits; only ECST acts on it in time
+    assert (api["changes recorded in outage"] > 0).all()
+    assert api.loc["carried_state", "changes acted on in time"] == 1.0
+    assert api.loc["notification_cached", "changes acted on in time"] < 0.5
+    assert api.loc["notification_cached", "stale reads in outage"] > 0
+    # the whole CRM down: nothing recorded, so no copy falls behind during the outage
+    assert (whole["changes recorded in outage"] == 0).all()
+    assert (whole["stale reads in outage"] == 0).all()
+    # under both models, only reads that ask the CRM go unanswered
+    for part in (api, whole):
+        assert part.loc["carried_state", "reads answered in time"] == 1.0
+        assert part.loc["notification_cached", "reads answered in time"] == 1.0
+        assert part.loc["notification_query", "reads answered in time"] < 0.5
+    with pytest.raises(InvalidArgument, match="unknown pattern"):
+        run_pattern("polling")
 
 
 def test_availability_is_nan_without_deliveries_in_the_window() -> None:
@@ -173,7 +218,9 @@ def test_comparison_chart_has_a_facet_per_metric() -> None:
     table, _ = compare_patterns(**SMALL, outage=OUTAGE)
     metrics = ["query-back calls", "channel bytes", "fraction stale", "available in outage"]
     spec = charts.pattern_comparison_chart(table, metrics=metrics).to_dict()
-    assert spec["facet"]["row"]["sort"] == metrics
+    assert spec["facet"]["row"]["sort"] == [
+        "query-back calls (calls)", "channel bytes (bytes)", "fraction stale (share of "
+        "replica-time)", "available in outage (share of changes)"]
     assert spec["resolve"]["scale"]["x"] == "independent"
 
 

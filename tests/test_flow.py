@@ -61,6 +61,29 @@ def test_flow_chart_draws_nodes_and_edges() -> None:
     graph = flow_graph(run_order_cascade(n_orders=2).frame)
     spec = charts.flow_chart(graph).to_dict()
     marks = [layer["mark"]["type"] for layer in spec["layer"]]
-    assert marks == ["rule", "point", "point", "text"]
+    assert marks == ["line", "point", "point", "text"]
     nodes = spec["datasets"][spec["layer"][2]["data"]["name"]]
     assert {n["label"] for n in nodes} >= {"shop", "OrderPlaced", "mailer"}
+    # the legend lists only the kinds of edge drawn, below the graph
+    colour = spec["layer"][0]["encoding"]["color"]
+    assert colour["scale"]["domain"] == ["emits", "handled by"]
+    assert colour["legend"]["orient"] == "bottom"
+
+
+def test_query_arrows_point_from_the_caller_to_the_source() -> None:
+    from eda_lab.notification import run_notification
+
+    graph = flow_graph(run_notification(customers=5, duration=120.0).frame)
+    spec = charts.flow_chart(graph).to_dict()
+    heads = spec["datasets"][spec["layer"][1]["data"]["name"]]
+    crm = graph.nodes.set_index("node").loc["service:crm"]
+    queries = [h for h in heads if h["kind"] == "queries"]
+    assert len(queries) == 3
+    for head in queries:
+        # the head sits next to the CRM (left of its callers) and points left, at it
+        assert head["x"] < crm["x"] + 0.5
+        assert 90 < abs(head["angle"]) <= 180
+    emits = [h for h in heads if h["kind"] == "emits"]
+    assert all(abs(h["angle"]) < 90 for h in emits)  # events flow to the right
+    kinds = spec["layer"][0]["encoding"]["color"]["scale"]["domain"]
+    assert kinds == ["emits", "handled by", "queries"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -171,6 +172,59 @@ def test_bad_parameters_are_explained(bad: dict) -> None:
     assert issubclass(ScenarioError, EdaLabError)
 
 
+# -- what is down, and how a notification consumer reads --------------------------------
+def test_a_query_api_outage_keeps_the_crm_emitting_a_whole_crm_outage_does_not() -> None:
+    base = dict(SMALL, duration=300.0, outage=(60.0, 200.0))
+    api = run_notification(**base, outage_scope="query_api")
+    whole = run_notification(**base, outage_scope="whole_crm")
+
+    def emitted_in_outage(frame: pd.DataFrame) -> int:
+        emits = frame[(frame["kind"] == "emit") & (frame["type"] == CHANGE_TYPE)]
+        return int(emits["t"].between(60.0, 200.0, inclusive="left").sum())
+
+    assert emitted_in_outage(api.frame) > 0
+    assert emitted_in_outage(whole.frame) == 0
+    # the same changes, recorded later: none is lost, and the replicas converge
+    assert query_back_summary(api.frame)["events"] == query_back_summary(whole.frame)["events"]
+    assert whole.replicas_match_source()
+    detail = api.frame.loc[api.frame["kind"] == "outage", "detail"].iloc[0]
+    assert "query API" in detail and "emits events" in detail
+    failed = query_rows(api.frame).query("outcome != 'ok'")
+    assert failed["detail"].str.contains("ServiceUnavailable").all()
+
+
+def test_a_query_read_costs_a_round_trip_a_cached_read_costs_nothing() -> None:
+    cached = run_notification(**SMALL, read_path="cached").frame
+    query = run_notification(**SMALL, read_path="query").frame
+    cached_reads = cached[cached["kind"] == "read"]
+    query_reads = query[query["kind"] == "read"]
+    assert len(cached_reads) == len(query_reads) > 0
+    assert (cached_reads["latency"] == 0.0).all() and (cached_reads["peer"] == "").all()
+    assert (query_reads["latency"] > 0).all() and (query_reads["peer"] == "crm").all()
+    # each read is one more call on the source
+    extra = query_back_summary(query)["calls"] - query_back_summary(cached)["calls"]
+    assert extra == len(query_reads)
+
+
+def test_query_reads_fail_while_the_query_api_is_down() -> None:
+    run = run_notification(**{**SMALL, "duration": 300.0}, outage=(60.0, 200.0),
+                           read_path="query")
+    reads = run.frame[run.frame["kind"] == "read"]
+    failed = reads[reads["outcome"] == "failed"]
+    assert len(failed) > 0
+    asked = failed["t"] - failed["latency"]
+    assert asked.between(60.0 - 10.0, 200.0).all()
+    # outside the outage the same reads are answered
+    answered = reads[reads["outcome"] == "ok"]
+    assert len(answered) > 0 and not answered["t"].between(62.0, 200.0).any()
+
+
+@pytest.mark.parametrize("bad", [dict(outage_scope="crm"), dict(read_path="cache")])
+def test_unknown_outage_scopes_and_read_paths_are_refused(bad: dict) -> None:
+    with pytest.raises(ScenarioError, match="use one of"):
+        AddressScenario(**bad)
+
+
 # -- the cascade and events versus commands --------------------------------------------
 def test_the_cascade_has_three_hops_and_unhandled_events_are_found() -> None:
     frame = run_order_cascade(n_orders=3).frame
@@ -180,16 +234,22 @@ def test_the_cascade_has_three_hops_and_unhandled_events_are_found() -> None:
     assert unhandled_events(frame).empty
 
 
-def test_a_passive_aggressive_event_fails_silently_a_command_fails_loudly() -> None:
-    table = events_versus_commands(n_orders=6, payments_up=False)
+def test_a_passive_aggressive_event_waits_durably_but_hides_who_decides() -> None:
+    table = events_versus_commands(n_orders=8, payments_down=(0.0, 30.0), decline_every=4)
     event, command = table.iloc[0], table.iloc[1]
-    assert event["orders paid"] == 0 and event["failures the sender sees"] == 0
-    assert event["requests waiting, unseen"] == 6
-    assert command["orders paid"] == 0 and command["failures the sender sees"] == 6
+    # same orders, same faults, same decisions by payments: both get paid after recovery
+    assert event["orders paid"] == command["orders paid"] == 6
+    assert event["paid after payments recovered"] == command["paid after payments recovered"] == 6
+    assert event["declined by payments"] == command["declined by payments"] == 2
+    # the difference is who hears what: the command's sender hears the declines and failures
+    assert event["declines the shop hears of"] == 0 and command["declines the shop hears of"] == 2
+    assert event["failed sends the shop sees"] == 0 and command["failed sends the shop sees"] > 0
     assert not event["sender names the receiver"] and command["sender names the receiver"]
-    healthy = events_versus_commands(n_orders=6, payments_up=True)
-    assert healthy["orders paid"].tolist() == [6, 6]
-    assert healthy["failures the sender sees"].tolist() == [0, 0]
+    healthy = events_versus_commands(n_orders=8, payments_down=None, decline_every=0)
+    assert healthy["orders paid"].tolist() == [8, 8]
+    assert healthy["failed sends the shop sees"].tolist() == [0, 0]
+    with pytest.raises(ScenarioError, match="retry_every"):
+        events_versus_commands(retry_every=0)
 
 
 def test_a_command_can_be_rejected_and_the_sender_hears_it() -> None:
@@ -222,6 +282,7 @@ def test_query_load_chart_stacks_ok_and_failed_calls() -> None:
     assert bars["mark"]["type"] == "bar"
     assert bars["encoding"]["y"]["scale"]["domain"] == [0, 50]
     assert bars["encoding"]["color"]["scale"]["domain"] == ["ok", "failed"]
+    assert bars["encoding"]["y"]["title"] == "query-back calls per 30 s (count)"
     assert spec["layer"][0]["mark"]["type"] == "rect"  # the outage band
 
 
@@ -236,3 +297,19 @@ def test_exercise_answers_match_the_library() -> None:
     assert check("01.3", "gave_up", quiet=True)
     assert check("01.4", 3, quiet=True)
     assert not math.isnan(summary["calls_per_event"])
+
+
+@pytest.mark.parametrize(("seed", "outage"), [(7, (200.0, 320.0)), (11, (100.0, 400.0))])
+def test_give_ups_by_customer_explains_gave_up_against_never_received(
+        seed: int, outage: tuple[float, float]) -> None:
+    from eda_lab.lessons.n01_event_notification import give_ups_by_customer
+
+    frame = run_notification(seed=seed, consumers=3, outage=outage).frame
+    table = give_ups_by_customer(frame)
+    summary = query_back_summary(frame)
+    waits = time_to_data(frame)
+    assert table["gave up"].sum() == summary["gave_up"] > 0
+    assert table["never received"].sum() == int(waits["seconds"].isna().sum())
+    assert 0 < table["made up later"].sum() < table["gave up"].sum()
+    # every give-up is either made up by a later query-back or a change never received
+    assert (table["gave up"] - table["made up later"]).equals(table["never received"])

@@ -17,12 +17,42 @@ from eda_lab.notification import (
     AddressScenario,
     ScenarioRun,
     query_back_summary,
+    query_rows,
     run_notification,
     scenario_with,
     source_load,
+    time_to_data,
 )
 
-__all__ = ["load_view", "query_load_panel"]
+__all__ = ["give_ups_by_customer", "load_view", "query_load_panel"]
+
+
+def give_ups_by_customer(frame: pd.DataFrame) -> pd.DataFrame:
+    """Why "gave up" and "never received" differ: one row per customer with a give-up.
+
+    * ``gave up``: query-backs abandoned for that customer, one per consumer per
+      change whose every attempt failed;
+    * ``made up later``: of those, the ones after which the same consumer fetched
+      the same customer successfully (a query-back returns the source's *latest*
+      record, so a later change's query-back brings the lost address or a newer one);
+    * ``never received``: (consumer, change) pairs that never got that change's
+      address or a newer one (:func:`~eda_lab.notification.time_to_data` is NaN).
+    """
+    queries = query_rows(frame)
+    gave_up = queries[queries["outcome"] == "gave_up"]
+    ready = frame[frame["kind"] == "data_ready"]
+    last_ready = ready.groupby(["service", "subject"])["t"].max()
+    waits = time_to_data(frame)
+    never = waits[waits["seconds"].isna()].groupby("subject").size()
+    rows = []
+    for customer, group in gave_up.groupby("subject"):
+        made_up = sum(float(last_ready.get((consumer, customer), -1.0)) > t
+                      for consumer, t in zip(group["service"], group["t"], strict=True))
+        rows.append({"customer": customer, "gave up": len(group), "made up later": made_up,
+                     "never received": int(never.get(customer, 0))})
+    out = pd.DataFrame(rows, columns=["customer", "gave up", "made up later",
+                                      "never received"])
+    return out.set_index("customer")
 
 
 # -- exercises ------------------------------------------------------------------------

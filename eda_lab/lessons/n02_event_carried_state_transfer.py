@@ -44,12 +44,14 @@ def _ex_02_3(answer: Any) -> str | None:
     return "Compaction keeps the latest event per key: one per customer."
 
 
-@exercise("02.4", "During a CRM outage, which pattern keeps serving fresh addresses: "
-                  "'notification' or 'carried_state'?")
+@exercise("02.4", "While the CRM's query API is down (the CRM still records changes and "
+                  "emits events), which consumer keeps its addresses fresh: "
+                  "'notification_cached', 'notification_query' or 'carried_state'?")
 def _ex_02_4(answer: Any) -> str | None:
     if isinstance(answer, str) and answer.strip().lower() == "carried_state":
         return None
-    return "Compare the 'available in outage' column of compare_patterns(outage=...)."
+    return ("Compare the 'available in outage' column of compare_patterns(outage=...): "
+            "which consumer had the data of every change announced during the outage?")
 
 
 # -- the widget behind notebook 02 ----------------------------------------------------
@@ -57,6 +59,9 @@ def staleness_view(latency: float, outage: bool, *,
                    scenario: AddressScenario | None = None,
                    window: tuple[float, float] = (200.0, 320.0)) -> dict[str, Any]:
     """Run both patterns with this delivery ``latency`` (and the outage or not).
+
+    The notification consumers keep what they fetched (``read_path="cached"``);
+    the outage takes the CRM's query API down (it still records and emits).
 
     Returns the runs, their stale intervals labelled ``pattern · consumer``, and a
     summary table: what the staleness panel draws.
@@ -90,7 +95,8 @@ def staleness_panel(scenario: AddressScenario | None = None, *,
         "latency": slider("mean delivery latency (s)", float(base.latency), 0.0,
                           float(max_latency), 0.5),
         "outage": w.Checkbox(value=base.outage is not None,
-                             description=f"CRM down from t={window[0]:g} to {window[1]:g} s"),
+                             description=f"CRM's query API down from t={window[0]:g} to "
+                                         f"{window[1]:g} s"),
     }
 
     def draw(view: dict[str, Any]) -> list[Any]:
