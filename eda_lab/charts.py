@@ -130,6 +130,32 @@ def events_over_time(frame: pd.DataFrame, *, by: str = "service",
         title=title, width=300, height=180)
 
 
+# -- the first world (notebook 00) -------------------------------------------------------
+__all__ += ["outage_backlog_chart"]
+
+
+def outage_backlog_chart(backlog: pd.DataFrame, *, start: float, end: float,
+                         title: str = "Events waiting for the sink") -> Layered:
+    """Events waiting for one sink over virtual time, its outage shaded (notebook 00).
+
+    ``backlog`` has columns ``t`` and ``backlog`` (one row per change, see
+    :func:`eda_lab.lessons.n00_introduction.run_outage`); ``start`` and ``end`` are
+    the outage's virtual seconds (no shading when they are equal).
+    """
+    check_rows(backlog, "backlog chart", "Run fewer orders.")
+    line = alt.Chart(backlog[["t", "backlog"]]).mark_line(interpolate="step-after").encode(
+        x=alt.X("t:Q", title="virtual time (s)"),
+        y=alt.Y("backlog:Q", title="events waiting (count)", axis=alt.Axis(tickMinStep=1)),
+        tooltip=["t", "backlog"])
+    layers: list[alt.Chart] = []
+    if end > start:
+        window = pd.DataFrame({"start": [start], "end": [end], "what": ["sink down"]})
+        layers.append(alt.Chart(window).mark_rect(opacity=0.15, color="firebrick").encode(
+            x="start:Q", x2="end:Q", tooltip=["what", "start", "end"]))
+    layers.append(line)
+    return alt.layer(*layers).properties(title=title, width=560, height=180)
+
+
 # -- event notification and event-carried state transfer (notebooks 01 and 02) ---------
 __all__ += ["flow_chart", "pattern_comparison_chart", "query_load_chart", "staleness_chart"]
 
