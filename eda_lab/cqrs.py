@@ -47,6 +47,7 @@ scale on its own, and when the business can live with eventual consistency.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -917,8 +918,6 @@ class SameTransactionCQRS:
 
     def __init__(self, prices: Mapping[str, float] | None = None, *,
                  path: str = ":memory:") -> None:
-        import sqlite3
-
         self.prices = dict(prices) if prices is not None else {}
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.executescript(_SYNC_SCHEMA)
@@ -928,8 +927,6 @@ class SameTransactionCQRS:
     # -- the write, and every read table, in one transaction -----------------------------
     def handle(self, command: Command) -> TransactionResult:
         """Decide ``command`` and update the write and read tables in one transaction."""
-        import sqlite3
-
         conn = self.conn
         order_id = str(command.data.get("order_id") or command.subject)
         before = conn.total_changes
@@ -950,6 +947,9 @@ class SameTransactionCQRS:
                 f"could not be updated ({exc}). With read models in the write's transaction, "
                 "a broken read model stops every write; repair the table (or move the read "
                 "model out of the transaction) and send the command again.") from None
+        except BaseException:
+            conn.execute("ROLLBACK")  # nothing half-written, whatever went wrong
+            raise
         conn.execute("COMMIT")
         self.accepted += 1
         return TransactionResult(command, True, "", self.writes, conn.total_changes - before)
@@ -1008,6 +1008,8 @@ class SameTransactionCQRS:
         price = item.get("unit_price", self.prices.get(product_id))
         if price is None:
             raise _Refused(f"unknown product {product_id}: choose one from the catalogue.")
+        if not isinstance(price, (int, float)) or isinstance(price, bool) or price < 0:
+            raise _Refused(f"unit_price must be a number >= 0, got {price!r}.")
         return product_id, quantity, round(quantity * float(price), 2)
 
     # -- reading ---------------------------------------------------------------------------

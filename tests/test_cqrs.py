@@ -626,6 +626,10 @@ def test_same_transaction_read_tables_never_lag_and_follow_the_rules() -> None:
     assert (shop.writes, shop.accepted, shop.rejected) == (3, 3, 2)
     with pytest.raises(UnknownProjection, match="no read table"):
         shop.query("orders_to_ship")
+    bad = shop.handle(place_order("O-2", "C-1", [("P-1", 1, -3.0)]))
+    assert not bad and "unit_price" in bad.reason
+    assert shop.handle(place_order("O-2", "C-1", [("P-1", 1)]))  # no transaction left open
+    assert shop.writes == 4 and shop.behind() == 0
 
 
 def test_a_broken_read_table_rolls_the_write_back() -> None:
