@@ -24,7 +24,9 @@ By default a handler takes no virtual time. A group subscribed with a
 that handles one event at a time: handling takes a sampled service time, and
 deliveries queue behind the member meanwhile (one partition's events still one
 after the other). The ``deliver`` row is written when the handling finishes, so
-its ``latency`` includes the time spent queueing. This is what lets a group
+its ``latency`` includes the time spent queueing. In the trace a delivery's row
+comes before the rows its handler caused (its emits), at the same ``t``: the
+cause first, then its effects. This is what lets a group
 **scale out**: more members work in parallel, up to one per partition.
 """
 
@@ -226,6 +228,8 @@ class ConsumerGroup:
                              detail=f"{sink.name} is down; delivery waits until t={back:g}s")
             sim.at(back, self._retry, p, offset, attempt)
             return
+        rows = sim.trace.rows
+        mark = len(rows)  # where the delivery row goes: before whatever its handler records
         sink.current = event
         try:
             handler(event)
@@ -235,9 +239,13 @@ class ConsumerGroup:
         finally:
             sink.current = None
         sink.handled += 1
-        sim.trace.append_row((now, "deliver", sink.name, event.source, topic.channel.name,
-                              topic.name, p, offset, event, latency, "ok",
-                              "" if attempt == 1 else f"attempt {attempt}", "", "", None))
+        row = (now, "deliver", sink.name, event.source, topic.channel.name, topic.name, p,
+               offset, event, latency, "ok", "" if attempt == 1 else f"attempt {attempt}", "",
+               "", None)
+        if len(rows) == mark:  # the handler recorded nothing (or recording is off)
+            sim.trace.append_row(row)
+        else:  # the delivery first, then the emits (and queries) its handler caused
+            rows.insert(mark, row)
         self.committed[p] = offset + 1
         self._blocked[p] = False
 

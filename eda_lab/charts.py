@@ -131,6 +131,32 @@ def events_over_time(frame: pd.DataFrame, *, by: str = "service",
         title=title, width=300, height=180)
 
 
+# -- the first world (notebook 00) -------------------------------------------------------
+__all__ += ["outage_backlog_chart"]
+
+
+def outage_backlog_chart(backlog: pd.DataFrame, *, start: float, end: float,
+                         title: str = "Events waiting for the sink") -> Layered:
+    """Events waiting for one sink over virtual time, its outage shaded (notebook 00).
+
+    ``backlog`` has columns ``t`` and ``backlog`` (one row per change, see
+    :func:`eda_lab.lessons.n00_introduction.run_outage`); ``start`` and ``end`` are
+    the outage's virtual seconds (no shading when they are equal).
+    """
+    check_rows(backlog, "backlog chart", "Run fewer orders.")
+    line = alt.Chart(backlog[["t", "backlog"]]).mark_line(interpolate="step-after").encode(
+        x=alt.X("t:Q", title="virtual time (s)"),
+        y=alt.Y("backlog:Q", title="events waiting (count)", axis=alt.Axis(tickMinStep=1)),
+        tooltip=["t", "backlog"])
+    layers: list[alt.Chart] = []
+    if end > start:
+        window = pd.DataFrame({"start": [start], "end": [end], "what": ["sink down"]})
+        layers.append(alt.Chart(window).mark_rect(opacity=0.15, color="firebrick").encode(
+            x="start:Q", x2="end:Q", tooltip=["what", "start", "end"]))
+    layers.append(line)
+    return alt.layer(*layers).properties(title=title, width=560, height=180)
+
+
 # -- event notification and event-carried state transfer (notebooks 01 and 02) ---------
 __all__ += ["COMPARISON_UNITS", "flow_chart", "pattern_comparison_chart", "query_load_chart",
             "staleness_chart"]
@@ -346,7 +372,8 @@ def pattern_comparison_chart(table: pd.DataFrame, *,
 
 
 # -- CQRS (notebook 04) -----------------------------------------------------------------
-__all__ += ["projection_lag_chart", "read_model_chart"]
+__all__ += ["coinciding_lines", "projection_lag_chart", "read_model_chart", "stale_orders_chart",
+            "version_history_chart"]
 
 
 def projection_lag_chart(lag: pd.DataFrame, *,
@@ -356,6 +383,9 @@ def projection_lag_chart(lag: pd.DataFrame, *,
 
     ``lag`` is :func:`eda_lab.cqrs.lag_frame` of a runner (one row per projection per
     poll). Polls past the row limit are thinned evenly, keeping the first and last.
+    Each projection has its own dash pattern, so a line that lies exactly on another
+    still shows through its gaps; projections whose lines coincide everywhere are
+    named in the subtitle.
     """
     rows = lag[["t", "projection", "behind", "lag_s"]]
     per = max(1, rows["projection"].nunique())
@@ -365,16 +395,58 @@ def projection_lag_chart(lag: pd.DataFrame, *,
         chosen = set(keep.iloc[::step]) | {keep.iloc[-1]}
         rows = rows[rows["t"].isin(chosen)]
     check_rows(rows, "lag chart", "Pass a shorter stretch of the trace.")
+    names = sorted(rows["projection"].unique())
+    dashes = [[1, 0], [8, 5], [2, 3], [12, 3, 2, 3]]
     base = alt.Chart(rows).encode(
         x=alt.X("t:Q", title="virtual time (s)"),
-        color=alt.Color("projection:N", title="projection"),
+        color=alt.Color("projection:N", title="projection", sort=names,
+                        scale=alt.Scale(domain=names)),
+        strokeDash=alt.StrokeDash("projection:N", title="projection", sort=names,
+                                  scale=alt.Scale(domain=names,
+                                                  range=(dashes * len(names))[:len(names)])),
         tooltip=["t", "projection", "behind", alt.Tooltip("lag_s:Q", format=".2f")],
     )
-    behind = base.mark_line(interpolate="step-after").encode(
-        y=alt.Y("behind:Q", title="positions behind")).properties(width=560, height=140)
-    seconds = base.mark_line(interpolate="step-after").encode(
-        y=alt.Y("lag_s:Q", title="seconds behind")).properties(width=560, height=140)
-    return alt.vconcat(behind, seconds, title=title)
+    behind = base.mark_line(interpolate="step-after", strokeWidth=2.5).encode(
+        y=alt.Y("behind:Q", title="positions behind (events)")
+    ).properties(width=560, height=140)
+    seconds = base.mark_line(interpolate="step-after", strokeWidth=2.5).encode(
+        y=alt.Y("lag_s:Q", title="seconds behind (virtual s)")
+    ).properties(width=560, height=140)
+    same = coinciding_lines(rows, "projection", ["behind", "lag_s"])
+    subtitle = [f"{' and '.join(group)}: identical lines, drawn one on the other (dashed)"
+                for group in same]
+    return alt.vconcat(behind, seconds, title=alt.Title(title, subtitle=subtitle))
+
+
+def stale_orders_chart(samples: pd.DataFrame, *,
+                       title: str = "Orders a reader sees stale, by design") -> alt.Chart:
+    """Stale orders over virtual time, one line per CQRS design (notebook 04).
+
+    ``samples`` is :class:`eda_lab.lessons.n04_cqrs.LagComparisonRun`'s ``samples``:
+    columns t, ``sync stale orders`` and ``async stale orders``; several samples at
+    one ``t`` (one per command) keep the highest.
+    """
+    check_rows(samples, "stale-orders chart", "Pass fewer samples.")
+    data = (samples.groupby("t", as_index=False)[["sync stale orders", "async stale orders"]]
+            .max().rename(columns={"sync stale orders": "same transaction (no events)",
+                                   "async stale orders": "asynchronous projections"})
+            .melt("t", var_name="design", value_name="stale"))
+    return alt.Chart(data).mark_line(interpolate="step-after", point=True).encode(
+        x=alt.X("t:Q", title="virtual time (s)"),
+        y=alt.Y("stale:Q", title="orders shown stale (count)"),
+        color=alt.Color("design:N", title="read models updated"),
+        strokeDash=alt.StrokeDash("design:N", title="read models updated"),
+        tooltip=["t", "design", "stale"],
+    ).properties(title=title, width=560, height=160)
+
+
+def coinciding_lines(frame: pd.DataFrame, by: str, values: list[str]) -> list[list[str]]:
+    """Groups (two or more) of ``by`` values whose ``values`` are equal at every ``t``."""
+    series: dict[tuple[object, ...], list[str]] = {}
+    for name, part in frame.sort_values("t").groupby(by, sort=True):
+        key = tuple(part[["t", *values]].itertuples(index=False, name=None))
+        series.setdefault(key, []).append(str(name))
+    return [group for group in series.values() if len(group) > 1]
 
 
 def read_model_chart(name: str, frame: pd.DataFrame) -> alt.Chart:
@@ -386,13 +458,13 @@ def read_model_chart(name: str, frame: pd.DataFrame) -> alt.Chart:
     if name == "revenue_by_day":
         data = frame.groupby("day", as_index=False)["revenue"].sum()
         return alt.Chart(data).mark_bar().encode(
-            x=alt.X("day:O", title="day"), y=alt.Y("revenue:Q", title="revenue"),
+            x=alt.X("day:O", title="day"), y=alt.Y("revenue:Q", title="revenue (EUR)"),
             tooltip=["day", alt.Tooltip("revenue:Q", format=",.2f")],
         ).properties(title="Revenue per day", width=560, height=160)
     if name == "orders_by_customer":
         data = frame.groupby("status", as_index=False).size().rename(columns={"size": "orders"})
         return alt.Chart(data).mark_bar().encode(
-            x=alt.X("orders:Q", title="orders"), y=alt.Y("status:N", title=None),
+            x=alt.X("orders:Q", title="orders (count)"), y=alt.Y("status:N", title=None),
             color=alt.Color("status:N", legend=None), tooltip=["status", "orders"],
         ).properties(title="Orders per status", width=560, height=110)
     if name == "orders_to_ship":
@@ -400,11 +472,16 @@ def read_model_chart(name: str, frame: pd.DataFrame) -> alt.Chart:
         data = (frame.assign(day=when).groupby(["day", "status"], as_index=False).size()
                 .rename(columns={"size": "orders"}))
         return alt.Chart(data).mark_bar().encode(
-            x=alt.X("day:O", title="day paid (or placed)"), y=alt.Y("orders:Q", title="orders"),
+            x=alt.X("day:O", title="day paid (or placed)"),
+            y=alt.Y("orders:Q", title="orders (count)"),
             color=alt.Color("status:N", title="status"), tooltip=["day", "status", "orders"],
         ).properties(title="Open orders waiting", width=560, height=160)
     raise InvalidArgument(f"no chart for read model {name!r}: use revenue_by_day, "
                      "orders_by_customer or orders_to_ship.")
+
+
+#: The unit of an order's numeric state (the shop sells in euros).
+_ORDER_UNITS = {"total": "EUR", "paid": "EUR", "version": "events"}
 
 
 def version_history_chart(history: pd.DataFrame, *, value: str = "total",
@@ -417,9 +494,10 @@ def version_history_chart(history: pd.DataFrame, *, value: str = "total",
     """
     check_rows(history, "versions", "plot a window of versions, or every k-th version")
     data = history[["version", "type", value]]
+    unit = _ORDER_UNITS.get(value)
     line = alt.Chart(data).mark_line(interpolate="step-after", point=True).encode(
         x=alt.X("version:Q", title="version (events applied)", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y(f"{value}:Q", title=value),
+        y=alt.Y(f"{value}:Q", title=f"{value} ({unit})" if unit else value),
         tooltip=["version", "type", value],
     )
     layers: list[alt.Chart] = [line]

@@ -35,14 +35,19 @@ commands** from the models that **answer queries**. Paired with event sourcing
   waits (up to ``gap_timeout`` virtual seconds, then it assumes a rolled-back
   transaction and steps over). :class:`LateCommitStore` simulates such a writer.
 
+The lag is the runner's, not CQRS's: CQRS only asks for separate models.
+:class:`SameTransactionCQRS` is CQRS **without events**: read tables updated in the write's
+own SQLite transaction, never behind, paid for by every write.
+
 When is CQRS overkill? When reads and writes want the same shape of data (a
-CRUD form over one table), one model is simpler and never stale. Reach for CQRS
+CRUD form over one table), one model is simpler. Reach for CQRS
 when the read side needs shapes the write model cannot give cheaply, or must
 scale on its own, and when the business can live with eventual consistency.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -89,7 +94,10 @@ __all__ = [
     "ProjectionError",
     "ProjectionRunner",
     "ProjectionTimeout",
+    "ReadModelUpdateFailed",
     "RevenueByDay",
+    "SameTransactionCQRS",
+    "TransactionResult",
     "UnknownProjection",
     "add_item",
     "cancel_order",
@@ -827,3 +835,211 @@ def gap_demo(*, respect_gaps: bool, commit_at: float = 6.0, until: float = 15.0,
     sim.every(interval, poll, until=until)
     sim.run(until=until)
     return pd.DataFrame(rows), sim
+
+
+# -- CQRS without events: the read tables in the write's transaction ---------------------
+class ReadModelUpdateFailed(EdaLabError):
+    """A read table could not be updated, so the whole write was rolled back."""
+
+
+@dataclass(frozen=True)
+class TransactionResult:
+    """What became of a command sent to :class:`SameTransactionCQRS`.
+
+    ``write`` is the write counter after the command (how many writes have
+    committed); ``rows`` counts the rows its transaction wrote, write tables and
+    read tables together: the price every write pays for every read model.
+    """
+
+    command: Command
+    accepted: bool
+    reason: str = ""
+    write: int = 0
+    rows: int = 0
+
+    def __bool__(self) -> bool:
+        return self.accepted
+
+    def __str__(self) -> str:
+        if self.accepted:
+            return (f"{self.command.type} {self.command.subject}: accepted in one transaction "
+                    f"(write {self.write}, {self.rows} rows)")
+        return f"{self.command.type} {self.command.subject}: rejected: {self.reason}"
+
+
+_SYNC_SCHEMA = """
+CREATE TABLE orders (order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,
+                     status TEXT NOT NULL, total REAL NOT NULL);
+CREATE TABLE order_lines (order_id TEXT NOT NULL, product_id TEXT NOT NULL,
+                          quantity INTEGER NOT NULL, amount REAL NOT NULL);
+CREATE TABLE write_counter (id INTEGER PRIMARY KEY CHECK (id = 1), writes INTEGER NOT NULL);
+INSERT INTO write_counter VALUES (1, 0);
+CREATE TABLE orders_by_customer (customer_id TEXT NOT NULL, order_id TEXT PRIMARY KEY,
+                                 status TEXT NOT NULL, total REAL NOT NULL);
+CREATE TABLE revenue_by_day (day TEXT NOT NULL, product_id TEXT NOT NULL,
+                             quantity INTEGER NOT NULL, revenue REAL NOT NULL,
+                             PRIMARY KEY (day, product_id));
+CREATE TABLE read_checkpoints (name TEXT PRIMARY KEY, writes INTEGER NOT NULL);
+INSERT INTO read_checkpoints VALUES ('orders_by_customer', 0), ('revenue_by_day', 0);
+"""
+
+
+class SameTransactionCQRS:
+    """CQRS **without events**: read tables updated in the same SQLite transaction as the write.
+
+    CQRS only asks for separate models for writing and for reading. Nothing in it
+    needs events, a log or a projection runner: here the write model is a plain
+    ``orders`` table (plus ``order_lines``), and each command's transaction also
+    updates two read tables shaped for their questions (``orders_by_customer`` and
+    ``revenue_by_day``, the questions of the event-sourced shop) and their
+    checkpoints (``read_checkpoints``: the write counter each table reflects).
+    The transaction commits everything or nothing, so a reader never sees a read
+    table behind the write: :meth:`behind` is 0 at every moment. Lag comes from
+    **asynchronous** projections, not from CQRS.
+
+    What it costs (each is something the asynchronous, event-based design buys back):
+
+    * **write latency**: every write pays for every read model, in the same
+      transaction (:attr:`TransactionResult.rows`); a new read model slows every
+      command;
+    * **coupling**: a read table that cannot be updated fails the command
+      (:class:`ReadModelUpdateFailed`, nothing is written): read models cannot fail,
+      or be scaled, separately from the writes;
+    * **one database**: the read tables must live where the write's transaction is;
+    * **no replay**: there is no log, so a lost or new read model can only be built
+      from the write tables' *current* state, never from the history.
+
+    ``prices`` is the catalogue (product id -> unit price) for items without a price.
+    Commands are those of :func:`place_order`, :func:`pay_order`, :func:`ship_order`
+    and :func:`cancel_order`; the day of a payment is the command's time.
+    """
+
+    read_models = ("orders_by_customer", "revenue_by_day")
+
+    def __init__(self, prices: Mapping[str, float] | None = None, *,
+                 path: str = ":memory:") -> None:
+        self.prices = dict(prices) if prices is not None else {}
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.executescript(_SYNC_SCHEMA)
+        self.accepted = 0
+        self.rejected = 0
+
+    # -- the write, and every read table, in one transaction -----------------------------
+    def handle(self, command: Command) -> TransactionResult:
+        """Decide ``command`` and update the write and read tables in one transaction."""
+        conn = self.conn
+        order_id = str(command.data.get("order_id") or command.subject)
+        before = conn.total_changes
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._decide(command, order_id)
+            conn.execute("UPDATE write_counter SET writes = writes + 1")
+            conn.execute("UPDATE read_checkpoints SET writes = "
+                         "(SELECT writes FROM write_counter)")
+        except _Refused as exc:
+            conn.execute("ROLLBACK")
+            self.rejected += 1
+            return TransactionResult(command, False, str(exc), self.writes)
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise ReadModelUpdateFailed(
+                f"{command.type} {order_id!r} was rolled back, write included: a read table "
+                f"could not be updated ({exc}). With read models in the write's transaction, "
+                "a broken read model stops every write; repair the table (or move the read "
+                "model out of the transaction) and send the command again.") from None
+        except BaseException:
+            conn.execute("ROLLBACK")  # nothing half-written, whatever went wrong
+            raise
+        conn.execute("COMMIT")
+        self.accepted += 1
+        return TransactionResult(command, True, "", self.writes, conn.total_changes - before)
+
+    def _decide(self, command: Command, order_id: str) -> None:
+        conn, data = self.conn, command.data
+        row = conn.execute("SELECT customer_id, status, total FROM orders WHERE order_id = ?",
+                           (order_id,)).fetchone()
+        kind = command.type
+        if kind == "PlaceOrder":
+            if row is not None:
+                raise _Refused(f"order {order_id} already exists: choose a new order id.")
+            customer_id = data.get("customer_id")
+            if not isinstance(customer_id, str) or not customer_id:
+                raise _Refused("PlaceOrder needs a customer_id.")
+            lines = [self._line(item) for item in data.get("items") or ()]
+            total = round(sum(amount for _, _, amount in lines), 2)
+            conn.execute("INSERT INTO orders VALUES (?, ?, 'placed', ?)",
+                         (order_id, customer_id, total))
+            conn.executemany("INSERT INTO order_lines VALUES (?, ?, ?, ?)",
+                             [(order_id, *line) for line in lines])
+            conn.execute("INSERT INTO orders_by_customer VALUES (?, ?, 'placed', ?)",
+                         (customer_id, order_id, total))
+            return
+        if row is None:
+            raise _Refused(f"there is no order {order_id}: place it first.")
+        status = row[1]
+        allowed = {"PayOrder": ("placed", "paid"), "ShipOrder": ("paid", "shipped"),
+                   "CancelOrder": ("placed", "cancelled")}
+        if kind not in allowed:
+            raise _Refused(f"there is no handler for {kind!r}; this shop accepts "
+                           "PlaceOrder, PayOrder, ShipOrder, CancelOrder.")
+        needed, new_status = allowed[kind]
+        if kind == "CancelOrder" and status == "paid":
+            needed = "paid"  # a paid order may be cancelled: a refund
+        if status != needed:
+            raise _Refused(f"order {order_id!r} ({status}): {kind} needs a {needed} order.")
+        conn.execute("UPDATE orders SET status = ? WHERE order_id = ?", (new_status, order_id))
+        conn.execute("UPDATE orders_by_customer SET status = ? WHERE order_id = ?",
+                     (new_status, order_id))
+        # revenue is booked when an order is paid, refunded when a paid order is cancelled
+        sign = 1 if kind == "PayOrder" else -1 if kind == "CancelOrder" and status == "paid" else 0
+        if sign:
+            day = f"{command.time:%Y-%m-%d}"
+            conn.execute(
+                "INSERT INTO revenue_by_day SELECT ?, product_id, ? * quantity, ? * amount "
+                "FROM order_lines WHERE order_id = ? "
+                "ON CONFLICT (day, product_id) DO UPDATE SET "
+                "quantity = quantity + excluded.quantity, revenue = revenue + excluded.revenue",
+                (day, sign, sign, order_id))
+
+    def _line(self, item: Mapping[str, Any]) -> tuple[str, int, float]:
+        product_id, quantity = item.get("product_id"), item.get("quantity")
+        if not isinstance(product_id, str) or type(quantity) is not int or quantity < 1:
+            raise _Refused(f"an item needs a product_id and a quantity >= 1, got {dict(item)}.")
+        price = item.get("unit_price", self.prices.get(product_id))
+        if price is None:
+            raise _Refused(f"unknown product {product_id}: choose one from the catalogue.")
+        if not isinstance(price, (int, float)) or isinstance(price, bool) or price < 0:
+            raise _Refused(f"unit_price must be a number >= 0, got {price!r}.")
+        return product_id, quantity, round(quantity * float(price), 2)
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def writes(self) -> int:
+        """How many writes have committed (the write side's counter)."""
+        return int(self.conn.execute("SELECT writes FROM write_counter").fetchone()[0])
+
+    def behind(self, name: str | None = None) -> int:
+        """Writes the read table ``name`` (default: the one furthest behind) does not
+        reflect yet, read in one snapshot of the database: 0, by construction."""
+        names = self.read_models if name is None else (name,)
+        if not set(names) <= set(self.read_models):
+            raise UnknownProjection(f"there is no read table {name!r}: choose one of "
+                                    f"{', '.join(self.read_models)}.")
+        (lag,) = self.conn.execute(
+            "SELECT MAX(w.writes - r.writes) FROM write_counter w, read_checkpoints r "
+            f"WHERE r.name IN ({', '.join('?' * len(names))})", names).fetchone()
+        return int(lag)
+
+    def query(self, name: str, **filters: Any) -> pd.DataFrame:
+        """The rows of read table ``name`` whose columns equal ``filters`` (None: any)."""
+        if name not in self.read_models:
+            raise UnknownProjection(f"there is no read table {name!r}: choose one of "
+                                    f"{', '.join(self.read_models)}.")
+        frame = pd.read_sql_query(f"SELECT * FROM {name}", self.conn)
+        for column, value in filters.items():
+            if value is not None:
+                frame = frame[frame[column] == value]
+        return frame.reset_index(drop=True)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -34,6 +34,7 @@ raises them. The whole tree (a test keeps it complete)::
     ├── ProjectionError         (projections) a projection failed on an event
     ├── ProjectionTimeout       (cqrs)       read-your-writes waited too long
     ├── UnknownProjection       (cqrs)       no read model by that name
+    ├── ReadModelUpdateFailed   (cqrs)       a read table in the write's transaction failed
     ├── NatsServerError         (backends.nats_server) nats-server is missing or did not start
     ├── JetStreamError          (backends.jetstream) JetStream refused a request
     │   ├── JetStreamUnavailable                 no answer from the server in time

@@ -9,9 +9,11 @@ disguise, so eda_lab keeps the two as separate types.
 The event envelope uses the CloudEvents 1.0 attribute names: ``id``, ``source``,
 ``type``, ``subject``, ``time`` and ``data``, plus extension attributes for the
 ``sequence`` number, the ``correlation_id`` (which conversation this belongs to),
-the ``causation_id`` (which message caused this one) and the ``schema_version``
-of ``data``. :meth:`Event.to_cloudevent` gives the structured JSON form that any
-CloudEvents SDK reads.
+the ``causation_id`` (which message caused this one), the ``schema_version`` of
+``data`` and the ``actor`` (who made it happen: a clerk, a customer, a job;
+``source`` names the *producer*, the system that emitted it, not a person).
+:meth:`Event.to_cloudevent` gives the structured JSON form that any CloudEvents
+SDK reads.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ _EXTENSIONS = {
     "correlationid": "correlation_id",
     "causationid": "causation_id",
     "schemaversion": "schema_version",
+    "actor": "actor",
 }
 
 
@@ -240,6 +243,7 @@ class Event:
     correlation_id: str | None = None
     causation_id: str | None = None
     schema_version: int = 1
+    actor: str | None = None
     size: int = field(init=False, repr=False, compare=False)
     _json: str = field(init=False, repr=False, compare=False)
 
@@ -261,6 +265,9 @@ class Event:
         if self.correlation_id is not None or self.causation_id is not None:
             _check_optional(self.correlation_id, "correlation_id", str, "Event")
             _check_optional(self.causation_id, "causation_id", str, "Event")
+        if self.actor is not None and (type(self.actor) is not str or not self.actor.strip()):
+            raise InvalidEvent(f"Event.actor must name who acted (a non-empty str) or be None, "
+                               f"got {self.actor!r}.")
         version = self.schema_version
         if type(version) is not int or version < 1:
             raise InvalidEvent(
@@ -301,6 +308,7 @@ class Event:
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
             "schema_version": self.schema_version,
+            "actor": self.actor,
         }
 
     @classmethod
@@ -393,7 +401,7 @@ class Event:
 
 
 _ATTRS = ("id", "source", "type", "subject", "time", "data", "sequence",
-          "correlation_id", "causation_id", "schema_version")
+          "correlation_id", "causation_id", "schema_version", "actor")
 
 
 def _parse_time(value: object) -> datetime:

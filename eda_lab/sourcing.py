@@ -50,6 +50,7 @@ from eda_lab.handlers import handler_methods, on
 from eda_lab.store import EventStore, InMemoryEventStore, Recorded, Snapshot
 
 __all__ = [
+    "NOBODY_NAMED",
     "REPLAY_PAGE",
     "Account",
     "Aggregate",
@@ -64,6 +65,7 @@ __all__ = [
     "compare_states",
     "on",
     "replaying",
+    "snapshot_type",
     "state_history",
     "time_ordered_id",
 ]
@@ -128,6 +130,12 @@ class Aggregate:
     """
 
     source: ClassVar[str] = "eda-lab"
+    #: The meaning of this class's state, for snapshots. A snapshot is the state as
+    #: *this code* folded it; bump the number when a change makes the same events fold
+    #: into a different state (a new attribute, a handler that counts differently), and
+    #: a :class:`Repository` ignores the old snapshots (replays from the events) instead
+    #: of loading state the new code would never have produced.
+    snapshot_version: ClassVar[int] = 1
     _handlers: ClassVar[dict[str, Handler]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -174,7 +182,7 @@ class Aggregate:
 
     def mark_saved(self, saved: Sequence[Event]) -> None:
         """The pending events were appended as ``saved`` (the same events, in the same
-        order; a repository may have stamped who acted into their source): they are
+        order; a repository may have stamped who acted into their ``actor``): they are
         no longer pending, and the last of them is now :attr:`last_event`."""
         if len(saved) != len(self._pending) or any(
                 a.id != b.id for a, b in zip(saved, self._pending, strict=True)):
@@ -294,6 +302,12 @@ class Repository(Generic[A]):
     requested version and replays only the rest. ``last_replayed`` tells how many
     events the most recent load replayed (the cost snapshots save).
 
+    A snapshot is a cache of what the aggregate's *code* made of the events: it
+    is only used when it was written by the same ``snapshot_version`` of the same
+    class (:func:`snapshot_type`); after a change that bumps the version, loads
+    replay from the events until a new snapshot is written (the next save that
+    crosses a multiple of N, or :meth:`save_snapshot`).
+
     A replay of more than ``progress_after`` events shows a tqdm progress bar
     if it takes longer than half a second.
 
@@ -358,7 +372,7 @@ class Repository(Generic[A]):
         aggregate: A | None = None
         if self.snapshot_every is not None:
             snap = store.latest_snapshot(id, version)
-            if snap is not None and snap.type == self.aggregate.__name__:
+            if snap is not None and snap.type == snapshot_type(self.aggregate):
                 aggregate = self.aggregate.from_snapshot(snap, clock=self._clock,
                                                          new_id=self._new_id)
         if aggregate is None:
@@ -410,9 +424,11 @@ class Repository(Generic[A]):
     def save(self, aggregate: A, *, by: str | None = None) -> Sequence[Recorded]:
         """Append the aggregate's pending events, expecting nobody else wrote meanwhile.
 
-        ``by`` names who acted (a clerk, a service): the saved events get the source
-        ``"<source>/<by>"`` (``"shop/alice"``), which is what :func:`audit_frame`
-        shows as *who*. Without it the source stays the aggregate's (``"shop"``).
+        ``by`` names who acted (a clerk, a customer, a batch job): the saved events
+        carry it in their ``actor`` extension attribute, which :func:`audit_frame`
+        shows as *who*. Their ``source`` stays the aggregate's (``"shop"``): in
+        CloudEvents ``source`` names the producer (the system that emitted the
+        event), not the person on whose behalf it acted.
 
         Raises :class:`~eda_lab.store.ConcurrencyError` (and keeps the pending
         events unchanged) when the stream moved on since the aggregate was loaded.
@@ -423,16 +439,28 @@ class Repository(Generic[A]):
         if not pending:
             return []
         if by is not None:
-            pending = [event.evolve(source=f"{event.source}/{by}") for event in pending]
+            pending = [event.evolve(actor=by) for event in pending]
         expected = aggregate.version - len(pending)
         recorded = self.store.append(aggregate.id, pending, expected_version=expected)
         aggregate.mark_saved(pending)
         every = self.snapshot_every
         if every is not None and expected // every != aggregate.version // every:
-            self.store.save_snapshot(Snapshot(
-                aggregate.id, aggregate.version, aggregate.state(),
-                type(aggregate).__name__, pending[-1].time))
+            self.save_snapshot(aggregate)
         return recorded
+
+    def save_snapshot(self, aggregate: A) -> Snapshot:
+        """Store a snapshot of ``aggregate`` at its version now (e.g. to replace snapshots
+        that a new ``snapshot_version`` made obsolete), and return it."""
+        if aggregate.pending:
+            raise InvalidArgument(
+                f"{aggregate.id!r} has {len(aggregate.pending)} unsaved events: save them "
+                "first; a snapshot holds only stored state.")
+        last = aggregate.last_event
+        snapshot = Snapshot(aggregate.id, aggregate.version, aggregate.state(),
+                            snapshot_type(type(aggregate)),
+                            None if last is None else last.time)
+        self.store.save_snapshot(snapshot)
+        return snapshot
 
     def history(self, id: str) -> list[tuple[Recorded, dict[str, Any]]]:
         """Every event of the stream with the state right after it (for time travel)."""
@@ -442,6 +470,13 @@ class Repository(Generic[A]):
             aggregate.replay([rec])
             out.append((rec, aggregate.state()))
         return out
+
+
+def snapshot_type(aggregate: type[Aggregate]) -> str:
+    """The ``type`` a snapshot of ``aggregate`` is stored under: the class name, plus
+    ``/v<N>`` once its :attr:`~Aggregate.snapshot_version` is above 1 (``"Order/v2"``)."""
+    version = aggregate.snapshot_version
+    return aggregate.__name__ if version == 1 else f"{aggregate.__name__}/v{version}"
 
 
 # -- time travel, what-if and audit ------------------------------------------------------
@@ -455,23 +490,30 @@ def state_history(repository: Repository[Any], id: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def audit_frame(store: EventStore, stream_id: str) -> pd.DataFrame:
-    """A stream's history as an audit table: when, who, what, and the details.
+#: What :func:`audit_frame` shows as *who* when the writer named nobody.
+NOBODY_NAMED = "(not named)"
 
-    *who* is the event's ``by`` field if it has one, else its source: the system that
-    recorded it (``"shop"``), or the person too when the writer said so with
-    ``Repository.save(aggregate, by="alice")`` (``"shop/alice"``).
+
+def audit_frame(store: EventStore, stream_id: str) -> pd.DataFrame:
+    """A stream's history as an audit table: when, who, through which system, what.
+
+    *who* is the event's ``actor`` extension attribute (set by
+    ``Repository.save(aggregate, by="alice")``), else a ``by`` field of its data,
+    else :data:`NOBODY_NAMED`; *producer* is its ``source``, the system that
+    emitted it (``"shop"``).
     """
     rows = []
     for rec in store.read(stream_id):
         event = rec.event
         data = dict(event.data)
-        who = data.get("by") or event.source
+        who = event.actor or data.get("by") or NOBODY_NAMED
         details = ", ".join(f"{k}={v}" for k, v in data.items() if k != "by")
         rows.append({"version": rec.version, "position": rec.position,
-                     "when": event.time, "who": who, "what": event.type,
-                     "details": details, "schema_version": event.schema_version})
-    columns = ["version", "position", "when", "who", "what", "details", "schema_version"]
+                     "when": event.time, "who": who, "producer": event.source,
+                     "what": event.type, "details": details,
+                     "schema_version": event.schema_version})
+    columns = ["version", "position", "when", "who", "producer", "what", "details",
+               "schema_version"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -115,6 +115,23 @@ def test_delivery_happens_after_the_latency_in_virtual_time() -> None:
     assert got == [2.5]
 
 
+@pytest.mark.parametrize("service_time", [None, 0.25])
+def test_a_delivery_row_comes_before_the_emits_its_handler_caused(service_time) -> None:
+    sim = Simulation(seed=3)
+    bus = sim.channel("bus", latency=Fixed(0.5))
+    orders, receipts = bus.topic("orders"), bus.topic("receipts")
+    billing = sim.sink("billing")
+    options = {} if service_time is None else {"service_time": service_time}
+    billing.subscribe(orders, lambda e: billing.emit(receipts, "ReceiptSent", e.subject),
+                      **options)
+    sim.at(1.0, sim.emitter("shop").emit, orders, "OrderPaid", "O-1")
+    sim.run()
+    rows = sim.frame()[["t", "kind", "service", "type"]].values.tolist()
+    t = 1.5 + (service_time or 0.0)
+    assert rows == [[1.0, "emit", "shop", "OrderPaid"], [t, "deliver", "billing", "OrderPaid"],
+                    [t, "emit", "billing", "ReceiptSent"]]
+
+
 def test_start_earliest_replays_the_log_to_a_late_subscriber() -> None:
     sim = Simulation()
     topic = sim.channel("bus").topic("t")

@@ -577,3 +577,89 @@ def test_the_lag_chart_plots_positions_and_seconds_behind() -> None:
         assert read_model_chart(name, frame).to_dict()["mark"]["type"] == "bar"
     with pytest.raises(ValueError, match="no chart for read model"):
         read_model_chart("nope", pd.DataFrame())
+
+
+def test_coinciding_lag_lines_get_their_own_dashes_and_are_named() -> None:
+    from eda_lab.charts import coinciding_lines, projection_lag_chart
+
+    lag = pd.DataFrame({"t": [0.0, 1.0] * 3, "projection": ["a", "a", "b", "b", "c", "c"],
+                        "behind": [0, 5, 0, 5, 0, 9], "lag_s": [0.0, 1.0, 0.0, 1.0, 0.0, 2.0]})
+    assert coinciding_lines(lag, "projection", ["behind", "lag_s"]) == [["a", "b"]]
+    spec = projection_lag_chart(lag).to_dict()
+    assert spec["title"]["subtitle"] == ["a and b: identical lines, drawn one on the other "
+                                         "(dashed)"]
+    dash = spec["vconcat"][0]["encoding"]["strokeDash"]["scale"]
+    assert dash["domain"] == ["a", "b", "c"] and len({str(d) for d in dash["range"]}) == 3
+    apart = lag.assign(behind=[0, 5, 0, 6, 0, 9])
+    assert coinciding_lines(apart, "projection", ["behind", "lag_s"]) == []
+    assert projection_lag_chart(apart).to_dict()["title"]["subtitle"] == []
+
+
+def test_read_model_charts_give_units_on_their_axes() -> None:
+    from eda_lab.charts import read_model_chart, version_history_chart
+
+    revenue = pd.DataFrame({"day": ["2026-01-01"], "product_id": ["P-1"], "quantity": [1],
+                            "revenue": [2.5]})
+    assert read_model_chart("revenue_by_day", revenue).to_dict()["encoding"]["y"]["title"] \
+        == "revenue (EUR)"
+    history = pd.DataFrame({"version": [1, 2], "type": ["OrderPlaced", "ItemAdded"],
+                            "total": [0.0, 2.5]})
+    spec = version_history_chart(history).to_dict()
+    assert spec["layer"][0]["encoding"]["y"]["title"] == "total (EUR)"
+
+
+# -- CQRS without events ----------------------------------------------------------------------
+def test_same_transaction_read_tables_never_lag_and_follow_the_rules() -> None:
+    from eda_lab.cqrs import SameTransactionCQRS
+
+    shop = SameTransactionCQRS({"P-1": 2.5})
+    placed = shop.handle(place_order("O-1", "C-1", [("P-1", 2)]))
+    assert placed and placed.write == 1 and placed.rows == 6 and shop.behind() == 0
+    assert not shop.handle(place_order("O-1", "C-1"))  # already exists
+    refused = shop.handle(ship_order("O-1"))
+    assert not refused and "needs a paid order" in refused.reason
+    assert shop.handle(pay_order("O-1")) and shop.behind("revenue_by_day") == 0
+    assert shop.query("revenue_by_day")["revenue"].tolist() == [5.0]
+    assert shop.query("orders_by_customer", customer_id="C-1")["status"].tolist() == ["paid"]
+    assert shop.handle(cancel_order("O-1"))  # a paid order cancelled: a refund
+    assert shop.query("revenue_by_day")["revenue"].tolist() == [0.0]
+    assert (shop.writes, shop.accepted, shop.rejected) == (3, 3, 2)
+    with pytest.raises(UnknownProjection, match="no read table"):
+        shop.query("orders_to_ship")
+    bad = shop.handle(place_order("O-2", "C-1", [("P-1", 1, -3.0)]))
+    assert not bad and "unit_price" in bad.reason
+    assert shop.handle(place_order("O-2", "C-1", [("P-1", 1)]))  # no transaction left open
+    assert shop.writes == 4 and shop.behind() == 0
+
+
+def test_a_broken_read_table_rolls_the_write_back() -> None:
+    from eda_lab.cqrs import ReadModelUpdateFailed, SameTransactionCQRS
+
+    shop = SameTransactionCQRS({"P-1": 2.5})
+    shop.handle(place_order("O-1", "C-1", [("P-1", 1)]))
+    shop.conn.execute("DROP TABLE revenue_by_day")
+    with pytest.raises(ReadModelUpdateFailed, match="rolled back, write included"):
+        shop.handle(pay_order("O-1"))
+    status = shop.conn.execute("SELECT status FROM orders").fetchone()[0]
+    assert status == "placed" and shop.writes == 1
+    assert shop.query("orders_by_customer")["status"].tolist() == ["placed"]
+
+
+@pytest.mark.parametrize("n_orders", [3, 8])
+def test_the_lag_comparison_counts_stale_orders_for_both_designs(n_orders: int) -> None:
+    from eda_lab.lessons.n04_cqrs import CQRSShop, run_lag_comparison
+    from eda_lab.shop import load_shop
+
+    shop = load_shop()
+    sim = Simulation(seed=1, start=CQRSShop.start_time(shop))
+    lab = CQRSShop(sim, shop=shop, batch_size=4, interval=2.0, delay=1.0)
+    run = run_lag_comparison(lab, n_orders)
+    assert run.sync_max_lag == 0 and run.async_max_lag == n_orders
+    assert run.samples["async stale orders"].iloc[-1] == 0 and run.async_caught_up_after > 0
+    assert all(lab.runner.behind(name) == 0 for name in lab.runner.projections)
+    assert run.rows.set_index("command")["event-sourced: events appended"].to_dict() == \
+        {"PlaceOrder": 2, "PayOrder": 1}
+    same = run.sync.query("revenue_by_day").sort_values("product_id")["revenue"].sum()
+    day = f"{sim.time:%Y-%m-%d}"
+    projected = lab.runner.query("revenue_by_day", day=day)["revenue"].sum()
+    assert same == pytest.approx(projected)  # the same answer, once both are up to date

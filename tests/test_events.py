@@ -35,6 +35,7 @@ events = st.builds(
     correlation_id=st.none() | st.text(min_size=1, max_size=8),
     causation_id=st.none() | st.text(min_size=1, max_size=8),
     schema_version=st.integers(1, 5),
+    actor=st.none() | st.text(min_size=1, max_size=8).filter(str.strip),
 )
 
 
@@ -53,13 +54,14 @@ def test_the_official_cloudevents_sdk_reads_and_writes_our_structured_form() -> 
 
     event = Event("OrderPlaced", {"order_id": "O-1", "total": 12.5}, subject="O-1",
                   source="shop", id="e1", time=T0, sequence=7, correlation_id="c1",
-                  causation_id="k1", schema_version=2)
+                  causation_id="k1", schema_version=2, actor="alice")
     parsed = JSONFormat().read(None, json.dumps(event.to_cloudevent()))
     attributes = parsed.get_attributes()
     assert attributes["type"] == "OrderPlaced"
     assert attributes["subject"] == "O-1"
     assert attributes["sequence"] == 7
     assert attributes["causationid"] == "k1"
+    assert attributes["actor"] == "alice"  # an extension attribute: who acted, not the producer
     assert parsed.get_data() == {"order_id": "O-1", "total": 12.5}
     assert Event.from_cloudevent(JSONFormat().write(parsed)) == event
 
@@ -191,3 +193,11 @@ def test_nested_data_refuses_every_change() -> None:
             change()
     assert event.data == {"lines": [{"sku": "A"}], "tags": ("a", ["b"])}
     assert json.loads(event.to_json())["data"] == {"lines": [{"sku": "A"}], "tags": ["a", ["b"]]}
+
+
+def test_an_actor_must_name_someone() -> None:
+    for bad in ["", "  ", 7]:
+        with pytest.raises(InvalidEvent, match="who acted"):
+            Event("X", time=T0, actor=bad)  # type: ignore[arg-type]
+    assert Event("X", time=T0, actor="alice").to_cloudevent()["actor"] == "alice"
+    assert "actor" not in Event("X", time=T0).to_cloudevent()

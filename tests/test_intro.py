@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,3 +41,43 @@ def test_intro_exercises_are_registered_and_judge_answers(capsys) -> None:
     assert check("00.2", "Analytics") and not check("00.2", "shop")
     assert not check("00.1", None)
     assert "NOT YET" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("length", [0.0, 3.0, 12.0])
+def test_an_outage_backs_events_up_for_that_sink_and_loses_none(length: float) -> None:
+    from eda_lab.lessons.n00_introduction import run_outage
+
+    run = run_outage("billing", start=1.0, length=length, n_orders=12)
+    summary = run.summary
+    assert summary["published"] == summary["handled"] == 12 and summary["lost"] == 0
+    during = run.backlog[(run.backlog["t"] > 1.0) & (run.backlog["t"] < 1.0 + length)]
+    waiting = int(during["backlog"].max()) if len(during) else 0
+    assert summary["max_waiting"] >= waiting
+    if length >= 3.0:  # orders keep coming while billing is down: they pile up
+        assert waiting >= 3
+    assert run.backlog["backlog"].iloc[-1] == 0  # everything handled in the end
+    deliveries = run.frame.query("kind == 'deliver' and service == 'billing'")
+    assert (deliveries["t"].between(1.0, 1.0 + length, inclusive="neither")).sum() == 0 \
+        or length == 0.0
+
+
+def test_only_the_sinks_of_the_first_world_can_go_down() -> None:
+    from eda_lab.errors import InvalidArgument
+    from eda_lab.lessons.n00_introduction import run_outage
+
+    with pytest.raises(InvalidArgument, match="no sink 'shop'"):
+        run_outage("shop")
+    dashboard = run_outage("dashboard", start=0.0, length=30.0)
+    assert dashboard.summary["max_waiting"] == dashboard.summary["published"]
+
+
+def test_the_outage_chart_shades_the_outage_and_counts_events_waiting() -> None:
+    from eda_lab.charts import outage_backlog_chart
+    from eda_lab.lessons.n00_introduction import run_outage
+
+    run = run_outage("billing", start=1.0, length=3.0)
+    spec = outage_backlog_chart(run.backlog, start=1.0, end=4.0).to_dict()
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["rect", "line"]
+    assert spec["layer"][1]["encoding"]["y"]["title"] == "events waiting (count)"
+    unshaded = outage_backlog_chart(run.backlog, start=1.0, end=1.0).to_dict()
+    assert "layer" in unshaded and len(unshaded["layer"]) == 1

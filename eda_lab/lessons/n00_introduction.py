@@ -18,6 +18,7 @@ seeded random number of seconds apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pandas as pd
 
@@ -26,11 +27,13 @@ from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
 from eda_lab.exercises import exercise
 from eda_lab.latency import Uniform
+from eda_lab.runs import SimulationRun
 from eda_lab.services import Emitter, Sink
 from eda_lab.shop import load_shop
 from eda_lab.sim import Simulation
 
-__all__ = ["IntroWorld", "build_intro", "deliveries_by_service"]
+__all__ = ["SINKS", "IntroWorld", "OutageRun", "OutageSummary", "build_intro",
+           "deliveries_by_service", "run_outage"]
 
 
 @dataclass
@@ -101,6 +104,77 @@ def build_intro(seed: int = 7, n_orders: int = 12, *, latency: float = 0.3,
     if run:
         sim.run()
     return IntroWorld(sim, orders, sales, shop, shipping, billing, analytics, dashboard)
+
+
+#: The sinks of the first world, and the topic each consumes.
+SINKS = {"shipping": "orders", "billing": "orders", "analytics": "orders", "dashboard": "sales"}
+
+
+class OutageSummary(TypedDict):
+    """What one sink's outage did (see :func:`run_outage`)."""
+
+    #: events on the sink's topic
+    published: int
+    #: events the sink handled in the end
+    handled: int
+    #: published minus handled: what the outage lost (0: the channel kept everything)
+    lost: int
+    #: the most events waiting for the sink at once
+    max_waiting: int
+    #: virtual seconds from the end of the outage until nothing waited any more
+    caught_up_after_s: float
+
+
+@dataclass(eq=False)
+class OutageRun(SimulationRun):
+    """The first world with one sink down for a while: its backlog and a summary."""
+
+    world: IntroWorld
+    sink: str
+    #: events published on the sink's topic and not yet handled by it, over time (t, backlog)
+    backlog: pd.DataFrame
+    summary: OutageSummary
+
+
+def run_outage(sink: str = "billing", *, start: float = 1.0, length: float = 3.0,
+               seed: int = 7, n_orders: int = 12, latency: float = 0.3) -> OutageRun:
+    """Run the first world with ``sink`` down from ``start`` for ``length`` virtual seconds.
+
+    The channel keeps every event the sink has not handled; ``backlog`` counts them
+    over time (published on its topic, minus its deliveries: waiting or in flight),
+    so the outage shows as a ramp that drains when the sink is back. A sink downstream of another
+    (dashboard, fed by analytics) only waits for what analytics forwarded.
+    """
+    if sink not in SINKS:
+        raise InvalidArgument(f"there is no sink {sink!r} in the first world: choose one of "
+                              f"{', '.join(SINKS)}.")
+    if length < 0 or start < 0:
+        raise InvalidArgument(f"start and length must be >= 0 virtual seconds, got "
+                              f"{start} and {length}.")
+    world = build_intro(seed, n_orders, latency=latency, run=False)
+    if length > 0:
+        world.sim.outage(sink, start=start, end=start + length)
+    world.sim.run()
+    frame = world.sim.frame()
+    topic = SINKS[sink]
+    mine = frame[((frame["kind"] == "emit") & (frame["topic"] == topic))
+                 | ((frame["kind"] == "deliver") & (frame["service"] == sink))]
+    rows = mine[["t", "kind"]]
+    step = rows["kind"].map({"emit": 1, "deliver": -1}).astype("int64")
+    backlog = (pd.DataFrame({"t": rows["t"].to_numpy(), "backlog": step.cumsum().to_numpy()})
+               .groupby("t", as_index=False).last())
+    back = start + length
+    after = backlog[backlog["t"] >= back]
+    empty = after[after["backlog"] == 0]
+    caught_up = float(empty["t"].iloc[0] - back) if length > 0 and len(empty) else 0.0
+    summary: OutageSummary = {
+        "published": int(((frame["kind"] == "emit") & (frame["topic"] == topic)).sum()),
+        "handled": int(((frame["kind"] == "deliver") & (frame["service"] == sink)).sum()),
+        "lost": 0,
+        "max_waiting": int(backlog["backlog"].max()) if len(backlog) else 0,
+        "caught_up_after_s": round(caught_up, 3)}
+    summary["lost"] = summary["published"] - summary["handled"]
+    return OutageRun(world.sim, world, sink, backlog, summary)
 
 
 def deliveries_by_service(frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,12 +4,15 @@ The mechanism (commands, :class:`~eda_lab.cqrs.OrderCommandHandler`, the
 :class:`~eda_lab.cqrs.ProjectionRunner` and its lag, commit-order gaps) is in
 :mod:`eda_lab.cqrs`, the read models in :mod:`eda_lab.projections`. This module puts
 them together on the shop's data (:class:`CQRSShop`) and gives the notebook a
-command form and a query explorer to play with it.
+command form and a query explorer to play with it, and :func:`run_lag_comparison`: the
+same burst sent to :class:`~eda_lab.cqrs.SameTransactionCQRS` (CQRS without events) and to
+the event-sourced shop, read after every command.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,22 +22,26 @@ from eda_lab.cqrs import (
     CommandResult,
     OrderCommandHandler,
     ProjectionRunner,
+    SameTransactionCQRS,
     cancel_order,
     load_history,
     pay_order,
     place_order,
     ship_order,
 )
+from eda_lab.errors import InvalidArgument
 from eda_lab.events import Command
 from eda_lab.exercises import exercise
 from eda_lab.projections import OrdersByCustomer, OrdersToShip, RevenueByDay
+from eda_lab.runs import SimulationRun
 from eda_lab.shop import load_shop
 from eda_lab.store import InMemoryEventStore
 
 if TYPE_CHECKING:
     from eda_lab.sim import Simulation
 
-__all__ = ["CQRSShop", "command_form", "query_explorer"]
+__all__ = ["CQRSShop", "LagComparisonRun", "command_form", "query_explorer",
+           "run_lag_comparison"]
 
 
 class CQRSShop:
@@ -112,6 +119,94 @@ class CQRSShop:
                                 if k != "order_id")}
              for r in self.store.read_all(start)],
             columns=["position", "stream", "type", "data"])
+
+
+@dataclass(eq=False)
+class LagComparisonRun(SimulationRun):
+    """The same burst of commands sent to two CQRS designs, and what a reader saw.
+
+    ``samples`` has one row per moment a reader looked (after each command, then
+    after each poll of the asynchronous runner): t, moment, and for each design the
+    number of the burst's orders whose read model did not yet show the write
+    side's status (``sync stale orders``, ``async stale orders``). ``rows`` has one
+    row per command type: rows written by one same-transaction command (write and
+    read tables) against events appended by one event-sourced command.
+    """
+
+    sync: SameTransactionCQRS
+    samples: pd.DataFrame
+    rows: pd.DataFrame
+    sync_max_lag: int
+    async_max_lag: int
+    async_caught_up_after: float
+
+
+def run_lag_comparison(lab: CQRSShop, n_orders: int, *, seed_customers: int = 0,
+                       max_wait: float = 600.0) -> LagComparisonRun:
+    """Place and pay ``n_orders`` orders at one virtual instant on both designs, then read.
+
+    The same commands (same ids, customers, products) go to ``lab`` (event-sourced
+    write side, asynchronous projections) and to a fresh
+    :class:`~eda_lab.cqrs.SameTransactionCQRS` (read tables in the write's
+    transaction). A reader compares each read model's ``orders_by_customer`` status
+    of every burst order with the write side's, right after every command and then
+    after every poll until the asynchronous side has caught up (at most
+    ``max_wait`` virtual seconds); then time runs on, unsampled, until every read
+    model of ``lab`` has caught up. The lag is counted in **orders a reader sees
+    stale**, the same unit for both designs. ``seed_customers`` picks customers.
+    """
+    sim = lab.sim
+    if sim is None:
+        raise InvalidArgument("run_lag_comparison needs a CQRSShop with a simulation: "
+                              "CQRSShop(sim, ...).")
+    sync = SameTransactionCQRS(lab.prices)
+    customers = list(lab.shop.customers["customer_id"])
+    products = list(lab.prices)
+    projection = lab.runner["orders_by_customer"]
+    assert isinstance(projection, OrdersByCustomer)
+    truth: dict[str, str] = {}
+    samples: list[dict[str, Any]] = []
+    rows: dict[str, tuple[int, int]] = {}
+
+    def look(moment: str) -> None:
+        sync_view = dict(zip(*[sync.query("orders_by_customer")[c]
+                               for c in ("order_id", "status")], strict=True))
+        samples.append({
+            "t": sim.now, "moment": moment,
+            "sync stale orders": sum(sync_view.get(o) != s for o, s in truth.items()),
+            "async stale orders": sum(projection.orders.get(o, {}).get("status") != s
+                                      for o, s in truth.items())})
+
+    start = sim.now
+    for i in range(n_orders):
+        order_id = lab.new_order_id()
+        customer = customers[(seed_customers + 7 * i) % len(customers)]
+        product = products[(seed_customers + 3 * i) % len(products)]
+        for command in (place_order(order_id, customer, [(product, 1 + i % 3)], sim=sim),
+                        pay_order(order_id, sim=sim)):
+            async_result = lab.send(command)
+            sync_result = sync.handle(command)
+            if async_result.accepted != sync_result.accepted:  # pragma: no cover
+                raise AssertionError(f"the two write sides disagree on {command.type}")
+            truth[order_id] = async_result.state["status"]
+            rows.setdefault(command.type, (sync_result.rows, len(async_result.recorded)))
+            look(f"after {command.type} {order_id}")
+    caught_up = start
+    while samples[-1]["async stale orders"] and sim.now < start + max_wait:
+        sim.run(until=sim.now + 1.0)
+        look("one virtual second later")
+        caught_up = sim.now
+    runner = lab.runner
+    while any(runner.behind(name) for name in runner.projections) and sim.now < start + max_wait:
+        sim.run(until=sim.now + 1.0)  # the slower read models catch up too, unsampled
+    frame = pd.DataFrame(samples)
+    return LagComparisonRun(
+        sim, sync, frame,
+        pd.DataFrame([{"command": kind, "same transaction: rows written": sync_rows,
+                       "event-sourced: events appended": events}
+                      for kind, (sync_rows, events) in rows.items()]),
+        int(frame["sync stale orders"].max()), int(frame["async stale orders"].max()),
+        caught_up - start)
 
 
 _KIND = {"OrdersByCustomer": "dicts", "RevenueByDay": "dict -> DataFrame",
@@ -292,5 +387,6 @@ def _(answer: Any) -> str | None:
 def _(answer: Any) -> str | None:
     if answer is False:
         return None
-    return ("Reads and writes want the same shape here; two models add lag and code for "
-            "nothing. Fowler: for most systems CQRS adds risky complexity.")
+    return ("Reads and writes want the same shape here; two models add code (and, with "
+            "asynchronous projections, lag) for nothing. Fowler, in his bliki entry on CQRS: "
+            "for most systems CQRS adds risky complexity.")
