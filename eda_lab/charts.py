@@ -614,3 +614,35 @@ def partition_cap_chart(grid: pd.DataFrame, *, rate: float | None = None,
                                                     color="grey").encode(
             x=alt.value(0), y="rate:Q", text="label:N"))
     return alt.layer(*layers).properties(width=380, height=220, title=title)
+
+
+__all__ += ["saga_chart"]
+
+
+def saga_chart(in_flight: pd.DataFrame, compensations: pd.DataFrame, *,
+               title: str = "Sagas in flight, and the compensations that undid a step"
+               ) -> alt.VConcatChart:
+    """Sagas in flight over virtual time (a step line per style), and below, one mark
+    per compensation (a released reservation or a refunded charge) per style.
+
+    ``in_flight`` is :func:`eda_lab.sagas.in_flight_over_time` output with a
+    ``style`` column (several runs concatenated); ``compensations`` is
+    :func:`eda_lab.sagas.compensations_frame` output with a ``style`` column.
+    Both share the time axis, so a compensation lines up with the sagas it ends.
+    """
+    check_rows(in_flight, "saga chart", "Chart fewer orders or fewer styles.")
+    check_rows(compensations, "saga chart's compensations", "Chart fewer orders.")
+    top = max([float(in_flight["t"].max()) if len(in_flight) else 0.0,
+               float(compensations["t"].max()) if len(compensations) else 0.0, 1.0])
+    x = alt.X("t:Q", title="virtual time (s)", scale=alt.Scale(domain=[0, top]))
+    colour = alt.Color("style:N", title="style")
+    lines = alt.Chart(in_flight).mark_line(interpolate="step-after").encode(
+        x=x, y=alt.Y("in_flight:Q", title="sagas in flight (orders)",
+                     axis=alt.Axis(tickMinStep=1)),
+        color=colour, tooltip=["style:N", "t:Q", "in_flight:Q"]).properties(
+        width=560, height=180, title=title)
+    ticks = alt.Chart(compensations).mark_point(filled=True, size=60).encode(
+        x=x, y=alt.Y("style:N", title="compensations"), color=colour,
+        shape=alt.Shape("action:N", title="compensation"),
+        tooltip=["style:N", "t:Q", "order_id:N", "action:N"]).properties(width=560, height=70)
+    return alt.vconcat(lines, ticks)

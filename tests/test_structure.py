@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "eda_lab"
 #: The modules a reader studies as the patterns.
 PATTERN_MODULES = ("events", "sim", "channel", "services", "trace", "latency", "upcasting",
                    "handlers", "sourcing", "cqrs", "projections", "notification",
-                   "carried_state", "failures", "flow", "orders",
+                   "carried_state", "failures", "flow", "orders", "sagas",
                    # the small mechanisms they share, and the store package's modules
                    "delivery", "runs", "batching", "gcpause", "errors",
                    "store", "store.contract", "store.memory", "store.sqlite",
