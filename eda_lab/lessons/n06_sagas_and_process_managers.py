@@ -59,8 +59,10 @@ def run_both_styles(seed: int = 7, n_orders: int = 20, **options: Any) -> dict[s
 
 
 def comparison_table(runs: Mapping[str, SagaRun]) -> pd.DataFrame:
-    """:func:`~eda_lab.sagas.saga_summary` of each run, one column per style."""
-    return pd.DataFrame({style: saga_summary(run) for style, run in runs.items()})
+    """:func:`~eda_lab.sagas.saga_summary` of each run, one row per style."""
+    table = pd.DataFrame([saga_summary(run) for run in runs.values()],
+                         index=pd.Index(list(runs), name="style"))
+    return table
 
 
 def saga_chart_of(runs: Mapping[str, SagaRun], *, title: str | None = None) -> Any:
@@ -97,7 +99,7 @@ def saga_panel(*, decline_rate: float = 0.2, timeout: float = 2.0, seed: int = 7
         return [Prerendered(saga_chart_of(runs, title=title)), comparison_table(runs)]
 
     controls = {"decline_rate": slider("decline rate", decline_rate, 0.0, 0.8, 0.05),
-                "timeout": slider("timeout (s)", timeout, 0.25, 8.0, 0.25)}
+                "timeout": slider("timeout (s)", timeout, 1.0, 8.0, 0.25)}
     return Panel(run, draw, controls, title="One fault schedule, two styles of saga")
 
 
