@@ -50,3 +50,23 @@ def test_events_over_time_counts_in_pandas_for_any_size() -> None:
 @pytest.mark.parametrize(("span", "width"), [(1.0, 0.02), (60, 1), (3600, 60), (10**7, 86400)])
 def test_bin_width_is_round_and_bounded(span: float, width: float) -> None:
     assert charts.pick_bin_seconds(span) == width
+
+
+def test_saga_chart_draws_in_flight_per_style_and_a_mark_per_compensation() -> None:
+    from eda_lab.sagas import STYLES, compensations_frame, in_flight_over_time, run_saga
+
+    orders = [(f"O-{n}", 10.0) for n in range(10)]
+    runs = {s: run_saga(s, orders, seed=2, decline_rate=0.5) for s in STYLES}
+    in_flight = pd.concat([in_flight_over_time(r.frame).assign(style=s)
+                           for s, r in runs.items()])
+    comp = pd.concat([compensations_frame(r.frame).assign(style=s) for s, r in runs.items()])
+    spec = charts.saga_chart(in_flight, comp).to_dict()
+    top, bottom = spec["vconcat"]
+    assert top["mark"]["type"] == "line" and top["encoding"]["color"]["field"] == "style"
+    assert bottom["encoding"]["shape"]["field"] == "action"
+    datasets = spec["datasets"]
+    sizes = sorted(len(rows) for rows in datasets.values())
+    assert sizes == sorted([len(in_flight), len(comp)])
+    with pytest.raises(ChartTooLargeError):
+        big = pd.DataFrame({"t": range(6000), "in_flight": 1, "style": "x"})
+        charts.saga_chart(big, comp)

@@ -142,8 +142,9 @@ def _compensation(answer: Any) -> str | None:
             run = run_shop_saga("orchestration", seed, 12, compensation=policy, **options)
         except Exception as exc:  # the learner's code: report, do not crash the check
             return (f"with seed={seed} the process manager stopped with "
-                    f"{type(exc).__name__}: {exc} compensate(saga) must return a list of "
-                    "command names, each 'ReleaseStock' or 'RefundPayment'.")
+                    f"{type(exc).__name__}: {exc}. compensate(saga) must return a list "
+                    "of command names, each 'ReleaseStock' or 'RefundPayment' (an empty "
+                    "list when there is nothing to compensate).")
         frame = run.frame
         failed = frame[frame["kind"].isin(["retry", "dead_letter"])]
         if len(failed):
