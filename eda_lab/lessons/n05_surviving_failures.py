@@ -61,6 +61,7 @@ __all__ = [
     "PoisonRun",
     "consistency",
     "crash_point_table",
+    "first_orders",
     "run_billing",
     "run_card_billing",
     "run_dual_write",
@@ -70,7 +71,7 @@ __all__ = [
 
 
 # == the shop's orders ===================================================================
-def _orders(n_orders: int) -> pd.DataFrame:
+def first_orders(n_orders: int) -> pd.DataFrame:
     """The first ``n_orders`` orders of the shop data set, with their totals."""
     if n_orders < 0:
         raise InvalidArgument(f"n_orders must be >= 0, got {n_orders}.")
@@ -127,7 +128,7 @@ def _place_orders(sim: Simulation, orders: Topic, shop: Emitter, n_orders: int,
                   spacing: float) -> None:
     """Schedule ``OrderPlaced`` for the first ``n_orders`` shop orders, seeded spacing."""
     t = 0.0
-    for row in _orders(n_orders).itertuples(index=False):
+    for row in first_orders(n_orders).itertuples(index=False):
         t += sim.rng.expovariate(1.0 / spacing) if spacing > 0 else 0.0
         sim.at(t, shop.emit, orders, "OrderPlaced", row.order_id,
                {"order_id": row.order_id, "customer_id": row.customer_id,
@@ -289,7 +290,7 @@ def run_dual_write(design: str = "db_first", *, seed: int = 7, n_orders: int = 2
     topic = sim.channel("bus", partitions=3, latency=latency).topic("orders")
     db = OrderDatabase()
     service = OrderService(sim, topic, db, design=design)
-    orders = _orders(n_orders)
+    orders = first_orders(n_orders)
     faults = fault_rng(seed, 3)
     steps = len(CRASH_POINTS[design])
     if crashes is None:
@@ -360,7 +361,7 @@ def crash_point_table(seed: int = 7) -> pd.DataFrame:
     (after publishing, before marking), which ends in a duplicate, not a loss.
     """
     rows = []
-    order_id = _orders(1)["order_id"].iloc[0]
+    order_id = first_orders(1)["order_id"].iloc[0]
     for design in DESIGNS:
         steps = CRASH_POINTS[design]
         cases: list[tuple[str, int | None, list[int]]] = [

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from eda_lab.exercises import exercise
-from eda_lab.lessons.n05_surviving_failures import _orders
+from eda_lab.lessons.n05_surviving_failures import first_orders
 from eda_lab.sagas import (
     STYLES,
     Compensation,
@@ -39,7 +39,7 @@ __all__ = ["comparison_table", "run_both_styles", "run_shop_saga", "saga_chart_o
 
 def shop_orders(n_orders: int) -> list[tuple[str, float]]:
     """The first ``n_orders`` orders of the shop data set as (order id, total) pairs."""
-    frame = _orders(n_orders)
+    frame = first_orders(n_orders)
     return [(str(o), float(t)) for o, t in zip(frame["order_id"], frame["total"], strict=True)]
 
 
