@@ -614,3 +614,35 @@ def partition_cap_chart(grid: pd.DataFrame, *, rate: float | None = None,
                                                     color="grey").encode(
             x=alt.value(0), y="rate:Q", text="label:N"))
     return alt.layer(*layers).properties(width=380, height=220, title=title)
+
+
+def contract_breakage_chart(frame: pd.DataFrame, *, consumers: list[str] | None = None,
+                            switch: float | None = None,
+                            title: str = "What each consumer could read") -> Layered:
+    """One lane per consumer: a dot per event it read, a cross per event it could not
+    read (dead-lettered); a dashed rule at ``switch``, when the producer shipped (or
+    tried to ship) the new schema."""
+    rows = frame[frame["kind"].isin(["deliver", "dead_letter"])]
+    check_rows(rows, "contract breakage chart", "Publish fewer events.")
+    outcome = ["read", "could not read"]
+    data = pd.DataFrame({"t": rows["t"], "consumer": rows["service"],
+                         "event": rows["kind"].map({"deliver": outcome[0],
+                                                    "dead_letter": outcome[1]})})
+    order = consumers or sorted(data["consumer"].unique())
+    marks = alt.Chart(data).mark_point(size=60, filled=True).encode(
+        x=alt.X("t:Q", title="virtual time (s)"),
+        y=alt.Y("consumer:N", sort=order, title=None),
+        color=alt.Color("event:N", scale=alt.Scale(domain=outcome,
+                                                  range=["#4c78a8", "#e45756"]),
+                        legend=alt.Legend(orient="bottom", title=None)),
+        shape=alt.Shape("event:N", scale=alt.Scale(domain=outcome,
+                                                  range=["circle", "cross"]),
+                        legend=None))
+    layers: list[alt.Chart] = [marks]
+    if switch is not None:
+        layers.append(alt.Chart(pd.DataFrame({"t": [switch]})).mark_rule(
+            strokeDash=[4, 3], color="gray").encode(x="t:Q"))
+    return alt.layer(*layers).properties(title=title, width=520, height=160)
+
+
+__all__ += ["contract_breakage_chart"]

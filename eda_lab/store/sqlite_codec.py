@@ -46,8 +46,8 @@ class _Undecodable(Exception):
 #           table, time is in microseconds since 1970 UTC -- with a third element,
 #           a JSON object of the envelope attributes that differ from their usual
 #           values (a subject other than the stream id, a sequence, a correlation
-#           or causation id, a schema version other than 1, an actor, a dataschema), only when there are
-#           any: almost every event has no third element
+#           or causation id, a schema version other than 1, an actor, a dataschema),
+#           only when there are any: almost every event has no third element
 #   data  = the compact JSON that Event computed when it was created
 ROW_FORMAT = 3  # stored as the file's PRAGMA user_version. Format 1 (user_version 0)
 #                 had [type, source, time] heads and no kinds table; format 2 kept
