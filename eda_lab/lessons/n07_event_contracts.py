@@ -139,11 +139,11 @@ def run_change(change: str, style: str, *, n_orders: int = 20, switch_at: int | 
             "summary": contract_summary(run)}
 
 
-def change_matrix(*, n_orders: int = 20, mode: str | None = None,
-                  seed: int = 0) -> pd.DataFrame:
+def change_matrix(*, n_orders: int = 20, switch_at: int | None = None,
+                  mode: str | None = None, seed: int = 0) -> pd.DataFrame:
     """Consumers broken (of four) for every change and every reader style."""
-    rows = {change: {style: run_change(change, style, n_orders=n_orders, mode=mode,
-                                       seed=seed)["summary"]["consumers_broken"]
+    rows = {change: {style: run_change(change, style, n_orders=n_orders, switch_at=switch_at,
+                                       mode=mode, seed=seed)["summary"]["consumers_broken"]
                      for style in READER_STYLES} for change in CHANGES}
     frame = pd.DataFrame(rows).T
     frame.index.name = "change"
@@ -171,7 +171,7 @@ def mixed_stream(n_orders: int = 12, *, seed: int = 0) -> list[Event]:
 
 
 # -- the panel -------------------------------------------------------------------------
-def contract_panel(*, n_orders: int = 20, seed: int = 0) -> Any:
+def contract_panel(*, n_orders: int = 20, switch_at: int | None = None, seed: int = 0) -> Any:
     """Choose a change, the consumers' reader style and the registry's rule: the panel
     re-runs shipping and its consumers and shows who broke, over time."""
     import ipywidgets as w
@@ -179,6 +179,7 @@ def contract_panel(*, n_orders: int = 20, seed: int = 0) -> Any:
     from eda_lab.charts import contract_breakage_chart
     from eda_lab.widgets import Panel, Prerendered
 
+    switch = n_orders // 2 if switch_at is None else switch_at
     style = {"description_width": "initial"}
     controls = {
         "change": w.Dropdown(options=list(CHANGES), value="rename postcode",
@@ -191,11 +192,12 @@ def contract_panel(*, n_orders: int = 20, seed: int = 0) -> Any:
     }
 
     def run(change: str, style: str, mode: str) -> ShippingWorld:
-        return run_change(change, style, n_orders=n_orders, mode=mode or None, seed=seed)
+        return run_change(change, style, n_orders=n_orders, switch_at=switch,
+                          mode=mode or None, seed=seed)
 
     def draw(world: ShippingWorld) -> list[Any]:
         chart = contract_breakage_chart(world["run"].frame, consumers=list(CONSUMER_NEEDS),
-                                        switch=float(n_orders // 2))
+                                        switch=float(switch))
         refused = world["run"].refused
         note = f"refused by the registry: {refused[0]}" if refused else "shipped"
         return [Prerendered(chart), pd.Series(world["summary"], name=note).to_frame()]
@@ -257,3 +259,34 @@ def _ex_07_3(answer: Any) -> str | None:
     return ("Who needs customer_id: readers of the new schema reading old events, or "
             "readers of the old schema reading new events?")
 
+
+
+# -- shipping's private domain events ------------------------------------------------------
+def domain_events(subject: str, data: dict[str, Any], *,
+                  postcode_field: str = "postcode") -> list[Event]:
+    """What shipping records *inside* for one order: three private domain events in its
+    own words (the picker, the bin, the weight in grams, the label's barcode), with the
+    postcode under ``postcode_field`` (the shipping team may rename it whenever it likes)."""
+    n = int(subject.split("-")[-1])
+    return [
+        Event("ParcelPacked", {"order_id": data["order_id"], "picker": f"P-{n % 5 + 1}",
+                               "bin": f"B-{n % 12:02d}", "weight_g": 500 + 100 * (n % 7)},
+              subject, "shipping", f"{subject}-packed"),
+        Event("AddressConfirmed", {"customer_id": data["customer_id"], "street": data["street"],
+                                   "city": data["city"], postcode_field: data["postcode"]},
+              subject, "shipping", f"{subject}-address"),
+        Event("LabelPrinted", {"barcode": f"00{n:010d}", "total": data["total"]},
+              subject, "shipping", f"{subject}-label"),
+    ]
+
+
+def translate(merged: dict[str, Any]) -> dict[str, Any]:
+    """Shipping's translation from its private model to the public OrderShipped v1: the
+    one place that knows both vocabularies (it reads the postcode under either name)."""
+    return {"order_id": merged["order_id"], "customer_id": merged["customer_id"],
+            "street": merged["street"], "city": merged["city"],
+            "postcode": merged.get("postcode", merged.get("postal_code")),
+            "total": merged["total"]}
+
+
+__all__ += ["domain_events", "translate"]
