@@ -112,8 +112,8 @@ class Schema:
     >>> v1 = Schema("OrderShipped", 1, required=("order_id", "postcode"))
     >>> v1.uri
     'urn:eda-lab:OrderShipped:1'
-    >>> v1.fields
-    frozenset({'order_id', 'postcode'})
+    >>> sorted(v1.fields)
+    ['order_id', 'postcode']
     """
 
     type: str

@@ -12,7 +12,8 @@ from the shop's data, the demo apps, the widget panels and the ``@exercise`` che
 * ``n04_cqrs``: the shop with a write side and a read side, the command form and the
   query explorer;
 * ``n05_surviving_failures``: the billing, warehouse and ordering worlds, the
-  scale-out panel.
+  scale-out panel;
+* ``n07_event_contracts``: shipping and its four consumers, the schema change panel.
 
 A lesson module may import anything in ``eda_lab``; no pattern module imports a
 lesson (``tests/test_structure.py`` checks it). Importing this package imports

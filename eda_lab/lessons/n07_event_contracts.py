@@ -234,17 +234,15 @@ def _ex_07_2(answer: Any) -> str | None:
     reader = BoundaryUpcaster(upcasters, StrictReader(CHANGES["rename postcode"][0],
                                                       ("postal_code", "total")))
     for position, event in enumerate(mixed_stream(12), start=1):
-        before = dict(event.data)
+        before = event.data
         try:
             values = reader.read(event)
         except Exception as exc:
             cause = exc.__cause__ or exc
             return (f"event {position} of the stream ({event.id}, v{event.schema_version}, "
-                    f"data {before}) could not be read: {type(cause).__name__}: {cause}. "
+                    f"data {dict(before)}) could not be read: {type(cause).__name__}: {cause}. "
                     "The v2 reader binds the whole v2 schema: postal_code instead of "
                     "postcode, every other field kept, nothing extra.")
-        if dict(event.data) != before:
-            return "your upcaster changed the event it was given: return a new dict."
         if values["postal_code"] != before.get("postcode", before.get("postal_code")):
             return (f"event {position} ({event.id}) was read with postal_code "
                     f"{values['postal_code']!r}, not its postcode {before.get('postcode')!r}.")
