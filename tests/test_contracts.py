@@ -245,3 +245,17 @@ def test_a_schema_refuses_a_field_both_required_and_optional() -> None:
         Schema("S", 1, ("a",), {"a": 0})
     with pytest.raises(InvalidArgument):
         Schema("S", 0)
+
+
+def test_the_panel_reruns_the_change_the_learner_chooses() -> None:
+    from eda_lab.lessons.n07_event_contracts import contract_panel
+
+    panel = contract_panel(n_orders=6, switch_at=2)
+    assert panel.result["summary"]["consumers_broken"] == 4  # rename, strict, no registry
+    panel.controls["style"].value = "tolerant + alias"
+    assert panel.result["summary"]["consumers_broken"] == 0
+    panel.controls["style"].value = "strict"
+    panel.controls["mode"].value = "full"
+    assert panel.result["summary"]["refused"] == 1
+    assert panel.result["summary"]["consumers_broken"] == 0
+    assert panel.redraws == 4
