@@ -158,7 +158,7 @@ class Schema:
         return Schema(self.type, self.version + 1, tuple(required), optional)
 
 
-def compatible(new: Schema, old: Schema, mode: Mode) -> list[str]:
+def compatible(new: Schema, old: Schema, *, mode: Mode) -> list[str]:
     """Why ``new`` breaks ``mode`` against ``old``: an empty list when it does not.
 
     * backward (new readers, old events): every field the new schema requires must
@@ -168,9 +168,9 @@ def compatible(new: Schema, old: Schema, mode: Mode) -> list[str]:
     * full: both; none: nothing to check.
 
     >>> v1 = Schema("S", 1, required=("a", "b"))
-    >>> compatible(v1.evolve(remove=["b"]), v1, "backward")
+    >>> compatible(v1.evolve(remove=["b"]), v1, mode="backward")
     []
-    >>> compatible(v1.evolve(remove=["b"]), v1, "forward")
+    >>> compatible(v1.evolve(remove=["b"]), v1, mode="forward")
     ["forward: readers of v1 need 'b', which v2 events may not carry"]
     """
     if mode not in MODES:
@@ -187,8 +187,8 @@ def compatible(new: Schema, old: Schema, mode: Mode) -> list[str]:
 
 def compatibility_table(old: Schema, changes: Mapping[str, Schema]) -> list[dict[str, Any]]:
     """For each named change (a new schema), is it backward and forward compatible?"""
-    return [{"change": name, "backward": not compatible(new, old, "backward"),
-             "forward": not compatible(new, old, "forward")} for name, new in changes.items()]
+    return [{"change": name, "backward": not compatible(new, old, mode="backward"),
+             "forward": not compatible(new, old, mode="forward")} for name, new in changes.items()]
 
 
 class SchemaRegistry:
@@ -215,7 +215,7 @@ class SchemaRegistry:
             if schema.version != latest.version + 1:
                 raise InvalidArgument(f"{schema.type} is at v{latest.version}: the next "
                                       f"version is {latest.version + 1}, not {schema.version}.")
-            reasons = compatible(schema, latest, self.mode)
+            reasons = compatible(schema, latest, mode=self.mode)
             if reasons:
                 raise IncompatibleSchema(
                     f"{schema.type} v{schema.version} is not {self.mode} compatible with "
@@ -331,9 +331,9 @@ class BoundaryUpcaster(Reader):
 
 
 # -- the translation at the boundary -----------------------------------------------------
-def to_integration(domain: Iterable[Event], schema: Schema,
-                   translate: Callable[[dict[str, Any]], Mapping[str, Any]], *,
-                   event_type: str | None = None) -> Mapping[str, Any]:
+def to_integration(domain: Iterable[Event], schema: Schema, *,
+                   translate: Callable[[dict[str, Any]], Mapping[str, Any]]
+                   ) -> Mapping[str, Any]:
     """The public data of one integration event, built from a service's private domain
     events: their data merged in order, translated, and checked against ``schema``
     (a missing required field raises :class:`BrokenContract` in the producer, before
@@ -345,7 +345,7 @@ def to_integration(domain: Iterable[Event], schema: Schema,
     missing = schema.missing(public)
     if missing:
         raise BrokenContract(
-            f"the translation to {event_type or schema.type} v{schema.version} lacks "
+            f"the translation to {schema.type} v{schema.version} lacks "
             f"{missing}: fix the translation, the public contract did not change.")
     return {name: value for name, value in public.items() if name in schema.fields}
 
@@ -378,8 +378,8 @@ class ContractSummary(TypedDict):
     events_unread: int
 
 
-def run_contract(old: Schema, orders: Sequence[tuple[str, Mapping[str, Any]]],
-                 readers: Mapping[str, Reader], *, new: Schema | None = None,
+def run_contract(old: Schema, orders: Sequence[tuple[str, Mapping[str, Any]]], *,
+                 readers: Mapping[str, Reader], new: Schema | None = None,
                  change: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                  switch_at: int = 0, registry: SchemaRegistry | None = None,
                  seed: int = 0, interval: float = 1.0, latency: float = 0.5,

@@ -76,10 +76,10 @@ def test_a_rule_holds_exactly_when_a_tolerant_reader_can_read(
             return False
         return True
 
-    assert (not compatible(new, old, "backward")) == reads(new, old)
-    assert (not compatible(new, old, "forward")) == reads(old, new)
-    assert (not compatible(new, old, "full")) == (reads(new, old) and reads(old, new))
-    assert compatible(new, old, "none") == []
+    assert (not compatible(new, old, mode="backward")) == reads(new, old)
+    assert (not compatible(new, old, mode="forward")) == reads(old, new)
+    assert (not compatible(new, old, mode="full")) == (reads(new, old) and reads(old, new))
+    assert compatible(new, old, mode="none") == []
 
 
 postcodes = st.text(alphabet="0123456789", min_size=4, max_size=6)
@@ -147,14 +147,15 @@ def test_an_alias_reads_a_renamed_field() -> None:
 
 def test_the_translation_keeps_a_private_rename_private() -> None:
     subject, data = orders(3, seed=2)[1]
-    public = to_integration(domain_events(subject, data), V1, translate)
+    public = to_integration(domain_events(subject, data), V1, translate=translate)
     renamed = to_integration(domain_events(subject, data, postcode_field="postal_code"),
-                             V1, translate)
+                             V1, translate=translate)
     assert public == renamed and set(public) == V1.fields
     assert "picker" not in public
     with pytest.raises(BrokenContract, match="lacks \\['city'\\]"):
         to_integration(domain_events(subject, data), V1,
-                       lambda merged: {k: v for k, v in translate(merged).items() if k != "city"})
+                       translate=lambda merged: {k: v for k, v in translate(merged).items()
+                                                 if k != "city"})
 
 
 @pytest.mark.parametrize(("n_orders", "switch_at"), [(12, 4), (20, 10)])
@@ -190,13 +191,14 @@ def test_a_registry_in_the_simulation_stops_the_change_before_anyone_reads_it() 
 
 def test_run_contract_needs_the_schema_and_the_change_together() -> None:
     with pytest.raises(InvalidArgument, match="both"):
-        run_contract(V1, orders(2), readers("strict"), new=V2)
+        run_contract(V1, orders(2), readers=readers("strict"), new=V2)
 
 
 def test_a_v2_reader_reads_a_mixed_topic_only_when_it_upcasts() -> None:
     needs = ("postal_code",)
     boundary = BoundaryUpcaster(shipping_upcasters(), StrictReader(V2, needs))
-    run = run_contract(V1, orders(10), {"plain": StrictReader(V2, needs), "upcasting": boundary},
+    run = run_contract(V1, orders(10),
+                       readers={"plain": StrictReader(V2, needs), "upcasting": boundary},
                        new=V2, change=CHANGES["rename postcode"][1], switch_at=6)
     assert broken_consumers(run.frame) == {"plain": 6}
     assert len(run.read["upcasting"]) == 10 and boundary.upcast == 6

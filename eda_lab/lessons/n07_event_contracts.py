@@ -19,7 +19,7 @@ tracking   tells the customer where the parcel is     order_id, customer_id
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 import pandas as pd
 
@@ -27,6 +27,7 @@ from eda_lab.contracts import (
     BoundaryUpcaster,
     ContractRun,
     ContractSummary,
+    Mode,
     Reader,
     Schema,
     SchemaRegistry,
@@ -131,8 +132,8 @@ def run_change(change: str, style: str, *, n_orders: int = 20, switch_at: int | 
     if change not in CHANGES:
         raise InvalidArgument(f"unknown change {change!r}: choose one of {list(CHANGES)}.")
     new, fn = CHANGES[change]
-    registry = SchemaRegistry(mode) if mode else None  # type: ignore[arg-type]
-    run = run_contract(V1, orders(n_orders, seed=seed), readers(style), new=new, change=fn,
+    registry = SchemaRegistry(cast(Mode, mode)) if mode else None
+    run = run_contract(V1, orders(n_orders, seed=seed), readers=readers(style), new=new, change=fn,
                        switch_at=n_orders // 2 if switch_at is None else switch_at,
                        registry=registry, seed=seed)
     return {"run": run, "change": change, "style": style, "mode": mode,
