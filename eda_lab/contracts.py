@@ -40,11 +40,12 @@ add a required field        no        yes
 ==========================  ========  ========
 
 A **strict reader** (it binds the whole schema and refuses unknown fields, as a
-generated class does when it fails on unknown properties) breaks on *any* change;
-a tolerant reader breaks only when a field it needs is gone. A rename removes a
-field under its old name: a tolerant reader that needs it breaks too, unless it
-knows the new name (an **alias**, as Avro reader schemas allow) or the consumer
-**upcasts** old events at its boundary (:class:`BoundaryUpcaster`, with
+generated class does when it fails on unknown properties) breaks on every change in
+the table; a tolerant reader breaks only when a field it needs is gone. A rename
+removes a field under its old name: a tolerant reader that needs it breaks too,
+unless it knows the new name (an **alias**, as Avro reader schemas allow). A
+consumer rewritten for the new schema reads the old events still on the topic by
+**upcasting** them at its boundary (:class:`BoundaryUpcaster`, with
 :class:`~eda_lab.upcasting.Upcasters`).
 """
 
