@@ -241,7 +241,8 @@ def _ex_07_2(answer: Any) -> str | None:
         except Exception as exc:
             cause = exc.__cause__ or exc
             return (f"event {position} of the stream ({event.id}, v{event.schema_version}, "
-                    f"data {dict(before)}) could not be read: {type(cause).__name__}: {cause}. "
+                    f"data {dict(before)}) could not be read: {type(cause).__name__}: "
+                    f"{str(cause).rstrip('.')}. "
                     "The v2 reader binds the whole v2 schema: postal_code instead of "
                     "postcode, every other field kept, nothing extra.")
         if values["postal_code"] != before.get("postcode", before.get("postal_code")):
