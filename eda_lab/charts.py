@@ -646,3 +646,34 @@ def saga_chart(in_flight: pd.DataFrame, compensations: pd.DataFrame, *,
         shape=alt.Shape("action:N", title="compensation"),
         tooltip=["style:N", "t:Q", "order_id:N", "action:N"]).properties(width=560, height=70)
     return alt.vconcat(lines, ticks)
+
+def contract_breakage_chart(frame: pd.DataFrame, *, consumers: list[str] | None = None,
+                            switch: float | None = None,
+                            title: str = "What each consumer could read") -> Layered:
+    """One lane per consumer: a dot per event it read, a cross per event it could not
+    read (dead-lettered); a dashed rule at ``switch``, when the producer shipped (or
+    tried to ship) the new schema."""
+    rows = frame[frame["kind"].isin(["deliver", "dead_letter"])]
+    check_rows(rows, "contract breakage chart", "Publish fewer events.")
+    outcome = ["read", "could not read"]
+    data = pd.DataFrame({"t": rows["t"], "consumer": rows["service"],
+                         "event": rows["kind"].map({"deliver": outcome[0],
+                                                    "dead_letter": outcome[1]})})
+    order = consumers or sorted(data["consumer"].unique())
+    marks = alt.Chart(data).mark_point(size=60, filled=True).encode(
+        x=alt.X("t:Q", title="virtual time (s)"),
+        y=alt.Y("consumer:N", sort=order, title=None),
+        color=alt.Color("event:N", scale=alt.Scale(domain=outcome,
+                                                  range=["#4c78a8", "#e45756"]),
+                        legend=alt.Legend(orient="bottom", title=None)),
+        shape=alt.Shape("event:N", scale=alt.Scale(domain=outcome,
+                                                  range=["circle", "cross"]),
+                        legend=None))
+    layers: list[alt.Chart] = [marks]
+    if switch is not None:
+        layers.append(alt.Chart(pd.DataFrame({"t": [switch]})).mark_rule(
+            strokeDash=[4, 3], color="gray").encode(x="t:Q"))
+    return alt.layer(*layers).properties(title=title, width=520, height=160)
+
+
+__all__ += ["contract_breakage_chart"]

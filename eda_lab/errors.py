@@ -27,6 +27,9 @@ raises them. The whole tree (a test keeps it complete)::
     ├── CorruptEventError       (store.contract) a stored row cannot be read (its position named)
     ├── StoreSchemaError        (store.contract) the database lacks a table or column
     ├── SchemaVersionError      (upcasting)  no upcaster chain reaches the reader's version
+    ├── IncompatibleSchema      (contracts)  a registry refused a schema that breaks its rule
+    ├── UnknownSchema           (contracts)  an event names a dataschema the registry lacks
+    ├── BrokenContract          (contracts)  a consumer could not read an event's data
     ├── UnknownEventType        (sourcing)   an aggregate has no handler for an event type
     ├── AggregateNotFound       (sourcing)   no events for that id (a NotFound)
     ├── MissingRecording        (sourcing)   a replay asked a gateway for an unrecorded answer

@@ -12,6 +12,10 @@ The event envelope uses the CloudEvents 1.0 attribute names: ``id``, ``source``,
 the ``causation_id`` (which message caused this one), the ``schema_version`` of
 ``data`` and the ``actor`` (who made it happen: a clerk, a customer, a job;
 ``source`` names the *producer*, the system that emitted it, not a person).
+``dataschema`` is the CloudEvents core attribute that names (by URI) the schema
+``data`` follows, for example ``"urn:shop:OrderShipped:2"``; a schema registry
+checks a change of that schema against the versions before it
+(:mod:`eda_lab.contracts`). It is optional and ``None`` by default.
 :meth:`Event.to_cloudevent` gives the structured JSON form that any CloudEvents
 SDK reads.
 """
@@ -244,6 +248,7 @@ class Event:
     causation_id: str | None = None
     schema_version: int = 1
     actor: str | None = None
+    dataschema: str | None = None
     size: int = field(init=False, repr=False, compare=False)
     _json: str = field(init=False, repr=False, compare=False)
 
@@ -268,6 +273,10 @@ class Event:
         if self.actor is not None and (type(self.actor) is not str or not self.actor.strip()):
             raise InvalidEvent(f"Event.actor must name who acted (a non-empty str) or be None, "
                                f"got {self.actor!r}.")
+        if self.dataschema is not None and (type(self.dataschema) is not str
+                                            or not self.dataschema.strip()):
+            raise InvalidEvent(f"Event.dataschema must name a schema (a non-empty URI such as "
+                               f"'urn:shop:OrderShipped:2') or be None, got {self.dataschema!r}.")
         version = self.schema_version
         if type(version) is not int or version < 1:
             raise InvalidEvent(
@@ -309,6 +318,7 @@ class Event:
             "causation_id": self.causation_id,
             "schema_version": self.schema_version,
             "actor": self.actor,
+            "dataschema": self.dataschema,
         }
 
     @classmethod
@@ -358,6 +368,8 @@ class Event:
         }
         if self.subject:
             out["subject"] = self.subject
+        if self.dataschema is not None:
+            out["dataschema"] = self.dataschema
         for ce_name, attr in _EXTENSIONS.items():
             value = getattr(self, attr)
             if value is not None and ce_name not in out:
@@ -391,6 +403,8 @@ class Event:
             "time": _parse_time(raw["time"]),
             "data": raw.get("data", {}),
         }
+        if "dataschema" in raw:
+            attrs["dataschema"] = raw["dataschema"]
         for ce_name, attr in _EXTENSIONS.items():
             if ce_name in raw:
                 value = raw[ce_name]
@@ -401,7 +415,7 @@ class Event:
 
 
 _ATTRS = ("id", "source", "type", "subject", "time", "data", "sequence",
-          "correlation_id", "causation_id", "schema_version", "actor")
+          "correlation_id", "causation_id", "schema_version", "actor", "dataschema")
 
 
 def _parse_time(value: object) -> datetime:

@@ -36,6 +36,7 @@ events = st.builds(
     causation_id=st.none() | st.text(min_size=1, max_size=8),
     schema_version=st.integers(1, 5),
     actor=st.none() | st.text(min_size=1, max_size=8).filter(str.strip),
+    dataschema=st.none() | st.text(min_size=1, max_size=12).filter(str.strip),
 )
 
 
@@ -54,7 +55,8 @@ def test_the_official_cloudevents_sdk_reads_and_writes_our_structured_form() -> 
 
     event = Event("OrderPlaced", {"order_id": "O-1", "total": 12.5}, subject="O-1",
                   source="shop", id="e1", time=T0, sequence=7, correlation_id="c1",
-                  causation_id="k1", schema_version=2, actor="alice")
+                  causation_id="k1", schema_version=2, actor="alice",
+                  dataschema="urn:shop:OrderPlaced:2")
     parsed = JSONFormat().read(None, json.dumps(event.to_cloudevent()))
     attributes = parsed.get_attributes()
     assert attributes["type"] == "OrderPlaced"
@@ -62,6 +64,7 @@ def test_the_official_cloudevents_sdk_reads_and_writes_our_structured_form() -> 
     assert attributes["sequence"] == 7
     assert attributes["causationid"] == "k1"
     assert attributes["actor"] == "alice"  # an extension attribute: who acted, not the producer
+    assert attributes["dataschema"] == "urn:shop:OrderPlaced:2"  # a core attribute
     assert parsed.get_data() == {"order_id": "O-1", "total": 12.5}
     assert Event.from_cloudevent(JSONFormat().write(parsed)) == event
 
@@ -201,3 +204,11 @@ def test_an_actor_must_name_someone() -> None:
             Event("X", time=T0, actor=bad)  # type: ignore[arg-type]
     assert Event("X", time=T0, actor="alice").to_cloudevent()["actor"] == "alice"
     assert "actor" not in Event("X", time=T0).to_cloudevent()
+
+
+def test_a_dataschema_must_name_a_schema() -> None:
+    for bad in ("", "  ", 3):
+        with pytest.raises(InvalidEvent, match="dataschema"):
+            Event("X", time=T0, dataschema=bad)  # type: ignore[arg-type]
+    assert Event("X", time=T0, dataschema="urn:x:1").to_cloudevent()["dataschema"] == "urn:x:1"
+    assert "dataschema" not in Event("X", time=T0).to_cloudevent()

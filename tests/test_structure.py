@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "eda_lab"
 
 #: The modules a reader studies as the patterns.
 PATTERN_MODULES = ("events", "sim", "channel", "services", "trace", "latency", "upcasting",
+                   "contracts",
                    "handlers", "sourcing", "cqrs", "projections", "notification",
                    "carried_state", "failures", "flow", "orders", "sagas",
                    # the small mechanisms they share, and the store package's modules

@@ -15,6 +15,7 @@ from the shop's data, the demo apps, the widget panels and the ``@exercise`` che
   scale-out panel;
 * ``n06_sagas_and_process_managers``: the shop's orders as sagas in both styles, the
   decline-rate and timeout panel, the compensation exercise.
+* ``n07_event_contracts``: shipping and its four consumers, the schema change panel.
 
 A lesson module may import anything in ``eda_lab``; no pattern module imports a
 lesson (``tests/test_structure.py`` checks it). Importing this package imports

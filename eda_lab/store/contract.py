@@ -270,7 +270,7 @@ encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"),
 #: Time zero of :func:`to_micros`.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CONTENT_FIELDS = ("type", "schema_version", "source", "subject", "time", "sequence",
-                  "correlation_id", "causation_id", "actor", "data")
+                  "correlation_id", "causation_id", "actor", "dataschema", "data")
 
 
 def to_micros(time: datetime) -> int:
@@ -291,7 +291,7 @@ def event_content(event: Event) -> tuple[Any, ...]:
     content" means for idempotent append (rule 1). Times compare as instants."""
     return (event.type, event.schema_version, event.source, event.subject,
             to_micros(event.time), event.sequence, event.correlation_id,
-            event.causation_id, event.actor, encode_json(event.data))
+            event.causation_id, event.actor, event.dataschema, encode_json(event.data))
 
 
 def id_conflict(stream_id: str, event_id: str, version: int, old: tuple[Any, ...],

@@ -188,9 +188,9 @@ class SQLiteEventStore:
     - ``body`` is two lines of JSON: the head ``[kind, time]`` (time in
       microseconds since 1970 UTC), plus a third element only for unusual envelope
       attributes (a subject other than the stream id, a sequence, a correlation or
-      causation id, a schema version other than 1, an actor); then the data, the compact
-      JSON that :class:`~eda_lab.events.Event` computed when it was made. (Type and
-      source spelled out in every head made the file 12% bigger and appends ~10%
+      causation id, a schema version other than 1, an actor, a dataschema); then the
+      data, the compact JSON that :class:`~eda_lab.events.Event` computed when it was
+      made. (Type and source spelled out in every head made the file 12% bigger and appends ~10%
       slower; head and data in two columns cost ~6% more per append than one.)
       The view ``events_split`` shows them as two columns.
     - The file's ``PRAGMA user_version`` is the row format (3); a file in another

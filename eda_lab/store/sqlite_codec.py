@@ -46,8 +46,8 @@ class _Undecodable(Exception):
 #           table, time is in microseconds since 1970 UTC -- with a third element,
 #           a JSON object of the envelope attributes that differ from their usual
 #           values (a subject other than the stream id, a sequence, a correlation
-#           or causation id, a schema version other than 1, an actor), only when there are
-#           any: almost every event has no third element
+#           or causation id, a schema version other than 1, an actor, a dataschema),
+#           only when there are any: almost every event has no third element
 #   data  = the compact JSON that Event computed when it was created
 ROW_FORMAT = 3  # stored as the file's PRAGMA user_version. Format 1 (user_version 0)
 #                 had [type, source, time] heads and no kinds table; format 2 kept
@@ -56,7 +56,7 @@ VERSION_BITS = 32
 VERSION_MASK = (1 << VERSION_BITS) - 1
 _META_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("sequence", None), ("correlation_id", None), ("causation_id", None),
-    ("schema_version", 1), ("actor", None))
+    ("schema_version", 1), ("actor", None), ("dataschema", None))
 _META_KEYS = frozenset({"subject", *(name for name, _ in _META_DEFAULTS)})
 
 
@@ -142,7 +142,8 @@ def encode_rows(stream_id: str, events: Sequence[Event], heads: Mapping[tuple[st
         since = e.time - epoch  # to_micros(e.time), inlined: a call costs as much again
         micros = (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds
         if (e.subject == stream_id and e.sequence is None and e.correlation_id is None
-                and e.causation_id is None and e.schema_version == 1 and e.actor is None):
+                and e.causation_id is None and e.schema_version == 1 and e.actor is None
+                and e.dataschema is None):
             body = f"{prefix}{micros}]\n{e._json}"
         else:
             body = f"{prefix}{micros},{meta(e, stream_id)}]\n{e._json}"
@@ -199,8 +200,10 @@ def _set_meta(event: Any, meta: object, subject: str) -> None:
     causation_id = meta.get("causation_id")
     schema_version = meta.get("schema_version", 1)
     actor = meta.get("actor")
+    dataschema = meta.get("dataschema")
     if (type(subject) is not str or type(schema_version) is not int or schema_version < 1
             or not (actor is None or type(actor) is str)
+            or not (dataschema is None or type(dataschema) is str)
             or not (sequence is None or type(sequence) is int)
             or not (correlation_id is None or type(correlation_id) is str)
             or not (causation_id is None or type(causation_id) is str)):
@@ -211,6 +214,7 @@ def _set_meta(event: Any, meta: object, subject: str) -> None:
     event.causation_id = causation_id
     event.schema_version = schema_version
     event.actor = actor
+    event.dataschema = dataschema
 
 
 def decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str],
@@ -256,6 +260,7 @@ def decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str],
                     event.sequence = event.correlation_id = event.causation_id = None
                     event.schema_version = 1
                     event.actor = None
+                    event.dataschema = None
                 else:
                     _set_meta(event, meta, name)
                 event.size = len(data)

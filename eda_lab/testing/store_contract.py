@@ -184,10 +184,11 @@ class EventStoreContract:
                       subject="O-9", source="shop", id="x-1",
                       time=datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=plus2),
                       sequence=7, correlation_id="corr", causation_id="cause",
-                      schema_version=2, actor="alice")
+                      schema_version=2, actor="alice", dataschema="urn:shop:OrderPaid:2")
         store.append("O-9", [event])
         back = store.read("O-9")[0].event
         assert back == event and back.actor == "alice"
+        assert back.dataschema == "urn:shop:OrderPaid:2"
         assert back.time == event.time and back.time.utcoffset() == timedelta(0)
         assert back.size == event.size
         assert dict(back.data) == dict(event.data)
@@ -417,21 +418,22 @@ class EventStoreContract:
            causation_id=st.one_of(st.none(), st.text(max_size=5)),
            schema_version=st.integers(1, 3),
            actor=st.one_of(st.none(), st.text(min_size=1, max_size=5).filter(str.strip)),
+           dataschema=st.one_of(st.none(), st.text(min_size=1, max_size=5).filter(str.strip)),
            type=st.text(min_size=1, max_size=8).filter(lambda t: not t.isspace()),
            source=st.text(min_size=1, max_size=8).filter(lambda t: not t.isspace()),
            micros=st.integers(-10**15, 10**16))
     def test_any_envelope_survives(self, tmp_path_factory: Any, subject: str,
                                    sequence: int | None, correlation_id: str | None,
                                    causation_id: str | None, schema_version: int,
-                                   actor: str | None, type: str, source: str,
-                                   micros: int) -> None:
+                                   actor: str | None, dataschema: str | None, type: str,
+                                   source: str, micros: int) -> None:
         """Usual or unusual envelope attributes, any text, any time: read back equal."""
         store = self.make_store(tmp_path_factory.mktemp("envelope"))
         event = Event(type, {"n": 1, "text": subject}, subject=subject, source=source,
                       id="e-1", time=datetime(1970, 1, 1, tzinfo=UTC)
                       + timedelta(microseconds=micros), sequence=sequence,
                       correlation_id=correlation_id, causation_id=causation_id,
-                      schema_version=schema_version, actor=actor)
+                      schema_version=schema_version, actor=actor, dataschema=dataschema)
         store.append("O-1", [event, ev(2)])
         back = [r.event for r in store.read("O-1")]
         assert back == [event, ev(2)]

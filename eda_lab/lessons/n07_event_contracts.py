@@ -1,0 +1,292 @@
+"""Notebook 07, event contracts between services: the shipping world and the exercises.
+
+The mechanism (schemas, the registry and its compatibility rules, strict and
+tolerant readers, upcasting at the boundary) is in :mod:`eda_lab.contracts`. This
+module builds the notebook's world from the shop's customers: **shipping** publishes
+a fat ``OrderShipped`` event (the parcel's address and the order's total), and four
+consumer services read it, each needing different fields:
+
+=========  =========================================  ==========================
+consumer   what it does                               fields it needs
+=========  =========================================  ==========================
+labels     prints the parcel label                    street, city, postcode
+tax        charges the tax of the destination region  postcode, total
+loyalty    adds points for the customer               customer_id, total
+tracking   tells the customer where the parcel is     order_id, customer_id
+=========  =========================================  ==========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypedDict, cast
+
+import pandas as pd
+
+from eda_lab.contracts import (
+    BoundaryUpcaster,
+    ContractRun,
+    ContractSummary,
+    Mode,
+    Reader,
+    Schema,
+    SchemaRegistry,
+    StrictReader,
+    TolerantReader,
+    contract_summary,
+    run_contract,
+)
+from eda_lab.errors import InvalidArgument
+from eda_lab.events import Event
+from eda_lab.exercises import exercise
+from eda_lab.upcasting import Upcasters
+
+__all__ = ["CHANGES", "CONSUMER_NEEDS", "READER_STYLES", "V1", "ShippingWorld",
+           "change_matrix", "contract_panel", "mixed_stream", "orders", "readers", "run_change",
+           "shipping_upcasters"]
+
+#: The public contract, version 1: every field required.
+V1 = Schema("OrderShipped", 1, required=("order_id", "customer_id", "street", "city",
+                                         "postcode", "total"))
+
+#: What each consumer reads.
+CONSUMER_NEEDS: dict[str, tuple[str, ...]] = {
+    "labels": ("street", "city", "postcode"),
+    "tax": ("postcode", "total"),
+    "loyalty": ("customer_id", "total"),
+    "tracking": ("order_id", "customer_id"),
+}
+
+
+def _rename(data: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in data.items() if k != "postcode"}
+    out["postal_code"] = data["postcode"]
+    return out
+
+
+def _add_optional(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "carrier": "DHL"}
+
+
+def _remove_required(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "customer_id"}
+
+
+def _add_required(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "weight_kg": 1.5}
+
+
+#: The four changes: name -> (schema v2, v1 data -> v2 data).
+CHANGES: dict[str, tuple[Schema, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "add optional field": (V1.evolve(add_optional={"carrier": "unknown"}), _add_optional),
+    "rename postcode": (V1.evolve(rename={"postcode": "postal_code"}), _rename),
+    "remove required field": (V1.evolve(remove=["customer_id"]), _remove_required),
+    "add required field": (V1.evolve(add_required=["weight_kg"]), _add_required),
+}
+
+#: How the consumers read: the whole v1 schema, only what they need, or that plus the
+#: new name of a renamed field (learnt before the producer ships the rename).
+READER_STYLES = ("strict", "tolerant", "tolerant + alias")
+
+
+def readers(style: str) -> dict[str, Reader]:
+    """The four consumers, all reading in ``style`` (one of :data:`READER_STYLES`)."""
+    if style not in READER_STYLES:
+        raise InvalidArgument(f"unknown reader style {style!r}: choose one of {READER_STYLES}.")
+    if style == "strict":
+        return {name: StrictReader(V1, needs) for name, needs in CONSUMER_NEEDS.items()}
+    aliases = {"postcode": ["postal_code"]} if style == "tolerant + alias" else {}
+    return {name: TolerantReader(needs, aliases=aliases) for name, needs in CONSUMER_NEEDS.items()}
+
+
+def orders(n_orders: int, *, seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """``n_orders`` shipped orders (subject, v1 data), addresses from the shop's customers."""
+    from eda_lab.shop import load_shop
+
+    customers = load_shop().customers
+    out = []
+    for i in range(n_orders):
+        row = customers.iloc[(seed * 7 + i * 3) % len(customers)]
+        out.append((f"O-{i + 1:04d}", {
+            "order_id": f"O-{i + 1:04d}", "customer_id": str(row["customer_id"]),
+            "street": str(row["street"]), "city": str(row["city"]),
+            "postcode": str(row["postcode"]), "total": round(10.0 + 2.5 * (i % 9), 2)}))
+    return out
+
+
+class ShippingWorld(TypedDict):
+    """One run of :func:`run_change`: the run and its numbers."""
+
+    run: ContractRun
+    change: str
+    style: str
+    mode: str | None
+    summary: ContractSummary
+
+
+def run_change(change: str, style: str, *, n_orders: int = 20, switch_at: int | None = None,
+               mode: str | None = None, seed: int = 0) -> ShippingWorld:
+    """Shipping publishes ``n_orders`` events and ships ``change`` at order ``switch_at``
+    (default: half way) to four consumers reading in ``style``; with ``mode`` a schema
+    registry checks the change first."""
+    if change not in CHANGES:
+        raise InvalidArgument(f"unknown change {change!r}: choose one of {list(CHANGES)}.")
+    new, fn = CHANGES[change]
+    registry = SchemaRegistry(cast(Mode, mode)) if mode else None
+    run = run_contract(V1, orders(n_orders, seed=seed), readers=readers(style), new=new, change=fn,
+                       switch_at=n_orders // 2 if switch_at is None else switch_at,
+                       registry=registry, seed=seed)
+    return {"run": run, "change": change, "style": style, "mode": mode,
+            "summary": contract_summary(run)}
+
+
+def change_matrix(*, n_orders: int = 20, switch_at: int | None = None,
+                  mode: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """Consumers broken (of four) for every change and every reader style."""
+    rows = {change: {style: run_change(change, style, n_orders=n_orders, switch_at=switch_at,
+                                       mode=mode, seed=seed)["summary"]["consumers_broken"]
+                     for style in READER_STYLES} for change in CHANGES}
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "change"
+    return frame
+
+
+def shipping_upcasters(step: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                       ) -> Upcasters:
+    """Upcasters for OrderShipped with ``step`` as v1 -> v2 (default: the rename's)."""
+    upcasters = Upcasters()
+    upcasters.register("OrderShipped", 1, step or (lambda data: _rename(dict(data))))
+    return upcasters
+
+
+def mixed_stream(n_orders: int = 12, *, seed: int = 0) -> list[Event]:
+    """v1 and v2 (renamed) OrderShipped events, alternating, as a consumer may receive
+    them while producers are being upgraded (or when it replays the topic)."""
+    new = CHANGES["rename postcode"][0]
+    out = []
+    for i, (subject, data) in enumerate(orders(n_orders, seed=seed)):
+        schema, body = (V1, data) if i % 2 == 0 else (new, _rename(data))
+        out.append(Event(schema.type, body, subject, "shipping", f"e-{i + 1}",
+                         schema_version=schema.version, dataschema=schema.uri))
+    return out
+
+
+# -- the panel -------------------------------------------------------------------------
+def contract_panel(*, n_orders: int = 20, switch_at: int | None = None, seed: int = 0) -> Any:
+    """Choose a change, the consumers' reader style and the registry's rule: the panel
+    re-runs shipping and its consumers and shows who broke, over time."""
+    import ipywidgets as w
+
+    from eda_lab.charts import contract_breakage_chart
+    from eda_lab.widgets import Panel, Prerendered
+
+    switch = n_orders // 2 if switch_at is None else switch_at
+    style = {"description_width": "initial"}
+    controls = {
+        "change": w.Dropdown(options=list(CHANGES), value="rename postcode",
+                             description="shipping ships", style=style),
+        "style": w.Dropdown(options=list(READER_STYLES), value="strict",
+                            description="consumers read", style=style),
+        "mode": w.Dropdown(options=[("no registry", ""), ("backward", "backward"),
+                                    ("forward", "forward"), ("full", "full")], value="",
+                           description="registry rule", style=style),
+    }
+
+    def run(change: str, style: str, mode: str) -> ShippingWorld:
+        return run_change(change, style, n_orders=n_orders, switch_at=switch,
+                          mode=mode or None, seed=seed)
+
+    def draw(world: ShippingWorld) -> list[Any]:
+        chart = contract_breakage_chart(world["run"].frame, consumers=list(CONSUMER_NEEDS),
+                                        switch=float(switch))
+        refused = world["run"].refused
+        note = f"refused by the registry: {refused[0]}" if refused else "shipped"
+        return [Prerendered(chart), pd.Series(world["summary"], name=note).to_frame()]
+
+    return Panel(run, draw, controls, title="A schema change and its consumers")
+
+
+# -- exercises -------------------------------------------------------------------------
+@exercise("07.1", "Predict, then run: which consumers break when shipping renames "
+                  "'postcode' to 'postal_code' and every consumer is a tolerant reader "
+                  "(reads only what it needs, knows no alias)? (a set of names)")
+def _ex_07_1(answer: Any) -> str | None:
+    if not isinstance(answer, (set, frozenset, list, tuple)):
+        return "Give the consumer names as a set, for example {'labels'}."
+    got = {str(a).strip().lower() for a in answer}
+    unknown = got - set(CONSUMER_NEEDS)
+    if unknown:
+        return f"{sorted(unknown)} are not consumers here: they are {sorted(CONSUMER_NEEDS)}."
+    right = {name for name, needs in CONSUMER_NEEDS.items() if "postcode" in needs}
+    if got == right:
+        return None
+    if got > right:
+        return ("Too many: a tolerant reader ignores fields it does not read. Which "
+                "consumers read postcode?")
+    return "Too few: a tolerant reader still needs the fields it reads. Who reads postcode?"
+
+
+@exercise("07.2", "Build it: write upcast_v1(data), the upcaster from OrderShipped v1 "
+                  "(postcode) to v2 (postal_code), a function data -> new data")
+def _ex_07_2(answer: Any) -> str | None:
+    if not callable(answer):
+        return "Give the function itself (upcast_v1), not a call of it."
+    upcasters = shipping_upcasters(answer)
+    reader = BoundaryUpcaster(upcasters, StrictReader(CHANGES["rename postcode"][0],
+                                                      ("postal_code", "total")))
+    for position, event in enumerate(mixed_stream(12), start=1):
+        before = event.data
+        try:
+            values = reader.read(event)
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            return (f"event {position} of the stream ({event.id}, v{event.schema_version}, "
+                    f"data {dict(before)}) could not be read: {type(cause).__name__}: "
+                    f"{str(cause).rstrip('.')}. "
+                    "The v2 reader binds the whole v2 schema: postal_code instead of "
+                    "postcode, every other field kept, nothing extra.")
+        if values["postal_code"] != before.get("postcode", before.get("postal_code")):
+            return (f"event {position} ({event.id}) was read with postal_code "
+                    f"{values['postal_code']!r}, not its postcode {before.get('postcode')!r}.")
+    return None
+
+
+@exercise("07.3", "Under which rule, 'backward' or 'forward', does the schema registry "
+                  "accept removing the required field customer_id?")
+def _ex_07_3(answer: Any) -> str | None:
+    if isinstance(answer, str) and answer.strip().lower() == "backward":
+        return None
+    return ("Who needs customer_id: readers of the new schema reading old events, or "
+            "readers of the old schema reading new events?")
+
+
+
+# -- shipping's private domain events ------------------------------------------------------
+def domain_events(subject: str, data: dict[str, Any], *,
+                  postcode_field: str = "postcode") -> list[Event]:
+    """What shipping records *inside* for one order: three private domain events in its
+    own words (the picker, the bin, the weight in grams, the label's barcode), with the
+    postcode under ``postcode_field`` (the shipping team may rename it whenever it likes)."""
+    n = int(subject.split("-")[-1])
+    return [
+        Event("ParcelPacked", {"order_id": data["order_id"], "picker": f"P-{n % 5 + 1}",
+                               "bin": f"B-{n % 12:02d}", "weight_g": 500 + 100 * (n % 7)},
+              subject, "shipping", f"{subject}-packed"),
+        Event("AddressConfirmed", {"customer_id": data["customer_id"], "street": data["street"],
+                                   "city": data["city"], postcode_field: data["postcode"]},
+              subject, "shipping", f"{subject}-address"),
+        Event("LabelPrinted", {"barcode": f"00{n:010d}", "total": data["total"]},
+              subject, "shipping", f"{subject}-label"),
+    ]
+
+
+def translate(merged: dict[str, Any]) -> dict[str, Any]:
+    """Shipping's translation from its private model to the public OrderShipped v1: the
+    one place that knows both vocabularies (it reads the postcode under either name)."""
+    return {"order_id": merged["order_id"], "customer_id": merged["customer_id"],
+            "street": merged["street"], "city": merged["city"],
+            "postcode": merged.get("postcode", merged.get("postal_code")),
+            "total": merged["total"]}
+
+
+__all__ += ["domain_events", "translate"]
