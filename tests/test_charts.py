@@ -50,3 +50,14 @@ def test_events_over_time_counts_in_pandas_for_any_size() -> None:
 @pytest.mark.parametrize(("span", "width"), [(1.0, 0.02), (60, 1), (3600, 60), (10**7, 86400)])
 def test_bin_width_is_round_and_bounded(span: float, width: float) -> None:
     assert charts.pick_bin_seconds(span) == width
+
+
+def test_the_ordering_chart_has_one_bar_per_path_and_measure() -> None:
+    from eda_lab.carried_state import ordering_summary
+
+    summary = pd.DataFrame(ordering_summary(customers=4)).set_index("path")
+    spec = charts.ordering_chart(summary).to_dict()
+    data = next(iter(spec["datasets"].values()))
+    assert len(data) == 4 * len(charts.ORDERING_MEASURES)
+    assert {row["measure"] for row in data} == set(charts.ORDERING_MEASURES.values())
+    assert spec["spec"]["encoding"]["x"]["field"] == "count"
