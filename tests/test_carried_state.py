@@ -316,3 +316,17 @@ def test_ordering_parameters_are_checked_by_name() -> None:
         run_ordering("sideways")
     with pytest.raises(OrderingError, match="correction_after=20"):
         run_ordering("retries", correction_after=20.0)
+
+
+def test_exercise_02_5_runs_the_learners_apply_and_names_a_failing_seed() -> None:
+    from eda_lab.carried_state import apply_naive, apply_versioned
+
+    assert check("02.5", apply_versioned, quiet=True).passed
+    verdict = check("02.5", apply_naive, quiet=True)
+    assert not verdict.passed and "seed 1" in verdict.message and "(late)" in verdict.message
+
+    def crashes(replica: dict[str, Any], event: Event) -> None:
+        replica[event.data["customer_id"]]["version"]  # the learner's bug: no such key yet
+
+    assert "KeyError" in check("02.5", crashes, quiet=True).message
+    assert "function itself" in check("02.5", 3, quiet=True).message
