@@ -664,8 +664,9 @@ def run_ordering(path: str, scenario: OrderingScenario | None = None, *,
         if path == "retries" and s.fail_every and (first_attempts - 1) % s.fail_every == 0:
             sim.trace.record(sim.now, "retry", "replica", event=event, peer="crm",
                              outcome="error",
-                             detail=f"apply failed (database timeout); the consumer retries "
-                                    f"it itself in {s.backoff:g}s and takes the next event")
+                             detail=f"apply failed (database timeout) for version "
+                                    f"{event.data['version']}; the consumer retries it itself "
+                                    f"in {s.backoff:g}s and takes the next event")
             sim.schedule(s.backoff, give, event)
             return
         give(event)
