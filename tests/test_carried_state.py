@@ -332,3 +332,15 @@ def test_exercise_02_5_runs_the_learners_apply_and_names_a_failing_seed() -> Non
 
     assert "KeyError" in check("02.5", crashes, quiet=True).message
     assert "function itself" in check("02.5", 3, quiet=True).message
+
+
+def test_the_ordering_panel_reruns_every_path_when_a_slider_moves() -> None:
+    from eda_lab.carried_state import OrderingScenario
+    from eda_lab.lessons.n02_event_carried_state_transfer import ordering_panel
+
+    panel = ordering_panel(OrderingScenario(commit_every=5))
+    assert panel.redraws == 1 and panel.result["duplicates"].sum() > 0
+    panel.controls["commit_every"].value = 1
+    assert panel.redraws == 2 and panel.result["duplicates"].sum() == 0
+    assert panel.result["wrong_versioned"].sum() == 0
+    assert len(panel.output.outputs) == 2

@@ -7,6 +7,7 @@ by side for the notebook's panel and checks the learners' answers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -15,6 +16,7 @@ from eda_lab.carried_state import (
     ORDERING_PATHS,
     OrderingRun,
     OrderingScenario,
+    ordering_summary,
     run_carried_state,
     run_ordering,
     stale_intervals,
@@ -23,7 +25,8 @@ from eda_lab.carried_state import (
 from eda_lab.exercises import exercise
 from eda_lab.notification import AddressScenario, run_notification, scenario_with
 
-__all__ = ["ORDERING_CHECK_SEEDS", "handed_over", "staleness_panel", "staleness_view"]
+__all__ = ["ORDERING_CHECK_SEEDS", "handed_over", "ordering_panel", "staleness_panel",
+           "staleness_view"]
 
 
 # -- exercises ------------------------------------------------------------------------
@@ -181,3 +184,29 @@ def staleness_panel(scenario: AddressScenario | None = None, *,
     return Panel(lambda latency, outage: staleness_view(latency, outage, scenario=base,
                                                         window=window),
                  draw, controls, title="Staleness of each consumer's copy")
+
+
+def ordering_panel(scenario: OrderingScenario | None = None, *, max_seed: int = 20) -> Any:
+    """Seed, latency and commit-interval sliders that redraw the ordering chart.
+
+    Each redraw runs every path of :func:`~eda_lab.carried_state.ordering_summary`
+    with the naive and the versioned replica; the result is the summary table.
+    """
+    from eda_lab.charts import ordering_chart
+    from eda_lab.widgets import Panel, Prerendered, slider
+
+    base = scenario if scenario is not None else OrderingScenario()
+    controls = {
+        "seed": slider("seed", base.seed, 1, max(max_seed, base.seed), 1),
+        "latency": slider("mean delivery latency (s)", float(base.latency), 0.0, 5.0, 0.25),
+        "commit_every": slider("commit every N events", base.commit_every, 1, 10, 1),
+    }
+
+    def run(seed: int, latency: float, commit_every: int) -> pd.DataFrame:
+        changed = replace(base, seed=seed, latency=latency, commit_every=commit_every)
+        return pd.DataFrame(ordering_summary(changed)).set_index("path")
+
+    def draw(table: pd.DataFrame) -> list[Any]:
+        return [Prerendered(ordering_chart(table)), table]
+
+    return Panel(run, draw, controls, title="Out-of-order updates, path by path")
