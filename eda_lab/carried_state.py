@@ -541,7 +541,8 @@ class OrderingScenario:
       another partition than those before it.
     * ``"rebalance"``: keyed by customer; the replica is one service run by a
       consumer group that commits its offsets every ``commit_every`` events. At
-      ``switch_time`` a second member joins, half the partitions move to it, and it
+      ``switch_time`` a second member joins, the odd-numbered partitions move to it
+      (``p % 2``), and it
       starts at their committed offsets: the events handled since the last commit
       come again (:meth:`eda_lab.channel.ConsumerGroup.join`).
     """
