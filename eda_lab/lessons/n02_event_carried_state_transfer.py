@@ -113,8 +113,10 @@ def _ex_02_5(answer: Any) -> str | None:
                         "without the customer yet) and the event; read the event's fields "
                         "from event.data.")
             if not run.replica:
-                return ("the replica stayed empty: change the dict you are given "
-                        "(replica[customer] = {...}), do not build and return a new one.")
+                return (f"the replica stayed empty after {len(run.applied)} events: store "
+                        "each customer's address in the dict you are given "
+                        "(replica[event.data['customer_id']] = {...}); a value your "
+                        "function returns is not used.")
             wrong = run.wrong_keys()
             if wrong:
                 key = wrong[0]
