@@ -28,8 +28,8 @@ carries the whole state of its key: :func:`bootstrap_replica`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 import pandas as pd
@@ -47,22 +47,33 @@ from eda_lab.notification import (
     ScenarioRun,
     SourceService,
     ViewConsumer,
+    _address,
     _latency_model,
     _waits,
     query_back_summary,
     run_notification,
     scenario_with,
 )
+from eda_lab.runs import SimulationRun
 from eda_lab.sim import Simulation
 
 __all__ = [
+    "ORDERING_PATHS",
     "PATTERNS",
+    "ApplyFunction",
     "BootstrapResult",
     "Cost",
+    "OrderingError",
+    "OrderingRun",
+    "OrderingScenario",
+    "OrderingSummary",
     "ReadSummary",
+    "Replica",
     "ReplicaConsumer",
     "StalenessSummary",
     "ThinEventError",
+    "apply_naive",
+    "apply_versioned",
     "availability",
     "bootstrap_replica",
     "build_history",
@@ -70,8 +81,10 @@ __all__ = [
     "compare_outage_scopes",
     "compare_patterns",
     "cost",
+    "ordering_summary",
     "read_summary",
     "run_carried_state",
+    "run_ordering",
     "run_pattern",
     "stale_intervals",
     "stale_reads",
@@ -462,3 +475,247 @@ def bootstrap_replica(events: Iterable[Event], *, compacted: bool = False,
         replica[event.subject] = {f: event.data[f] for f in ADDRESS_FIELDS}
     return BootstrapResult("compacted" if compacted else "full", len(log),
                            round(len(log) / read_rate, 6), replica)
+
+
+# -- ordering on unhappy paths --------------------------------------------------------
+#: The three ways an older update can reach a replica after a newer one (see
+#: :func:`run_ordering`).
+ORDERING_PATHS = ("retries", "two_partitions", "rekeyed", "rebalance")
+
+#: A replica for the ordering lesson: customer id -> its address and the ``version`` held.
+Replica = dict[str, dict[str, Any]]
+
+#: How a replica applies one fat event: ``apply(replica, event)``, changing ``replica``.
+ApplyFunction = Callable[[Replica, Event], None]
+
+
+class OrderingError(EdaLabError, ValueError):
+    """An ordering scenario parameter is out of range (the message names it)."""
+
+
+def apply_naive(replica: Replica, event: Event) -> None:
+    """Apply a fat address event as it comes: the last event *delivered* wins.
+
+    Correct only when every event of a key arrives in the order it was emitted.
+    """
+    data = event.data
+    replica[data["customer_id"]] = {**{f: data[f] for f in ADDRESS_FIELDS},
+                                    "version": data["version"]}
+
+
+def apply_versioned(replica: Replica, event: Event) -> None:
+    """Last writer wins *by version*: keep the event only if it is newer than what is held.
+
+    ``version`` is the source's per-key sequence (1, 2, 3, ... for each customer),
+    carried in the event. An older or equal version (a late retry, an overtaken
+    event, a redelivered duplicate) is ignored, so the replica ends equal to the
+    source whatever the delivery order. (:class:`~eda_lab.notification.ViewConsumer`
+    does the same with the simulation-wide event sequence.)
+    """
+    data = event.data
+    held = replica.get(data["customer_id"])
+    if held is not None and held["version"] >= data["version"]:
+        return
+    apply_naive(replica, event)
+
+
+@dataclass(frozen=True)
+class OrderingScenario:
+    """A stream of address changes with corrections, delivered along one unhappy path.
+
+    Customer ``i`` (of ``customers``) moves at ``t = spacing * (i + 1)`` and corrects
+    the address ``correction_after`` seconds later (a typo fixed): two versions of
+    one key, close together. Delivery latency is exponential with mean
+    ``latency`` (0: instantaneous), seeded; the topic has ``partitions`` partitions.
+
+    * ``"retries"``: the topic is keyed by customer (one partition per customer,
+      in order), but every ``fail_every``-th first delivery fails to apply (a
+      database timeout); the consumer retries it itself ``backoff`` seconds later
+      and moves on to the next event meanwhile. ``fail_every=0``: nothing fails.
+    * ``"two_partitions"``: the topic is keyed by the change request, not by the
+      customer, so a customer's move and its correction may sit in different
+      partitions, each delivered in order but independently of the other.
+    * ``"rekeyed"``: keyed by customer until ``rekey_at`` (default: between the
+      move and the correction of the middle customer), then by account
+      (``account:<customer>``): a customer's events after the switch may go to
+      another partition than those before it.
+    * ``"rebalance"``: keyed by customer; the replica is one service run by a
+      consumer group that commits its offsets every ``commit_every`` events. At
+      ``switch_time`` a second member joins, the odd-numbered partitions move to it
+      (``p % 2``), and it
+      starts at their committed offsets: the events handled since the last commit
+      come again (:meth:`eda_lab.channel.ConsumerGroup.join`).
+    """
+
+    seed: int = 7
+    customers: int = 12
+    spacing: float = 10.0
+    correction_after: float = 0.5
+    latency: float = 1.0
+    partitions: int = 4
+    fail_every: int = 3
+    backoff: float = 2.0
+    rekey_at: float | None = None
+    commit_every: int = 5
+
+    def __post_init__(self) -> None:
+        checks = [("customers", self.customers >= 1, ">= 1"),
+                  ("spacing", self.spacing > 0, "> 0 seconds"),
+                  ("correction_after", 0 < self.correction_after < self.spacing,
+                   "between 0 and spacing (exclusive)"),
+                  ("latency", self.latency >= 0, ">= 0 seconds"),
+                  ("partitions", self.partitions >= 1, ">= 1"),
+                  ("fail_every", self.fail_every >= 0, ">= 0 (0: no failures)"),
+                  ("backoff", self.backoff > 0, "> 0 seconds"),
+                  ("commit_every", self.commit_every >= 1, ">= 1")]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise OrderingError(f"{name}={getattr(self, name)!r} is out of range: "
+                                    f"use a value {allowed}.")
+
+    @property
+    def switch_time(self) -> float:
+        """When the ``rekeyed`` path changes the key (and the ``rebalance`` path's
+        second member joins)."""
+        if self.rekey_at is not None:
+            return self.rekey_at
+        middle = self.customers // 2 + 1
+        return self.spacing * middle + self.correction_after / 2
+
+
+@dataclass(eq=False)
+class OrderingRun(SimulationRun):
+    """A finished ordering run: the source's final addresses, the replica, the applies.
+
+    ``applied`` lists what the replica was handed, in order: (t, customer, version);
+    ``duplicates`` counts events handed over twice (after a rebalance).
+    """
+
+    scenario: OrderingScenario
+    path: str
+    truth: Replica
+    replica: Replica
+    applied: list[tuple[float, str, int]]
+    duplicates: int = 0
+
+    def wrong_keys(self) -> list[str]:
+        """Customers whose address in the replica differs from the source's final one."""
+        def address(record: dict[str, Any] | None) -> dict[str, Any] | None:
+            return None if record is None else {f: record[f] for f in ADDRESS_FIELDS}
+        return sorted(k for k, v in self.truth.items()
+                      if address(self.replica.get(k)) != address(v))
+
+    def late_applies(self) -> int:
+        """Events handed to the replica after a newer version of the same customer."""
+        newest: dict[str, int] = {}
+        late = 0
+        for _, key, version in self.applied:
+            if version < newest.get(key, 0):
+                late += 1
+            newest[key] = max(version, newest.get(key, 0))
+        return late
+
+
+def run_ordering(path: str, scenario: OrderingScenario | None = None, *,
+                 apply: ApplyFunction = apply_naive, **changes: Any) -> OrderingRun:
+    """Deliver the scenario's address changes to one replica along ``path``.
+
+    ``path`` is one of :data:`ORDERING_PATHS`; ``apply`` is how the replica applies
+    an event (:func:`apply_naive`, :func:`apply_versioned`, or yours). Every apply
+    is a ``data_ready`` row (``detail``: the version handed over); a failed first
+    attempt on the ``retries`` path is a ``retry`` row.
+    """
+    if path not in ORDERING_PATHS:
+        raise OrderingError(f"unknown path {path!r}: use one of {ORDERING_PATHS}.")
+    s = scenario if scenario is not None else OrderingScenario()
+    if changes:
+        s = replace(s, **changes)
+    sim = Simulation(s.seed)
+    rng = sim.rng
+    topic = sim.channel("bus", partitions=s.partitions).topic("customers")
+    crm = sim.emitter("crm")
+    truth: Replica = {}
+    replica: Replica = {}
+    applied: list[tuple[float, str, int]] = []
+
+    def publish(customer: str) -> None:
+        version = truth.get(customer, {}).get("version", 0) + 1
+        address = _address(rng)
+        truth[customer] = {**address, "version": version}
+        if path == "two_partitions":
+            key = f"request-{sim.new_id()}"
+        elif path == "rekeyed" and sim.now >= s.switch_time:
+            key = f"account:{customer}"
+        else:
+            key = customer
+        crm.emit(topic, CHANGE_TYPE, key, {"customer_id": customer, **address,
+                                           "version": version})
+
+    def give(event: Event) -> None:
+        apply(replica, event)
+        applied.append((sim.now, event.data["customer_id"], event.data["version"]))
+        sim.trace.record(sim.now, "data_ready", "replica", event=event, peer="crm",
+                         detail=f"version {event.data['version']} handed to apply")
+
+    first_attempts = 0
+
+    def handle(event: Event) -> None:
+        nonlocal first_attempts
+        first_attempts += 1
+        if path == "retries" and s.fail_every and (first_attempts - 1) % s.fail_every == 0:
+            sim.trace.record(sim.now, "retry", "replica", event=event, peer="crm",
+                             outcome="error",
+                             detail=f"apply failed (database timeout) for version "
+                                    f"{event.data['version']}; the consumer retries it itself "
+                                    f"in {s.backoff:g}s and takes the next event")
+            sim.schedule(s.backoff, give, event)
+            return
+        give(event)
+
+    latency = _latency_model(s.latency)
+    if path == "rebalance":
+        group = sim.sink("replica-1").subscribe(topic, handle, group="replica",
+                                                latency=latency, commit_every=s.commit_every)
+        sim.at(s.switch_time, group.join, sim.sink("replica-2"), handle)
+    else:
+        sim.sink("replica").subscribe(topic, handle, latency=latency)
+    for i in range(s.customers):
+        customer = f"C-{i + 1:04d}"
+        sim.at(s.spacing * (i + 1), publish, customer)
+        sim.at(s.spacing * (i + 1) + s.correction_after, publish, customer)
+    sim.run()
+    return OrderingRun(sim, scenario=s, path=path, truth=truth, replica=replica,
+                       applied=applied, duplicates=len(applied) - 2 * s.customers)
+
+
+class OrderingSummary(TypedDict):
+    """:func:`ordering_summary`'s counts for one path."""
+
+    path: str
+    events: int
+    duplicates: int
+    late_applies: int
+    wrong_naive: int
+    wrong_versioned: int
+
+
+def ordering_summary(scenario: OrderingScenario | None = None,
+                     **changes: Any) -> list[OrderingSummary]:
+    """Each path run twice on the same seed, naive and versioned, side by side.
+
+    ``events``: changes the source emitted; ``duplicates``: events handed to the
+    replica a second time (a rebalance); ``late_applies``: events handed to the
+    replica after a newer version of the same customer (the same in both runs);
+    ``wrong_*``: customers whose final address in that replica differs from the
+    source's.
+    """
+    out: list[OrderingSummary] = []
+    for path in ORDERING_PATHS:
+        naive = run_ordering(path, scenario, **changes)
+        versioned = run_ordering(path, scenario, apply=apply_versioned, **changes)
+        out.append({"path": path, "events": 2 * naive.scenario.customers,
+                    "duplicates": naive.duplicates,
+                    "late_applies": naive.late_applies(),
+                    "wrong_naive": len(naive.wrong_keys()),
+                    "wrong_versioned": len(versioned.wrong_keys())})
+    return out

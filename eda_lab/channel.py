@@ -28,6 +28,18 @@ its ``latency`` includes the time spent queueing. In the trace a delivery's row
 comes before the rows its handler caused (its emits), at the same ``t``: the
 cause first, then its effects. This is what lets a group
 **scale out**: more members work in parallel, up to one per partition.
+
+**Rebalancing.** A member can :meth:`~ConsumerGroup.join` or
+:meth:`~ConsumerGroup.leave` a group in the middle of a stream; partitions are then
+shared again (``p % members``), and a partition that changes owner is handed over
+at its **committed** offset, as in Kafka-style consumer groups. A group that
+commits only every ``commit_every`` events (a :class:`DeliveryPolicy` option) has
+handled some events it has not committed yet: the new owner handles them again.
+Order within the partition is kept; those events arrive twice (a ``deliver`` row
+whose ``detail`` says "redelivered after a rebalance"). In this model the handover
+is instantaneous (a real group also pauses while it rebalances), and a partition
+that is waiting for a retry, or a group with a ``service_time``, is not rebalanced
+(:class:`RebalanceNotModelled`).
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from eda_lab.delivery import DeliveryPolicy
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import EdaLabError, InvalidArgument
 from eda_lab.latency import Latency, as_latency, backoff_delay
 from eda_lab.services import Emitter
 
@@ -47,9 +59,15 @@ if TYPE_CHECKING:
     from eda_lab.services import Handler, Sink
     from eda_lab.sim import Simulation
 
-__all__ = ["Channel", "ConsumerGroup", "DeliveryPolicy", "Topic", "partition_for"]
+__all__ = ["Channel", "ConsumerGroup", "DeliveryPolicy", "RebalanceNotModelled", "Topic",
+           "partition_for"]
 
 NAN = math.nan
+
+
+class RebalanceNotModelled(EdaLabError):
+    """A rebalance this model does not simulate (a group with a service time, or a
+    partition waiting for a retry or for its member to come back)."""
 
 
 def partition_for(subject: str, partitions: int) -> int:
@@ -134,6 +152,7 @@ class Topic:
                 existing.replay_existing()
             else:
                 existing.committed = [len(log) for log in self.logs]
+                existing.handled = list(existing.committed)
         existing.members.append((sink, handler))
         return existing
 
@@ -160,6 +179,11 @@ class ConsumerGroup:
         self.members: list[tuple[Sink, Handler]] = []
         n = topic.partitions
         self.committed = [0] * n
+        #: Per partition, the offset after the last event handled (>= ``committed``).
+        self.handled = [0] * n
+        #: Events handled again by a new owner after a rebalance.
+        self.redelivered = 0
+        self._again: set[tuple[int, int]] = set()
         self.dead_letters = 0
         self._last_arrival = [0.0] * n
         self._blocked = [False] * n
@@ -182,6 +206,61 @@ class ConsumerGroup:
     def member_for(self, partition: int) -> tuple[Sink, Handler]:
         """The member that owns ``partition``: partitions are shared round-robin."""
         return self.members[partition % len(self.members)]
+
+    # -- rebalancing -------------------------------------------------------------
+    def join(self, sink: Sink, handler: Handler) -> list[int]:
+        """Add a member now and rebalance; returns the partitions that changed owner."""
+        before = self._owners()
+        self._check_rebalance(before, [*self.members, (sink, handler)])
+        self.members.append((sink, handler))
+        return self._rebalanced(before, f"{sink.name} joined")
+
+    def leave(self, sink: Sink) -> list[int]:
+        """Remove ``sink`` from the group now and rebalance (see :meth:`join`)."""
+        staying = [m for m in self.members if m[0] is not sink]
+        if len(staying) == len(self.members):
+            raise InvalidArgument(f"{sink.name} is not a member of group {self.name!r}.")
+        if not staying:
+            raise InvalidArgument(f"{sink.name} is the last member of group {self.name!r}; "
+                                  "a group needs a member to hand its partitions to.")
+        before = self._owners()
+        self._check_rebalance(before, staying)
+        self.members[:] = staying
+        return self._rebalanced(before, f"{sink.name} left")
+
+    def _owners(self) -> list[Sink]:
+        return [self.member_for(p)[0] for p in range(self.topic.partitions)]
+
+    def _check_rebalance(self, before: list[Sink], after: list[tuple[Sink, Handler]]) -> None:
+        if self.service_time is not None:
+            raise RebalanceNotModelled(
+                f"group {self.name!r} has a service time; this model rebalances only groups "
+                "whose handlers take no virtual time.")
+        for p, owner in enumerate(before):
+            if after[p % len(after)][0] is not owner and self._blocked[p]:
+                raise RebalanceNotModelled(
+                    f"partition {p} of group {self.name!r} waits for a retry (or for its "
+                    "member to come back); this model does not move it meanwhile. "
+                    "Rebalance when the retry is done.")
+
+    def _rebalanced(self, before: list[Sink], why: str) -> list[int]:
+        """Hand each partition that changed owner over at its committed offset."""
+        sim = self.topic.channel.sim
+        moved = [p for p, owner in enumerate(before) if self.member_for(p)[0] is not owner]
+        for p in moved:
+            start, end = self.committed[p], self.handled[p]
+            new = self.member_for(p)[0].name
+            sim.trace.record(sim.now, "rebalance", new, channel=self.topic.channel.name,
+                             topic=self.topic.name, partition=p, offset=start,
+                             detail=f"{why}: partition {p} moves from {before[p].name} to "
+                                    f"{new} at committed offset {start}; {end - start} "
+                                    f"handled but uncommitted event(s) come again")
+            self.handled[p] = start
+            for offset in range(start, end):
+                self._again.add((p, offset))
+                self.redelivered += 1
+                self._run(p, offset, 1)
+        return moved
 
     def replay_existing(self) -> None:
         for p, log in enumerate(self.topic.logs):
@@ -239,14 +318,19 @@ class ConsumerGroup:
         finally:
             sink.current = None
         sink.handled += 1
+        detail = "" if attempt == 1 else f"attempt {attempt}"
+        if self._again and (p, offset) in self._again:
+            self._again.discard((p, offset))
+            detail = "redelivered after a rebalance"
         row = (now, "deliver", sink.name, event.source, topic.channel.name, topic.name, p,
-               offset, event, latency, "ok", "" if attempt == 1 else f"attempt {attempt}", "",
-               "", None)
+               offset, event, latency, "ok", detail, "", "", None)
         if len(rows) == mark:  # the handler recorded nothing (or recording is off)
             sim.trace.append_row(row)
         else:  # the delivery first, then the emits (and queries) its handler caused
             rows.insert(mark, row)
-        self.committed[p] = offset + 1
+        self.handled[p] = offset + 1
+        if offset + 1 - self.committed[p] >= self.policy.commit_every:
+            self.committed[p] = offset + 1
         self._blocked[p] = False
 
     def _retry(self, p: int, offset: int, attempt: int) -> None:
@@ -303,7 +387,7 @@ class ConsumerGroup:
         sim.trace.record(sim.now, "dead_letter", sink, outcome="dead_letter",
                          detail=f"gave up after {attempt} attempts ({message})", **where)
         self.dead_letters += 1
-        self.committed[p] = offset + 1
+        self.committed[p] = self.handled[p] = offset + 1
         self._blocked[p] = False
         dead = topic.channel.topic(self.dead_letter_topic, partitions=topic.partitions)
         dead.publish(event, Emitter(sim, sink))

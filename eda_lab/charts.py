@@ -677,3 +677,41 @@ def contract_breakage_chart(frame: pd.DataFrame, *, consumers: list[str] | None 
 
 
 __all__ += ["contract_breakage_chart"]
+
+
+# -- ordering on unhappy paths (notebook 02) ------------------------------------------
+__all__ += ["ordering_chart"]
+
+#: The measures of :func:`ordering_chart`, column -> label (with its unit).
+ORDERING_MEASURES = {
+    "late_applies": "handed over after a newer version (events)",
+    "duplicates": "handed over twice (events)",
+    "wrong_naive": "wrong at the end, naive replica (customers)",
+    "wrong_versioned": "wrong at the end, versioned replica (customers)",
+}
+
+
+def ordering_chart(summary: pd.DataFrame, *,
+                   title: str = "Out-of-order updates and what they do to a replica"
+                   ) -> alt.FacetChart:
+    """One small bar chart per measure, a bar per path (rows of ``summary``).
+
+    ``summary`` is :func:`eda_lab.carried_state.ordering_summary` as a DataFrame
+    (one row per path, a ``path`` column or index). All measures share one count
+    scale, so a bar of 0 is visibly empty.
+    """
+    table = summary.reset_index() if "path" not in summary.columns else summary
+    long = table.melt(id_vars="path", value_vars=list(ORDERING_MEASURES),
+                      var_name="measure", value_name="count")
+    long["measure"] = long["measure"].map(ORDERING_MEASURES)
+    check_rows(long, "ordering chart", "Summarise fewer paths.")
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X("count:Q", title="count", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("path:N", title=None, sort=list(table["path"])),
+        color=alt.Color("path:N", title="path", sort=list(table["path"])),
+        tooltip=["path", "measure", "count"],
+    ).properties(width=300, height=70).facet(
+        row=alt.Row("measure:N", title=None, sort=list(ORDERING_MEASURES.values()),
+                    header=alt.Header(labelAngle=0, labelAlign="left")),
+        title=title,
+    )

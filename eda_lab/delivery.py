@@ -35,6 +35,10 @@ class DeliveryPolicy:
       handling takes no virtual time (see :mod:`eda_lab.channel` on scaling out).
     * ``dead_letter``: the name of the dead-letter topic, on the same channel;
       ``{topic}`` stands for the name of the subscribed topic.
+    * ``commit_every``: the group commits a partition's offset after every N events
+      handled there (1: after each one). Events handled but not yet committed are
+      handled again by a partition's next owner after a rebalance
+      (:meth:`~eda_lab.channel.ConsumerGroup.join`).
 
     A number given as a latency becomes a :class:`~eda_lab.latency.Fixed` model, so
     equal policies compare equal. Build a variant with :meth:`but`:
@@ -61,6 +65,7 @@ class DeliveryPolicy:
     backoff: float = 1.0
     service_time: Latency | float | None = None
     dead_letter: str = "{topic}.dead_letter"
+    commit_every: int = 1
 
     def __post_init__(self) -> None:
         if self.start not in ("latest", "earliest"):
@@ -72,6 +77,9 @@ class DeliveryPolicy:
                 or self.backoff < 0):
             raise InvalidArgument(
                 f"backoff must be a number of seconds >= 0, got {self.backoff!r}.")
+        if type(self.commit_every) is not int or self.commit_every < 1:
+            raise InvalidArgument(f"commit_every must be an int >= 1 (1: commit after each "
+                                  f"event), got {self.commit_every!r}.")
         self.dead_letter_topic("t")  # a bad template fails now, not at the first poison
         for name in ("latency", "service_time"):
             value = getattr(self, name)

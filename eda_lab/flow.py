@@ -18,6 +18,13 @@ Each node gets a ``depth`` (hops from a root service) and ``x``/``y`` positions
 for :func:`eda_lab.charts.flow_chart`. :func:`conversation` follows one
 correlation id event by event, with the hop of each event.
 
+The same trace answers the question to ask before changing an event: who would
+a change break? :func:`consumers_of` lists every service that handled events of
+one type, on which topic, how often, and what it emitted in reaction (the next
+hop that a change could break in turn). A trace only holds what ran: a consumer
+that subscribed but received nothing in this run, or that only runs at month's
+end, is not in it.
+
 >>> from eda_lab.notification import run_order_cascade
 >>> frame = run_order_cascade(n_orders=2).frame
 >>> conversation(frame, frame.iloc[0]["event_id"])["type"].tolist()
@@ -33,11 +40,16 @@ import pandas as pd
 
 from eda_lab.errors import NotFound
 
-__all__ = ["FlowGraph", "NoSuchConversation", "conversation", "flow_graph", "max_hops"]
+__all__ = ["FlowGraph", "NoSuchConversation", "NoSuchEventType", "consumers_of", "conversation",
+           "flow_graph", "max_hops"]
 
 
 class NoSuchConversation(NotFound):
     """No event in the trace belongs to the given correlation id."""
+
+
+class NoSuchEventType(NotFound):
+    """No event of the given type was emitted in the trace."""
 
 
 @dataclass(frozen=True)
@@ -192,3 +204,43 @@ def max_hops(frame: pd.DataFrame) -> int:
         return memo[chain[0]] if chain else memo[event_id]
 
     return max((hops(e) for e in cause_of), default=0)
+
+
+def consumers_of(frame: pd.DataFrame, event_type: str) -> pd.DataFrame:
+    """Who consumed events of ``event_type`` in this trace: the impact of changing it.
+
+    One row per (consumer, topic) that handled at least one such event, from the
+    ``deliver`` rows: ``consumer`` (the sink), ``topic``, ``deliveries`` (events of
+    the type it handled) and ``then_emits`` (the types its handler emitted in
+    reaction, found by causation id, comma-separated; empty if none). Sorted by
+    consumer. A type that was emitted but handled by nobody gives an empty frame;
+    a type never emitted raises :class:`NoSuchEventType`.
+
+    >>> from eda_lab.notification import run_order_cascade
+    >>> consumers_of(run_order_cascade(n_orders=2).frame, "OrderPlaced")[
+    ...     ["consumer", "deliveries", "then_emits"]].to_dict("records")
+    [{'consumer': 'analytics', 'deliveries': 2, 'then_emits': ''}, \
+{'consumer': 'billing', 'deliveries': 2, 'then_emits': 'PaymentRequested'}]
+    """
+    emits = frame[frame["kind"] == "emit"]
+    if not (emits["type"] == event_type).any():
+        known = ", ".join(sorted(emits["type"].dropna().unique()))
+        raise NoSuchEventType(
+            f"no {event_type!r} event was emitted in this trace; the types emitted are: "
+            f"{known or 'none'}. Check the spelling, or run the system that emits it.")
+    delivered = frame[(frame["kind"] == "deliver") & (frame["type"] == event_type)]
+    reactions = emits[emits["causation_id"].isin(set(delivered["event_id"]))]
+    caused: dict[tuple[str, str], set[str]] = {}
+    for service, cause, kind in zip(reactions["service"], reactions["causation_id"],
+                                    reactions["type"], strict=True):
+        caused.setdefault((service, cause), set()).add(kind)
+    rows = []
+    for (consumer, topic), group in delivered.groupby(["service", "topic"], sort=True):
+        types: set[str] = set()
+        for event_id in group["event_id"]:
+            types |= caused.get((consumer, event_id), set())
+        rows.append({"consumer": consumer, "topic": topic, "deliveries": len(group),
+                     "then_emits": ", ".join(sorted(types))})
+    out = pd.DataFrame(rows, columns=["consumer", "topic", "deliveries", "then_emits"])
+    return out.astype({"consumer": "str", "topic": "str", "deliveries": "int64",
+                       "then_emits": "str"})

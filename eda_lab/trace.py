@@ -33,7 +33,9 @@ detail          str                     a human-readable note (an error message,
 The kinds of row, by the module that records them:
 
 * the channel (:mod:`eda_lab.channel`): ``emit``, ``deliver``, ``retry`` (a handler
-  failed; redelivery scheduled), ``dead_letter``, ``deferred`` (the sink is down);
+  failed; redelivery scheduled), ``dead_letter``, ``deferred`` (the sink is down),
+  ``rebalance`` (a partition changed owner in its consumer group: ``service`` the new
+  owner, ``offset`` where it starts);
 * the simulation: ``outage`` and ``recover``;
 * notification and carried state: ``query`` (one query-back attempt), ``data_ready``
   (a consumer now holds the data of a change), ``read`` (a read answered: locally,

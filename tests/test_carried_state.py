@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -28,6 +29,7 @@ from eda_lab.carried_state import (
     staleness_summary,
 )
 from eda_lab.errors import InvalidArgument
+from eda_lab.events import Event
 from eda_lab.lessons import check
 from eda_lab.notification import CHANGE_TYPE, query_rows, run_notification
 
@@ -231,3 +233,114 @@ def test_exercise_answers_match_the_library() -> None:
     assert check("02.3", len(compact(build_history(customers=30, changes=500))), quiet=True)
     assert check("02.4", "carried_state", quiet=True)
     assert not check("02.4", "notification", quiet=True)
+
+
+# -- ordering on unhappy paths ----------------------------------------------------------
+def _fat(customer: str, version: int, city: str) -> Event:
+    return Event("CustomerAddressChanged", {"customer_id": customer, "street": "Main 1",
+                                            "city": city, "postcode": "1000",
+                                            "version": version}, customer, "crm")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["C-1", "C-2", "C-3"]), st.integers(1, 6)),
+                min_size=1, max_size=30, unique=True), st.randoms(use_true_random=False))
+def test_a_versioned_replica_ends_equal_to_the_source_under_any_delivery_order(
+        changes: list[tuple[str, int]], rnd: Any) -> None:
+    from eda_lab.carried_state import apply_versioned
+
+    events = [_fat(c, v, f"city-{c}-{v}") for c, v in changes]
+    truth = {c: f"city-{c}-{max(v for k, v in changes if k == c)}" for c, _ in changes}
+    shuffled = list(events) + rnd.sample(events, k=min(3, len(events)))  # with duplicates
+    rnd.shuffle(shuffled)
+    replica: dict[str, dict[str, Any]] = {}
+    for event in shuffled:
+        apply_versioned(replica, event)
+    assert {c: r["city"] for c, r in replica.items()} == truth
+
+
+def test_a_naive_replica_keeps_whatever_came_last() -> None:
+    from eda_lab.carried_state import apply_naive
+
+    replica: dict[str, dict[str, Any]] = {}
+    for event in (_fat("C-1", 2, "new"), _fat("C-1", 1, "old")):
+        apply_naive(replica, event)
+    assert replica["C-1"]["city"] == "old" and replica["C-1"]["version"] == 1
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 1000), customers=st.integers(1, 10),
+       latency=st.sampled_from([0.0, 0.5, 2.0]), partitions=st.integers(1, 6),
+       fail_every=st.integers(0, 4), commit_every=st.integers(1, 6))
+def test_every_path_leaves_a_versioned_replica_right_and_a_naive_one_wrong_only_if_late(
+        seed: int, customers: int, latency: float, partitions: int, fail_every: int,
+        commit_every: int) -> None:
+    from eda_lab.carried_state import ordering_summary
+
+    for row in ordering_summary(seed=seed, customers=customers, latency=latency,
+                                partitions=partitions, fail_every=fail_every,
+                                commit_every=commit_every):
+        assert row["wrong_versioned"] == 0
+        assert row["wrong_naive"] <= row["late_applies"]
+        if row["path"] != "rebalance":
+            assert row["duplicates"] == 0
+        else:  # the repeated events come in partition order, up to the newest
+            assert row["wrong_naive"] == 0
+
+
+def test_retries_that_a_consumer_runs_itself_let_the_correction_overtake() -> None:
+    from eda_lab.carried_state import run_ordering
+
+    # no channel latency, every move's first apply fails: every correction overtakes
+    run = run_ordering("retries", customers=7, latency=0.0, fail_every=2)
+    assert len(run.wrong_keys()) == 7 and run.late_applies() == 7
+    assert run.frame["kind"].eq("retry").sum() == 7
+    assert run_ordering("retries", customers=7, latency=0.0, fail_every=0).wrong_keys() == []
+    # with zero latency nothing overtakes on the channel, whatever the keys
+    for path in ("two_partitions", "rekeyed", "rebalance"):
+        assert run_ordering(path, customers=7, latency=0.0).wrong_keys() == []
+
+
+def test_a_rebalance_hands_uncommitted_events_over_twice_and_a_naive_replica_steps_back(
+) -> None:
+    from eda_lab.carried_state import run_ordering
+
+    run = run_ordering("rebalance", commit_every=5)
+    assert run.duplicates > 0 and run.late_applies() > 0 and run.wrong_keys() == []
+    assert run.frame["kind"].eq("rebalance").sum() >= 1
+    assert run_ordering("rebalance", commit_every=1).duplicates == 0
+
+
+def test_ordering_parameters_are_checked_by_name() -> None:
+    from eda_lab.carried_state import OrderingError, run_ordering
+
+    with pytest.raises(OrderingError, match="unknown path 'sideways'"):
+        run_ordering("sideways")
+    with pytest.raises(OrderingError, match="correction_after=20"):
+        run_ordering("retries", correction_after=20.0)
+
+
+def test_exercise_02_5_runs_the_learners_apply_and_names_a_failing_seed() -> None:
+    from eda_lab.carried_state import apply_naive, apply_versioned
+
+    assert check("02.5", apply_versioned, quiet=True).passed
+    verdict = check("02.5", apply_naive, quiet=True)
+    assert not verdict.passed and "seed 1" in verdict.message and "(late)" in verdict.message
+
+    def crashes(replica: dict[str, Any], event: Event) -> None:
+        replica[event.data["customer_id"]]["version"]  # the learner's bug: no such key yet
+
+    assert "KeyError" in check("02.5", crashes, quiet=True).message
+    assert "function itself" in check("02.5", 3, quiet=True).message
+
+
+def test_the_ordering_panel_reruns_every_path_when_a_slider_moves() -> None:
+    from eda_lab.carried_state import OrderingScenario
+    from eda_lab.lessons.n02_event_carried_state_transfer import ordering_panel
+
+    panel = ordering_panel(OrderingScenario(commit_every=5))
+    assert panel.redraws == 1 and panel.result["duplicates"].sum() > 0
+    panel.controls["commit_every"].value = 1
+    assert panel.redraws == 2 and panel.result["duplicates"].sum() == 0
+    assert panel.result["wrong_versioned"].sum() == 0
+    assert len(panel.output.outputs) == 2

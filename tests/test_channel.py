@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -285,3 +286,89 @@ def test_nothing_is_lost_under_injected_faults(workload, seed, outages, flaky, m
     assert dead == expected_dead
     assert group.lag() == 0
     assert_order_per_key(handled)
+
+
+# -- rebalancing ------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), workload=workloads, commit_every=st.integers(1, 5),
+       join_at=st.floats(0, 6), leave_at=st.floats(0, 8))
+def test_a_rebalance_keeps_order_per_partition_and_repeats_only_uncommitted_events(
+        seed: int, workload: list[tuple[str, float]], commit_every: int, join_at: float,
+        leave_at: float) -> None:
+    sim = Simulation(seed)
+    topic = sim.channel("bus", partitions=4, latency=Exponential(0.5)).topic("orders")
+    seen: dict[int, list[int]] = defaultdict(list)   # partition -> offsets, handling order
+
+    def handler(event: Event) -> None:
+        p = topic.partition_of(event.subject)
+        seen[p].append(topic.logs[p].index(event))
+
+    first, second = sim.sink("first"), sim.sink("second")
+    group = first.subscribe(topic, handler, group="g", commit_every=commit_every)
+    emit_workload(sim, topic, workload)
+    sim.at(join_at, group.join, second, handler)
+    sim.at(max(leave_at, join_at), group.leave, first)
+    sim.run()
+    assert sum(len(v) for v in seen.values()) == len(workload) + group.redelivered
+    for p, offsets in seen.items():
+        # a rebalance steps back to the committed offset, then goes on in order
+        for a, b in pairwise(offsets):
+            assert b == a + 1 or b <= a, offsets
+        assert sorted(set(offsets)) == list(range(len(topic.logs[p])))
+        assert offsets[-1] == len(topic.logs[p]) - 1
+    repeats = sum(len(v) - len(set(v)) for v in seen.values())
+    assert repeats == group.redelivered
+    assert group.committed == group.handled or commit_every > 1
+    if commit_every == 1:
+        assert group.redelivered == 0
+
+
+def test_a_joining_member_takes_over_at_the_committed_offset() -> None:
+    sim = Simulation(1)
+    topic = sim.channel("bus", partitions=2, latency=Fixed(0.0)).topic("orders")
+    handled: list[tuple[str, int]] = []
+    first, second = sim.sink("first"), sim.sink("second")
+    subject = next(f"O-{i}" for i in range(50) if topic.partition_of(f"O-{i}") == 1)
+    group = first.subscribe(topic, lambda e: handled.append(("first", e.data["n"])),
+                            group="g", commit_every=3)
+    shop = sim.emitter("shop")
+    for n in range(5):
+        sim.at(float(n), shop.emit, topic, "Changed", subject, {"n": n})
+    sim.at(3.5, group.join, second, lambda e: handled.append(("second", e.data["n"])))
+    sim.run()
+    # first handled 0..3 and committed after 0, 1, 2; second owns partition 1 from offset 3
+    assert handled == [("first", 0), ("first", 1), ("first", 2), ("first", 3),
+                       ("second", 3), ("second", 4)]
+    assert group.redelivered == 1
+    rows = sim.frame()
+    assert rows.loc[rows["kind"] == "rebalance", "offset"].tolist() == [3]
+    assert (rows["detail"] == "redelivered after a rebalance").sum() == 1
+
+
+def test_rebalances_this_model_does_not_simulate_are_refused_by_name() -> None:
+    from eda_lab.channel import RebalanceNotModelled
+
+    sim = Simulation(1)
+    topic = sim.channel("bus", partitions=2).topic("orders")
+    a, b, c = sim.sink("a"), sim.sink("b"), sim.sink("c")
+    group = a.subscribe(topic, print, group="g")
+    with pytest.raises(ValueError, match="not a member"):
+        group.leave(b)
+    with pytest.raises(ValueError, match="last member"):
+        group.leave(a)
+    slow = b.subscribe(topic, print, group="slow", service_time=1.0)
+    with pytest.raises(RebalanceNotModelled, match="service time"):
+        slow.join(c, print)
+    with pytest.raises(ValueError, match="commit_every must be an int >= 1"):
+        DeliveryPolicy(commit_every=0)
+
+    def fail(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    stuck = c.subscribe(topic, fail, group="stuck", backoff=10.0)
+    subject = next(f"O-{i}" for i in range(50) if topic.partition_of(f"O-{i}") == 1)
+    sim.emitter("shop").emit(topic, "Changed", subject)
+    sim.run(until=5.0)  # the first attempt failed; the retry is due at t=10
+    with pytest.raises(RebalanceNotModelled, match=r"partition 1 .* waits for a retry"):
+        stuck.join(sim.sink("d"), print)  # partition 1 would move to d
+    assert len(stuck.members) == 1

@@ -70,3 +70,14 @@ def test_saga_chart_draws_in_flight_per_style_and_a_mark_per_compensation() -> N
     with pytest.raises(ChartTooLargeError):
         big = pd.DataFrame({"t": range(6000), "in_flight": 1, "style": "x"})
         charts.saga_chart(big, comp)
+
+
+def test_the_ordering_chart_has_one_bar_per_path_and_measure() -> None:
+    from eda_lab.carried_state import ordering_summary
+
+    summary = pd.DataFrame(ordering_summary(customers=4)).set_index("path")
+    spec = charts.ordering_chart(summary).to_dict()
+    data = next(iter(spec["datasets"].values()))
+    assert len(data) == 4 * len(charts.ORDERING_MEASURES)
+    assert {row["measure"] for row in data} == set(charts.ORDERING_MEASURES.values())
+    assert spec["spec"]["encoding"]["x"]["field"] == "count"

@@ -87,3 +87,23 @@ def test_query_arrows_point_from_the_caller_to_the_source() -> None:
     assert all(abs(h["angle"]) < 90 for h in emits)  # events flow to the right
     kinds = spec["layer"][0]["encoding"]["color"]["scale"]["domain"]
     assert kinds == ["emits", "handled by", "queries"]
+
+
+def test_consumers_of_lists_every_consumer_of_a_type_and_what_it_emits_next() -> None:
+    from eda_lab.flow import consumers_of
+
+    frame = run_order_cascade(n_orders=4).frame
+    placed = consumers_of(frame, "OrderPlaced")
+    assert placed["consumer"].tolist() == ["analytics", "billing"]
+    assert placed["deliveries"].tolist() == [4, 4]
+    assert placed.set_index("consumer")["then_emits"].to_dict() == {
+        "analytics": "", "billing": "PaymentRequested"}
+    last = consumers_of(frame, "ShipmentScheduled")
+    assert last["consumer"].tolist() == ["mailer"] and last["then_emits"].tolist() == [""]
+
+
+def test_consumers_of_an_unknown_type_names_the_known_ones() -> None:
+    from eda_lab.flow import NoSuchEventType, consumers_of
+
+    with pytest.raises(NoSuchEventType, match="OrderPlaced"):
+        consumers_of(run_order_cascade(n_orders=1).frame, "OrderPlacd")

@@ -7,15 +7,26 @@ by side for the notebook's panel and checks the learners' answers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
-from eda_lab.carried_state import run_carried_state, stale_intervals, staleness_summary
+from eda_lab.carried_state import (
+    ORDERING_PATHS,
+    OrderingRun,
+    OrderingScenario,
+    ordering_summary,
+    run_carried_state,
+    run_ordering,
+    stale_intervals,
+    staleness_summary,
+)
 from eda_lab.exercises import exercise
 from eda_lab.notification import AddressScenario, run_notification, scenario_with
 
-__all__ = ["staleness_panel", "staleness_view"]
+__all__ = ["ORDERING_CHECK_SEEDS", "handed_over", "ordering_panel", "staleness_panel",
+           "staleness_view"]
 
 
 # -- exercises ------------------------------------------------------------------------
@@ -52,6 +63,74 @@ def _ex_02_4(answer: Any) -> str | None:
         return None
     return ("Compare the 'available in outage' column of compare_patterns(outage=...): "
             "which consumer had the data of every change announced during the outage?")
+
+
+#: The seeds exercise 02.5 runs a learner's apply function under, on every path.
+ORDERING_CHECK_SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
+
+_OUR_RETRY = "apply failed (database timeout)"
+
+
+def handed_over(run: OrderingRun, customer: str) -> pd.DataFrame:
+    """What the replica of ``run`` was handed for ``customer``, in order.
+
+    Columns: t, version, late (a newer version had been handed over before).
+    """
+    rows, newest = [], 0
+    for t, key, version in run.applied:
+        if key == customer:
+            rows.append({"t": round(t, 3), "version": version, "late": version < newest})
+            newest = max(newest, version)
+    return pd.DataFrame(rows, columns=["t", "version", "late"])
+
+
+@exercise("02.5", "Write apply_update(replica, event): apply a fat CustomerAddressChanged "
+                  "to replica (a dict: customer id -> {'street', 'city', 'postcode', "
+                  "'version'}), changing it in place, so that the replica ends equal to "
+                  "the CRM whatever order the events arrive in. event.data holds "
+                  "customer_id, street, city, postcode and version (the CRM's "
+                  "per-customer sequence: 1, 2, 3, ...).")
+def _ex_02_5(answer: Any) -> str | None:
+    if not callable(answer):
+        return (f"pass the function itself (apply_update, no parentheses), not a "
+                f"{type(answer).__name__}: the replica calls it as "
+                "apply_update(replica, event).")
+    for seed in ORDERING_CHECK_SEEDS:
+        for path in ORDERING_PATHS:
+            try:
+                run = run_ordering(path, OrderingScenario(seed=seed), apply=answer)
+            except Exception as exc:  # the learner's code: report, do not crash the check
+                return (f"run_ordering({path!r}, seed={seed}) stopped with "
+                        f"{type(exc).__name__}: {exc}. The replica may not hold the "
+                        "customer yet (replica.get(...)); read the event's fields from "
+                        "event.data.")
+            frame = run.frame
+            failed = frame[frame["kind"].isin(["retry", "dead_letter"])
+                           & ~frame["detail"].str.startswith(_OUR_RETRY)]
+            if len(failed):
+                return (f"on seed {seed}, path {path!r}, your function raised: "
+                        f"{failed['detail'].iloc[0]}. It gets replica (a dict, maybe "
+                        "without the customer yet) and the event; read the event's fields "
+                        "from event.data.")
+            if not run.replica:
+                return (f"the replica stayed empty after {len(run.applied)} events: store "
+                        "each customer's address in the dict you are given "
+                        "(replica[event.data['customer_id']] = {...}); a value your "
+                        "function returns is not used.")
+            wrong = run.wrong_keys()
+            if wrong:
+                key = wrong[0]
+                story = ", ".join(
+                    f"t={r.t:g}s v{r.version}{' (late)' if r.late else ''}"
+                    for r in handed_over(run, key).itertuples())
+                held = run.replica.get(key, {})
+                return (f"on seed {seed}, path {path!r}, {len(wrong)} customer(s) ended "
+                        f"wrong, e.g. {key}: the replica was handed {story}, and holds "
+                        f"city {held.get('city')!r} while the CRM's last version "
+                        f"(v{run.truth[key]['version']}) says {run.truth[key]['city']!r}. "
+                        "Which of two versions is the newer one, whatever the order they "
+                        "arrive in? Keep what you hold when the event is not newer.")
+    return None
 
 
 # -- the widget behind notebook 02 ----------------------------------------------------
@@ -107,3 +186,29 @@ def staleness_panel(scenario: AddressScenario | None = None, *,
     return Panel(lambda latency, outage: staleness_view(latency, outage, scenario=base,
                                                         window=window),
                  draw, controls, title="Staleness of each consumer's copy")
+
+
+def ordering_panel(scenario: OrderingScenario | None = None, *, max_seed: int = 20) -> Any:
+    """Seed, latency and commit-interval sliders that redraw the ordering chart.
+
+    Each redraw runs every path of :func:`~eda_lab.carried_state.ordering_summary`
+    with the naive and the versioned replica; the result is the summary table.
+    """
+    from eda_lab.charts import ordering_chart
+    from eda_lab.widgets import Panel, Prerendered, slider
+
+    base = scenario if scenario is not None else OrderingScenario()
+    controls = {
+        "seed": slider("seed", base.seed, 1, max(max_seed, base.seed), 1),
+        "latency": slider("mean delivery latency (s)", float(base.latency), 0.0, 5.0, 0.25),
+        "commit_every": slider("commit every N events", base.commit_every, 1, 10, 1),
+    }
+
+    def run(seed: int, latency: float, commit_every: int) -> pd.DataFrame:
+        changed = replace(base, seed=seed, latency=latency, commit_every=commit_every)
+        return pd.DataFrame(ordering_summary(changed)).set_index("path")
+
+    def draw(table: pd.DataFrame) -> list[Any]:
+        return [Prerendered(ordering_chart(table)), table]
+
+    return Panel(run, draw, controls, title="Out-of-order updates, path by path")
