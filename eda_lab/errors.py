@@ -14,6 +14,7 @@ raises them. The whole tree (a test keeps it complete)::
     ├── CommandRejected         (errors)     a command's receiver refused it, with the reason
     ├── ChartTooLargeError      (charts)     a chart would embed more than 5000 rows
     ├── ServiceUnavailable      (errors)     a synchronous call reached a service that is down
+    ├── RebalanceNotModelled    (channel)    a rebalance this model does not simulate
     ├── DataFileError           (shop)       a data file is missing or has a malformed line
     ├── ShopQueryError          (shop)       a question about the shop data makes no sense
     ├── UnknownExercise         (exercises)  check() got an exercise id nobody registered
