@@ -22,7 +22,9 @@ raises them. The whole tree (a test keeps it complete)::
     ├── ScenarioError           (notification) a scenario's settings are out of range
     ├── UnknownEntity           (notification) a query-back asked for an unknown id
     ├── ThinEventError          (carried_state) a thin event cannot rebuild a replica
+    ├── OrderingError           (carried_state) an ordering scenario setting is out of range
     ├── NoSuchConversation      (flow)       no events share that correlation id
+    ├── NoSuchEventType         (flow)       no event of that type in the trace (a NotFound)
     ├── ConcurrencyError        (store.contract) the stream moved on: expected vs actual version
     ├── EventIdConflict         (store.contract) same event id, different content
     ├── CorruptEventError       (store.contract) a stored row cannot be read (its position named)
