@@ -93,8 +93,8 @@ def gateway_demo(events: Iterable[Event], *, use_gateway: bool = True) -> pd.Dat
 
 
 # -- exercises for notebook 03 ------------------------------------------------------------
-@exercise("03.1", "An order stream has 7 events and snapshots every 3 events. "
-                  "How many events does loading version 7 replay?")
+@exercise("03.1", "An order stream has 7 events, saved one event at a time, and snapshots "
+                  "every 3 events. How many events does loading version 7 replay?")
 def _(answer: Any) -> str | None:
     if answer == 1:
         return None
