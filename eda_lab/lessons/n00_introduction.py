@@ -190,17 +190,19 @@ def deliveries_by_service(frame: pd.DataFrame) -> pd.DataFrame:
 # -- exercises of notebook 00 -----------------------------------------------------
 
 @exercise("00.1", "In the default world (build_intro()), how many 'deliver' rows are in "
-                  "the trace? Answer with an int.")
-def _count_deliveries(answer: int) -> str | None:
+                  "the trace? Answer with an int.",
+          kind="concept", answer=int)
+def _count_deliveries(answer: int) -> tuple[str, ...] | None:
     expected = int((build_intro().sim.frame()["kind"] == "deliver").sum())
     if answer == expected:
         return None
-    return ("not quite. Every consumer group receives every event on its topic: count the "
-            "groups on 'orders' and 'sales', or filter the frame with "
-            "frame[frame['kind'] == 'deliver'].")
+    return ("not quite. Every consumer group receives every event on its topic.",
+            "count the groups on 'orders' and 'sales', or filter the frame with "
+            "frame[frame['kind'] == 'deliver'] and count its rows.")
 
 
-@exercise("00.2", "Which service is both a sink and an emitter? Answer with its name.")
+@exercise("00.2", "Which service is both a sink and an emitter? Answer with its name.",
+          kind="concept", answer=str)
 def _sink_and_emitter(answer: str) -> str | None:
     if str(answer).strip().lower() == "analytics":
         return None
@@ -209,7 +211,8 @@ def _sink_and_emitter(answer: str) -> str | None:
 
 
 @exercise("00.3", "In the default world, what is the largest delivery latency (seconds) "
-                  "to the dashboard? Answer with a float.")
+                  "to the dashboard? Answer with a float.",
+          kind="concept", answer=float)
 def _dashboard_latency(answer: float) -> str | None:
     frame = build_intro().sim.frame()
     expected = float(frame.loc[(frame["kind"] == "deliver")

@@ -61,15 +61,19 @@ def _close(answer: Any, expected: float, tolerance: float = 1e-6) -> bool:
 
 
 @exercise("01.1", "With 4 consumers and 30 address changes and no outage, how many "
-                  "query-back calls does the CRM receive?")
-def _ex_01_1(answer: Any) -> str | None:
+                  "query-back calls does the CRM receive?",
+          kind="concept", answer=int)
+def _ex_01_1(answer: Any) -> tuple[str, ...] | None:
     if _close(answer, 120):
         return None
-    return "Every consumer queries back once per change event: consumers x events."
+    return ("A thin event does not carry the address: what does each consumer do on "
+            "every change event it receives?",
+            "Every consumer queries back once per change event: count consumers x events.")
 
 
 @exercise("01.2", "Doubling the number of consumers multiplies the query-back load on the "
-                  "source by what factor? (a number)")
+                  "source by what factor? (a number)",
+          kind="concept", answer=float)
 def _ex_01_2(answer: Any) -> str | None:
     if _close(answer, 2):
         return None
@@ -77,7 +81,8 @@ def _ex_01_2(answer: Any) -> str | None:
 
 
 @exercise("01.3", "During a source outage, which outcome do the last failed attempts of a "
-                  "query-back have in the trace? (a string)")
+                  "query-back have in the trace? (a string)",
+          kind="concept", answer=str)
 def _ex_01_3(answer: Any) -> str | None:
     if isinstance(answer, str) and answer.strip().lower() == "gave_up":
         return None
@@ -86,7 +91,8 @@ def _ex_01_3(answer: Any) -> str | None:
 
 
 @exercise("01.4", "How many hops (events after the first) does the order cascade have? "
-                  "(an int)")
+                  "(an int)",
+          kind="concept", answer=int)
 def _ex_01_4(answer: Any) -> str | None:
     if _close(answer, 3):
         return None

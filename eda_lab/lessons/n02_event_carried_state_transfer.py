@@ -22,7 +22,7 @@ from eda_lab.carried_state import (
     stale_intervals,
     staleness_summary,
 )
-from eda_lab.exercises import exercise
+from eda_lab.exercises import OneOf, exercise
 from eda_lab.notification import AddressScenario, run_notification, scenario_with
 
 __all__ = ["ORDERING_CHECK_SEEDS", "handed_over", "ordering_panel", "staleness_panel",
@@ -31,7 +31,8 @@ __all__ = ["ORDERING_CHECK_SEEDS", "handed_over", "ordering_panel", "staleness_p
 
 # -- exercises ------------------------------------------------------------------------
 @exercise("02.1", "With zero delivery latency and no outage, what fraction of the time is a "
-                  "replica stale? (a number)")
+                  "replica stale? (a number)",
+          kind="concept", answer=float)
 def _ex_02_1(answer: Any) -> str | None:
     if isinstance(answer, (int, float)) and float(answer) == 0.0:
         return None
@@ -40,7 +41,8 @@ def _ex_02_1(answer: Any) -> str | None:
 
 
 @exercise("02.2", "How many query-back calls does the CRM receive with event-carried state "
-                  "transfer? (an int)")
+                  "transfer? (an int)",
+          kind="concept", answer=int)
 def _ex_02_2(answer: Any) -> str | None:
     if isinstance(answer, int) and answer == 0:
         return None
@@ -48,7 +50,8 @@ def _ex_02_2(answer: Any) -> str | None:
 
 
 @exercise("02.3", "With 30 customers, how many events does a compacted log hold, however "
-                  "many changes there were? (an int)")
+                  "many changes there were? (an int)",
+          kind="concept", answer=int)
 def _ex_02_3(answer: Any) -> str | None:
     if isinstance(answer, int) and answer == 30:
         return None
@@ -57,7 +60,9 @@ def _ex_02_3(answer: Any) -> str | None:
 
 @exercise("02.4", "While the CRM's query API is down (the CRM still records changes and "
                   "emits events), which consumer keeps its addresses fresh: "
-                  "'notification_cached', 'notification_query' or 'carried_state'?")
+                  "'notification_cached', 'notification_query' or 'carried_state'?",
+          kind="concept",
+          answer=OneOf("notification_cached", "notification_query", "carried_state"))
 def _ex_02_4(answer: Any) -> str | None:
     if isinstance(answer, str) and answer.strip().lower() == "carried_state":
         return None
@@ -89,7 +94,8 @@ def handed_over(run: OrderingRun, customer: str) -> pd.DataFrame:
                   "'version'}), changing it in place, so that the replica ends equal to "
                   "the CRM whatever order the events arrive in. event.data holds "
                   "customer_id, street, city, postcode and version (the CRM's "
-                  "per-customer sequence: 1, 2, 3, ...).")
+                  "per-customer sequence: 1, 2, 3, ...).",
+          kind="build", answer=callable)
 def _ex_02_5(answer: Any) -> str | None:
     if not callable(answer):
         return (f"pass the function itself (apply_update, no parentheses), not a "

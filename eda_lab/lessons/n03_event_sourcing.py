@@ -94,19 +94,23 @@ def gateway_demo(events: Iterable[Event], *, use_gateway: bool = True) -> pd.Dat
 
 # -- exercises for notebook 03 ------------------------------------------------------------
 @exercise("03.1", "An order stream has 7 events, saved one event at a time, and snapshots "
-                  "every 3 events. How many events does loading version 7 replay?")
-def _(answer: Any) -> str | None:
+                  "every 3 events. How many events does loading version 7 replay?",
+          kind="concept", answer=int)
+def _(answer: Any) -> str | tuple[str, ...] | None:
     if answer == 1:
         return None
     if answer == 7:
         return "That is without snapshots: the latest snapshot at or before 7 is at version 6."
-    return "Find the latest snapshot at or before version 7 (a multiple of 3), then count."
+    return ("A load starts from the latest snapshot, not from the first event.",
+            "Find the latest snapshot at or before version 7 (a multiple of 3), then count "
+            "the events after it.")
 
 
 @exercise("03.2", "Writer A and writer B both load an order at version 2; A saves one "
                   "event, then B saves one. Which expected version does B's append carry, "
                   "and which actual version does its ConcurrencyError report? "
-                  "Answer as a tuple (expected, actual).")
+                  "Answer as a tuple (expected, actual).",
+          kind="concept", answer=(int, int))
 def _(answer: Any) -> str | None:
     if tuple(answer) == (2, 3):
         return None
@@ -116,7 +120,8 @@ def _(answer: Any) -> str | None:
 
 @exercise("03.3", "A replay without a recording gateway sends the receipt emails again. "
                   "With 4 paid orders, how many emails do the live run and one naive "
-                  "replay send in total?")
+                  "replay send in total?",
+          kind="concept", answer=int)
 def _(answer: Any) -> str | None:
     if answer == 8:
         return None

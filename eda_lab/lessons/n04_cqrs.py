@@ -351,7 +351,8 @@ _FILTERS = {"orders_by_customer": {"customer_id", "status"},
 
 # -- exercises for notebook 04 ------------------------------------------------------------
 @exercise("04.1", "The event log's last position is 120 and the revenue projection's "
-                  "checkpoint is 95. How many events is it behind?")
+                  "checkpoint is 95. How many events is it behind?",
+          kind="concept", answer=int)
 def _(answer: Any) -> str | None:
     if answer == 25:
         return None
@@ -360,7 +361,8 @@ def _(answer: Any) -> str | None:
 
 @exercise("04.2", "A projection's checkpoint is 6. The log shows positions 7, 9 and 10; "
                   "position 8 belongs to a transaction that has not committed yet. Up to "
-                  "which position may the projection safely move its checkpoint now?")
+                  "which position may the projection safely move its checkpoint now?",
+          kind="concept", answer=int)
 def _(answer: Any) -> str | None:
     if answer == 7:
         return None
@@ -373,7 +375,8 @@ def _(answer: Any) -> str | None:
 
 
 @exercise("04.3", "Which read model answers 'which paid orders still wait to be shipped?' "
-                  "Give the projection's name.")
+                  "Give the projection's name.",
+          kind="concept", answer=str)
 def _(answer: Any) -> str | None:
     if str(answer).strip() == OrdersToShip.name:
         return None
@@ -383,7 +386,8 @@ def _(answer: Any) -> str | None:
 
 @exercise("04.4", "A team builds a settings page: users read and edit one row of their "
                   "own preferences, nothing else queries it. Is CQRS with projections a "
-                  "good fit? Answer True or False.")
+                  "good fit? Answer True or False.",
+          kind="concept", answer=bool)
 def _(answer: Any) -> str | None:
     if answer is False:
         return None

@@ -26,7 +26,7 @@ import pandas as pd
 from eda_lab.channel import Channel, ConsumerGroup, Topic
 from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
-from eda_lab.exercises import exercise
+from eda_lab.exercises import OneOf, exercise
 from eda_lab.failures import (
     CRASH_POINTS,
     DESIGNS,
@@ -416,7 +416,8 @@ def scale_out_panel(*, members: int = 1, partitions: int = 4, max_value: int = 8
 
 # == exercises of notebook 05 ============================================================
 @exercise("05.1", "In run_billing(seed=7, n_orders=20, ack_loss=0.3) (not idempotent), "
-                  "how many orders were charged more than once? Answer with an int.")
+                  "how many orders were charged more than once? Answer with an int.",
+          kind="concept", answer=int)
 def _double_charged(answer: int) -> str | None:
     run = run_billing(seed=7, n_orders=20, ack_loss=0.3)
     expected = duplicate_summary(run.frame)["double_charged"]
@@ -427,7 +428,9 @@ def _double_charged(answer: int) -> str | None:
 
 
 @exercise("05.2", "Which design never loses and never invents an event, whatever the "
-                  "crash point: 'db_first', 'publish_first' or 'outbox'?")
+                  "crash point: 'db_first', 'publish_first' or 'outbox'?",
+          kind="concept",
+          answer=OneOf("db_first", "publish_first", "outbox"))
 def _safe_design(answer: str) -> str | None:
     if str(answer).strip().lower() == "outbox":
         return None
@@ -436,18 +439,22 @@ def _safe_design(answer: str) -> str | None:
 
 
 @exercise("05.3", "A topic has 6 partitions and its consumer group 9 members, each taking "
-                  "0.1 s per event. How many members stay idle? Answer with an int.")
-def _idle_members(answer: int) -> str | None:
+                  "0.1 s per event. How many members stay idle? Answer with an int.",
+          kind="concept", answer=int)
+def _idle_members(answer: int) -> tuple[str, ...] | None:
     if int(answer) == 3:
         return None
-    return ("a partition belongs to one member of the group at a time; members beyond "
+    return ("who reads a partition? Think about how many members can read one partition "
+            "at the same time.",
+            "a partition belongs to one member of the group at a time; members beyond "
             "the number of partitions own no partition at all.")
 
 
 @exercise("05.4", "Write charge_once(event, provider): billing's charge step, which charges "
                   "float(event.data['total']) with provider.charge(...) and returns the "
                   "charge id, so that no order is ever charged twice, even when billing "
-                  "crashes after the charge.")
+                  "crashes after the charge.",
+          kind="build", answer=callable)
 def _charge_once(answer: Any) -> str | None:
     if not callable(answer):
         return (f"pass the function itself (charge_once, no parentheses), not a "

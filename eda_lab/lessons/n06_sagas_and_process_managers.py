@@ -107,7 +107,8 @@ def saga_panel(*, decline_rate: float = 0.2, timeout: float = 2.0, seed: int = 7
 @exercise("06.1", "Predict before you run it: in run_shop_saga('orchestration', seed=7, "
                   "n_orders=20, timeout=0.25), every normal payment takes 0.3 s to 1 s to "
                   "answer. How many orders end confirmed, and how many inconsistent? "
-                  "Answer with a tuple (confirmed, inconsistent).")
+                  "Answer with a tuple (confirmed, inconsistent).",
+          kind="predict", answer=(int, int))
 def _too_short_timeout(answer: Any) -> str | None:
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         return (f"answer with a tuple of two ints, (confirmed, inconsistent), not "
@@ -130,7 +131,8 @@ _SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
 @exercise("06.2", "Write compensate(saga) -> list of commands: the process manager's "
                   "compensation. Given a failed Saga (requested, confirmed, failed, "
                   "timed_out), return the compensating commands ('ReleaseStock', "
-                  "'RefundPayment') so that no order ever ends half-done.")
+                  "'RefundPayment') so that no order ever ends half-done.",
+          kind="build", answer=callable)
 def _compensation(answer: Any) -> str | None:
     if not callable(answer):
         return (f"pass the function itself (compensate, no parentheses), not a "

@@ -38,7 +38,7 @@ from eda_lab.contracts import (
 )
 from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
-from eda_lab.exercises import exercise
+from eda_lab.exercises import OneOf, SetOf, exercise
 from eda_lab.upcasting import Upcasters
 
 __all__ = ["CHANGES", "CONSUMER_NEEDS", "READER_STYLES", "V1", "ShippingWorld",
@@ -209,7 +209,8 @@ def contract_panel(*, n_orders: int = 20, switch_at: int | None = None, seed: in
 # -- exercises -------------------------------------------------------------------------
 @exercise("07.1", "Predict, then run: which consumers break when shipping renames "
                   "'postcode' to 'postal_code' and every consumer is a tolerant reader "
-                  "(reads only what it needs, knows no alias)? (a set of names)")
+                  "(reads only what it needs, knows no alias)? (a set of names)",
+          kind="predict", answer=SetOf(str))
 def _ex_07_1(answer: Any) -> str | None:
     if not isinstance(answer, (set, frozenset, list, tuple)):
         return "Give the consumer names as a set, for example {'labels'}."
@@ -227,7 +228,8 @@ def _ex_07_1(answer: Any) -> str | None:
 
 
 @exercise("07.2", "Build it: write upcast_v1(data), the upcaster from OrderShipped v1 "
-                  "(postcode) to v2 (postal_code), a function data -> new data")
+                  "(postcode) to v2 (postal_code), a function data -> new data",
+          kind="build", answer=callable)
 def _ex_07_2(answer: Any) -> str | None:
     if not callable(answer):
         return "Give the function itself (upcast_v1), not a call of it."
@@ -252,7 +254,8 @@ def _ex_07_2(answer: Any) -> str | None:
 
 
 @exercise("07.3", "Under which rule, 'backward' or 'forward', does the schema registry "
-                  "accept removing the required field customer_id?")
+                  "accept removing the required field customer_id?",
+          kind="concept", answer=OneOf("backward", "forward"))
 def _ex_07_3(answer: Any) -> str | None:
     if isinstance(answer, str) and answer.strip().lower() == "backward":
         return None
