@@ -19,6 +19,7 @@ raises them. The whole tree (a test keeps it complete)::
     ├── ShopQueryError          (shop)       a question about the shop data makes no sense
     ├── UnknownExercise         (exercises)  check() got an exercise id nobody registered
     ├── DuplicateExercise       (exercises)  exercise() got an id another check already has
+    ├── InvalidExercise         (exercises)  exercise() got an unknown kind or answer spec
     ├── ScenarioError           (notification) a scenario's settings are out of range
     ├── UnknownEntity           (notification) a query-back asked for an unknown id
     ├── ThinEventError          (carried_state) a thin event cannot rebuild a replica

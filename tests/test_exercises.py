@@ -1,22 +1,32 @@
-"""The exercise mechanism: registration, verdicts in plain words, unknown ids."""
+"""The exercise mechanism: registration, kinds, answer types, hints in steps, verdicts in
+plain words, a learner's code that raises, unknown ids."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from eda_lab.exercises import (
+    ANY,
+    KINDS,
     CheckResult,
     DuplicateExercise,
+    InvalidExercise,
+    OneOf,
+    SetOf,
+    TupleOf,
     UnknownExercise,
     check,
     exercise,
+    exercise_info,
     exercises,
+    reset_tries,
 )
 from eda_lab.lessons import check as lessons_check
 from eda_lab.notebook import VERDICT_MIMETYPE, VERDICTS_ENV
 
 
-@exercise("99.1", "What is six times seven?")
+@exercise("99.1", "What is six times seven?", kind="concept", answer=int)
 def _answer(answer: int) -> str | None:
     return None if answer == 42 else "multiply again."
 
@@ -35,9 +45,9 @@ def test_a_missing_answer_repeats_the_question() -> None:
     assert "six times seven" in check("99.1", ..., quiet=True).message
 
 
-def test_an_answer_of_the_wrong_shape_is_explained_not_raised() -> None:
+def test_an_answer_of_the_wrong_type_is_refused_in_the_learners_terms() -> None:
     result = lessons_check("00.3", "fast", quiet=True)
-    assert not result and "could not be checked" in result.message
+    assert not result and result.message == "you gave a str ('fast'); answer with a float."
 
 
 def test_an_unknown_exercise_lists_the_known_ones() -> None:
@@ -48,14 +58,15 @@ def test_an_unknown_exercise_lists_the_known_ones() -> None:
 def test_a_second_check_with_the_same_id_is_refused() -> None:
     with pytest.raises(DuplicateExercise, match=r"'99\.1' is already registered by "
                                                 r"test_exercises\._answer"):
-        @exercise("99.1", "What is six times seven, again?")
+        @exercise("99.1", "What is six times seven, again?", kind="concept")
         def _other(answer: int) -> str | None:
             return None
     assert check("99.1", 42, quiet=True), "the first check is still the one used"
 
 
 def test_registering_the_same_check_again_is_no_duplicate() -> None:
-    assert exercise("99.1", "What is six times seven?")(_answer) is _answer
+    assert exercise("99.1", "What is six times seven?", kind="concept",
+                    answer=int)(_answer) is _answer
 
 
 def test_every_notebook_has_exercises_found_in_the_lessons_package() -> None:
@@ -72,3 +83,152 @@ def test_a_batch_run_also_gets_the_verdict_as_data(monkeypatch, capsys) -> None:
     assert capsys.readouterr().out == "[NOT YET] exercise 99.1: multiply again.\n"
     assert shown == [{VERDICT_MIMETYPE: {"exercise": "99.1", "passed": False,
                                          "message": "multiply again."}}]
+
+
+# ------------------------------------------------------------------ answer types
+
+
+@pytest.mark.parametrize(("exercise_id", "answer", "expected"), [
+    ("02.1", False, "you gave a bool (False); answer with a float."),
+    ("03.1", True, "you gave a bool (True); answer with an int."),
+    ("05.3", 3.9, "you gave a float (3.9); answer with an int"),
+    ("00.1", "48", "you gave a str ('48'); answer with an int"),
+    ("04.4", 0, "you gave an int (0); answer with a bool."),
+    ("05.4", 3, "you gave an int (3); answer with a function"),
+    ("03.2", (2, "3"), "item 2 of your tuple: you gave a str ('3'); answer with an int"),
+    ("03.2", 23, "you gave an int (23); answer with a tuple (int, int)."),
+    ("07.1", "labels", "you gave a str ('labels'); answer with a set of str values."),
+    ("07.3", "sideways", "'sideways' is not one of the choices; answer with one of "
+                         "'backward', 'forward'."),
+])
+def test_a_wrong_type_never_passes_and_says_what_type_to_give(
+        exercise_id: str, answer: object, expected: str) -> None:
+    result = lessons_check(exercise_id, answer, quiet=True)
+    assert not result
+    assert result.message.startswith(expected)
+
+
+def test_the_type_is_refused_before_the_checker_runs() -> None:
+    calls = []
+
+    @exercise("98.1", "How many?", kind="concept", answer=int)
+    def _count(answer: int) -> str | None:
+        calls.append(answer)
+        return None
+
+    assert not check("98.1", 2.0, quiet=True)
+    assert not check("98.1", True, quiet=True)
+    assert calls == []
+    assert check("98.1", 2, quiet=True) and calls == [2]
+
+
+@pytest.mark.parametrize(("exercise_id", "answer"), [
+    ("00.1", np.int64(0)), ("00.3", np.float64(0.0)), ("00.3", 1), ("03.2", [2, 3]),
+    ("02.4", " Carried_State "), ("07.1", ["labels"]),
+])
+def test_numbers_from_numpy_ints_for_floats_and_lists_for_tuples_are_accepted(
+        exercise_id: str, answer: object) -> None:
+    result = lessons_check(exercise_id, answer, quiet=True)
+    assert "you gave" not in result.message
+    assert "not one of the choices" not in result.message
+
+
+def test_right_answers_of_the_right_type_pass() -> None:
+    assert lessons_check("03.2", (2, 3), quiet=True)
+    assert lessons_check("02.1", 0.0, quiet=True) and lessons_check("02.1", 0, quiet=True)
+    assert lessons_check("04.4", False, quiet=True)
+    assert lessons_check("05.2", "outbox", quiet=True)
+
+
+@pytest.mark.parametrize("spec", [list, dict, "int", 3, object])
+def test_an_unknown_answer_spec_is_refused(spec: object) -> None:
+    with pytest.raises(InvalidExercise, match="is not an answer spec"):
+        exercise("98.9", "?", kind="concept", answer=spec)
+
+
+def test_specs_describe_themselves() -> None:
+    assert TupleOf(int, float).describe() == "a tuple (int, float)"
+    assert SetOf(str).problem({"a", 1}) == "in your set: you gave an int (1); answer with a str."
+    assert OneOf("a", "b").problem("B") is None
+    assert ANY.problem(object()) is None
+    with pytest.raises(InvalidExercise):
+        OneOf()
+
+
+# ------------------------------------------------------------------ kinds
+
+
+def test_an_unknown_kind_is_refused_with_the_kinds() -> None:
+    with pytest.raises(InvalidExercise, match="'build', 'predict', 'concept'"):
+        exercise("98.8", "?", kind="quiz", answer=int)
+
+
+def test_every_lesson_exercise_has_a_kind_and_declares_its_answer_type() -> None:
+    infos = [info for info in exercise_info() if not info.id.startswith("9")]
+    assert len(infos) >= 28
+    assert all(info.kind in KINDS for info in infos)
+    assert all(info.answer is not ANY for info in infos), [
+        info.id for info in infos if info.answer is ANY]
+    kinds = {info.id: info.kind for info in infos}
+    assert {key for key, kind in kinds.items() if kind == "build"} == {
+        "02.5", "05.4", "06.2", "07.2"}
+    assert {key for key, kind in kinds.items() if kind == "predict"} == {"06.1", "07.1"}
+    assert all(info.answer.problem(lambda: None) is None
+               for info in infos if info.kind == "build")
+
+
+# ------------------------------------------------------------------ hints in steps
+
+
+@exercise("98.2", "What is two?", kind="concept", answer=int)
+def _stepped(answer: int) -> tuple[str, ...] | None:
+    return None if answer == 2 else ("a nudge.", "a stronger hint.", "the strongest hint.")
+
+
+def test_hints_come_in_steps_and_stay_on_the_last() -> None:
+    reset_tries("98.2")
+    messages = [check("98.2", wrong, quiet=True).message for wrong in (1, 3, 4, 5)]
+    assert messages == ["a nudge.", "a stronger hint.", "the strongest hint.",
+                        "the strongest hint."]
+
+
+def test_a_refused_type_or_no_answer_does_not_use_up_a_hint() -> None:
+    reset_tries("98.2")
+    check("98.2", "2", quiet=True)
+    check("98.2", ..., quiet=True)
+    assert check("98.2", 1, quiet=True).message == "a nudge."
+    reset_tries()
+    assert check("98.2", 1, quiet=True).message == "a nudge."
+
+
+def test_a_lesson_hint_gets_stronger_on_the_next_try() -> None:
+    reset_tries("03.1")
+    first, second = (lessons_check("03.1", 5, quiet=True).message for _ in range(2))
+    assert first != second
+    assert "snapshot" in first and "multiple of 3" in second
+
+
+# ------------------------------------------------------------------ code that raises
+
+
+def test_a_learners_function_that_raises_is_a_verdict_naming_the_exception() -> None:
+    @exercise("98.3", "Write double(x).", kind="build", answer=callable)
+    def _runs(answer):  # type: ignore[no-untyped-def]
+        return None if answer(2) == 4 else "double it."
+
+    def double(x):  # type: ignore[no-untyped-def]
+        half = x / 0
+        return half
+
+    result = check("98.3", double, quiet=True)
+    assert not result
+    assert result.message.startswith(
+        "your code raised ZeroDivisionError in double, line 2: division by zero.")
+
+
+def test_a_raising_answer_in_a_lesson_check_never_crashes() -> None:
+    def compensate(saga):  # type: ignore[no-untyped-def]
+        raise RuntimeError("not written yet")
+
+    result = lessons_check("06.2", compensate, quiet=True)
+    assert not result and "RuntimeError" in result.message
