@@ -1,6 +1,6 @@
 """``eda-lab``: the command line for running a class.
 
-Four subcommands, each a thin layer over papermill and nbformat:
+Five subcommands, each a thin layer over papermill and nbformat:
 
 ``eda-lab list``
     The notebooks in learning order, their titles and their parameters with defaults.
@@ -13,8 +13,12 @@ Four subcommands, each a thin layer over papermill and nbformat:
     (quote it, ``"'7'"``, to pass digits as text).
 ``eda-lab student NOTEBOOK... --output DIR``
     Student copies of master notebooks: solutions removed, outputs cleared.
-``eda-lab check NOTEBOOK...``
-    Run (student) notebooks and report each exercise check's verdict: batch grading.
+``eda-lab check NOTEBOOK... [--json]``
+    Run (student) notebooks and grade every exercise: PASS, NOT YET or ERROR (its
+    cell, or a cell before it, raised). A cell that raises never stops the grading:
+    every cell runs. ``--json`` prints one object per exercise.
+``eda-lab exercises [--json]``
+    Every exercise: its id, notebook, kind (build, predict, concept) and question.
 
 Everything that can be checked before a kernel starts is checked first: an unknown
 notebook or a parameter its ``parameters`` cell does not declare stops the command
@@ -30,7 +34,9 @@ import argparse
 import ast
 import contextlib
 import difflib
+import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,7 +50,9 @@ __all__ = [
     "BEGIN_SOLUTION",
     "END_SOLUTION",
     "PLACEHOLDER",
+    "VERDICTS",
     "CliError",
+    "Grade",
     "NotebookFailed",
     "NotebookRun",
     "SolutionMarkerError",
@@ -53,7 +61,9 @@ __all__ = [
     "Verdict",
     "check_parameters",
     "collect_verdicts",
+    "exercise_cells",
     "find_notebooks",
+    "grade_notebook",
     "main",
     "make_student_copy",
     "notebook_parameters",
@@ -267,12 +277,17 @@ def _check_type(path: Path, name: str, default_source: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class NotebookRun:
-    """One executed notebook: where it went, what it recorded, and the error if it failed."""
+    """One executed notebook: where it went, what it recorded, and the error if it failed.
+
+    ``completed`` is False when the notebook could not be run to its end at all (not a
+    notebook, no kernel, the kernel died); a cell that raised is only an ``error``.
+    """
 
     source: Path
     output: Path
     records: dict[str, Any]
     error: str | None = None
+    completed: bool = True
 
 
 def _refuse_overwrite(source: Path, output: Path) -> None:
@@ -334,6 +349,7 @@ def run_notebooks(
     progress: bool = True,
     stop_on_error: bool = True,
     verdicts: bool = False,
+    allow_errors: bool = False,
 ) -> list[NotebookRun]:
     """Execute ``notebooks`` in order with papermill, writing them to ``output_dir``.
 
@@ -341,7 +357,10 @@ def run_notebooks(
     a failing notebook raises :class:`NotebookFailed` naming the cell and the executed
     copy; without it the failure is kept in :attr:`NotebookRun.error` and the next
     notebook runs. With ``verdicts`` the kernels display every exercise verdict as
-    data too, for :func:`collect_verdicts`.
+    data too, for :func:`collect_verdicts`. With ``allow_errors`` a cell that raises
+    does not stop the notebook: every later cell still runs (grading), the first error
+    is kept in :attr:`NotebookRun.error`, and a notebook that could not run at all is
+    reported with ``completed=False`` instead of raised.
     """
     import papermill
     from tqdm import tqdm
@@ -359,12 +378,13 @@ def run_notebooks(
     for source, output in bar:
         bar.set_postfix_str(source.name)
         output.parent.mkdir(parents=True, exist_ok=True)
-        error = None
+        error, completed = None, True
+        options = {"allow_errors": True} if allow_errors else {}
         try:
             with _kernel_environment(verdicts):
                 papermill.execute_notebook(
                     str(source), str(output), parameters=parameters, progress_bar=False,
-                    cwd=str(source.resolve().parent),
+                    cwd=str(source.resolve().parent), **options,
                 )
         except papermill.PapermillExecutionError as exc:
             error = f"{exc.ename}: {exc.evalue}".rstrip(".")
@@ -373,8 +393,12 @@ def run_notebooks(
                     f"{source.name} stopped in cell [{exc.exec_count}] with {error}. "
                     f"The executed copy, with the traceback, is {output}; fix the cell "
                     "(or the -p value it uses) and run again.") from None
-        records = read_records(output) if output.exists() else {}
-        runs.append(NotebookRun(source, output, records, error))
+        except Exception as exc:  # not a notebook, no kernel, a dead kernel: not run
+            if not allow_errors:
+                raise
+            error, completed = f"{type(exc).__name__}: {exc}".strip().rstrip("."), False
+        records = read_records(output) if output.exists() and completed else {}
+        runs.append(NotebookRun(source, output, records, error, completed))
     return runs
 
 
@@ -497,6 +521,142 @@ def collect_verdicts(notebook: Any) -> list[Verdict]:
             for v in read_verdicts(notebook)]
 
 
+#: The verdicts of ``eda-lab check``: right, not yet right (or never run), and a cell
+#: that raised before the exercise's check could run.
+VERDICTS = ("PASS", "NOT YET", "ERROR")
+
+#: ``check("03.2", ...)`` in a cell's source: the cell of exercise 03.2.
+_CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d+\.\d+)["']""")
+#: The cell papermill puts on top of a notebook that raised (not one of the lesson's).
+_PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One exercise's grade in one notebook, as ``eda-lab check`` reports it.
+
+    ``verdict`` is one of :data:`VERDICTS`. ``schedules`` is ``None`` for now: the
+    fault schedules a build-it check ran are future work (issue 9).
+    """
+
+    notebook: str
+    exercise: str
+    verdict: str
+    message: str
+    schedules: None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"notebook", "exercise", "verdict", "message", "schedules"}``."""
+        return {"notebook": self.notebook, "exercise": self.exercise,
+                "verdict": self.verdict, "message": self.message,
+                "schedules": self.schedules}
+
+
+def exercise_cells(notebook: Any) -> dict[str, int]:
+    """Each exercise id a notebook checks, and the index of the first code cell that
+    calls ``check("id", ...)``, in the notebook's order (a notebook or a path)."""
+    if not hasattr(notebook, "cells"):
+        notebook = _read(Path(notebook))
+    found: dict[str, int] = {}
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            for exercise_id in _CHECK_CALL.findall(cell.source):
+                found.setdefault(exercise_id, index)
+    return found
+
+
+def _registered_exercises(notebook_number: str) -> list[str]:
+    """The ids the lesson modules register for a notebook number (``"03"``)."""
+    import eda_lab.lessons  # noqa: F401  (registers every lesson's exercises)
+    from eda_lab.exercises import exercises
+
+    return [key for key in exercises() if key.split(".")[0] == notebook_number]
+
+
+def _cell_error(cell: Any) -> str | None:
+    """``cell [5] raised NameError: name 'x' is not defined``, or None."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            first = (str(output.get("evalue", "")).strip().splitlines() or [""])[0]
+            count = cell.get("execution_count")
+            where = f"cell [{count}]" if count is not None else "a cell"
+            return f"{where} raised {output.get('ename', 'an error')}: {first}".rstrip(": ")
+    return None
+
+
+def grade_notebook(source: Path, run: NotebookRun) -> list[Grade]:
+    """Grade every exercise of one checked notebook, in the notebook's order.
+
+    The exercises are those whose ``check("id", ...)`` appears in a code cell, and those
+    the lesson modules register for the notebook's number (a check the learner deleted
+    is "not run"). Each gets:
+
+    * PASS or NOT YET: the verdict its ``check(...)`` displayed as data;
+    * ERROR: its cell raised before the check ran, or (when its cell displayed no
+      verdict) a cell before it raised: the cell number and the first line of the error
+      (of its own cell and of the last cell before it that raised, which it may use);
+    * NOT YET, "not run": the notebook stopped before its cell, or nothing checked it.
+    """
+    name = str(source)
+    try:
+        ids = list(exercise_cells(_read(source)))
+    except Exception:  # not a notebook: only the registered exercises are known
+        ids = []
+    executed = _read(run.output) if run.output.exists() else None
+    number = source.name[:2]
+    if number.isdigit():
+        ids += [key for key in _registered_exercises(number) if key not in ids]
+    if executed is None:
+        why = f"the notebook could not be run: {run.error}" if run.error else "not run"
+        return [Grade(name, key, "ERROR" if run.error else "NOT YET", why) for key in ids]
+    verdicts = {v.exercise: v for v in collect_verdicts(executed)}
+    ids += [key for key in verdicts if key not in ids]
+    cells = [cell for cell in executed.cells
+             if _PAPERMILL_ERROR_TAG not in cell.get("metadata", {}).get("tags", [])]
+    where = exercise_cells(_notebook_of(cells))
+    grades = []
+    for key in ids:
+        if key in verdicts:
+            verdict = verdicts[key]
+            grades.append(Grade(name, key, "PASS" if verdict.passed else "NOT YET",
+                                verdict.message))
+            continue
+        index = where.get(key)
+        if index is None:
+            grades.append(Grade(name, key, "NOT YET",
+                                f"not run: no cell calls check({key!r}, ...)."))
+            continue
+        own = _cell_error(cells[index])
+        before = [error for error in map(_cell_error, cells[:index]) if error]
+        if own and before:
+            grades.append(Grade(name, key, "ERROR",
+                                f"{own}, after {before[-1]}: fix that cell first, then "
+                                "run the cells below it again."))
+        elif own:
+            grades.append(Grade(name, key, "ERROR",
+                                f"{own}; fix that cell and run it again."))
+        elif cells[index].get("execution_count") is None:
+            grades.append(Grade(name, key, "NOT YET",
+                                "not run: the notebook stopped before its cell."))
+        elif before:
+            grades.append(Grade(name, key, "ERROR",
+                                f"{before[-1]}, before this exercise's cell, and its "
+                                "check displayed no verdict; fix that cell first."))
+        else:
+            grades.append(Grade(name, key, "NOT YET",
+                                "not run: its cell ran, but check(...) was not called."))
+    return grades
+
+
+def _notebook_of(cells: list[Any]) -> Any:
+    """A notebook holding ``cells`` (for :func:`exercise_cells`)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = list(cells)
+    return nb
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -558,23 +718,45 @@ def _cmd_check(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="eda-lab-check-") as scratch:
         output_dir = Path(args.output) if args.output else Path(scratch)
         runs = run_notebooks(notebooks, output_dir, stop_on_error=False,
-                             verdicts=True)
-        failed = 0
+                             verdicts=True, allow_errors=True)
+        report: list[Grade] = []
+        not_run = 0
         for run in runs:
-            verdicts = collect_verdicts(run.output) if run.output.exists() else []
-            passed = sum(v.passed for v in verdicts)
-            print(f"{run.source}: {passed}/{len(verdicts)} exercises passed")
-            for verdict in verdicts:
-                mark = "PASS" if verdict.passed else "NOT YET"
-                print(f"  [{mark}] exercise {verdict.exercise}: {verdict.message}")
-            if run.error:
-                failed += 1
-                print(f"  the notebook stopped with an error: {run.error}")
-    return 1 if failed else 0
+            grades = grade_notebook(run.source, run)
+            report += grades
+            if not run.completed:
+                not_run += 1
+                print(f"eda-lab check: {run.source} could not be run: {run.error}",
+                      file=sys.stderr)
+            if args.json:
+                continue
+            passed = sum(grade.verdict == "PASS" for grade in grades)
+            print(f"{run.source}: {passed}/{len(grades)} exercises passed")
+            for grade in grades:
+                print(f"  [{grade.verdict}] exercise {grade.exercise}: {grade.message}")
+            if run.error and run.completed:
+                print(f"  a cell raised (every cell still ran): {run.error}")
+        if args.json:
+            print(json.dumps([grade.as_json() for grade in report], indent=2))
+    return 1 if not_run else 0
+
+
+def _cmd_exercises(args: argparse.Namespace) -> int:
+    import eda_lab.lessons  # noqa: F401  (registers every lesson's exercises)
+    from eda_lab.exercises import exercise_info
+
+    rows = [{"id": info.id, "notebook": info.notebook, "kind": info.kind,
+             "question": info.question} for info in exercise_info()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['id']}  {row['kind']:<8} {row['question']}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``eda-lab`` (subcommands list, run, student, check)."""
+    """The argument parser of ``eda-lab`` (list, run, student, check, exercises)."""
     parser = argparse.ArgumentParser(
         prog="eda-lab",
         description="Run, list, grade and hand out the eda_lab notebooks.",
@@ -606,7 +788,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_check.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
     p_check.add_argument("--output", "-o", default=None,
                          help="keep the executed notebooks in this folder")
+    p_check.add_argument("--json", action="store_true",
+                         help="print a JSON array, one object per exercise")
     p_check.set_defaults(func=_cmd_check)
+
+    p_exercises = sub.add_parser("exercises",
+                                 help="every exercise: id, notebook, kind, question")
+    p_exercises.add_argument("--json", action="store_true",
+                             help="print a JSON array, one object per exercise")
+    p_exercises.set_defaults(func=_cmd_exercises)
     return parser
 
 

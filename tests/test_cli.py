@@ -1,12 +1,14 @@
 """Tests of the ``eda-lab`` command line on small notebooks made with nbformat.
 
-Only three tests start a kernel (run, check, student-then-check); everything that
+Few tests start a kernel (run, check, student-then-check, a raising cell, a real
+master); everything that
 must be refused is refused before a kernel starts, which the tests prove by checking
 that nothing was written.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -320,11 +322,11 @@ EXERCISE_CELLS = [
     ("code", """\
         from eda_lab.exercises import check, exercise
 
-        @exercise("99.1", "What is two?")
+        @exercise("99.1", "What is two?", kind="concept", answer=int)
         def _(answer):
             return None if answer == 2 else "count again."
 
-        @exercise("99.2", "What is three?")
+        @exercise("99.2", "What is three?", kind="concept", answer=int)
         def _(answer):
             return None if answer == 3 else "one more than two."
         """, []),
@@ -379,26 +381,122 @@ def test_check_grades_a_master_and_its_student_copy(tmp_path: Path, capsys) -> N
     assert "no answer yet" in student_report
 
 
-def test_check_reports_a_notebook_that_fails(tmp_path: Path, capsys) -> None:
+def test_check_reports_a_cell_that_raises_and_still_grades(tmp_path: Path, capsys) -> None:
     broken = make_notebook(tmp_path / "08_broken.ipynb", [
         ("md", "# 08 · Broken", []),
         ("code", "from eda_lab.exercises import check, exercise\n"
-                 "exercise('08.1', 'Fine?')(lambda answer: None)\n"
+                 "exercise('08.1', 'Fine?', kind='concept')(lambda answer: None)\n"
                  "print('[PASS] exercise 08.9: printed text is not a verdict')\n"
                  "check('08.1', True)", []),
         ("code", "1 / 0", []),
     ])
-    assert cli.main(["check", str(broken), "--output", str(tmp_path / "graded")]) == 1
+    assert cli.main(["check", str(broken), "--output", str(tmp_path / "graded")]) == 0
     out = capsys.readouterr().out
     assert "1/1 exercises passed" in out
-    assert "stopped with an error: ZeroDivisionError" in out
+    assert "08.9" not in out
+    assert "a cell raised (every cell still ran): ZeroDivisionError" in out
     assert (tmp_path / "graded" / "08_broken.ipynb").exists()
+
+
+#: A student's copy in which exercise 97.2's cell raises, 97.3 depends on a cell
+#: that raised, 97.4 is fine, and 97.5 is never checked.
+RAISING_CELLS = [
+    ("md", "# 97 · A student's work", []),
+    ("code", """\
+        from eda_lab.exercises import check, exercise
+
+        for number, right in [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]:
+            exercise(f"97.{number}", f"What is {right}?", kind="concept", answer=int)(
+                lambda answer, right=right: None if answer == right else "not yet.")
+        """, []),
+    ("code", "check('97.1', 1)", []),
+    ("code", "answer = 2 / 0\ncheck('97.2', answer)", []),
+    ("code", "helper = undefined_name", []),
+    ("code", "check('97.3', helper)", []),
+    ("code", "check('97.4', 5)", []),
+    ("md", "check('97.5', 5) is only mentioned in markdown.", []),
+]
+
+
+def test_a_raising_exercise_cell_does_not_stop_the_others(tmp_path: Path, capsys) -> None:
+    notebook = make_notebook(tmp_path / "97_work.ipynb", RAISING_CELLS)
+    assert cli.main(["check", str(notebook), "--json"]) == 0
+    grades = json.loads(capsys.readouterr().out)
+    assert [set(grade) for grade in grades] == [
+        {"notebook", "exercise", "verdict", "message", "schedules"}] * 4
+    by_id = {grade["exercise"]: grade for grade in grades}
+    assert list(by_id) == ["97.1", "97.2", "97.3", "97.4"]
+    assert by_id["97.1"]["verdict"] == "PASS"
+    assert by_id["97.2"]["verdict"] == "ERROR"
+    assert by_id["97.2"]["message"].startswith(
+        "cell [3] raised ZeroDivisionError: division by zero")
+    assert by_id["97.3"]["verdict"] == "ERROR"
+    assert by_id["97.3"]["message"].startswith(
+        "cell [5] raised NameError: name 'helper' is not defined, after cell [4] raised "
+        "NameError: name 'undefined_name' is not defined: fix that cell first")
+    assert by_id["97.4"] == {"notebook": str(notebook), "exercise": "97.4",
+                             "verdict": "NOT YET", "message": "not yet.",
+                             "schedules": None}
+
+
+def test_grades_name_exercises_never_reached(tmp_path: Path) -> None:
+    notebook = make_notebook(tmp_path / "97_work.ipynb", RAISING_CELLS)
+    run = cli.NotebookRun(notebook, tmp_path / "missing.ipynb", {}, "DeadKernelError",
+                          completed=False)
+    grades = cli.grade_notebook(notebook, run)
+    assert [(g.exercise, g.verdict) for g in grades] == [
+        ("97.1", "ERROR"), ("97.2", "ERROR"), ("97.3", "ERROR"), ("97.4", "ERROR")]
+    assert "could not be run: DeadKernelError" in grades[0].message
+    executed = nbformat.read(str(notebook), as_version=4)
+    for number, cell in enumerate(executed.cells[1:3], start=1):
+        cell["execution_count"] = number  # the kernel died after the second code cell
+    nbformat.write(executed, str(tmp_path / "stopped.ipynb"))
+    grades = cli.grade_notebook(notebook, cli.NotebookRun(
+        notebook, tmp_path / "stopped.ipynb", {}, "DeadKernelError", completed=False))
+    assert {g.exercise: g.message for g in grades}["97.4"] == (
+        "not run: the notebook stopped before its cell.")
+
+
+def test_check_exits_1_only_when_a_notebook_cannot_run(tmp_path: Path, capsys) -> None:
+    good = make_notebook(tmp_path / "96_fine.ipynb", [("code", "x = 1", [])])
+    bad = tmp_path / "95_not_a_notebook.ipynb"
+    bad.write_text("{ this is not json")
+    assert cli.main(["check", str(good), str(bad), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == []
+    assert "95_not_a_notebook.ipynb could not be run" in captured.err
+
+
+def test_exercises_lists_every_exercise_with_its_kind(capsys) -> None:
+    from eda_lab.exercises import KINDS, exercise_info
+
+    assert cli.main(["exercises", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [set(row) for row in rows] == [{"id", "notebook", "kind", "question"}] * len(rows)
+    lessons = [row for row in rows if not row["id"].startswith("9")]
+    assert len(lessons) >= 28
+    assert all(row["kind"] in KINDS for row in rows)
+    assert all(row["notebook"] == row["id"][:2] for row in rows)
+    assert {row["id"] for row in rows} == {info.id for info in exercise_info()}
+    assert {row["id"]: row["kind"] for row in rows}["05.4"] == "build"
+    assert cli.main(["exercises"]) == 0
+    assert "06.1  predict" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("number", ["03", "07"])
+def test_a_master_notebook_grades_pass_for_every_exercise(number: str, capsys) -> None:
+    assert cli.main(["check", number, "--json"]) == 0
+    grades = json.loads(capsys.readouterr().out)
+    assert grades and {grade["verdict"] for grade in grades} == {"PASS"}
+    from eda_lab.exercises import exercises
+    assert {grade["exercise"] for grade in grades} == {
+        key for key in exercises() if key.startswith(f"{number}.")}
 
 
 def test_console_script_help() -> None:
     result = subprocess.run([sys.executable, "-m", "eda_lab.cli", "--help"],
                             capture_output=True, text=True, check=True)
-    for command in ("list", "run", "student", "check"):
+    for command in ("list", "run", "student", "check", "exercises"):
         assert command in result.stdout
 
 
