@@ -1,6 +1,7 @@
 # eda_lab: two commands for everyone, a few more for instructors and contributors.
 #
-#   make lab    set up .venv (first time only) and open JupyterLab on notebooks/
+#   make lab    set up .venv (first time only), make or update workspace/ (your copies
+#               of the notebooks) and open JupyterLab there
 #   make test   the same setup, then every check CI runs
 #   make unit   the developer's fast loop: every test but notebooks and browser
 #
@@ -24,10 +25,11 @@ ifeq ($(shell id -u),0)
 LAB_FLAGS += --allow-root
 endif
 
-.PHONY: help setup lab test unit lint run bench notebooks clean
+.PHONY: help setup lab lab-master test unit lint run bench notebooks clean
 
 help:
-	@echo "make lab        set up .venv and start JupyterLab on notebooks/"
+	@echo "make lab        set up .venv, make or update workspace/ and start JupyterLab there"
+	@echo "make lab-master for instructors: JupyterLab on the master notebooks/ (with solutions)"
 	@echo "make test       set up .venv and run every check (ruff, mypy, unit tests, nbval, papermill)"
 	@echo "make unit       the fast loop: every test except the notebook and browser ones"
 	@echo "make lint       ruff over the whole repository"
@@ -45,7 +47,15 @@ $(STAMP): pyproject.toml $(OVERRIDES_SRC)
 	cp $(OVERRIDES_SRC) $(OVERRIDES)
 	@touch $@
 
+# The learner's copies: made the first time, never overwritten (eda-lab workspace
+# --reset NN restores one), new lessons added. They and the masters are signed in the
+# trust store the server reads, so stored charts and widgets show on first open.
 lab: $(STAMP)
+	$(BIN)/eda-lab workspace --dir workspace
+	$(BIN)/jupyter lab $(LAB_FLAGS) workspace/
+
+lab-master: $(STAMP)
+	$(BIN)/jupyter trust $(NOTEBOOKS)
 	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
 
 test: $(STAMP)
@@ -77,6 +87,7 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.store_widget_state=True \
 		--ExecutePreprocessor.timeout=300 $(NOTEBOOKS)
+	$(BIN)/jupyter trust $(NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) runs build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -19,6 +19,11 @@ Five subcommands, each a thin layer over papermill and nbformat:
     every cell runs. ``--json`` prints one object per exercise.
 ``eda-lab exercises [--json]``
     Every exercise: its id, notebook, kind (build, predict, concept) and question.
+``eda-lab workspace [--dir workspace] [--reset NN]``
+    The learner's workspace that ``make lab`` opens: a student copy of every lesson
+    that keeps the lesson's outputs, trusted, plus the contents page. A copy that is
+    already there is never overwritten (``--reset NN`` restores one, keeping the old
+    one in ``.reset/``); a lesson that is new since the last run is added.
 
 Everything that can be checked before a kernel starts is checked first: an unknown
 notebook or a parameter its ``parameters`` cell does not declare stops the command
@@ -66,6 +71,7 @@ __all__ = [
     "grade_notebook",
     "main",
     "make_student_copy",
+    "make_workspace",
     "notebook_parameters",
     "notebook_title",
     "output_paths",
@@ -73,6 +79,7 @@ __all__ = [
     "resolve_notebooks",
     "run_notebooks",
     "strip_solutions",
+    "trust_notebook",
 ]
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -465,12 +472,17 @@ def strip_solutions(source: str) -> str:
     return "\n".join(out)
 
 
-def make_student_copy(source: Path, output: Path) -> int:
+def make_student_copy(source: Path, output: Path, *, keep_outputs: bool = False) -> int:
     """Write the student copy of ``source`` to ``output``; return the solutions removed.
 
     Solutions in code cells are replaced (:func:`strip_solutions`), every output and
     execution count is cleared, and notebook and cell metadata are kept (except the
     saved widget state, which describes the outputs that were cleared).
+
+    With ``keep_outputs`` (the workspace's copies) the lesson's outputs and widget
+    state stay, so its charts and panels show before anything runs; only the
+    exercises are cleared: every code cell from the first one holding a solution on
+    (a stored PASS, or a "predict, then run" experiment, would give the answer away).
     """
     import nbformat
 
@@ -484,16 +496,95 @@ def make_student_copy(source: Path, output: Path) -> int:
             stripped = strip_solutions(cell.source)
         except SolutionMarkerError as exc:
             raise SolutionMarkerError(f"{source.name}, cell {index}: {exc}") from None
-        removed += sum(
+        solutions = sum(
             1 for line in cell.source.splitlines() if line.strip().startswith(BEGIN_SOLUTION)
         )
+        removed += solutions
         cell.source = stripped
-        cell.outputs = []
-        cell.execution_count = None
-    nb.metadata.pop("widgets", None)  # widget state belongs to the master's outputs
+        if not keep_outputs or removed:
+            cell.outputs = []
+            cell.execution_count = None
+    if not keep_outputs:
+        nb.metadata.pop("widgets", None)  # widget state belongs to the master's outputs
     output.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(output))
     return removed
+
+
+# --------------------------------------------------------------------------- workspace
+
+#: The learner's workspace, relative to the repository (git-ignored).
+DEFAULT_WORKSPACE = Path("workspace")
+#: The contents page that every notebook's "Contents" link opens.
+CONTENTS_PAGE = "README.md"
+#: Where ``--reset`` keeps the copy it replaces, inside the workspace.
+RESET_BACKUPS = ".reset"
+
+
+def trust_notebook(path: Path) -> None:
+    """Sign ``path`` in nbformat's signature store, so JupyterLab trusts it on open.
+
+    JupyterLab shows a stored SVG chart or widget view only in a notebook it trusts.
+    The store is the one ``jupyter trust`` and the server use: under
+    ``JUPYTER_DATA_DIR`` (``~/.local/share/jupyter`` unless set), so sign with the
+    same environment the server runs in. Trust is a signature of the content: a copy
+    JupyterLab saves stays trusted; one changed outside it is untrusted until signed.
+    """
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    notary = NotebookNotary()
+    notary.sign(nbformat.read(str(path), as_version=4))
+
+
+@dataclass(frozen=True)
+class WorkspaceReport:
+    """What :func:`make_workspace` did: file names created, reset, and left alone."""
+
+    created: list[str]
+    reset: list[str]
+    kept: list[str]
+
+
+def make_workspace(masters: Sequence[Path], workspace: Path,
+                   reset: Sequence[Path] = ()) -> WorkspaceReport:
+    """Create or update the learner's ``workspace`` from the ``masters``.
+
+    A master without a copy in the workspace gets one (:func:`make_student_copy` with
+    ``keep_outputs``), trusted (:func:`trust_notebook`). A copy that exists is the
+    learner's work and is left alone, unless its master is in ``reset``: then the old
+    copy moves to ``workspace/.reset/NAME.N.ipynb`` and a fresh one replaces it. The
+    contents page beside the masters (``README.md``) is copied every time: it is
+    the lab's, not the learner's, and lists lessons that are new.
+    """
+    workspace.mkdir(parents=True, exist_ok=True)
+    resetting = {path.resolve() for path in reset}
+    created: list[str] = []
+    reset_names: list[str] = []
+    kept: list[str] = []
+    for master in masters:
+        target = workspace / master.name
+        if target.exists() and master.resolve() not in resetting:
+            kept.append(master.name)
+            continue
+        if target.exists():
+            backups = workspace / RESET_BACKUPS
+            backups.mkdir(exist_ok=True)
+            number = 1
+            while (backup := backups / f"{target.stem}.{number}.ipynb").exists():
+                number += 1
+            target.replace(backup)
+            reset_names.append(master.name)
+        else:
+            created.append(master.name)
+        make_student_copy(master, target, keep_outputs=True)
+        trust_notebook(target)
+    if masters:
+        contents = masters[0].parent / CONTENTS_PAGE
+        if contents.is_file():
+            (workspace / CONTENTS_PAGE).write_text(contents.read_text(encoding="utf-8"),
+                                                   encoding="utf-8")
+    return WorkspaceReport(created, reset_names, kept)
 
 
 # --------------------------------------------------------------------------- checks
@@ -713,6 +804,25 @@ def _cmd_student(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_workspace(args: argparse.Namespace) -> int:
+    masters = find_notebooks(args.notebook_dir)
+    if not masters:
+        raise UnknownNotebook(f"there are no notebooks named NN_title.ipynb in "
+                              f"{args.notebook_dir or default_notebook_dir()}.")
+    reset = resolve_notebooks(args.reset, args.notebook_dir) if args.reset else []
+    workspace = Path(args.dir)
+    report = make_workspace(masters, workspace, reset)
+    for name in report.created:
+        print(f"{workspace / name}  (new, trusted)")
+    for name in report.reset:
+        print(f"{workspace / name}  (reset from the lesson; your old copy is in "
+              f"{workspace / RESET_BACKUPS}/)")
+    if report.kept:
+        print(f"{len(report.kept)} notebook{'s' if len(report.kept) != 1 else ''} in "
+              f"{workspace}/ kept as you left them (eda-lab workspace --reset NN restores one)")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     notebooks = resolve_notebooks(args.notebooks, args.notebook_dir)
     with tempfile.TemporaryDirectory(prefix="eda-lab-check-") as scratch:
@@ -783,6 +893,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_student.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
     p_student.add_argument("--output", "-o", required=True, help="folder for the copies")
     p_student.set_defaults(func=_cmd_student)
+
+    p_workspace = sub.add_parser(
+        "workspace", help="the learner's workspace: student copies with the lessons' outputs")
+    p_workspace.add_argument("--dir", default=str(DEFAULT_WORKSPACE),
+                             help=f"the workspace folder (default: {DEFAULT_WORKSPACE}/)")
+    p_workspace.add_argument("--reset", action="append", default=[], metavar="NOTEBOOK",
+                             help="restore this notebook (number, file name or path) from "
+                                  "its lesson; the old copy is kept in .reset/ (repeatable)")
+    p_workspace.set_defaults(func=_cmd_workspace)
 
     p_check = sub.add_parser("check", help="run notebooks and report the exercise verdicts")
     p_check.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")

@@ -30,6 +30,7 @@ raises them. The whole tree (a test keeps it complete)::
     ├── EventIdConflict         (store.contract) same event id, different content
     ├── CorruptEventError       (store.contract) a stored row cannot be read (its position named)
     ├── StoreSchemaError        (store.contract) the database lacks a table or column
+    ├── StoreClosed             (store.contract) a closed store was asked to read or append
     ├── SchemaVersionError      (upcasting)  no upcaster chain reaches the reader's version
     ├── IncompatibleSchema      (contracts)  a registry refused a schema that breaks its rule
     ├── UnknownSchema           (contracts)  an event names a dataschema the registry lacks

@@ -63,6 +63,14 @@ class Panel:
     ``controls`` maps keyword names of ``run`` to widgets. ``draw(result)`` returns
     one displayable or a sequence of them. ``buttons`` maps a label to an action
     ``action(panel)`` that may change control values (which triggers a redraw).
+
+    A panel never fails silently: when ``run``, ``draw`` or a button's action raises
+    while a learner moves a control, the panel's output shows the error by name
+    (``StoreClosed: the event store ... is closed ...``) and keeps it in ``error``;
+    without this, ipywidgets would only write the traceback to JupyterLab's Log
+    Console and the chart would just stop changing. The next good redraw clears it.
+    A direct call (``panel.redraw()``, and the first draw when the panel is made)
+    shows the error and raises it too, so a cell that builds a broken panel fails.
     """
 
     def __init__(self, run: Callable[..., Any], draw: Callable[[Any], Any],
@@ -74,10 +82,11 @@ class Panel:
         self.output = w.Output()
         self.result: Any = None
         self.redraws = 0
+        self.error: BaseException | None = None
         self.buttons = []
         for label, action in (buttons or {}).items():
             button = w.Button(description=label, layout=w.Layout(width="auto"))
-            button.on_click(lambda _b, act=action: act(self))
+            button.on_click(lambda _b, act=action: self._act(act))
             self.buttons.append(button)
         for control in self.controls.values():
             control.observe(self.redraw, names="value")
@@ -93,16 +102,41 @@ class Panel:
         return {name: control.value for name, control in self.controls.items()}
 
     def redraw(self, change: Any = None) -> Any:
-        """Re-run with the current values and redraw; returns the result."""
-        self.result = self.run(**self.values())
-        shown = self.draw(self.result)
-        items: Sequence[Any] = shown if isinstance(shown, (list, tuple)) else [shown]
+        """Re-run with the current values and redraw; returns the result.
+
+        Called by a control (``change`` given), an error is shown in the panel and
+        not raised; called directly, it is shown and raised.
+        """
+        try:
+            self.result = self.run(**self.values())
+            shown = self.draw(self.result)
+            items: Sequence[Any] = shown if isinstance(shown, (list, tuple)) else [shown]
+            outputs = tuple(output_of(item) for item in items)
+        except Exception as exc:
+            self._show_error(exc)
+            if change is None:
+                raise
+            return None
         # Set the Output widget's outputs directly instead of capturing display
         # messages: the picture is the same, and it is stored in the widget state
         # the same way by JupyterLab, nbclient and nbval.
-        self.output.outputs = tuple(output_of(item) for item in items)
+        self.output.outputs = outputs
+        self.error = None
         self.redraws += 1
         return self.result
+
+    def _act(self, action: Callable[[Panel], None]) -> None:
+        """Run a button's action; an error is shown in the panel, not lost."""
+        try:
+            action(self)
+        except Exception as exc:
+            self._show_error(exc)
+
+    def _show_error(self, exc: Exception) -> None:
+        self.error = exc
+        text = (f"{type(exc).__name__}: {exc}\n"
+                "(this panel stopped redrawing; fix the cause and move a control again)\n")
+        self.output.outputs = ({"output_type": "stream", "name": "stderr", "text": text},)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

@@ -98,6 +98,36 @@ def test_only_lesson_notebooks_in_the_notebook_folder() -> None:
     assert not strays, f"rename to NN_snake_case.ipynb or move out of notebooks/: {strays}"
 
 
+CONTENTS = NOTEBOOK_DIR / "README.md"
+LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def test_the_contents_page_links_every_notebook_in_order() -> None:
+    """notebooks/README.md, inside the Lab root, is what every "Contents" link opens."""
+    links = [target for _, target in LINK.findall(CONTENTS.read_text(encoding="utf-8"))
+             if target.endswith(".ipynb")]
+    assert links == [p.name for p in NOTEBOOKS]
+
+
+@each_notebook
+def test_navigation_links_stay_inside_the_notebook_folder(path: Path) -> None:
+    """Contents, previous and next, at the top and the bottom, open files beside it."""
+    nb = read(path)
+    number = int(path.name[:2])
+    for cell in (nb.cells[0], nb.cells[-1]):
+        links = dict((text.split(" ")[0] if text != "Contents" else text, target)
+                     for text, target in LINK.findall(cell.source))
+        assert links.get("Contents") == "README.md", cell.source[:300]
+        expected = {"←": number - 1, f"{number + 1:02d}": number + 1}
+        for text, target in links.items():
+            assert (NOTEBOOK_DIR / target).is_file(), f"{path.name}: {target} is not there"
+            if text in expected:
+                assert target == NOTEBOOKS[expected[text]].name
+        assert ("←" in links) == (number > 0)
+        assert any(t.endswith(".ipynb") and t[:2] == f"{number + 1:02d}"
+                   for t in links.values()) == (number + 1 < len(NOTEBOOKS))
+
+
 def test_helpers_spot_derived_parameters() -> None:
     assert parameter_defaults("seed = 7  # s\nrate = 0.5  # r") == {"seed": 7, "rate": 0.5}
     with pytest.raises(pytest.fail.Exception, match="not a literal"):

@@ -24,6 +24,7 @@ from eda_lab.store import (
     EventIdConflict,
     Recorded,
     SQLiteEventStore,
+    StoreClosed,
     StoreSchemaError,
 )
 from eda_lab.testing.store_contract import (
@@ -43,6 +44,27 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     assert [r.event for r in reopened.read("O-1")] == [ev(1), ev(2)]
     reopened.append("O-1", [ev(3)], expected_version=2)
     assert reopened.version("O-1") == 3
+
+
+def test_a_closed_store_raises_store_closed_and_keeps_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "shop.sqlite"
+    store = SQLiteEventStore(path)
+    store.append("O-1", [ev(1), ev(2)])
+    store.read("O-1")  # the stream's number is cached: a closed store must not use it
+    store.close()
+    uses = [lambda: store.read("O-1"), lambda: store.read("O-unknown"),
+            lambda: store.read_all(), lambda: store.version("O-1"), lambda: len(store),
+            lambda: store.last_position, lambda: store.streams(),
+            lambda: store.append("O-1", [ev(3)], expected_version=2),
+            lambda: store.latest_snapshot("O-1")]
+    for use in uses:
+        with pytest.raises(StoreClosed, match=r"is closed.*open it again") as info:
+            use()
+        assert str(path) in str(info.value)
+    store.close()  # closing twice is harmless
+    assert pickle.loads(pickle.dumps(StoreClosed("x"))).path == "x"
+    with SQLiteEventStore(path) as reopened:
+        assert reopened.version("O-1") == 2
 
 
 def test_wal_and_constraints(tmp_path: Path) -> None:

@@ -38,3 +38,41 @@ def test_output_of_outside_a_kernel_uses_rich_reprs() -> None:
     table = output_of(pd.DataFrame({"a": [1]}))
     assert "text/html" in table["data"] and "<table" in table["data"]["text/html"]
     assert output_of("plain")["data"] == {"text/plain": "'plain'"}
+
+
+def test_a_callback_that_raises_shows_the_named_error_in_the_panel(tmp_path) -> None:
+    from eda_lab.store import SQLiteEventStore, StoreClosed
+    from eda_lab.testing.store_contract import ev
+
+    store = SQLiteEventStore(tmp_path / "s.sqlite")
+    store.append("O-1", [ev(1), ev(2)])
+    panel = Panel(lambda version: store.read("O-1", version, version)[0].event.type,
+                  lambda kind: kind, {"version": slider("version", 1, 1, 2)})
+    assert panel.error is None and panel.redraws == 1
+    store.close()
+    panel.controls["version"].value = 2  # a learner moves the slider: no exception escapes
+    assert isinstance(panel.error, StoreClosed)
+    (shown,) = panel.output.outputs
+    assert shown["output_type"] == "stream" and shown["name"] == "stderr"
+    assert shown["text"].startswith("StoreClosed: the event store")
+    assert panel.redraws == 1
+    try:  # a direct call shows the error and raises it
+        panel.redraw()
+    except StoreClosed:
+        pass
+    else:
+        raise AssertionError("redraw() swallowed the error")
+
+
+def test_a_button_action_that_raises_is_shown_and_the_next_redraw_clears_it() -> None:
+    def boom(panel: Panel) -> None:
+        raise ValueError("no such speed")
+
+    panel = Panel(lambda n: n * 2, lambda r: f"got {r}", {"n": slider("n", 1, 1, 5)},
+                  buttons={"boom": boom})
+    panel.buttons[0].click()
+    assert isinstance(panel.error, ValueError)
+    assert "ValueError: no such speed" in panel.output.outputs[0]["text"]
+    panel.controls["n"].value = 3
+    assert panel.error is None and panel.result == 6
+    assert panel.output.outputs[0]["data"]["text/plain"] == "'got 6'"

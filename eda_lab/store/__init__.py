@@ -40,6 +40,7 @@ from eda_lab.store.contract import (
     EventStore,
     Recorded,
     Snapshot,
+    StoreClosed,
     StoreSchemaError,
     catch_up,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "Recorded",
     "SQLiteEventStore",
     "Snapshot",
+    "StoreClosed",
     "StoreSchemaError",
     "catch_up",
 ]

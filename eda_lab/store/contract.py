@@ -76,6 +76,7 @@ __all__ = [
     "EventStore",
     "Recorded",
     "Snapshot",
+    "StoreClosed",
     "StoreSchemaError",
     "catch_up",
     "check_append",
@@ -120,6 +121,26 @@ class CorruptEventError(EdaLabError):
 
 class StoreSchemaError(EdaLabError):
     """A store file does not have the tables or columns this version of eda_lab needs."""
+
+
+class StoreClosed(EdaLabError):
+    """The store was closed, and something still reads or writes through it.
+
+    Closing a store ends its connection, not its events: open the file again (a new
+    store object) to keep going, and close a store only when nothing (a panel, a
+    repository, a projection) still uses it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the event store on {path!r} is closed, so it can neither read nor append. "
+            "Its events are still in the file: open it again with a new store object, "
+            "and close a store only when nothing (a panel, a repository) still uses it."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (StoreClosed, (self.path,))
 
 
 # -- records and snapshots ----------------------------------------------------------

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
@@ -23,6 +23,7 @@ from eda_lab.store.contract import (
     CorruptEventError,
     Recorded,
     Snapshot,
+    StoreClosed,
     StoreSchemaError,
     check_append,
     check_position,
@@ -125,6 +126,26 @@ LIMIT :limit
 
 
 T = TypeVar("T")
+
+
+class _ClosedConnection:
+    """Stands in for the connection after :meth:`SQLiteEventStore.close`.
+
+    Every use raises :class:`StoreClosed` (named, with what to do) instead of
+    sqlite3's ``ProgrammingError: Cannot operate on a closed database``; closing
+    again does nothing.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        raise StoreClosed(self.path)
 
 
 class _Numbered(dict[int, T]):
@@ -524,9 +545,14 @@ class SQLiteEventStore:
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the database connection (the file stays; open it again to continue)."""
+        """Close the database connection (the file stays; open it again to continue).
+
+        Any later read or append raises :class:`StoreClosed`; closing twice is harmless.
+        """
         with self._lock:
             self._conn.close()
+            closed = cast(sqlite3.Connection, _ClosedConnection(self.path))
+            self._conn = self._heads._conn = closed
 
     def __enter__(self) -> SQLiteEventStore:
         return self
