@@ -211,7 +211,7 @@ def raw_append(path: str, n: int, batch: int) -> tuple[float, str]:
     """The statements eda_lab issues, with the row parameters pre-built outside the
     clock: eda_lab's own tables and index (the very same schema), multi-row INSERTs
     of 128, 64, 32, ... rows that compute each key and position from the chunk's
-    first (see eda_lab.store._insert), one commits row per append."""
+    first (see eda_lab.store.sqlite_codec.insert_rows), one commits row per append."""
     SQLiteEventStore(path, synchronous=SYNCHRONOUS).close()
     conn = raw_connect(path)
     conn.execute("INSERT INTO streams (stream, name) VALUES (1, 'account-1')")
