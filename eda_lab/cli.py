@@ -919,8 +919,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_name_value(argv: Sequence[str]) -> list[str]:
-    """Accept ``-p NAME=VALUE`` as well as ``-p NAME VALUE``."""
+#: Options of ``eda-lab run`` and how many values each takes (after NAME=VALUE is split).
+_RUN_OPTIONS = {"-p": 2, "--parameter": 2, "-o": 1, "--output": 1}
+
+
+def _normalise_argv(argv: Sequence[str]) -> list[str]:
+    """The command line as argparse wants it.
+
+    * ``-p NAME=VALUE`` becomes ``-p NAME VALUE``;
+    * a ``-p`` without both a name and a value is refused with the two forms to write;
+    * for ``run``, notebooks and options may come in any order (``run 00 -p SEED 11 01``):
+      the notebooks are moved before the options.
+    """
     out: list[str] = []
     after_p = False
     for arg in argv:
@@ -930,13 +940,39 @@ def _split_name_value(argv: Sequence[str]) -> list[str]:
         else:
             out.append(arg)
         after_p = arg in ("-p", "--parameter")
-    return out
+    if "run" not in out:
+        return out
+    start = out.index("run") + 1
+    notebooks: list[str] = []
+    options: list[str] = []
+    i = start
+    while i < len(out):
+        arg = out[i]
+        takes = _RUN_OPTIONS.get(arg)
+        if takes is None:
+            (options if arg.startswith("--") else notebooks).append(arg)
+            i += 1
+            continue
+        values = out[i + 1:i + 1 + takes]
+        if len(values) < takes or any(v in _RUN_OPTIONS for v in values):
+            what = "a name and a value" if takes == 2 else "a value"
+            form = ("write -p NAME VALUE or -p NAME=VALUE (for example -p SEED 11)"
+                    if takes == 2 else f"write {arg} FOLDER")
+            raise CliError(f"{arg} needs {what}: {form}.")
+        options += [arg, *values]
+        i += 1 + takes
+    return out[:start] + notebooks + options
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     """Entry point of the ``eda-lab`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(_split_name_value(sys.argv[1:] if argv is None else list(argv)))
+    try:
+        normalised = _normalise_argv(sys.argv[1:] if argv is None else list(argv))
+    except CliError as exc:
+        print(f"eda-lab: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(normalised)
     try:
         return int(args.func(args))
     except NotebookFailed as exc:

@@ -148,6 +148,31 @@ def test_run_refuses_an_undeclared_parameter_before_running(
     assert not out_dir.exists()
 
 
+def test_notebooks_may_follow_the_parameters(lessons: Path, tmp_path: Path, capsys) -> None:
+    """`run 00 -p n 4 01`: 01 is a notebook to run, not an argparse error."""
+    out_dir = tmp_path / "out"
+    status = cli.main(["--notebook-dir", str(lessons), "run", "00", "-p", "n", "4", "01",
+                       "--output", str(out_dir)])
+    assert status == 2
+    assert "01_no_parameters.ipynb does not declare n" in capsys.readouterr().err
+    assert not out_dir.exists()
+
+
+def test_the_command_line_is_put_in_argparse_order() -> None:
+    assert cli._normalise_argv(["--notebook-dir", "nb", "run", "00", "-p", "SEED=11", "01",
+                                "-o", "x", "02"]) == [
+        "--notebook-dir", "nb", "run", "00", "01", "02", "-p", "SEED", "11", "-o", "x"]
+    assert cli._normalise_argv(["list"]) == ["list"]
+
+
+@pytest.mark.parametrize("tail", [["-p", "n"], ["-p", "n", "--output", "x"], ["-p"]])
+def test_a_parameter_without_a_value_says_how_to_write_one(
+        lessons: Path, tail: list[str], capsys) -> None:
+    assert cli.main(["--notebook-dir", str(lessons), "run", "00", *tail]) == 2
+    err = capsys.readouterr().err
+    assert "write -p NAME VALUE or -p NAME=VALUE" in err
+
+
 @pytest.mark.parametrize(("given", "hint"), [("N", "n"), ("lable", "label"), ("zzz", None)])
 def test_an_unknown_parameter_gets_a_did_you_mean(lessons: Path, given: str,
                                                   hint: str | None) -> None:
