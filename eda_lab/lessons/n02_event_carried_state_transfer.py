@@ -97,10 +97,6 @@ def handed_over(run: OrderingRun, customer: str) -> pd.DataFrame:
                   "per-customer sequence: 1, 2, 3, ...).",
           kind="build", answer=callable)
 def _ex_02_5(answer: Any) -> str | None:
-    if not callable(answer):
-        return (f"pass the function itself (apply_update, no parentheses), not a "
-                f"{type(answer).__name__}: the replica calls it as "
-                "apply_update(replica, event).")
     for seed in ORDERING_CHECK_SEEDS:
         for path in ORDERING_PATHS:
             try:

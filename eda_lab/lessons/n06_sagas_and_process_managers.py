@@ -134,9 +134,6 @@ _SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
                   "'RefundPayment') so that no order ever ends half-done.",
           kind="build", answer=callable)
 def _compensation(answer: Any) -> str | None:
-    if not callable(answer):
-        return (f"pass the function itself (compensate, no parentheses), not a "
-                f"{type(answer).__name__}: the process manager calls compensate(saga).")
     policy: Compensation = answer
     for seed in _SEEDS:
         options: dict[str, Any] = dict(decline_rate=0.25, slow_rate=0.4, timeout=1.5)

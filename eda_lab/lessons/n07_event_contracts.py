@@ -231,8 +231,6 @@ def _ex_07_1(answer: Any) -> str | None:
                   "(postcode) to v2 (postal_code), a function data -> new data",
           kind="build", answer=callable)
 def _ex_07_2(answer: Any) -> str | None:
-    if not callable(answer):
-        return "Give the function itself (upcast_v1), not a call of it."
     upcasters = shipping_upcasters(answer)
     reader = BoundaryUpcaster(upcasters, StrictReader(CHANGES["rename postcode"][0],
                                                       ("postal_code", "total")))
