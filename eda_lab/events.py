@@ -59,6 +59,11 @@ _READ_ONLY = ("event data is immutable: an event records a fact that already hap
               "To record a change, emit a new event (or use event.evolve(data=...)).")
 
 
+def _refuse(self: object, *args: object, **kwargs: object) -> None:
+    """What every changing method of a frozen container is."""
+    raise ReadOnlyData(_READ_ONLY)
+
+
 class FrozenData(dict[str, Any]):
     """A dict that refuses changes: an event's data is a fact and stays as it was.
 
@@ -76,14 +81,11 @@ class FrozenData(dict[str, Any]):
 
     __slots__ = ()
 
-    def _refuse(self, *args: object, **kwargs: object) -> None:
-        raise ReadOnlyData(_READ_ONLY)
-
     __setitem__ = __delitem__ = _refuse
     clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
 
     def __ior__(self, other: object) -> FrozenData:  # type: ignore[override,misc]
-        self._refuse()
+        _refuse(self)
         return self
 
     def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
@@ -108,18 +110,15 @@ class FrozenList(list[Any]):
 
     __slots__ = ()
 
-    def _refuse(self, *args: object, **kwargs: object) -> None:
-        raise ReadOnlyData(_READ_ONLY)
-
     __setitem__ = __delitem__ = _refuse
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
     def __iadd__(self, other: object) -> FrozenList:  # type: ignore[misc]
-        self._refuse()
+        _refuse(self)
         return self
 
     def __imul__(self, other: object) -> FrozenList:
-        self._refuse()
+        _refuse(self)
         return self
 
     def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
