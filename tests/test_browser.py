@@ -173,66 +173,50 @@ def only_localhost(blocked: list[str]) -> Any:
 
 
 def test_notebook_00_runs_in_a_real_browser_offline(lab: LabServer, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    blocked: list[str] = []
+    # Requests to any other host are refused: the page must work offline.
+    with offline_page(f"{lab.url}/lab/tree/{NOTEBOOK}?reset",
+                      tmp_path / "notebook_00.png") as page:
+        # The kernel starts by itself (no "Select Kernel" dialog) and goes idle.
+        expect(page.locator(".jp-StatusBar-Widget").get_by_text(
+            re.compile(r"\|\s*Idle"))).to_be_visible(timeout=120_000)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                             args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.route("**/*", only_localhost(blocked))
-            page = context.new_page()
-            page.set_default_timeout(60_000)
-            try:
-                page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?reset")
-                page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-                # The kernel starts by itself (no "Select Kernel" dialog) and goes idle.
-                expect(page.locator(".jp-StatusBar-Widget").get_by_text(
-                    re.compile(r"\|\s*Idle"))).to_be_visible(timeout=120_000)
+        run_menu_command(page, "Edit", "editmenu:clear-all")
+        prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt")
+        expect(prompts.first).to_have_text(re.compile(r"^\[ ?\]:?$"))
+        expect(page.locator(".jp-RenderedSVG, .vega-embed")).to_have_count(0)
 
-                run_menu_command(page, "Edit", "editmenu:clear-all")
-                prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt")
-                expect(prompts.first).to_have_text(re.compile(r"^\[ ?\]:?$"))
-                expect(page.locator(".jp-RenderedSVG, .vega-embed")).to_have_count(0)
+        run_menu_command(page, "Run", "runmenu:run-all")
+        page.wait_for_function(
+            """() => {
+                const ps = [...document.querySelectorAll(
+                    '.jp-CodeCell .jp-InputArea-prompt')];
+                return ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent));
+            }""",
+            timeout=RUN_ALL_MS,
+        )
+        expect(page.locator(".jp-StatusBar-Widget").get_by_text(
+            re.compile(r"\|\s*Idle"))).to_be_visible(timeout=120_000)
 
-                run_menu_command(page, "Run", "runmenu:run-all")
-                page.wait_for_function(
-                    """() => {
-                        const ps = [...document.querySelectorAll(
-                            '.jp-CodeCell .jp-InputArea-prompt')];
-                        return ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent));
-                    }""",
-                    timeout=RUN_ALL_MS,
-                )
-                expect(page.locator(".jp-StatusBar-Widget").get_by_text(
-                    re.compile(r"\|\s*Idle"))).to_be_visible(timeout=120_000)
-
-                # JupyterLab draws an image/svg+xml output as an <img> of the SVG inside
-                # .jp-RenderedSVG (an inline <svg> in older versions); vega-embed draws
-                # svg.marks. Either must be on screen with a real size.
-                chart = page.locator(".jp-RenderedSVG img, .jp-RenderedSVG svg, "
-                                     ".vega-embed svg.marks").first
-                chart.scroll_into_view_if_needed()
-                expect(chart).to_be_visible()
-                box = chart.bounding_box()
-                assert box and box["width"] > 100 and box["height"] > 50, box
-                if chart.evaluate("e => e.tagName") == "IMG":
-                    assert chart.evaluate("e => e.complete && e.naturalWidth > 0")
-                widget = page.locator(".widget-slider, .jupyter-widgets").first
-                widget.scroll_into_view_if_needed()
-                expect(widget).to_be_visible()
-                errors = page.locator(".jp-OutputArea-output"
-                                      "[data-mime-type='application/vnd.jupyter.stderr']")
-                assert errors.count() == 0, "error output:\n" + "\n".join(
-                    errors.all_inner_texts())
-            finally:
-                page.screenshot(path=str(tmp_path / "notebook_00.png"), full_page=False)
-        finally:
-            browser.close()
-    # Requests to the internet were refused and the page still worked: offline.
-    print(f"blocked {len(blocked)} non-local requests: {sorted(set(blocked))[:5]}")
+        # JupyterLab draws an image/svg+xml output as an <img> of the SVG inside
+        # .jp-RenderedSVG (an inline <svg> in older versions); vega-embed draws
+        # svg.marks. Either must be on screen with a real size.
+        chart = page.locator(".jp-RenderedSVG img, .jp-RenderedSVG svg, "
+                             ".vega-embed svg.marks").first
+        chart.scroll_into_view_if_needed()
+        expect(chart).to_be_visible()
+        box = chart.bounding_box()
+        assert box and box["width"] > 100 and box["height"] > 50, box
+        if chart.evaluate("e => e.tagName") == "IMG":
+            assert chart.evaluate("e => e.complete && e.naturalWidth > 0")
+        widget = page.locator(".widget-slider, .jupyter-widgets").first
+        widget.scroll_into_view_if_needed()
+        expect(widget).to_be_visible()
+        errors = page.locator(".jp-OutputArea-output"
+                              "[data-mime-type='application/vnd.jupyter.stderr']")
+        assert errors.count() == 0, "error output:\n" + "\n".join(
+            errors.all_inner_texts())
 
 
 def run_menu_command(page, menu: str, command: str) -> None:
