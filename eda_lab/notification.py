@@ -744,6 +744,17 @@ def _waits(frame: pd.DataFrame, types: Sequence[str]) -> list[Wait]:
     return records
 
 
+#: The most orders a cascade or an events-versus-commands run places: enough for any
+#: lesson, few enough that one argument cannot make a run that never ends.
+MAX_ORDERS = 10_000
+
+
+def _check_n_orders(n_orders: int) -> None:
+    if type(n_orders) is not int or not 1 <= n_orders <= MAX_ORDERS:
+        raise ScenarioError(f"n_orders must be a whole number from 1 to {MAX_ORDERS}, "
+                            f"got {n_orders!r}.")
+
+
 # -- a cascade spread over notifications ----------------------------------------------
 CASCADE = (
     ("billing", "OrderPlaced", "PaymentRequested"),
@@ -773,8 +784,7 @@ def run_order_cascade(*, seed: int = 3, n_orders: int = 5, latency: float = 0.5,
     event, yet :func:`eda_lab.flow.flow_graph` rebuilds the whole flow from the
     causation and correlation ids in the trace.
     """
-    if n_orders < 1:
-        raise ScenarioError(f"n_orders must be at least 1, got {n_orders}.")
+    _check_n_orders(n_orders)
     sim = Simulation(seed)
     bus = sim.channel("bus", partitions=2, latency=_latency_model(latency))
     shop = sim.emitter("shop")
@@ -937,8 +947,7 @@ def events_versus_commands(*, seed: int = 5, n_orders: int = 10,
     paid (and how many only after payments recovered), orders declined, declines
     the shop hears of, and failed sends the shop sees while payments is down.
     """
-    if n_orders < 1:
-        raise ScenarioError(f"n_orders must be at least 1, got {n_orders}.")
+    _check_n_orders(n_orders)
     if retry_every <= 0:
         raise ScenarioError(f"retry_every must be > 0 seconds, got {retry_every}.")
     rows = []

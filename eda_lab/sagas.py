@@ -72,7 +72,7 @@ from typing import TypedDict
 import pandas as pd
 
 from eda_lab.channel import Topic
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, WrongArgumentType
 from eda_lab.events import Event
 from eda_lab.failures import fault_rng
 from eda_lab.runs import SimulationRun
@@ -523,6 +523,11 @@ def run_saga(style: str, orders: Sequence[tuple[str, float]], *, seed: int = 7,
                               "pass compensation=... with style='orchestration'.")
     _check_seconds("timeout", timeout, positive=True)
     _check_seconds("latency", latency)
+    given: object = orders  # checked at run time: callers are not type-checked
+    if isinstance(given, (str, bytes)) or not isinstance(given, Sequence):
+        raise WrongArgumentType(f"orders must be a list of (order id, total) pairs, got "
+                                f"{type(orders).__name__} {orders!r}; for the shop's first "
+                                "n orders use the lesson's shop_orders(n).")
     totals = dict(orders)
     if len(totals) != len(orders):
         raise InvalidArgument("orders must have distinct order ids.")

@@ -313,3 +313,11 @@ def test_give_ups_by_customer_explains_gave_up_against_never_received(
     assert 0 < table["made up later"].sum() < table["gave up"].sum()
     # every give-up is either made up by a later query-back or a change never received
     assert (table["gave up"] - table["made up later"]).equals(table["never received"])
+
+
+@pytest.mark.parametrize("n_orders", [0, 10**12, 2.5])
+def test_a_cascade_refuses_an_order_count_out_of_bounds(n_orders: object) -> None:
+    with pytest.raises(ScenarioError, match="n_orders must be a whole number from 1 to"):
+        run_order_cascade(n_orders=n_orders)  # type: ignore[arg-type]
+    with pytest.raises(ScenarioError, match="n_orders must be a whole number from 1 to"):
+        events_versus_commands(n_orders=n_orders)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, WrongArgumentType
 from eda_lab.sagas import (
     STYLES,
     FaultSchedule,
@@ -146,3 +146,9 @@ def test_an_unknown_compensating_command_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="compensating command is one of"):
         run_saga("orchestration", [("O-1", 1.0)], schedule=schedule,
                  compensation=lambda saga: ["Undo"])
+
+
+@pytest.mark.parametrize("orders", [5, "O-1"])
+def test_orders_that_are_not_pairs_are_refused_by_name(orders: object) -> None:
+    with pytest.raises(WrongArgumentType, match="list of \\(order id, total\\) pairs"):
+        run_saga("orchestration", orders)  # type: ignore[arg-type]
