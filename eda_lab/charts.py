@@ -715,3 +715,34 @@ def ordering_chart(summary: pd.DataFrame, *,
                     header=alt.Header(labelAngle=0, labelAlign="left")),
         title=title,
     )
+
+
+#: Trace kinds a fault timeline marks as faults (large red marks, labelled).
+FAULT_ROW_KINDS = ("fault", "crash", "retry", "dead_letter", "outage", "duplicate")
+
+
+def fault_timeline(frame: pd.DataFrame, *, title: str = "A fault schedule") -> alt.LayerChart:
+    """One run of a fault schedule: a lane per service, a mark per trace row.
+
+    Emits, deliveries and the rest are small dots coloured by kind; the faults (an
+    injected duplicate or delay, a crash, a retry, an outage) are red crosses with
+    their kind written beside them, so a learner sees where the schedule struck.
+    """
+    rows = frame[["t", "kind", "service", "type", "subject", "detail"]]
+    check_rows(rows, "fault_timeline", "Replay a schedule with fewer events.")
+    lanes = list(dict.fromkeys(rows["service"]))
+    y = alt.Y("service:N", title="service", scale=alt.Scale(domain=lanes))
+    x = alt.X("t:Q", title="virtual time (s)")
+    tooltip = ["t", "kind", "service", "type", "subject", "detail"]
+    faults = rows[rows["kind"].isin(FAULT_ROW_KINDS)]
+    calm = rows[~rows["kind"].isin(FAULT_ROW_KINDS)]
+    dots = alt.Chart(calm).mark_circle(size=60, opacity=0.8).encode(
+        x=x, y=y, color=alt.Color("kind:N", title="what happened"), tooltip=tooltip)
+    crosses = alt.Chart(faults).mark_point(shape="cross", size=220, filled=True,
+                                           color="#d62728").encode(x=x, y=y, tooltip=tooltip)
+    marked = (faults.groupby(["t", "service"], as_index=False, sort=False)["kind"]
+              .agg(lambda kinds: " + ".join(dict.fromkeys(kinds))))
+    labels = alt.Chart(marked).mark_text(align="left", dx=9, dy=-9, color="#d62728",
+                                         fontSize=11).encode(x=x, y=y, text="kind:N")
+    return (dots + crosses + labels).properties(title=title, width=620,
+                                                height=max(120, 45 * len(lanes)))

@@ -434,11 +434,40 @@ def _solution_replacement(block: list[str], indent: str) -> list[str]:
     return [f"{indent}{PLACEHOLDER}"]
 
 
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)\s*\(")
+
+
+def _stub_for(above: list[str], indent: str) -> list[str] | None:
+    """The stub of a function body: ``raise NotImplementedError("write f: ...")``.
+
+    ``above`` are the cell's lines before the solution; when the nearest line less
+    indented than the solution is a ``def``, the solution is that function's body and
+    the stub says what the function must do: the first sentence of its docstring.
+    """
+    for number in range(len(above) - 1, -1, -1):
+        line = above[number]
+        if not line.strip() or len(line) - len(line.lstrip()) >= len(indent):
+            continue  # blank, or inside the body
+        match = _DEF.match(line)
+        if match is None:
+            return None
+        body = "\n".join(above[number + 1:]).strip()
+        doc = ""
+        if body[:3] in ('"""', "'''"):
+            doc = " ".join(body[3:].split(body[:3])[0].split())
+            doc = doc.split(". ")[0].rstrip(".")
+        what = doc or "see the exercise above for what it must do"
+        return [f"{indent}raise NotImplementedError({f'write {match.group(2)}: {what}'!r})"]
+    return None
+
+
 def strip_solutions(source: str) -> str:
     """Replace each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block of a cell.
 
     The block becomes ``...  # your answer here`` at the marker's indentation; a block
-    of plain assignments keeps its names (``answer = ...  # your answer here``).
+    of plain assignments keeps its names (``answer = ...  # your answer here``); the
+    body of a function (a build-it exercise) becomes a stub that raises
+    ``NotImplementedError("write f: <its docstring's first sentence>")``.
     Raises :class:`SolutionMarkerError` when markers do not pair up.
     """
     lines = source.split("\n")
@@ -459,7 +488,7 @@ def strip_solutions(source: str) -> str:
                 raise SolutionMarkerError(
                     f"line {number}: {END_SOLUTION!r} without a {BEGIN_SOLUTION!r} above it."
                 )
-            out.extend(_solution_replacement(block, indent))
+            out.extend(_stub_for(out, indent) or _solution_replacement(block, indent))
             block = None
         elif block is not None:
             block.append(line)
@@ -597,6 +626,7 @@ class Verdict:
     exercise: str
     passed: bool
     message: str
+    schedules: dict[str, Any] | None = None
 
 
 def collect_verdicts(notebook: Any) -> list[Verdict]:
@@ -608,7 +638,7 @@ def collect_verdicts(notebook: Any) -> list[Verdict]:
     """
     from eda_lab.notebook import read_verdicts
 
-    return [Verdict(v["exercise"], bool(v["passed"]), v["message"])
+    return [Verdict(v["exercise"], bool(v["passed"]), v["message"], v.get("schedules"))
             for v in read_verdicts(notebook)]
 
 
@@ -626,15 +656,16 @@ _PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
 class Grade:
     """One exercise's grade in one notebook, as ``eda-lab check`` reports it.
 
-    ``verdict`` is one of :data:`VERDICTS`. ``schedules`` is ``None`` for now: the
-    fault schedules a build-it check ran are future work (issue 9).
+    ``verdict`` is one of :data:`VERDICTS`. ``schedules`` is what a build-it check
+    ran (:meth:`eda_lab.schedules.Exploration.summary`: ``run``, ``faults``,
+    ``by_kind``, the failing ``seed`` and ``invariant``), ``None`` for other kinds.
     """
 
     notebook: str
     exercise: str
     verdict: str
     message: str
-    schedules: None = None
+    schedules: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """``{"notebook", "exercise", "verdict", "message", "schedules"}``."""
@@ -710,7 +741,7 @@ def grade_notebook(source: Path, run: NotebookRun) -> list[Grade]:
         if key in verdicts:
             verdict = verdicts[key]
             grades.append(Grade(name, key, "PASS" if verdict.passed else "NOT YET",
-                                verdict.message))
+                                verdict.message, verdict.schedules))
             continue
         index = where.get(key)
         if index is None:

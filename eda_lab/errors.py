@@ -20,6 +20,9 @@ raises them. The whole tree (a test keeps it complete)::
     ├── UnknownExercise         (exercises)  check() got an exercise id nobody registered
     ├── DuplicateExercise       (exercises)  exercise() got an id another check already has
     ├── InvalidExercise         (exercises)  exercise() got an unknown kind or answer spec
+    ├── UnknownFaultCheck       (schedules)  no fault schedules for that exercise (a NotFound)
+    ├── NoCodeChecked           (schedules)  a replay without code, before any check ran
+    ├── InjectedCrash           (schedules)  a crash a fault schedule injected on purpose
     ├── ScenarioError           (notification) a scenario's settings are out of range
     ├── UnknownEntity           (notification) a query-back asked for an unknown id
     ├── ThinEventError          (carried_state) a thin event cannot rebuild a replica

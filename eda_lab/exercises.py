@@ -31,6 +31,13 @@ of the same exercise in the same kernel shows the next hint of the tuple, and st
 on the last one; no hint gives the solution. An answer refused for its type, or no
 answer at all, does not move to the next hint.
 
+**Build-it checks run the code under fault schedules.** A build-it checker returns
+``CHECK.explore(answer)`` (:class:`eda_lab.schedules.FaultCheck`): the code runs in
+a small simulated world under 50 seeded schedules of duplicates, delays, crashes and
+outages, and the verdict says how many schedules and faults it survived, or names
+the broken invariant, the smallest failing seed and a call that replays it; in a
+notebook the failing schedule is drawn under the verdict.
+
 **A learner's code that raises** (a build-it function passed as the answer, which
 the checker runs) never crashes the check: the verdict is NOT YET and names the
 exception and where it was raised.
@@ -59,6 +66,7 @@ from typing import Any, Literal, get_args
 
 from eda_lab.errors import EdaLabError, NotFound
 from eda_lab.notebook import show_verdict
+from eda_lab.schedules import Counterexample, Exploration
 
 __all__ = [
     "ANY",
@@ -302,6 +310,10 @@ class CheckResult:
     exercise: str
     passed: bool
     message: str
+    #: A build-it check's schedules as data (:meth:`Exploration.summary`), else None.
+    schedules: dict[str, Any] | None = None
+    #: The smallest failing schedule of a build-it check, when one failed.
+    counterexample: Counterexample | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -426,6 +438,9 @@ def _verdict(info: ExerciseInfo, answer: Any) -> CheckResult:
         else:
             message = f"your answer could not be checked ({type(exc).__name__}: {exc})."
         return CheckResult(info.id, False, message)
+    if isinstance(hint, Exploration):
+        return CheckResult(info.id, hint.passed, hint.message(), hint.summary(),
+                           hint.counterexample)
     if hint is None:
         return CheckResult(info.id, True, "correct, well done.")
     return CheckResult(info.id, False, _next_hint(info.id, hint))
@@ -441,5 +456,18 @@ def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
     result = _verdict(_lookup(exercise_id), answer)
     if not quiet:
         print(result)
-        show_verdict(result.exercise, result.passed, result.message)
+        show_verdict(result.exercise, result.passed, result.message, result.schedules)
+        if result.counterexample is not None and "NotImplementedError" not in result.message:
+            _draw(result.counterexample)
     return result
+
+
+def _draw(counterexample: Counterexample) -> None:
+    """Draw the failing schedule under the verdict, in a notebook."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython comes with the lab
+        return
+    if get_ipython() is not None:
+        display(counterexample.chart())

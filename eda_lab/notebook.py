@@ -46,7 +46,8 @@ __all__ = [
 #: Output metadata key under which :func:`record` stores ``{"name": ..., "value": ...}``.
 RECORD_KEY = "eda_lab"
 
-#: MIME type of an exercise verdict shown as data: ``{"exercise", "passed", "message"}``.
+#: MIME type of an exercise verdict shown as data: ``{"exercise", "passed", "message",
+#: "schedules"}`` (``schedules``: what a build-it check ran, else ``None``).
 VERDICT_MIMETYPE = "application/vnd.eda-lab.verdict+json"
 
 #: Environment variable that asks :func:`show_verdict` to display verdicts as data
@@ -109,7 +110,8 @@ def record(name: str, value: Any) -> None:
             metadata={RECORD_KEY: {"name": name, "value": value}})
 
 
-def show_verdict(exercise: str, passed: bool, message: str) -> None:
+def show_verdict(exercise: str, passed: bool, message: str,
+                 schedules: dict[str, Any] | None = None) -> None:
     """Display an exercise verdict as :data:`VERDICT_MIMETYPE` data, if the run asked.
 
     Does nothing unless :data:`VERDICTS_ENV` is set in the environment, so a
@@ -119,8 +121,8 @@ def show_verdict(exercise: str, passed: bool, message: str) -> None:
         return
     from IPython.display import display
 
-    display({VERDICT_MIMETYPE: {"exercise": exercise, "passed": passed, "message": message}},
-            raw=True)
+    display({VERDICT_MIMETYPE: {"exercise": exercise, "passed": passed, "message": message,
+                                "schedules": schedules}}, raw=True)
 
 
 def _outputs(notebook: Any) -> Iterator[Any]:

@@ -37,6 +37,9 @@ The kinds of row, by the module that records them:
   ``rebalance`` (a partition changed owner in its consumer group: ``service`` the new
   owner, ``offset`` where it starts);
 * the simulation: ``outage`` and ``recover``;
+* fault schedules (:mod:`eda_lab.schedules`): ``fault`` (an injected duplicate or
+  delay; ``outcome`` says which) and ``crash`` (a consumer crashed at an injected
+  crash point, or a lesson's own crash);
 * notification and carried state: ``query`` (one query-back attempt), ``data_ready``
   (a consumer now holds the data of a change), ``read`` (a read answered: locally,
   ``peer`` empty and ``latency`` 0, or by the source at read time, ``peer`` = the source),

@@ -267,10 +267,22 @@ print('kept')"""
 def test_strip_solutions_keeps_indentation_and_the_rest() -> None:
     assert cli.strip_solutions(MASTER_CELL) == (
         "def total(items):\n"
-        "    ...  # your answer here\n"
+        "    raise NotImplementedError('write total: see the exercise above for what it "
+        "must do')\n"
         "\n"
         "print('kept')"
     )
+
+
+def test_a_build_it_solution_becomes_a_stub_that_says_what_to_write() -> None:
+    source = ('def charge_once(event, provider):\n'
+              '    """Charge each order once. Even after a crash."""\n'
+              '    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n\ncheck("05.4", f)')
+    assert cli.strip_solutions(source) == (
+        'def charge_once(event, provider):\n'
+        '    """Charge each order once. Even after a crash."""\n'
+        '    raise NotImplementedError(\'write charge_once: Charge each order once\')\n'
+        '\ncheck("05.4", f)')
 
 
 def test_strip_solutions_keeps_the_names_a_solution_assigns() -> None:
@@ -322,7 +334,7 @@ def test_student_command_writes_copies_without_solutions_or_outputs(
     assert "1 solution removed" in capsys.readouterr().out
     copy = nbformat.read(str(out_dir / "05_master.ipynb"), as_version=4)
     code = copy.cells[1]
-    assert "subtotal" not in code.source and "...  # your answer here" in code.source
+    assert "subtotal" not in code.source and "raise NotImplementedError" in code.source
     assert code.outputs == [] and code.execution_count is None
     assert code.metadata["tags"] == ["exercise"]
     assert copy.metadata["eda_lab"] == {"course": "test"}

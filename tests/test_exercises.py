@@ -82,7 +82,7 @@ def test_a_batch_run_also_gets_the_verdict_as_data(monkeypatch, capsys) -> None:
     check("99.1", 42, quiet=True)
     assert capsys.readouterr().out == "[NOT YET] exercise 99.1: multiply again.\n"
     assert shown == [{VERDICT_MIMETYPE: {"exercise": "99.1", "passed": False,
-                                         "message": "multiply again."}}]
+                                         "message": "multiply again.", "schedules": None}}]
 
 
 # ------------------------------------------------------------------ answer types

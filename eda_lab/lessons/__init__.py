@@ -21,15 +21,17 @@ A lesson module may import anything in ``eda_lab``; no pattern module imports a
 lesson (``tests/test_structure.py`` checks it). Importing this package imports
 every lesson module in it (found by listing the package, not from a list), so a new
 notebook's module registers its checks just by being here, and :func:`check` and
-:func:`exercises` know every exercise. Notebooks take ``check`` from here.
+:func:`exercises` know every exercise. Notebooks take ``check`` (and, for a build-it
+exercise, :func:`~eda_lab.schedules.replay_counterexample`) from here.
 """
 
 import importlib
 import pkgutil
 
 from eda_lab.exercises import check, exercises
+from eda_lab.schedules import replay_counterexample
 
-__all__ = ["LESSON_MODULES", "check", "exercises"]
+__all__ = ["LESSON_MODULES", "check", "exercises", "replay_counterexample"]
 
 #: The lesson modules, in notebook order (found by listing this package).
 LESSON_MODULES: tuple[str, ...] = tuple(

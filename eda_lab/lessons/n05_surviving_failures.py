@@ -49,6 +49,16 @@ from eda_lab.failures import (
     scale_out_summary,
 )
 from eda_lab.runs import SimulationRun
+from eda_lab.schedules import (
+    Exploration,
+    FaultCheck,
+    FaultModel,
+    Invariant,
+    Outcome,
+    Schedule,
+    ScheduledCrashes,
+    emit_under,
+)
 from eda_lab.services import Emitter, Sink
 from eda_lab.shop import load_shop
 from eda_lab.sim import Simulation
@@ -450,44 +460,72 @@ def _idle_members(answer: int) -> tuple[str, ...] | None:
             "the number of partitions own no partition at all.")
 
 
+#: 05.4's invariants, in the order they are checked.
+CHARGED_ONCE = Invariant(
+    "charged-once", "every order is charged exactly once",
+    "The provider remembers idempotency keys: which key is the same every time the same "
+    "event comes back, and different for every other order?")
+RIGHT_AMOUNT = Invariant("right-amount", "each charge is the order's total",
+                         "Charge float(event.data['total']).")
+
+
+def _billing_world(charge: Any, schedule: Schedule) -> Outcome:
+    """05.4's world: billing charges each order with ``charge``, then records it.
+
+    The handler is billing's, as in :func:`run_card_billing`: skip an event whose
+    id is in the processed-ids table, charge (the learner's step), then commit the
+    id and the invoice in one transaction. The schedule duplicates and delays
+    events and crashes billing before or after that commit.
+    """
+    sim = Simulation(seed=schedule.seed)
+    orders = sim.channel("bus", partitions=3, latency=0.1).topic("orders")
+    shop, billing = sim.emitter("shop"), sim.sink("billing")
+    provider, db = PaymentProvider(sim), BillingDatabase()
+    rows = first_orders(schedule.n_events)
+    events = emit_under(schedule, sim, shop, orders, [
+        ("OrderPlaced", row.order_id, {"order_id": row.order_id,
+                                       "customer_id": row.customer_id, "total": row.total})
+        for row in rows.itertuples(index=False)])
+    crashes = ScheduledCrashes(schedule, sim, "billing", events)
+
+    def handle(event: Event) -> None:
+        if db.seen(event.id):
+            return
+        charge_id = str(charge(event, provider))
+        crashes.maybe("crash_before_commit", event)
+        db.record(event.id, event.subject, charge_id, float(event.data["total"]))
+        crashes.maybe("crash_after_commit", event)
+
+    billing.subscribe(orders, handle, max_deliveries=5, backoff=0.5)
+    sim.run()
+    frame = sim.frame()
+    totals = dict(zip(rows["order_id"], rows["total"], strict=True))
+    counts = pd.Series([order for order, _ in provider.charges],
+                       dtype="object").value_counts()
+    for order in totals:
+        times = int(counts.get(order, 0))
+        if times != 1:
+            return Outcome(frame, CHARGED_ONCE, f"order {order} was charged {times} times.",
+                           provider.charges)
+    for order, amount in provider.charges:
+        if abs(amount - float(totals[order])) > 1e-9:
+            return Outcome(frame, RIGHT_AMOUNT, f"order {order} was charged {amount!r}, "
+                           f"its total is {totals[order]!r}.", provider.charges)
+    return Outcome(frame, state=provider.charges)
+
+
+#: 05.4 under fault schedules.
+CHARGE_ONCE_CHECK = FaultCheck(
+    "05.4", _billing_world,
+    FaultModel(kinds=("duplicate", "delay", "crash_before_commit", "crash_after_commit"),
+               events=(2, 6), max_faults=3),
+    (CHARGED_ONCE, RIGHT_AMOUNT))
+
+
 @exercise("05.4", "Write charge_once(event, provider): billing's charge step, which charges "
-                  "float(event.data['total']) with provider.charge(...) and returns the "
-                  "charge id, so that no order is ever charged twice, even when billing "
-                  "crashes after the charge.",
+                  "float(event.data['total']) with provider.charge(event, amount, "
+                  "idempotency_key=...) and returns the charge id, so that no order is "
+                  "ever charged twice, even when billing crashes after the charge.",
           kind="build", answer=callable)
-def _charge_once(answer: Any) -> str | None:
-    seed, n_orders = 7, 12
-    try:
-        run = run_card_billing(seed, n_orders, crash_rate=1.0, charge=answer)
-    except Exception as exc:  # the learner's code: report, do not crash the check
-        return (f"billing stopped with {type(exc).__name__}: {exc}. Your function gets the "
-                "event and the PaymentProvider; call provider.charge(event, amount, "
-                "idempotency_key=...) and return what it returns.")
-    frame = run.frame
-    failed = frame[frame["kind"].isin(["retry", "dead_letter"])
-                   & ~frame["detail"].str.contains("billing crashed", regex=False)]
-    if len(failed):
-        return (f"billing's handler failed on order {failed['subject'].iloc[0]}: "
-                f"{failed['detail'].iloc[0]}. Your function gets the event and the "
-                "PaymentProvider; call provider.charge(event, amount, idempotency_key=...) "
-                "and return what it returns.")
-    if not run.provider.charges:
-        return ("no order was charged: your function must call provider.charge(event, "
-                "amount, idempotency_key=...) and return the charge id it gives back.")
-    charged = pd.Series([order for order, _ in run.provider.charges]).value_counts()
-    twice = charged[charged > 1]
-    if len(twice):
-        order = str(twice.index[0])
-        rows = frame.query("subject == @order and kind in ['effect', 'crash', 'duplicate']")
-        story = "; ".join(f"t={r.t:.3f}s {r.service} {r.kind}" for r in rows.itertuples())
-        return (f"run_card_billing(seed={seed}, n_orders={n_orders}, crash_rate=1.0) charged "
-                f"{len(twice)} order(s) more than once, e.g. {order}: {story}. Billing "
-                "crashed after the charge, so the event came back and your step charged "
-                "again. The provider remembers idempotency keys: which key is the same "
-                "every time the same event is delivered?")
-    missing = n_orders - len(charged)
-    if missing > 0:
-        return (f"{missing} of {n_orders} orders were never charged: a key shared by "
-                "different orders makes the provider skip real charges. Derive the key "
-                "from the event.")
-    return None
+def _charge_once(answer: Any) -> Exploration:
+    return CHARGE_ONCE_CHECK.explore(answer)
