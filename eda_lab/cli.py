@@ -54,6 +54,7 @@ from eda_lab.errors import EdaLabError
 __all__ = [
     "BEGIN_SOLUTION",
     "END_SOLUTION",
+    "EXPERIMENT_TAG",
     "PLACEHOLDER",
     "VERDICTS",
     "CliError",
@@ -84,6 +85,9 @@ __all__ = [
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
+#: The cell tag of a "predict, then run" experiment: its stored output is the answer,
+#: so student copies clear it.
+EXPERIMENT_TAG = "experiment"
 #: What a solution becomes in a student copy.
 PLACEHOLDER = "...  # your answer here"
 
@@ -509,9 +513,10 @@ def make_student_copy(source: Path, output: Path, *, keep_outputs: bool = False)
     saved widget state, which describes the outputs that were cleared).
 
     With ``keep_outputs`` (the workspace's copies) the lesson's outputs and widget
-    state stay, so its charts and panels show before anything runs; only the
-    exercises are cleared: every code cell from the first one holding a solution on
-    (a stored PASS, or a "predict, then run" experiment, would give the answer away).
+    state stay, so its charts and panels show before anything runs; only what would
+    give an answer away is cleared: every cell holding a solution (its stored PASS)
+    and every cell tagged :data:`EXPERIMENT_TAG` (the experiment that follows a
+    "predict, then run" question).
     """
     import nbformat
 
@@ -530,7 +535,7 @@ def make_student_copy(source: Path, output: Path, *, keep_outputs: bool = False)
         )
         removed += solutions
         cell.source = stripped
-        if not keep_outputs or removed:
+        if not keep_outputs or solutions or EXPERIMENT_TAG in cell.metadata.get("tags", []):
             cell.outputs = []
             cell.execution_count = None
     if not keep_outputs:
