@@ -137,7 +137,8 @@ def resolve_notebooks(names: Sequence[str], directory: Path | None = None) -> li
     """Turn notebook names into paths, in the order given.
 
     A name may be a path to an existing ``.ipynb`` file, a file name in ``directory``
-    (with or without ``.ipynb``), or a number prefix such as ``00``. With no names,
+    (with or without ``.ipynb``), a number prefix such as ``00``, or words of the
+    file name or title (``introduction``, ``"event sourcing"``). With no names,
     every lesson notebook in ``directory``. Raises :class:`UnknownNotebook` naming the
     notebooks that do exist.
     """
@@ -160,15 +161,35 @@ def resolve_notebooks(names: Sequence[str], directory: Path | None = None) -> li
         matches = [nb for nb in available if nb.stem == stem]
         if not matches:
             matches = [nb for nb in available if nb.stem.startswith(f"{stem}_")]
+        if not matches:
+            matches = _by_title_words(stem, available)
         if len(matches) != 1:
             known = ", ".join(nb.name for nb in available) or "none"
-            what = "matches several notebooks" if matches else "is not a notebook"
+            what = ("matches several notebooks (" + ", ".join(nb.name for nb in matches)
+                    + ")" if matches else "is not a notebook")
             raise UnknownNotebook(
-                f"{name!r} {what}; give a path, a file name or a number. "
-                f"The notebooks in {directory} are: {known}."
+                f"{name!r} {what}; give a path, a file name, a number or words of the "
+                f"title. The notebooks in {directory} are: {known}."
             )
         resolved.append(matches[0])
     return resolved
+
+
+def _by_title_words(query: str, notebooks: list[Path]) -> list[Path]:
+    """The notebooks whose file name or title holds every word of ``query``
+    (``introduction``, ``event sourcing``, ``carried-state``), ignoring case."""
+    words = [w for w in re.split(r"[\s_\-·:,]+", query.lower()) if w]
+    if not words:
+        return []
+
+    def text(path: Path) -> list[str]:
+        try:
+            title = notebook_title(path)
+        except Exception:  # an unreadable notebook still matches by its file name
+            title = ""
+        return re.split(r"[\s_\-·:,]+", f"{path.stem} {title}".lower())
+
+    return [nb for nb in notebooks if all(word in text(nb) for word in words)]
 
 
 def _read(path: Path) -> Any:

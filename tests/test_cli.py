@@ -62,6 +62,14 @@ def lessons(tmp_path: Path) -> Path:
 # ------------------------------------------------------------------ resolving names
 
 
+def test_notebooks_match_by_words_of_their_file_name_or_title(lessons: Path) -> None:
+    assert cli.resolve_notebooks(["counting"], lessons) == [lessons / "00_counting.ipynb"]
+    assert cli.resolve_notebooks(["Nothing SET"], lessons) == [
+        lessons / "01_no_parameters.ipynb"]
+    with pytest.raises(cli.UnknownNotebook, match="is not a notebook"):
+        cli.resolve_notebooks(["counting nothing"], lessons)
+
+
 def test_notebooks_are_found_in_learning_order(lessons: Path) -> None:
     assert [p.name for p in cli.find_notebooks(lessons)] == [
         "00_counting.ipynb", "01_no_parameters.ipynb"]
