@@ -416,7 +416,7 @@ def run_notebooks(
             with _kernel_environment(verdicts):
                 papermill.execute_notebook(
                     str(source), str(output), parameters=parameters, progress_bar=False,
-                    cwd=str(source.resolve().parent), **options,
+                    cwd=str(source.resolve().parent), config=_quiet_kernels(), **options,
                 )
         except papermill.PapermillExecutionError as exc:
             error = f"{exc.ename}: {exc.evalue}".rstrip(".")
@@ -1042,3 +1042,14 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+def _quiet_kernels() -> Any:
+    """Kernel settings for batch runs: the kernel talks to us over local IPC sockets
+    instead of TCP, so ipykernel no longer warns, on every start, that TCP traffic is
+    unencrypted (nothing leaves the machine either way)."""
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    return config
+

@@ -248,16 +248,19 @@ def test_run_refuses_to_overwrite_the_notebook_itself(lessons: Path, capsys) -> 
 
 
 def test_run_executes_with_parameters_and_reports_records(
-        lessons: Path, tmp_path: Path, capsys) -> None:
+        lessons: Path, tmp_path: Path, capfd) -> None:
     out_dir = tmp_path / "out"
     status = cli.main(["--notebook-dir", str(lessons), "run", "00",
                        "-p", "n", "7", "-p", "label=seven", "--output", str(out_dir)])
     assert status == 0
     executed = out_dir / "00_counting.ipynb"
     assert read_records(executed) == {"n_squared": 49, "label": "seven"}
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()  # the kernel's own stderr too (a child process)
     assert str(out_dir.resolve()) in out
     assert "n_squared = 49" in out and "label = 'seven'" in out
+    assert "without encryption" not in err and "WARNING" not in err
+    assert sorted(p.name for p in lessons.iterdir()) == [  # no kernel sockets left behind
+        "00_counting.ipynb", "01_no_parameters.ipynb", "scratch.ipynb"]
 
 
 # ------------------------------------------------------------------ student copies
