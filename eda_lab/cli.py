@@ -61,6 +61,7 @@ __all__ = [
     "Grade",
     "NotebookFailed",
     "NotebookRun",
+    "ParameterOutOfRange",
     "SolutionMarkerError",
     "UnknownNotebook",
     "UnknownParameter",
@@ -76,6 +77,7 @@ __all__ = [
     "notebook_parameters",
     "notebook_title",
     "output_paths",
+    "parameter_bounds",
     "parse_value",
     "resolve_notebooks",
     "run_notebooks",
@@ -106,6 +108,10 @@ class UnknownNotebook(CliError):
 
 class UnknownParameter(CliError):
     """A ``-p NAME VALUE`` whose NAME the notebook's ``parameters`` cell does not declare."""
+
+
+class ParameterOutOfRange(CliError):
+    """A ``-p NAME VALUE`` outside the range or choices its parameters cell declares."""
 
 
 class SolutionMarkerError(CliError):
@@ -283,6 +289,57 @@ def check_parameters(notebooks: Sequence[Path], parameters: dict[str, Any]) -> N
             )
         for name, value in parameters.items():
             _check_type(path, name, declared[name]["default"], value)
+            _check_bounds(path, name, declared[name].get("help") or "", value)
+
+
+#: ``1..3000`` or ``0.0..1.0`` ending a parameter's comment: the values it accepts.
+_RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*\.\.\s*(-?\d+(?:\.\d+)?)\s*$")
+#: ``one of: a | b | c`` ending a parameter's comment: the choices it accepts.
+_CHOICES = re.compile(r"one of:?\s*([\w\-]+(?:\s*\|\s*[\w\-]+)+)\s*$")
+
+
+def parameter_bounds(comment: str) -> tuple[float, float] | tuple[str, ...] | None:
+    """The range (``low, high``) or the choices a parameter's comment declares.
+
+    A parameters cell declares them at the end of each line's comment::
+
+        N_ORDERS = 12  # how many orders the shop places, 1..3000
+        DESIGN = "outbox"  # the write path, one of: db_first | publish_first | outbox
+
+    >>> parameter_bounds("orders to place, 1..3000")
+    (1, 3000)
+    >>> parameter_bounds("the write path, one of: db_first | outbox")
+    ('db_first', 'outbox')
+    >>> parameter_bounds("the seed") is None
+    True
+    """
+    comment = comment.strip()
+    if (match := _RANGE.search(comment)) is not None:
+        low, high = (ast.literal_eval(part) for part in match.groups())
+        return low, high
+    if (match := _CHOICES.search(comment)) is not None:
+        return tuple(choice.strip() for choice in match.group(1).split("|"))
+    return None
+
+
+def _check_bounds(path: Path, name: str, comment: str, value: Any) -> None:
+    """Refuse a value outside the range or choices the parameter declares."""
+    bounds = parameter_bounds(comment)
+    if bounds is None:
+        return
+    what = comment.split(",")[0].strip()
+    if isinstance(bounds[0], str):
+        if value not in bounds:
+            raise ParameterOutOfRange(
+                f"-p {name} {value!r} is not a choice of {path.name}: give one of "
+                f"{', '.join(map(str, bounds))} ({what}). Nothing was run.")
+        return
+    low, high = bounds
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+            low <= value <= high):
+        raise ParameterOutOfRange(
+            f"-p {name} {value!r} is out of range for {path.name}: give {low}..{high} "
+            f"({what}). Nothing was run.")
 
 
 def _check_type(path: Path, name: str, default_source: str, value: Any) -> None:

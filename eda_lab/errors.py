@@ -54,6 +54,7 @@ raises them. The whole tree (a test keeps it complete)::
     └── CliError                (cli)        a bad `eda-lab` command line
         ├── UnknownNotebook                  no notebook matches the name
         ├── UnknownParameter                 the parameters cell does not declare it
+        ├── ParameterOutOfRange              outside the range its parameters cell declares
         └── SolutionMarkerError              unbalanced BEGIN/END SOLUTION markers
 """
 

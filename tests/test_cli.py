@@ -47,7 +47,7 @@ def lessons(tmp_path: Path) -> Path:
     folder.mkdir()
     make_notebook(folder / "00_counting.ipynb", [
         ("md", "# 00 · Counting\n\nA tiny lesson.", []),
-        ("code", "n = 3  # how many\nlabel = 'x'  # a name", ["parameters"]),
+        ("code", "n = 3  # how many, 1..20\nlabel = 'x'  # a name", ["parameters"]),
         ("code", "from eda_lab.notebook import record\n"
                  "record('n_squared', n * n)\nrecord('label', label)", []),
     ])
@@ -228,6 +228,26 @@ def test_a_failing_notebook_names_its_cell_and_executed_copy(
     err = capsys.readouterr().err
     assert "stopped in cell [2] with ValueError: the data file is corrupt. The" in err
     assert str(out_dir / "00_broken.ipynb") in err
+
+
+@pytest.mark.parametrize("value, words", [
+    ("21", "out of range for 00_counting.ipynb: give 1..20 (how many)"),
+    ("0", "give 1..20"), ("-5", "give 1..20")])
+def test_run_refuses_a_value_outside_the_declared_range_naming_it(
+        lessons: Path, tmp_path: Path, capsys, value: str, words: str) -> None:
+    out_dir = tmp_path / "out"
+    assert cli.main(["--notebook-dir", str(lessons), "run", "00", "-p", "n", value,
+                     "--output", str(out_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"-p n {value}" in err and words in err and "Nothing was run" in err
+    assert not out_dir.exists()
+
+
+def test_parameter_bounds_read_ranges_and_choices_from_the_comment() -> None:
+    assert cli.parameter_bounds("orders, 1..3000") == (1, 3000)
+    assert cli.parameter_bounds("a rate, 0.0..0.9") == (0.0, 0.9)
+    assert cli.parameter_bounds("design, one of: a | b_c") == ("a", "b_c")
+    assert cli.parameter_bounds("1..3 of them are ok") is None
 
 
 def test_run_refuses_an_unknown_notebook_before_running(
