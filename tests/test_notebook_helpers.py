@@ -58,7 +58,7 @@ def test_a_verdict_is_shown_as_data_only_when_the_run_asks(monkeypatch) -> None:
     monkeypatch.setenv(VERDICTS_ENV, "1")
     show_verdict("00.2", False, "count the groups.")
     assert shown == [{VERDICT_MIMETYPE: {"exercise": "00.2", "passed": False,
-                                         "message": "count the groups."}}]
+                                         "message": "count the groups.", "schedules": None}}]
 
 
 def test_read_verdicts_finds_them_in_order(tmp_path) -> None:
