@@ -430,6 +430,23 @@ def _kernel_environment(verdicts: bool) -> Iterator[None]:
             os.environ[VERDICTS_ENV] = before
 
 
+def _quiet_kernels() -> Any:
+    """Kernel settings for batch runs: the kernel talks to us over local IPC sockets
+    instead of TCP, so ipykernel no longer warns, on every start, that TCP traffic is
+    unencrypted (nothing leaves the machine either way). Each kernel gets sockets of
+    its own name in the temp folder, so runs side by side (a sweep) never share one,
+    and no socket file lands beside the notebook."""
+    import tempfile
+    import uuid
+
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(Path(tempfile.gettempdir()) / f"eda-lab-{uuid.uuid4().hex}")
+    return config
+
+
 def run_notebooks(
     notebooks: Sequence[Path],
     output_dir: Path,
@@ -896,6 +913,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise CliError(f"-p {name} is given twice; give each parameter once. "
                            "Nothing was run.")
         parameters[name] = parse_value(value)
+    if args.grid:
+        return _sweep(notebooks, parameters, args.grid, Path(args.output))
     check_parameters(notebooks, parameters)
     runs = run_notebooks(notebooks, Path(args.output), parameters)
     print(f"Executed notebooks are in {Path(args.output).resolve()}:")
@@ -905,6 +924,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"      {name} = {_format_value(value)}")
         if not run.records:
             print("      (no recorded values)")
+    return 0
+
+
+def _sweep(notebooks: list[Path], fixed: dict[str, Any], specs: list[str],
+           output: Path) -> int:
+    """``run NOTEBOOK --grid NAME=V1,V2 ...``: one run per combination, then a summary."""
+    from eda_lab.sweeps import grid_combinations, parse_grid, run_sweep, write_summary
+
+    if len(notebooks) != 1:
+        raise CliError(f"--grid sweeps one notebook; {len(notebooks)} were named. "
+                       "Nothing was run.")
+    grid = parse_grid(specs, parse_value)
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise CliError(f"{', '.join(both)} is given with -p and with --grid; give it "
+                       "once. Nothing was run.")
+    combinations = [{**fixed, **combination} for combination in grid_combinations(grid)]
+    for combination in combinations:  # every value checked before anything runs
+        check_parameters(notebooks, combination)
+
+    def runner(notebook: Path, folder: Path, parameters: dict[str, Any]
+               ) -> tuple[dict[str, Any], str | None]:
+        try:
+            run = run_notebooks([notebook], folder, parameters, progress=False,
+                                stop_on_error=False)[0]
+        except Exception as exc:  # no kernel, a dead kernel: this combination only
+            return {}, f"{type(exc).__name__}: {exc}"
+        return run.records, run.error
+
+    summary = run_sweep(notebooks[0], combinations, output, runner)
+    written = write_summary(summary, output, list(grid))
+    failed = summary[summary["error"] != ""]
+    print(f"{len(summary)} runs of {notebooks[0].name}, {len(failed)} failed; the summary "
+          f"is in {written[0].resolve()} and {written[1].resolve()}")
+    for row in failed.itertuples():
+        print(f"  failed: {row.notebook}: {row.error}")
     return 0
 
 
@@ -1001,6 +1056,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "YAML/JSON literal")
     p_run.add_argument("--output", "-o", default=str(DEFAULT_OUTPUT),
                        help=f"folder for the executed notebooks (default: {DEFAULT_OUTPUT}/)")
+    p_run.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                       help="sweep one notebook: a run per combination of the values "
+                            "(repeatable), then summary.csv and summary.html in --output")
     p_run.set_defaults(func=_cmd_run)
 
     p_student = sub.add_parser("student", help="student copies: solutions out, outputs cleared")
@@ -1034,7 +1092,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Options of ``eda-lab run`` and how many values each takes (after NAME=VALUE is split).
-_RUN_OPTIONS = {"-p": 2, "--parameter": 2, "-o": 1, "--output": 1}
+_RUN_OPTIONS = {"-p": 2, "--parameter": 2, "-o": 1, "--output": 1, "--grid": 1}
 
 
 def _normalise_argv(argv: Sequence[str]) -> list[str]:
@@ -1071,7 +1129,8 @@ def _normalise_argv(argv: Sequence[str]) -> list[str]:
         if len(values) < takes or any(v in _RUN_OPTIONS for v in values):
             what = "a name and a value" if takes == 2 else "a value"
             form = ("write -p NAME VALUE or -p NAME=VALUE (for example -p SEED 11)"
-                    if takes == 2 else f"write {arg} FOLDER")
+                    if takes == 2 else "write --grid NAME=V1,V2" if arg == "--grid"
+                    else f"write {arg} FOLDER")
             raise CliError(f"{arg} needs {what}: {form}.")
         options += [arg, *values]
         i += 1 + takes
@@ -1099,14 +1158,3 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-
-def _quiet_kernels() -> Any:
-    """Kernel settings for batch runs: the kernel talks to us over local IPC sockets
-    instead of TCP, so ipykernel no longer warns, on every start, that TCP traffic is
-    unencrypted (nothing leaves the machine either way)."""
-    from traitlets.config import Config
-
-    config = Config()
-    config.KernelManager.transport = "ipc"
-    return config
-
