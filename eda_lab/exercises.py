@@ -25,7 +25,8 @@ a str ('48'); answer with an int"). A spec is ``int``, ``float``, ``str``, ``boo
 (``3.9`` is not truncated to ``3``); an int is a fine float. numpy's numbers count
 as numbers, so answers computed with pandas need no conversion.
 
-**Hints come in steps.** A checker returns ``None`` when the answer is right, else a
+**Hints come in steps.** A checker returns ``None`` when the answer is right (or
+:class:`Correct` with the reason, for a prediction), else a
 hint, or a tuple (or list) of hints from a nudge to a stronger hint. Each wrong try
 of the same exercise in the same kernel shows the next hint of the tuple, and stays
 on the last one; no hint gives the solution. An answer refused for its type, or no
@@ -73,6 +74,7 @@ __all__ = [
     "KINDS",
     "AnswerSpec",
     "CheckResult",
+    "Correct",
     "DuplicateExercise",
     "ExerciseInfo",
     "InvalidExercise",
@@ -282,6 +284,19 @@ def as_spec(spec: Any) -> AnswerSpec:
 # --------------------------------------------------------------------------- the registry
 
 
+class Correct(str):
+    """What a checker returns for a right answer that deserves its reason::
+
+        return Correct("each group gets every event: 2 groups, 2 deliveries.")
+
+    The verdict is PASS, with the message ``correct: <the reason>``: a prediction that
+    was right still learns why. (Returning ``None`` gives "correct, well done.")
+    """
+
+    __slots__ = ()
+
+
+
 @dataclass(frozen=True)
 class ExerciseInfo:
     """What is registered for one exercise."""
@@ -443,6 +458,8 @@ def _verdict(info: ExerciseInfo, answer: Any) -> CheckResult:
                            hint.counterexample)
     if hint is None:
         return CheckResult(info.id, True, "correct, well done.")
+    if isinstance(hint, Correct):
+        return CheckResult(info.id, True, f"correct: {hint}")
     return CheckResult(info.id, False, _next_hint(info.id, hint))
 
 

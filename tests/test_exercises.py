@@ -17,6 +17,7 @@ from eda_lab.exercises import (
     TupleOf,
     UnknownExercise,
     check,
+    Correct,
     exercise,
     exercise_info,
     exercises,
@@ -72,6 +73,17 @@ def test_registering_the_same_check_again_is_no_duplicate() -> None:
 def test_every_notebook_has_exercises_found_in_the_lessons_package() -> None:
     assert {key.split(".")[0] for key in exercises()} >= {"00", "01", "02", "03", "04",
                                                           "05"}
+
+
+@exercise("99.9", "Predict: how many groups get each event?", kind="predict", answer=int)
+def _predict(answer: int) -> str | None:
+    return Correct("every group gets every event.") if answer == 2 else "count the groups."
+
+
+def test_a_right_prediction_passes_with_its_reason() -> None:
+    assert check("99.9", 2, quiet=True) == CheckResult(
+        "99.9", True, "correct: every group gets every event.")
+    assert not check("99.9", 3, quiet=True)
 
 
 def test_a_batch_run_also_gets_the_verdict_as_data(monkeypatch, capsys) -> None:
