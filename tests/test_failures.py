@@ -528,17 +528,12 @@ def test_scale_out_summary_and_backlog_come_from_the_trace() -> None:
 # -- exercises ----------------------------------------------------------------------
 
 
-def test_the_exercises_are_registered_and_accept_the_right_answers() -> None:
-    assert {"05.1", "05.2", "05.3"} <= set(exercises())
-    answer = duplicate_summary(run_billing(seed=7, n_orders=20, ack_loss=0.3)
-                               .frame)["double_charged"]
-    assert check("05.1", answer, quiet=True)
-    assert not check("05.1", answer + 1, quiet=True)
-    assert check("05.2", "outbox", quiet=True) and not check("05.2", "db_first", quiet=True)
-    assert check("05.3", 3, quiet=True) and not check("05.3", 9, quiet=True)
+def test_the_exercises_are_registered() -> None:
+    assert {"05.1", "05.2", "05.3", "05.4", "05.5", "05.6"} <= set(exercises())
+    assert check("05.4", "outbox", quiet=True) and not check("05.4", "db_first", quiet=True)
 
 
-def test_exercise_05_4_runs_the_learners_charge_step_under_fault_schedules() -> None:
+def test_exercise_05_3_runs_the_learners_charge_step_under_fault_schedules() -> None:
     def with_key(event, provider):
         return provider.charge(event, float(event.data["total"]),
                                idempotency_key=f"charge-{event.id}")
@@ -552,19 +547,19 @@ def test_exercise_05_4_runs_the_learners_charge_step_under_fault_schedules() -> 
     def broken(event, provider):
         return provider.charge(event)
 
-    assert "05.4" in exercises()
-    passed = check("05.4", with_key, quiet=True)
+    assert "05.3" in exercises()
+    passed = check("05.3", with_key, quiet=True)
     assert passed and passed.schedules is not None and passed.schedules["run"] == 50
-    result = check("05.4", without_key, quiet=True)
+    result = check("05.3", without_key, quiet=True)
     assert not result and result.schedules is not None
     assert result.schedules["invariant"] == "charged-once"
     assert "crashes" in result.message and "idempotency key" in result.message
-    assert f"replay_counterexample('05.4', seed={result.schedules['seed']})" in result.message
-    result = check("05.4", shared_key, quiet=True)
+    assert f"replay_counterexample('05.3', seed={result.schedules['seed']})" in result.message
+    result = check("05.3", shared_key, quiet=True)
     assert not result and "charged 0 times" in result.message
-    result = check("05.4", broken, quiet=True)
+    result = check("05.3", broken, quiet=True)
     assert not result and "TypeError" in result.message
-    result = check("05.4", 42, quiet=True)
+    result = check("05.3", 42, quiet=True)
     assert not result and "the function itself" in result.message
 
 

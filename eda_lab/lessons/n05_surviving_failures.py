@@ -13,18 +13,32 @@ worlds notebook 05 runs them in, from the shop's orders and items:
 * :func:`run_dual_write` and :func:`crash_point_table`: the ordering service
   under crashes, for each design, and :func:`consistency` of what it left behind;
 * :func:`scale_out_panel`: sliders over :func:`~eda_lab.failures.run_scale_out`.
+
+And the notebook's exercises, in the order they appear: 05.1 predicts the charges per
+order under lost acknowledgements; 05.2 (build it) writes an idempotent consumer whose
+processed ids commit with its effect in a :class:`StockDatabase`, graded under
+duplicates and crashes that wipe its memory; 05.3 (build it) writes billing's charge
+step with an idempotency key; 05.4 names the design that neither loses nor invents an
+event; 05.5 (build it) writes the outbox relay's poll over an :class:`Outbox`, graded
+under relay crashes and broker outages; 05.6 predicts what a third member does for a
+group on four partitions. Each build-it has a :class:`~eda_lab.schedules.FaultCheck`
+(``RESERVE_ONCE_CHECK``, ``CHARGE_ONCE_CHECK``, ``RELAY_CHECK``) whose world runs the
+learner's code under 50 seeded fault schedules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import pandas as pd
 
 from eda_lab.channel import Channel, ConsumerGroup, Topic
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, ServiceUnavailable
 from eda_lab.events import Event
 from eda_lab.exercises import OneOf, exercise
 from eda_lab.failures import (
@@ -53,6 +67,7 @@ from eda_lab.schedules import (
     Exploration,
     FaultCheck,
     FaultModel,
+    InjectedCrash,
     Invariant,
     Outcome,
     Schedule,
@@ -68,7 +83,10 @@ __all__ = [
     "CardBillingRun",
     "Consistency",
     "DualWriteRun",
+    "Outbox",
     "PoisonRun",
+    "StockDatabase",
+    "StockTransaction",
     "consistency",
     "crash_point_table",
     "first_orders",
@@ -425,42 +443,244 @@ def scale_out_panel(*, members: int = 1, partitions: int = 4, max_value: int = 8
 
 
 # == exercises of notebook 05 ============================================================
-@exercise("05.1", "In run_billing(seed=7, n_orders=20, ack_loss=0.3) (not idempotent), "
-                  "how many orders were charged more than once? Answer with an int.",
-          kind="concept", answer=int)
-def _double_charged(answer: int) -> str | None:
-    run = run_billing(seed=7, n_orders=20, ack_loss=0.3)
-    expected = duplicate_summary(run.frame)["double_charged"]
-    if int(answer) == expected:
-        return None
-    return ("count the orders with more than one 'effect' row: "
-            "charges_per_order(frame) has a 'charged' column per order.")
+@dataclass(frozen=True)
+class _Confirmed(Exploration):
+    """A right prediction, confirmed with its reason.
+
+    The registry answers a checker's ``None`` with a bare "correct, well done."; a
+    prediction deserves the reason it is right, so the predict checkers return this
+    (an :class:`~eda_lab.schedules.Exploration` that passed, with its own message and
+    no schedules) instead.
+    """
+
+    reason: str = ""
+
+    def message(self) -> str:
+        return f"correct: {self.reason}"
+
+    def summary(self) -> dict[str, Any] | None:  # type: ignore[override]
+        return None  # a prediction ran no fault schedules
 
 
-@exercise("05.2", "Which design never loses and never invents an event, whatever the "
-                  "crash point: 'db_first', 'publish_first' or 'outbox'?",
-          kind="concept",
-          answer=OneOf("db_first", "publish_first", "outbox"))
-def _safe_design(answer: str) -> str | None:
-    if str(answer).strip().lower() == "outbox":
-        return None
-    return ("look at crash_point_table(): one design has a 'lost event' row, another a "
-            "'phantom event' row. Which writes the state and the event in one transaction?")
+def _confirm(exercise_id: str, reason: str) -> Exploration:
+    """The verdict of a right prediction: PASS, with ``reason``."""
+    return _Confirmed(exercise_id, 0, Counter(), reason=reason)
 
 
-@exercise("05.3", "A topic has 6 partitions and its consumer group 9 members, each taking "
-                  "0.1 s per event. How many members stay idle? Answer with an int.",
-          kind="concept", answer=int)
-def _idle_members(answer: int) -> tuple[str, ...] | None:
-    if int(answer) == 3:
-        return None
-    return ("who reads a partition? Think about how many members can read one partition "
-            "at the same time.",
-            "a partition belongs to one member of the group at a time; members beyond "
-            "the number of partitions own no partition at all.")
+#: 05.1's chance that an acknowledgement is lost (its question says 0.3).
+_ACK_LOSS = 0.3
 
 
-#: 05.4's invariants, in the order they are checked.
+@exercise("05.1", "Predict before you run it: billing charges the card for each delivery of "
+                  "an order, then its acknowledgement is lost with probability 0.3 (on every "
+                  "delivery, redeliveries included) and the channel redelivers. On average, "
+                  "how many times is one order's card charged? Answer with a float.",
+          kind="predict", answer=float)
+def _charges_per_order(answer: float) -> Exploration | str:
+    expected = 1 / (1 - _ACK_LOSS)
+    summary = duplicate_summary(run_billing(seed=7, n_orders=20, ack_loss=_ACK_LOSS).frame)
+    why = (f"an order is delivered again until one acknowledgement gets through, and every "
+           f"delivery charges the card: 1 + 0.3 + 0.3 * 0.3 + ... = 1 / (1 - 0.3) = "
+           f"{expected:.2f} charges per order on average (run_billing(seed=7, n_orders=20) "
+           f"charged {summary['charges']} times for {summary['orders']} orders, "
+           f"{summary['charges'] / summary['orders']:.2f} each).")
+    if abs(float(answer) - expected) <= 0.08:
+        return _confirm("05.1", why)
+    if abs(float(answer) - (1 + _ACK_LOSS)) < 1e-9:
+        return f"close, but a redelivery can lose its acknowledgement too: {why}"
+    return f"not quite: {why}"
+
+
+# -- 05.2 (build it): an idempotent consumer whose memory survives a crash ---------------
+class StockTransaction:
+    """One open transaction on the warehouse's database (what ``db.transaction()`` yields).
+
+    Everything done through it commits together when the ``with`` block ends, or not
+    at all: a crash before the commit rolls it all back.
+    """
+
+    def __init__(self, db: StockDatabase) -> None:
+        self.db = db
+
+    def seen(self, event_id: str) -> bool:
+        """Whether ``event_id`` is in the processed-ids table (committed, or in this
+        transaction)."""
+        row = self.db.conn.execute("SELECT 1 FROM processed WHERE event_id = ?",
+                                   (event_id,)).fetchone()
+        return row is not None
+
+    def remember(self, event_id: str) -> None:
+        """Add ``event_id`` to the processed-ids table (once; a second time is a no-op)."""
+        self.db.conn.execute("INSERT OR IGNORE INTO processed VALUES (?)", (event_id,))
+
+    def reserve(self, product_id: str, quantity: int) -> None:
+        """Reserve ``quantity`` units of ``product_id`` (the warehouse's local effect)."""
+        self.db.conn.execute("INSERT INTO reservations VALUES (?, ?, ?)",
+                             (product_id, quantity, self.db.handling))
+
+
+class StockDatabase:
+    """The warehouse's own SQLite database: stock reservations and processed event ids.
+
+    ``with db.transaction() as tx:`` opens ONE transaction (:class:`StockTransaction`):
+    ``tx.reserve(...)``, ``tx.remember(event_id)`` and ``tx.seen(event_id)`` all run
+    in it, and it commits when the block ends. Unlike a Python dict in the process's
+    memory, what it committed survives a crash and a restart.
+
+    ``before_commit`` and ``after_commit`` are called around each commit (exercise
+    05.2's world crashes there); ``handling`` is the id of the event being handled,
+    kept with each reservation so that the world can count them per event.
+    """
+
+    def __init__(self) -> None:
+        self.conn = sqlite3.connect(":memory:", isolation_level=None)  # explicit BEGIN
+        self.conn.executescript("""
+            CREATE TABLE processed (event_id TEXT PRIMARY KEY);
+            CREATE TABLE reservations (
+                product_id TEXT NOT NULL, quantity INTEGER NOT NULL, event_id TEXT NOT NULL);
+        """)
+        self.handling = ""
+        self.before_commit: Callable[[], None] = _nothing
+        self.after_commit: Callable[[], None] = _nothing
+
+    @contextmanager
+    def transaction(self) -> Iterator[StockTransaction]:
+        """One transaction: everything in the ``with`` block commits together, or nothing."""
+        if self.conn.in_transaction:
+            raise InvalidArgument("a transaction is already open: do everything in one "
+                                  "`with db.transaction() as tx:` block, not one inside "
+                                  "another.")
+        self.conn.execute("BEGIN")
+        try:
+            yield StockTransaction(self)
+            self.before_commit()
+        except BaseException:
+            self.conn.execute("ROLLBACK")  # a dead process never commits
+            raise
+        self.conn.execute("COMMIT")
+        self.after_commit()
+
+    def reservations(self) -> list[tuple[str, int, str]]:
+        """The committed reservations: (product id, quantity, event id), in commit order."""
+        return [(str(p), int(q), str(e)) for p, q, e in self.conn.execute(
+            "SELECT product_id, quantity, event_id FROM reservations ORDER BY rowid")]
+
+
+def _nothing() -> None:
+    """No hook."""
+
+
+#: Reserve step of exercise 05.2: ``reserve(event, db, memory)``.
+ReserveStep = Callable[[Event, StockDatabase, dict[str, Any]], Any]
+
+NOT_LOST = Invariant(
+    "not-lost", "every item is reserved: no event is skipped before its reservation "
+                "committed",
+    "An event was skipped although its reservation never committed. Can the proof that "
+    "an event was handled commit without the reservation it proves?")
+NOT_TWICE = Invariant(
+    "not-twice", "no item is reserved twice, whatever comes back: a duplicate, or a "
+                 "redelivery after a crash",
+    "The second delivery did not know about the first. What survives a crash and a "
+    "restart of the warehouse, and what is lost with the process?")
+RIGHT_ITEM = Invariant("right-item", "each reservation is the event's product and quantity",
+                       "Reserve event.data['product_id'], event.data['quantity'] units.")
+
+
+def _once_each(counts: Mapping[str, int], events: list[Event], what: str,
+               allowed: Mapping[str, int] | None = None) -> tuple[Invariant, str] | None:
+    """The first broken "once" in ``counts`` per event id: an event never ``what``
+    (:data:`NOT_LOST`), else one ``what`` more than ``1 + allowed[id]`` times
+    (:data:`NOT_TWICE`), with what was seen; ``None`` when all is well."""
+    def seen(n: int, event: Event) -> str:
+        return (f"event {n} ({event.type} of {event.subject}) was {what} "
+                f"{counts.get(event.id, 0)} times")
+
+    numbered = list(enumerate(events, start=1))
+    for n, event in numbered:
+        if counts.get(event.id, 0) == 0:
+            return NOT_LOST, seen(n, event) + "."
+    for n, event in numbered:
+        extra = 0 if allowed is None else allowed.get(event.id, 0)
+        if counts[event.id] > 1 + extra:
+            excuse = f"; {extra} stop(s) of the relay excuse {extra} of them" if extra else ""
+            return NOT_TWICE, seen(n, event) + excuse + "."
+    return None
+
+
+def _stock_world(reserve: ReserveStep, schedule: Schedule) -> Outcome:
+    """05.2's world: the warehouse reserves stock for each ``ItemAdded``, with ``reserve``.
+
+    The items are the shop's first items of more than one unit (so a wrong quantity
+    shows). The learner's ``reserve(event, db, memory)`` is the warehouse's whole handler. The
+    channel is ordered per key and the world does not delay events (the order does not
+    matter to a sum of reservations); it duplicates events, and crashes the warehouse
+    just before or just after a commit of ``db``. A crash kills the process: the
+    transaction in flight rolls back, the channel redelivers, and the restarted
+    handler gets a fresh, empty ``memory`` dict, while ``db`` keeps what it committed.
+    """
+    sim = Simulation(seed=schedule.seed)
+    items = sim.channel("bus", partitions=3, latency=0.1).topic("items")
+    shop, warehouse = sim.emitter("shop"), sim.sink("warehouse")
+    items_of_shop = load_shop().order_items
+    rows = items_of_shop[items_of_shop["quantity"] > 1].head(schedule.n_events)
+    events = emit_under(schedule, sim, shop, items, [
+        ("ItemAdded", row.order_id, {"order_id": row.order_id, "product_id": row.product_id,
+                                     "quantity": int(row.quantity)})
+        for row in rows.itertuples(index=False)])
+    crashes = ScheduledCrashes(schedule, sim, "warehouse", events)
+    db = StockDatabase()
+    process: dict[str, dict[str, Any]] = {"memory": {}}
+
+    def handle(event: Event) -> None:
+        db.handling = event.id
+        db.before_commit = lambda: crashes.maybe("crash_before_commit", event)
+        db.after_commit = lambda: crashes.maybe("crash_after_commit", event)
+        try:
+            reserve(event, db, process["memory"])
+        except InjectedCrash:
+            process["memory"] = {}  # the process died: its memory is gone
+            raise
+        finally:
+            db.before_commit = db.after_commit = _nothing
+
+    warehouse.subscribe(items, handle, max_deliveries=5, backoff=0.5)
+    sim.run()
+    frame = sim.frame()
+    reservations = db.reservations()
+    counts = Counter(event_id for _, _, event_id in reservations)
+    broken = _once_each(counts, events, "reserved")
+    if broken is not None:
+        return Outcome(frame, *broken, reservations)
+    by_id = {event.id: event for event in events}
+    for product, quantity, event_id in reservations:
+        data = by_id[event_id].data
+        if (product, quantity) != (data["product_id"], data["quantity"]):
+            return Outcome(frame, RIGHT_ITEM, f"{event_id} reserved {quantity} of {product}, "
+                           f"its item is {data['quantity']} of {data['product_id']}.",
+                           reservations)
+    return Outcome(frame, state=reservations)
+
+
+#: 05.2 under fault schedules.
+RESERVE_ONCE_CHECK = FaultCheck(
+    "05.2", _stock_world,
+    FaultModel(kinds=("duplicate", "crash_before_commit", "crash_after_commit"),
+               events=(2, 6), max_faults=3),
+    (NOT_LOST, NOT_TWICE, RIGHT_ITEM))
+
+
+@exercise("05.2", "Write reserve_once(event, db, memory): the warehouse's handler of "
+                  "ItemAdded, which reserves event.data['quantity'] units of "
+                  "event.data['product_id'] exactly once per event, even when events come "
+                  "twice and the warehouse crashes and restarts (with an empty memory).",
+          kind="build", answer=callable)
+def _reserve_once(answer: Any) -> Exploration:
+    return RESERVE_ONCE_CHECK.explore(answer)
+
+
+# -- 05.3 (build it): the charge outside the database needs an idempotency key -----------
+#: 05.3's invariants, in the order they are checked.
 CHARGED_ONCE = Invariant(
     "charged-once", "every order is charged exactly once",
     "The provider remembers idempotency keys: which key is the same every time the same "
@@ -469,8 +689,13 @@ RIGHT_AMOUNT = Invariant("right-amount", "each charge is the order's total",
                          "Charge float(event.data['total']).")
 
 
+#: 05.3's orders start at the shop's 11th order: O-00011 and O-00012 are the same
+#: customer's, so a key two orders share shows at once.
+_FIRST_BILLED = 10
+
+
 def _billing_world(charge: Any, schedule: Schedule) -> Outcome:
-    """05.4's world: billing charges each order with ``charge``, then records it.
+    """05.3's world: billing charges each order with ``charge``, then records it.
 
     The handler is billing's, as in :func:`run_card_billing`: skip an event whose
     id is in the processed-ids table, charge (the learner's step), then commit the
@@ -481,7 +706,7 @@ def _billing_world(charge: Any, schedule: Schedule) -> Outcome:
     orders = sim.channel("bus", partitions=3, latency=0.1).topic("orders")
     shop, billing = sim.emitter("shop"), sim.sink("billing")
     provider, db = PaymentProvider(sim), BillingDatabase()
-    rows = first_orders(schedule.n_events)
+    rows = first_orders(_FIRST_BILLED + schedule.n_events).iloc[_FIRST_BILLED:]
     events = emit_under(schedule, sim, shop, orders, [
         ("OrderPlaced", row.order_id, {"order_id": row.order_id,
                                        "customer_id": row.customer_id, "total": row.total})
@@ -500,10 +725,9 @@ def _billing_world(charge: Any, schedule: Schedule) -> Outcome:
     sim.run()
     frame = sim.frame()
     totals = dict(zip(rows["order_id"], rows["total"], strict=True))
-    counts = pd.Series([order for order, _ in provider.charges],
-                       dtype="object").value_counts()
+    counts = Counter(order for order, _ in provider.charges)
     for order in totals:
-        times = int(counts.get(order, 0))
+        times = counts.get(order, 0)
         if times != 1:
             return Outcome(frame, CHARGED_ONCE, f"order {order} was charged {times} times.",
                            provider.charges)
@@ -514,18 +738,199 @@ def _billing_world(charge: Any, schedule: Schedule) -> Outcome:
     return Outcome(frame, state=provider.charges)
 
 
-#: 05.4 under fault schedules.
+#: 05.3 under fault schedules.
 CHARGE_ONCE_CHECK = FaultCheck(
-    "05.4", _billing_world,
+    "05.3", _billing_world,
     FaultModel(kinds=("duplicate", "delay", "crash_before_commit", "crash_after_commit"),
                events=(2, 6), max_faults=3),
     (CHARGED_ONCE, RIGHT_AMOUNT))
 
 
-@exercise("05.4", "Write charge_once(event, provider): billing's charge step, which charges "
+@exercise("05.3", "Write charge_once(event, provider): billing's charge step, which charges "
                   "float(event.data['total']) with provider.charge(event, amount, "
                   "idempotency_key=...) and returns the charge id, so that no order is "
                   "ever charged twice, even when billing crashes after the charge.",
           kind="build", answer=callable)
 def _charge_once(answer: Any) -> Exploration:
     return CHARGE_ONCE_CHECK.explore(answer)
+
+
+# -- 05.4 (concept): the design that neither loses nor invents ---------------------------
+@exercise("05.4", "Which design never loses and never invents an event, whatever the "
+                  "crash point: 'db_first', 'publish_first' or 'outbox'?",
+          kind="concept",
+          answer=OneOf("db_first", "publish_first", "outbox"))
+def _safe_design(answer: str) -> tuple[str, ...] | None:
+    if answer.strip().lower() == "outbox":
+        return None
+    return ("look at crash_point_table(): one design has a 'lost event' row, another a "
+            "'phantom event' row. Which one has neither?",
+            "two writes in two systems can always be split by a crash. Which design makes "
+            "the state change and the event ONE write, in one local transaction?")
+
+
+# -- 05.5 (build it): the outbox relay ---------------------------------------------------
+class Outbox:
+    """The ordering service's outbox table, as exercise 05.5's relay sees it.
+
+    :meth:`pending` lists the rows not yet marked sent, oldest first, as
+    ``(row_id, event)`` pairs; :meth:`mark_sent` commits that one row was sent.
+    ``before_mark``/``after_mark`` are called around that commit with the row's
+    event (the world crashes the relay there).
+    """
+
+    def __init__(self, db: OrderDatabase) -> None:
+        self.db = db
+        self.before_mark: Callable[[Event], None] = _ignore
+        self.after_mark: Callable[[Event], None] = _ignore
+
+    def pending(self) -> list[tuple[int, Event]]:
+        """The unsent rows, oldest first: ``(row_id, event)``."""
+        return self.db.pending()
+
+    def mark_sent(self, row_id: int) -> None:
+        """Commit that row ``row_id`` was sent: :meth:`pending` no longer lists it."""
+        row = self.db.conn.execute("SELECT event FROM outbox WHERE id = ?",
+                                   (row_id,)).fetchone()
+        if row is None:
+            raise InvalidArgument(f"the outbox has no row {row_id!r}; give a row_id from "
+                                  "outbox.pending().")
+        event = Event.from_json(row[0])
+        self.before_mark(event)
+        self.db.conn.execute("UPDATE outbox SET published = 1 WHERE id = ?", (row_id,))
+        self.after_mark(event)
+
+
+def _ignore(event: Event) -> None:
+    """No hook."""
+
+
+#: The relay of exercise 05.5: ``relay(outbox, publish)``, called once per poll.
+RelayStep = Callable[[Outbox, Callable[[Event], Any]], Any]
+
+PUBLISHED = Invariant(
+    "published", "every committed order is published at least once: none is lost",
+    "A row was marked sent, but its event never reached the broker. After which step may "
+    "the relay crash without losing anything, and what if publish fails?")
+NOT_REPUBLISHED = Invariant(
+    "not-republished", "an event is published again only when the relay stopped (crashed, "
+                       "or publish failed) between publishing it and marking it sent",
+    "A row was published again with no crash to excuse it. What tells the next poll that "
+    "a row has been sent?")
+
+#: Seconds between two polls of 05.5's relay, and between two committed orders.
+_POLL, _COMMIT_EVERY = 0.5, 1.0
+
+
+def _relay_world(relay: RelayStep, schedule: Schedule) -> Outcome:
+    """05.5's world: the ordering service commits orders with their outbox rows; the
+    learner's ``relay(outbox, publish)`` runs every half second to publish them.
+
+    One order is committed (order row and outbox row, one transaction) every second.
+    The schedule crashes the relay just before or just after it marks a row sent,
+    and takes the broker down for a while (``publish`` then raises): either ends
+    that poll, and the next poll starts afresh. Duplicates and delays of the
+    channel are not scheduled: they happen after the relay, not in it.
+    """
+    sim = Simulation(seed=schedule.seed)
+    topic = sim.channel("bus", partitions=3, latency=0.1).topic("orders")
+    ordering, relay_service = sim.emitter("ordering"), sim.emitter("outbox-relay")
+    broker = sim.emitter("broker")
+    db = OrderDatabase()
+    outbox = Outbox(db)
+    events: list[Event] = []
+    crashes = ScheduledCrashes(schedule, sim, relay_service.name, events)
+    published: Counter[str] = Counter()
+    excused: Counter[str] = Counter()  # republications a crash or a failure excuses
+    in_flight: set[str] = set()  # published, not yet marked sent
+
+    def commit(row: Any) -> None:
+        event = Event("OrderPlaced", {"order_id": row.order_id, "customer_id":
+                                      row.customer_id, "total": row.total},
+                      subject=row.order_id, source=ordering.name, id=sim.new_id(),
+                      time=sim.time, sequence=sim.next_sequence())
+        events.append(event)
+        with db.conn:  # the order row and its outbox row, one transaction
+            db.conn.execute("INSERT INTO orders VALUES (?, ?, ?)",
+                            (row.order_id, row.customer_id, row.total))
+            db.conn.execute("INSERT INTO outbox (event) VALUES (?)", (event.to_json(),))
+        sim.trace.record(sim.now, "commit", ordering.name, event=event,
+                         detail="order row and outbox row committed together")
+
+    def publish(event: Event) -> None:
+        if not broker.is_up(sim.now):
+            raise ServiceUnavailable(f"the broker is down; {event.subject} was not published")
+        topic.publish(event, relay_service)
+        published[event.id] += 1
+        in_flight.add(event.id)
+
+    def marked(event: Event) -> None:
+        in_flight.discard(event.id)
+        crashes.maybe("crash_after_commit", event)
+
+    outbox.before_mark = lambda event: crashes.maybe("crash_before_commit", event)
+    outbox.after_mark = marked
+    def poll() -> None:
+        try:
+            relay(outbox, publish)
+        except (InjectedCrash, ServiceUnavailable):
+            excused.update(in_flight)  # the relay stopped with these unmarked
+        in_flight.clear()
+
+    rows = first_orders(schedule.n_events)
+    for n, row in enumerate(rows.itertuples(index=False)):
+        sim.at(n * _COMMIT_EVERY, commit, row)
+    for fault in schedule.faults:
+        if fault.kind == "outage":
+            start = fault.event * _COMMIT_EVERY
+            sim.outage(broker, start, start + fault.amount)
+    end = schedule.n_events * _COMMIT_EVERY + 4.0  # the longest outage ends before
+    sim.at(_POLL / 2, lambda: sim.every(_POLL, poll, until=end))
+    sim.run()
+    frame = sim.frame()
+    broken = _once_each(published, events, "published", excused)
+    if broken is None:
+        return Outcome(frame, state=dict(published))
+    invariant, seen = broken
+    return Outcome(frame, PUBLISHED if invariant is NOT_LOST else NOT_REPUBLISHED, seen,
+                   dict(published))
+
+
+#: 05.5 under fault schedules.
+RELAY_CHECK = FaultCheck(
+    "05.5", _relay_world,
+    FaultModel(kinds=("crash_before_commit", "crash_after_commit", "outage"),
+               events=(2, 6), max_faults=3, outage=(0.5, 3.0), targets=("broker",)),
+    (PUBLISHED, NOT_REPUBLISHED))
+
+
+@exercise("05.5", "Write relay(outbox, publish): one poll of the outbox relay, which "
+                  "publishes every row of outbox.pending() and marks it sent with "
+                  "outbox.mark_sent(row_id), so that no committed order is lost and none "
+                  "is published again unless the relay stopped before marking it.",
+          kind="build", answer=callable)
+def _relay(answer: Any) -> Exploration:
+    return RELAY_CHECK.explore(answer)
+
+
+# -- 05.6 (predict): scale out in steps ---------------------------------------------------
+
+
+@exercise("05.6", "Predict before you run it: a topic has 4 partitions; orders arrive faster "
+                  "than the group can handle them. With 2 members the group handles about "
+                  "10 events/s. With 3 members, is it 'about the same', 'about 1.5 times' "
+                  "or 'about double'?",
+          kind="predict",
+          answer=OneOf("about the same", "about 1.5 times", "about double"))
+def _third_member(answer: str) -> Exploration | str:
+    two, three = (run_scale_out(members=m, partitions=4, rate=50.0, service_time=0.2,
+                                n_events=200, seed=7).summary()["throughput"]
+                  for m in (2, 3))
+    why = (f"4 partitions over 3 members leave one member with 2 partitions, and that "
+           f"member sets the pace, as with 2 members (2 each): {two:.2f} events/s with 2 "
+           f"members, {three:.2f} with 3. A Kafka-style group speeds up only when a new "
+           f"member shrinks the busiest member's share of partitions: at 4 members here.")
+    if answer.strip().lower() == "about the same":
+        return _confirm("05.6", why)
+    return (f"not so: a partition belongs to one member at a time, so count partitions per "
+            f"member. {why}")
