@@ -154,7 +154,9 @@ ANY: AnswerSpec = _Anything()
 
 
 def _is_bool(answer: Any) -> bool:
-    return isinstance(answer, bool) or type(answer).__name__ == "bool_"  # numpy's bool
+    kind = type(answer)
+    return isinstance(answer, bool) or (  # numpy's bool: bool_ (numpy 1), bool (numpy 2)
+        kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"))
 
 
 class _Type(AnswerSpec):

@@ -40,7 +40,7 @@ import pandas as pd
 from eda_lab.channel import Channel, ConsumerGroup, Topic
 from eda_lab.errors import InvalidArgument, ServiceUnavailable
 from eda_lab.events import Event
-from eda_lab.exercises import OneOf, exercise
+from eda_lab.exercises import Correct, OneOf, exercise
 from eda_lab.failures import (
     CRASH_POINTS,
     DESIGNS,
@@ -443,30 +443,6 @@ def scale_out_panel(*, members: int = 1, partitions: int = 4, max_value: int = 8
 
 
 # == exercises of notebook 05 ============================================================
-@dataclass(frozen=True)
-class _Confirmed(Exploration):
-    """A right prediction, confirmed with its reason.
-
-    The registry answers a checker's ``None`` with a bare "correct, well done."; a
-    prediction deserves the reason it is right, so the predict checkers return this
-    (an :class:`~eda_lab.schedules.Exploration` that passed, with its own message and
-    no schedules) instead.
-    """
-
-    reason: str = ""
-
-    def message(self) -> str:
-        return f"correct: {self.reason}"
-
-    def summary(self) -> dict[str, Any] | None:  # type: ignore[override]
-        return None  # a prediction ran no fault schedules
-
-
-def _confirm(exercise_id: str, reason: str) -> Exploration:
-    """The verdict of a right prediction: PASS, with ``reason``."""
-    return _Confirmed(exercise_id, 0, Counter(), reason=reason)
-
-
 #: 05.1's chance that an acknowledgement is lost (its question says 0.3).
 _ACK_LOSS = 0.3
 
@@ -476,7 +452,7 @@ _ACK_LOSS = 0.3
                   "delivery, redeliveries included) and the channel redelivers. On average, "
                   "how many times is one order's card charged? Answer with a float.",
           kind="predict", answer=float)
-def _charges_per_order(answer: float) -> Exploration | str:
+def _charges_per_order(answer: float) -> str:
     expected = 1 / (1 - _ACK_LOSS)
     summary = duplicate_summary(run_billing(seed=7, n_orders=20, ack_loss=_ACK_LOSS).frame)
     why = (f"an order is delivered again until one acknowledgement gets through, and every "
@@ -485,7 +461,7 @@ def _charges_per_order(answer: float) -> Exploration | str:
            f"charged {summary['charges']} times for {summary['orders']} orders, "
            f"{summary['charges'] / summary['orders']:.2f} each).")
     if abs(float(answer) - expected) <= 0.08:
-        return _confirm("05.1", why)
+        return Correct(why)
     if abs(float(answer) - (1 + _ACK_LOSS)) < 1e-9:
         return f"close, but a redelivery can lose its acknowledgement too: {why}"
     return f"not quite: {why}"
@@ -922,7 +898,7 @@ def _relay(answer: Any) -> Exploration:
                   "or 'about double'?",
           kind="predict",
           answer=OneOf("about the same", "about 1.5 times", "about double"))
-def _third_member(answer: str) -> Exploration | str:
+def _third_member(answer: str) -> str:
     two, three = (run_scale_out(members=m, partitions=4, rate=50.0, service_time=0.2,
                                 n_events=200, seed=7).summary()["throughput"]
                   for m in (2, 3))
@@ -931,6 +907,6 @@ def _third_member(answer: str) -> Exploration | str:
            f"members, {three:.2f} with 3. A Kafka-style group speeds up only when a new "
            f"member shrinks the busiest member's share of partitions: at 4 members here.")
     if answer.strip().lower() == "about the same":
-        return _confirm("05.6", why)
+        return Correct(why)
     return (f"not so: a partition belongs to one member at a time, so count partitions per "
             f"member. {why}")
