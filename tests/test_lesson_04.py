@@ -11,7 +11,12 @@ import pytest
 from eda_lab.events import Event
 from eda_lab.exercises import exercise_info
 from eda_lab.lessons import check
-from eda_lab.lessons.n04_cqrs import _SALE, paid_per_customer, run_flash_sale
+from eda_lab.lessons.n04_cqrs import (
+    _SALE,
+    REVENUE_CHECK,
+    paid_per_customer,
+    run_flash_sale,
+)
 from eda_lab.schedules import replay_counterexample
 
 Model = dict[str, Any]
@@ -151,6 +156,28 @@ def test_04_2_code_that_raises_breaks_runs() -> None:
     assert_breaks("04.2", no_setdefault, "runs")
 
 
+def test_04_2_code_that_raises_only_in_the_rebuild_breaks_runs_with_the_trace() -> None:
+    def fails_on_a_second_start() -> Callable[[Model, int, Event], None]:
+        starts: list[int] = []
+
+        def project(model: Model, position: int, event: Event) -> None:
+            if not model:
+                starts.append(position)
+                if len(starts) > 1:
+                    raise RuntimeError("started twice")
+            project_revenue(model, position, event)
+
+        return project
+
+    assert_breaks("04.2", fails_on_a_second_start(), "runs",
+                  replay_with=fails_on_a_second_start())
+    plain = REVENUE_CHECK.faults.schedule(0)  # fault-free: only the rebuild starts again
+    outcome = REVENUE_CHECK.run(fails_on_a_second_start(), plain)
+    assert outcome.broken is not None and outcome.broken.name == "runs"
+    assert "during the rebuild from position 0: started twice" in outcome.detail
+    assert not outcome.frame.empty
+
+
 # -- 04.3 (build it): never step over a commit-order gap ----------------------------------
 def safe_checkpoint(checkpoint: int, visible: list[int]) -> int:
     """The reference: the end of the gap-free run after the checkpoint."""
@@ -207,3 +234,15 @@ def test_04_4_says_no_to_cqrs_for_a_settings_page_with_stepped_hints() -> None:
     second = check("04.4", True, quiet=True).message
     assert first != second and "Fowler" in second and "Fowler" not in first
     assert not check("04.4", 0, quiet=True)
+
+
+def test_04_3_a_rule_that_raises_breaks_runs_and_keeps_its_trace_for_the_chart() -> None:
+    def last_visible(checkpoint: int, visible: list[int]) -> int:
+        return visible[-1]  # IndexError when nothing new is visible
+
+    assert_breaks("04.3", last_visible, "runs")
+    result = check("04.3", last_visible, quiet=True)
+    assert "IndexError" in result.message
+    assert result.counterexample is not None
+    assert not result.counterexample.outcome.frame.empty
+    result.counterexample.chart().to_dict()  # what a notebook draws under the verdict

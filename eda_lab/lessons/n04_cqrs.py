@@ -47,6 +47,7 @@ from eda_lab.exercises import exercise
 from eda_lab.projections import OrdersByCustomer, OrdersToShip, RevenueByDay
 from eda_lab.runs import SimulationRun
 from eda_lab.schedules import (
+    RUNS_WITHOUT_ERROR,
     Exploration,
     FaultCheck,
     FaultModel,
@@ -537,7 +538,8 @@ def _revenue_world(project: Any, schedule: Schedule) -> Outcome:
     commit loses the whole change (as with :class:`~eda_lab.projections.OrdersToShip`'s
     SQLite transaction). No ``delay``: a runner reads the log in order (gaps are 04.3's).
     After the run the live model is compared with the truth, then rebuilt from position
-    0 into an empty dict and compared with the live one.
+    0 into an empty dict and compared with the live one. Errors of ``project`` in the
+    rebuild are caught here, so the verdict keeps the trace (and its chart).
     """
     sim = Simulation(seed=schedule.seed)
     log = sim.channel("log", partitions=1, latency=0.1).topic("orders")
@@ -565,8 +567,12 @@ def _revenue_world(project: Any, schedule: Schedule) -> Outcome:
         return Outcome(frame, COUNTED_ONCE, f"the read model shows {got:.2f} for {customer}, "
                        f"whose payments in the log add up to {paid:.2f}.", live)
     rebuilt: dict[str, Any] = {}
-    for n, event in enumerate(events, start=1):
-        project(rebuilt, n, event)
+    try:
+        for n, event in enumerate(events, start=1):
+            project(rebuilt, n, event)
+    except Exception as exc:  # the learner's code, outside the simulation: keep the trace
+        return Outcome(frame, RUNS_WITHOUT_ERROR, f"your code raised {type(exc).__name__} "
+                       f"during the rebuild from position 0: {exc}.", live)
     wrong = _differs(_revenue_of(rebuilt), live)
     if wrong is not None:
         customer, got, kept = wrong
@@ -619,7 +625,8 @@ def _gap_world(safe_checkpoint: Any, schedule: Schedule) -> Outcome:
     projector reads the committed events after its checkpoint, asks
     ``safe_checkpoint(checkpoint, visible positions)`` for the new checkpoint, applies
     the visible events up to it (an :class:`~eda_lab.projections.OrdersByCustomer`)
-    and never reads at or before the checkpoint again.
+    and never reads at or before the checkpoint again. A poll whose rule raises is a
+    ``retry`` row (the next poll tries again), so the engine reports it with the trace.
     """
     sim = Simulation(seed=schedule.seed)
     view = LateCommitStore(InMemoryEventStore())
@@ -647,7 +654,13 @@ def _gap_world(safe_checkpoint: Any, schedule: Schedule) -> Outcome:
     def poll() -> None:
         start = orders.position
         batch = view.read_all(start)
-        answer: Any = safe_checkpoint(start, [r.position for r in batch])
+        try:
+            answer: Any = safe_checkpoint(start, [r.position for r in batch])
+        except Exception as exc:  # the learner's code: a failed poll, tried again next time
+            sim.trace.record(sim.now, "retry", orders.name, outcome="error",
+                             detail=f"safe_checkpoint raised {type(exc).__name__}: {exc}; "
+                                    "the next poll tries again")
+            return
         if type(answer) is bool or not isinstance(answer, numbers.Integral) or answer < start:
             wrong.append(f"at t={sim.now:g} s the checkpoint was {start} and your function "
                          f"returned {answer!r}.")
