@@ -36,7 +36,6 @@ from eda_lab.cqrs import (
     ship_order,
 )
 from eda_lab.events import Command, Event
-from eda_lab.lessons import check
 from eda_lab.sim import Simulation
 from eda_lab.store import InMemoryEventStore, SQLiteEventStore
 
@@ -545,17 +544,6 @@ def test_a_late_commit_store_hides_in_flight_events() -> None:
     tx.commit()
     assert [r.position for r in view.read_all()] == [1, 2, 3]
     assert tx.state == "committed"
-
-
-# -- exercises --------------------------------------------------------------------------------
-def test_exercises_accept_the_right_answers_and_hint_otherwise() -> None:
-    assert check("04.1", 25, quiet=True)
-    assert not check("04.1", 95, quiet=True)
-    assert check("04.2", 7, quiet=True)
-    assert "never reads it" in check("04.2", 10, quiet=True).message
-    assert check("04.3", "orders_to_ship", quiet=True)
-    assert check("04.4", False, quiet=True)
-    assert not check("04.4", True, quiet=True)
 
 
 # -- charts -----------------------------------------------------------------------------------

@@ -7,41 +7,62 @@ them together on the shop's data (:class:`CQRSShop`) and gives the notebook a
 command form and a query explorer to play with it, and :func:`run_lag_comparison`: the
 same burst sent to :class:`~eda_lab.cqrs.SameTransactionCQRS` (CQRS without events) and to
 the event-sourced shop, read after every command.
+
+The exercises: 04.1 predicts when a slow read model has drained a flash sale
+(:func:`run_flash_sale`); 04.2 builds a projection for a new question that counts
+every event once although the runner delivers some again (``_revenue_world``); 04.3
+builds the rule that keeps a checkpoint from stepping over a commit-order gap
+(``_gap_world``); 04.4 asks when CQRS is overkill.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import copy
+import numbers
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from eda_lab.cqrs import (
     CommandResult,
+    GapWriter,
+    LateCommitStore,
     OrderCommandHandler,
     ProjectionRunner,
     SameTransactionCQRS,
     cancel_order,
+    lag_frame,
     load_history,
     pay_order,
     place_order,
     ship_order,
 )
 from eda_lab.errors import InvalidArgument
-from eda_lab.events import Command
+from eda_lab.events import Command, Event
 from eda_lab.exercises import exercise
 from eda_lab.projections import OrdersByCustomer, OrdersToShip, RevenueByDay
 from eda_lab.runs import SimulationRun
+from eda_lab.schedules import (
+    RUNS_WITHOUT_ERROR,
+    Exploration,
+    FaultCheck,
+    FaultModel,
+    Invariant,
+    Outcome,
+    Schedule,
+    ScheduledCrashes,
+    emit_under,
+)
 from eda_lab.shop import load_shop
+from eda_lab.sim import Simulation
 from eda_lab.store import InMemoryEventStore
 
-if TYPE_CHECKING:
-    from eda_lab.sim import Simulation
-
-__all__ = ["CQRSShop", "LagComparisonRun", "command_form", "query_explorer",
-           "run_lag_comparison"]
+__all__ = ["CQRSShop", "FlashSaleRun", "LagComparisonRun", "command_form",
+           "paid_per_customer", "query_explorer", "run_flash_sale", "run_lag_comparison"]
 
 
 class CQRSShop:
@@ -349,48 +370,356 @@ _FILTERS = {"orders_by_customer": {"customer_id", "status"},
             "orders_to_ship": {"customer_id", "status"}}
 
 
-# -- exercises for notebook 04 ------------------------------------------------------------
-@exercise("04.1", "The event log's last position is 120 and the revenue projection's "
-                  "checkpoint is 95. How many events is it behind?",
-          kind="concept", answer=int)
-def _(answer: Any) -> str | None:
-    if answer == 25:
-        return None
-    return "Positions behind = head of the log - the projection's checkpoint."
+# == exercises of notebook 04 ============================================================
+@dataclass(frozen=True)
+class _Confirmed(Exploration):
+    """A right prediction, confirmed with the reason it is right.
+
+    The registry answers a checker's ``None`` with a bare "correct, well done."; a
+    prediction deserves its reason, so the predict checker returns this (an
+    :class:`~eda_lab.schedules.Exploration` that passed, with its own message and no
+    schedules) instead.
+    """
+
+    reason: str = ""
+
+    def message(self) -> str:
+        return f"correct: {self.reason}"
+
+    def summary(self) -> dict[str, Any] | None:  # type: ignore[override]
+        return None  # a prediction runs no fault schedules
 
 
-@exercise("04.2", "A projection's checkpoint is 6. The log shows positions 7, 9 and 10; "
-                  "position 8 belongs to a transaction that has not committed yet. Up to "
-                  "which position may the projection safely move its checkpoint now?",
-          kind="concept", answer=int)
-def _(answer: Any) -> str | None:
-    if answer == 7:
-        return None
-    if answer == 10:
-        return ("Moving to 10 steps over 8: when 8 commits, the projection never reads it. "
-                "Stop just before the gap.")
-    if answer == 6:
-        return "Position 7 is committed and there is no gap before it: it can be applied."
-    return "Apply the committed positions up to (not including) the first missing one."
+# -- 04.1 (predict): how long a slow read model takes to drain a flash sale ---------------
+@dataclass(eq=False)
+class FlashSaleRun(SimulationRun):
+    """A flash sale sent to a fresh :class:`CQRSShop`, and when each read model caught up.
+
+    ``events`` is how many events the sale recorded; ``caught_up_at`` maps each
+    projection to the virtual second of the poll that applied the sale's last event;
+    ``lag`` is :func:`~eda_lab.cqrs.lag_frame` of the runner.
+    """
+
+    lab: CQRSShop
+    sale_at: float
+    events: int
+    caught_up_at: dict[str, float]
+    lag: pd.DataFrame
 
 
-@exercise("04.3", "Which read model answers 'which paid orders still wait to be shipped?' "
-                  "Give the projection's name.",
-          kind="concept", answer=str)
-def _(answer: Any) -> str | None:
-    if str(answer).strip() == OrdersToShip.name:
-        return None
-    return ("Look at each projection's `question` attribute (runner.projections): one of "
-            "them keeps the open orders in SQLite.")
+def run_flash_sale(n_orders: int = 10, *, batch_size: int = 10, ship_batch_size: int = 4,
+                   interval: float = 2.0, sale_at: float = 0.5) -> FlashSaleRun:
+    """Place and pay ``n_orders`` one-item orders at ``sale_at``; poll until caught up.
+
+    A :class:`CQRSShop` without history: its runner polls at t = 0, ``interval``,
+    2 ``interval``, ... with no transport delay, and applies at most ``batch_size``
+    events per projection and poll (``ship_batch_size`` for ``orders_to_ship``). Each
+    order records three events (``OrderPlaced`` and ``ItemAdded`` from the
+    ``PlaceOrder``, ``OrderPaid`` from the ``PayOrder``).
+    """
+    if not 1 <= n_orders <= 1000:
+        raise InvalidArgument(f"n_orders must be between 1 and 1000, got {n_orders!r}.")
+    sim = Simulation(seed=0)
+    lab = CQRSShop(sim, history=False, batch_size=batch_size, interval=interval, delay=0.0,
+                   batch_sizes={OrdersToShip.name: ship_batch_size})
+    customers = list(lab.shop.customers["customer_id"])
+    products = list(lab.prices)
+
+    def sale() -> None:
+        for i in range(n_orders):
+            order_id = lab.new_order_id()
+            lab.send(place_order(order_id, customers[i % len(customers)],
+                                 [(products[i % len(products)], 1)], sim=sim)
+                     ).raise_if_rejected()
+            lab.send(pay_order(order_id, sim=sim)).raise_if_rejected()
+
+    sim.at(sale_at, sale)
+    sim.run(until=sale_at)
+    events = lab.store.last_position
+    runner = lab.runner
+    while any(runner.behind(name) for name in runner.projections):
+        sim.run(until=sim.now + interval)
+    lag = lag_frame(runner)
+    done = lag[(lag["position"] == events) & (lag["applied"] > 0)]
+    caught_up_at = {str(name): float(t) for name, t in done.groupby("projection")["t"].min()
+                    .items()}
+    return FlashSaleRun(sim, lab, sale_at, events, caught_up_at, lag)
 
 
+@exercise("04.1", "Ten one-item orders are placed and paid at t = 0.5 s. The runner polls "
+                  "at t = 0, 2, 4, ... s, with no delay; orders_to_ship applies at most 4 "
+                  "events per poll. At which virtual second (t) has orders_to_ship applied "
+                  "the sale's last event? Predict, then run the experiment.",
+          kind="predict", answer=float)
+def _flash_sale_catch_up(answer: float) -> Exploration | str:
+    run = run_flash_sale()
+    expected = run.caught_up_at[OrdersToShip.name]
+    fast = run.caught_up_at[OrdersByCustomer.name]
+    ship = run.lag[(run.lag["projection"] == OrdersToShip.name) & (run.lag["applied"] > 0)]
+    polls, first = len(ship), float(ship["t"].min())
+    why = (f"The sale records {run.events} events (OrderPlaced and ItemAdded for each "
+           f"PlaceOrder, OrderPaid for each PayOrder); orders_to_ship takes at most 4 per "
+           f"poll, so it needs {polls} polls, the first at t = {first:g} (the first poll "
+           f"after the sale) and the last at t = {expected:g}, while the read models that "
+           f"take 10 per poll were current at t = {fast:g}.")
+    if abs(float(answer) - expected) < 1e-9:
+        return _Confirmed("04.1", 0, Counter(), reason=why)
+    if abs(float(answer) - fast) < 1e-9:
+        return f"not quite: that is when the read models that take 10 per poll caught up. {why}"
+    if abs(float(answer) - (run.events / 4 * 2 + first - 2)) < 1e-9:
+        return f"not quite: a poll applies whole events, and nothing happens between polls. {why}"
+    return f"not quite. {why}"
+
+
+# -- 04.2 (build it): a read model for a new question, applied exactly once ----------------
+#: The log 04.2's world emits (in position order): four orders of three customers.
+_SALE: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("OrderPlaced", "O-00001", {"order_id": "O-00001", "customer_id": "C-0001"}),
+    ("OrderPlaced", "O-00002", {"order_id": "O-00002", "customer_id": "C-0002"}),
+    ("OrderPaid", "O-00001", {"order_id": "O-00001", "amount": 25.0}),
+    ("OrderPlaced", "O-00003", {"order_id": "O-00003", "customer_id": "C-0001"}),
+    ("OrderPaid", "O-00002", {"order_id": "O-00002", "amount": 12.5}),
+    ("OrderPaid", "O-00003", {"order_id": "O-00003", "amount": 40.0}),
+    ("OrderPlaced", "O-00004", {"order_id": "O-00004", "customer_id": "C-0003"}),
+    ("OrderPaid", "O-00004", {"order_id": "O-00004", "amount": 7.5}),
+)
+
+
+def paid_per_customer(events: Iterable[tuple[str, str, dict[str, Any]]]) -> dict[str, float]:
+    """What the revenue-per-customer read model must answer: the amount each customer
+    paid, worked out from the log directly (each event exactly once)."""
+    owner: dict[str, str] = {}
+    paid: dict[str, float] = {}
+    for kind, _, data in events:
+        if kind == "OrderPlaced":
+            owner[data["order_id"]] = data["customer_id"]
+        elif kind == "OrderPaid":
+            customer = owner[data["order_id"]]
+            paid[customer] = paid.get(customer, 0.0) + float(data["amount"])
+    return paid
+
+
+def _revenue_of(model: Mapping[str, Any]) -> dict[str, float]:
+    """The answer a read model holds: ``model["revenue"]``, rounded to cents."""
+    revenue = model.get("revenue", {})
+    return {str(k): round(float(v), 2) for k, v in dict(revenue).items()}
+
+
+def _differs(got: Mapping[str, float], want: Mapping[str, float]
+             ) -> tuple[str, float, float] | None:
+    """The first customer whose revenue differs: (customer, got, wanted), or ``None``."""
+    for customer in sorted(set(got) | set(want)):
+        if abs(got.get(customer, 0.0) - want.get(customer, 0.0)) > 1e-9:
+            return customer, got.get(customer, 0.0), want.get(customer, 0.0)
+    return None
+
+
+#: 04.2's invariants, in the order they are checked.
+COUNTED_ONCE = Invariant(
+    "counted-once", "every payment is counted exactly once in its customer's revenue",
+    "The runner delivers an event again when the projection crashed before or after "
+    "saving the read model. What could the projection save, together with the revenue, "
+    "that tells it this position has been applied already?")
+REBUILD_EQUALS_LIVE = Invariant(
+    "rebuild-equals-live", "a rebuild from position 0 into an empty read model equals the "
+    "live read model",
+    "A rebuild hands your function an empty model and the whole log again. Does it "
+    "remember anything outside `model`, which a rebuild does not reset?")
+
+
+def _revenue_world(project: Any, schedule: Schedule) -> Outcome:
+    """04.2's world: the runner feeds the log to ``project(model, position, event)``.
+
+    The log (``_SALE``, ``schedule.n_events`` of it) goes through a channel with one
+    partition, so events arrive in position order, **at least once**: a ``duplicate``
+    is the runner reading a position again, and the projector crashes before or after
+    it saves the read model. Saving is one transaction: the handler works on a copy of
+    the saved model and the copy replaces it only at the commit, so a crash before the
+    commit loses the whole change (as with :class:`~eda_lab.projections.OrdersToShip`'s
+    SQLite transaction). No ``delay``: a runner reads the log in order (gaps are 04.3's).
+    After the run the live model is compared with the truth, then rebuilt from position
+    0 into an empty dict and compared with the live one. Errors of ``project`` in the
+    rebuild are caught here, so the verdict keeps the trace (and its chart).
+    """
+    sim = Simulation(seed=schedule.seed)
+    log = sim.channel("log", partitions=1, latency=0.1).topic("orders")
+    ordering, projector = sim.emitter("ordering"), sim.sink("revenue_by_customer")
+    sale = _SALE[:schedule.n_events]
+    events = emit_under(schedule, sim, ordering, log, sale)  # filled as they are emitted
+    crashes = ScheduledCrashes(schedule, sim, projector.name, events)
+    saved: dict[str, Any] = {"model": {}}
+
+    def handle(event: Event) -> None:
+        position = next(n for n, e in enumerate(events, start=1) if e.id == event.id)
+        working = copy.deepcopy(saved["model"])
+        project(working, position, event)
+        crashes.maybe("crash_before_commit", event)
+        saved["model"] = working  # the commit: the read model and all it remembers
+        crashes.maybe("crash_after_commit", event)
+
+    projector.subscribe(log, handle, max_deliveries=5, backoff=0.5)
+    sim.run()
+    frame = sim.frame()
+    live = _revenue_of(saved["model"])
+    wrong = _differs(live, paid_per_customer(sale))
+    if wrong is not None:
+        customer, got, paid = wrong
+        return Outcome(frame, COUNTED_ONCE, f"the read model shows {got:.2f} for {customer}, "
+                       f"whose payments in the log add up to {paid:.2f}.", live)
+    rebuilt: dict[str, Any] = {}
+    try:
+        for n, event in enumerate(events, start=1):
+            project(rebuilt, n, event)
+    except Exception as exc:  # the learner's code, outside the simulation: keep the trace
+        return Outcome(frame, RUNS_WITHOUT_ERROR, f"your code raised {type(exc).__name__} "
+                       f"during the rebuild from position 0: {exc}.", live)
+    wrong = _differs(_revenue_of(rebuilt), live)
+    if wrong is not None:
+        customer, got, kept = wrong
+        return Outcome(frame, REBUILD_EQUALS_LIVE, f"the rebuilt read model shows {got:.2f} "
+                       f"for {customer}, the live one {kept:.2f}.", live)
+    return Outcome(frame, state=live)
+
+
+#: 04.2 under fault schedules.
+REVENUE_CHECK = FaultCheck(
+    "04.2", _revenue_world,
+    FaultModel(kinds=("duplicate", "crash_before_commit", "crash_after_commit"),
+               events=(3, len(_SALE)), max_faults=3),
+    (COUNTED_ONCE, REBUILD_EQUALS_LIVE))
+
+
+@exercise("04.2", "Write project_revenue(model, position, event): the projection of a new "
+                  "read model, revenue per customer (model['revenue'] maps customer id to "
+                  "the amount paid), that counts every event exactly once although the "
+                  "runner delivers some positions again after a crash.",
+          kind="build", answer=callable)
+def _project_revenue(answer: Any) -> Exploration:
+    return REVENUE_CHECK.explore(answer)
+
+
+# -- 04.3 (build it): never move a checkpoint past a commit-order gap ----------------------
+#: 04.3's invariants, in the order they are checked.
+MOVES_FORWARD = Invariant(
+    "moves-forward", "the new checkpoint is a whole position, never behind the old one",
+    "Return an int: the checkpoint you were given, or a later position.")
+NO_LOST_EVENT = Invariant(
+    "no-lost-event", "every event at or before the checkpoint is in the read model",
+    "The runner applies the visible events up to the position you return and never "
+    "reads before it again. Look at visible: what does a missing number in it mean?")
+CATCHES_UP = Invariant(
+    "catches-up", "once every transaction has committed, the read model reaches the end "
+    "of the log",
+    "Waiting at a gap is right, but when the positions after the checkpoint are all "
+    "there, the checkpoint must move on.")
+
+
+def _gap_world(safe_checkpoint: Any, schedule: Schedule) -> Outcome:
+    """04.3's world: late commits open gaps; ``safe_checkpoint`` says how far to go.
+
+    The write side places one order per second; each ``PlaceOrder`` gets its log
+    position when its transaction starts (:class:`~eda_lab.cqrs.LateCommitStore`), and
+    commits at once, unless the schedule ``delay``\\ s it: then it commits that many
+    seconds later, and the orders after it are visible first (a gap). Only delays: a
+    log has no duplicates and this projector does not crash. Every half second the
+    projector reads the committed events after its checkpoint, asks
+    ``safe_checkpoint(checkpoint, visible positions)`` for the new checkpoint, applies
+    the visible events up to it (an :class:`~eda_lab.projections.OrdersByCustomer`)
+    and never reads at or before the checkpoint again. A poll whose rule raises is a
+    ``retry`` row (the next poll tries again), so the engine reports it with the trace.
+    """
+    sim = Simulation(seed=schedule.seed)
+    view = LateCommitStore(InMemoryEventStore())
+    orders = OrdersByCustomer()
+    n = schedule.n_events
+    wrong: list[str] = []
+
+    def write(index: int) -> None:
+        order_id = f"O-{index + 1:05d}"
+        placed = Event("OrderPlaced", {"order_id": order_id, "customer_id": "C-0001"},
+                       subject=order_id, source="ordering", id=sim.new_id(), time=sim.time)
+        transaction = view.begin(order_id, [placed], expected_version=0)
+        late = schedule.delay_of(index)
+        if late:
+            sim.trace.record(sim.now, "fault", "ordering", event=placed, offset=index + 1,
+                             outcome="delay", detail=f"position {index + 1} commits "
+                                                     f"{late:g} s late")
+        sim.schedule(late, commit, transaction, placed, index + 1)
+
+    def commit(transaction: GapWriter, placed: Event, position: int) -> None:
+        transaction.commit()
+        sim.trace.record(sim.now, "append", "ordering", event=placed, offset=position,
+                         peer="store", detail=f"position {position} committed")
+
+    def poll() -> None:
+        start = orders.position
+        batch = view.read_all(start)
+        try:
+            answer: Any = safe_checkpoint(start, [r.position for r in batch])
+        except Exception as exc:  # the learner's code: a failed poll, tried again next time
+            sim.trace.record(sim.now, "retry", orders.name, outcome="error",
+                             detail=f"safe_checkpoint raised {type(exc).__name__}: {exc}; "
+                                    "the next poll tries again")
+            return
+        if type(answer) is bool or not isinstance(answer, numbers.Integral) or answer < start:
+            wrong.append(f"at t={sim.now:g} s the checkpoint was {start} and your function "
+                         f"returned {answer!r}.")
+            return
+        new = int(answer)
+        applied = [r for r in batch if r.position <= new]
+        orders.apply(applied, new)
+        if applied or new != start:
+            sim.trace.record(sim.now, "project", orders.name, offset=new,
+                             detail=f"applied {[r.position for r in applied]}, checkpoint "
+                                    f"{start} -> {new}")
+
+    for index in range(n):
+        sim.at(1.0 + index, write, index)
+    end = n + 2.0 + max((f.amount for f in schedule.faults), default=0.0)
+    sim.every(0.5, poll, until=end)
+    sim.run(until=end)
+    frame = sim.frame()
+    if wrong:
+        return Outcome(frame, MOVES_FORWARD, wrong[0], orders.position)
+    missing = [p for p in range(1, min(orders.position, n) + 1)
+               if f"O-{p:05d}" not in orders.orders]
+    if missing:
+        return Outcome(frame, NO_LOST_EVENT, f"the checkpoint reached {orders.position}, but "
+                       f"position {missing[0]} never reached the read model: it committed "
+                       "after the checkpoint had passed it.", orders.position)
+    if orders.position != n:
+        return Outcome(frame, CATCHES_UP, f"every transaction committed, the log ends at "
+                       f"{n} and the checkpoint stayed at {orders.position}.",
+                       orders.position)
+    return Outcome(frame, state=orders.position)
+
+
+#: 04.3 under fault schedules.
+GAP_CHECK = FaultCheck(
+    "04.3", _gap_world, FaultModel(kinds=("delay",), events=(3, 7), max_faults=2,
+                                   delay=(1.5, 4.0)),
+    (MOVES_FORWARD, NO_LOST_EVENT, CATCHES_UP))
+
+
+@exercise("04.3", "Write safe_checkpoint(checkpoint, visible): the position a projection "
+                  "may move its checkpoint to now, given the positions after it that are "
+                  "committed, without ever stepping over one whose transaction has not "
+                  "committed yet.",
+          kind="build", answer=callable)
+def _safe_checkpoint(answer: Any) -> Exploration:
+    return GAP_CHECK.explore(answer)
+
+
+# -- 04.4 (concept): when CQRS is overkill ----------------------------------------------------
 @exercise("04.4", "A team builds a settings page: users read and edit one row of their "
                   "own preferences, nothing else queries it. Is CQRS with projections a "
                   "good fit? Answer True or False.",
           kind="concept", answer=bool)
-def _(answer: Any) -> str | None:
-    if answer is False:
+def _settings_page(answer: bool) -> tuple[str, ...] | None:
+    if not answer:  # the answer spec has made sure it is a bool
         return None
-    return ("Reads and writes want the same shape here; two models add code (and, with "
-            "asynchronous projections, lag) for nothing. Fowler, in his bliki entry on CQRS: "
-            "for most systems CQRS adds risky complexity.")
+    return ("Compare the shape the page reads with the shape it writes: is there a query "
+            "the write model cannot answer cheaply?",
+            "Reads and writes want the same row here; two models add code (and, with "
+            "asynchronous projections, lag) for nothing. Fowler, in his bliki entry on "
+            "CQRS: for most systems CQRS adds risky complexity.")
