@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import numbers
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,7 +42,7 @@ from eda_lab.cqrs import (
 )
 from eda_lab.errors import InvalidArgument
 from eda_lab.events import Command, Event
-from eda_lab.exercises import exercise
+from eda_lab.exercises import Correct, exercise
 from eda_lab.projections import OrdersByCustomer, OrdersToShip, RevenueByDay
 from eda_lab.runs import SimulationRun
 from eda_lab.schedules import (
@@ -371,25 +370,6 @@ _FILTERS = {"orders_by_customer": {"customer_id", "status"},
 
 
 # == exercises of notebook 04 ============================================================
-@dataclass(frozen=True)
-class _Confirmed(Exploration):
-    """A right prediction, confirmed with the reason it is right.
-
-    The registry answers a checker's ``None`` with a bare "correct, well done."; a
-    prediction deserves its reason, so the predict checker returns this (an
-    :class:`~eda_lab.schedules.Exploration` that passed, with its own message and no
-    schedules) instead.
-    """
-
-    reason: str = ""
-
-    def message(self) -> str:
-        return f"correct: {self.reason}"
-
-    def summary(self) -> dict[str, Any] | None:  # type: ignore[override]
-        return None  # a prediction runs no fault schedules
-
-
 # -- 04.1 (predict): how long a slow read model takes to drain a flash sale ---------------
 @dataclass(eq=False)
 class FlashSaleRun(SimulationRun):
@@ -451,7 +431,7 @@ def run_flash_sale(n_orders: int = 10, *, batch_size: int = 10, ship_batch_size:
                   "events per poll. At which virtual second (t) has orders_to_ship applied "
                   "the sale's last event? Predict, then run the experiment.",
           kind="predict", answer=float)
-def _flash_sale_catch_up(answer: float) -> Exploration | str:
+def _flash_sale_catch_up(answer: float) -> str:
     run = run_flash_sale()
     expected = run.caught_up_at[OrdersToShip.name]
     fast = run.caught_up_at[OrdersByCustomer.name]
@@ -463,7 +443,7 @@ def _flash_sale_catch_up(answer: float) -> Exploration | str:
            f"after the sale) and the last at t = {expected:g}, while the read models that "
            f"take 10 per poll were current at t = {fast:g}.")
     if abs(float(answer) - expected) < 1e-9:
-        return _Confirmed("04.1", 0, Counter(), reason=why)
+        return Correct(why)
     if abs(float(answer) - fast) < 1e-9:
         return f"not quite: that is when the read models that take 10 per poll caught up. {why}"
     if abs(float(answer) - (run.events / 4 * 2 + first - 2)) < 1e-9:
