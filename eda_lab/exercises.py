@@ -476,8 +476,9 @@ def check(exercise_id: str, answer: Any, *, quiet: bool = False) -> CheckResult:
     if not quiet:
         print(result)
         show_verdict(result.exercise, result.passed, result.message, result.schedules)
-        if result.counterexample is not None and "NotImplementedError" not in result.message:
-            _draw(result.counterexample)
+        failing = result.counterexample
+        if failing is not None and failing.drawable and "still the stub" not in result.message:
+            _draw(failing)
     return result
 
 

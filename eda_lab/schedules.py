@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -114,9 +114,12 @@ class Fault:
     amount: float = 0.0
     target: str = ""
 
-    def describe(self) -> str:
-        return FAULT_KINDS[self.kind].format(event=self.event + 1, amount=self.amount,
-                                             target=self.target or "the source")
+    def describe(self, wording: Mapping[str, str] | None = None) -> str:
+        """The fault in words: a world's own ``wording`` of its kind, else
+        :data:`FAULT_KINDS`'s."""
+        template = (wording or {}).get(self.kind, FAULT_KINDS[self.kind])
+        return template.format(event=self.event + 1, amount=self.amount,
+                               target=self.target or "the source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +145,12 @@ class Schedule:
     def counts(self) -> Counter[str]:
         return Counter(fault.kind for fault in self.faults)
 
-    def describe(self) -> str:
+    def describe(self, wording: Mapping[str, str] | None = None) -> str:
         """``4 events; event 2 is delivered twice``: the schedule in words."""
         events = f"{self.n_events} event{'s' * (self.n_events != 1)}"
         if not self.faults:
             return f"{events}, no faults"
-        return f"{events}; " + "; ".join(fault.describe() for fault in self.faults)
+        return f"{events}; " + "; ".join(fault.describe(wording) for fault in self.faults)
 
     def smaller(self) -> Iterator[Schedule]:
         """Candidate schedules one step smaller: one fault fewer, or one event fewer."""
@@ -165,7 +168,9 @@ class FaultModel:
 
     ``events`` is the (min, max) number of events, ``max_faults`` the most faults in
     one schedule, ``delay`` and ``outage`` the (min, max) seconds of those faults,
-    ``targets`` the services an outage may hit.
+    ``targets`` the services an outage may hit. ``wording`` says a kind of fault in
+    the world's own terms (``{"delay": "transaction {event} commits {amount:g} s
+    late"}``), for the verdict; the kinds it does not name keep :data:`FAULT_KINDS`.
     """
 
     kinds: tuple[str, ...]
@@ -174,9 +179,10 @@ class FaultModel:
     delay: tuple[float, float] = (1.0, 4.0)
     outage: tuple[float, float] = (1.0, 6.0)
     targets: tuple[str, ...] = ("",)
+    wording: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = [kind for kind in self.kinds if kind not in FAULT_KINDS]
+        unknown = [kind for kind in (*self.kinds, *self.wording) if kind not in FAULT_KINDS]
         if unknown or not self.kinds:
             raise InvalidArgument(f"fault kinds must be some of {list(FAULT_KINDS)}, "
                                   f"got {list(self.kinds)!r}.")
@@ -250,21 +256,26 @@ def emit_under(schedule: Schedule, sim: Simulation, emitter: Emitter, topic: Top
     """Emit ``events`` (type, subject, data), one every ``spacing`` seconds, with the
     schedule's ``delay`` and ``duplicate`` faults.
 
-    A delayed event is published ``amount`` seconds later than its turn, so events
-    emitted after it overtake it (on any key: this models a channel that reorders).
-    A duplicated event is published a second time, the *same* event with the same
-    id, half a spacing after the first copy. Both are recorded as ``fault`` rows.
-    Returns the events in their emit order (as the source produced them).
+    Each event is made at its turn (its time and sequence say when it happened). A
+    delayed event reaches the channel ``amount`` seconds later, as from a slow outbox
+    or a broker that redelivers late, so events made after it overtake it, on its own
+    key too. A duplicated event is published a second time, the *same* event with the
+    same id, half a spacing after the first copy. Both are recorded as ``fault`` rows.
+    Returns the events in the order they were made.
     """
     emitted: list[Event] = []
 
-    def publish(index: int, kind: str, subject: str, data: dict[str, Any]) -> None:
-        event = emitter.emit(topic, kind, subject, data)
+    def make(index: int, kind: str, subject: str, data: dict[str, Any]) -> None:
+        event = emitter.new_event(kind, subject, data)
         emitted.append(event)
-        if schedule.delay_of(index):
+        delay = schedule.delay_of(index)
+        if delay:
             sim.trace.record(sim.now, "fault", topic.name, event=event, outcome="delay",
-                             detail=Fault(index, "delay", schedule.delay_of(index))
-                             .describe())
+                             detail=Fault(index, "delay", delay).describe())
+        sim.schedule(delay, publish, index, event)
+
+    def publish(index: int, event: Event) -> None:
+        topic.publish(event, emitter)
         if schedule.has("duplicate", index):
             sim.schedule(spacing / 2, duplicate, index, event)
 
@@ -274,8 +285,7 @@ def emit_under(schedule: Schedule, sim: Simulation, emitter: Emitter, topic: Top
         topic.publish(event, emitter)
 
     for index, (kind, subject, data) in enumerate(events):
-        sim.at(index * spacing + schedule.delay_of(index), publish, index, kind, subject,
-               data)
+        sim.at(index * spacing, make, index, kind, subject, data)
     return emitted
 
 
@@ -317,6 +327,7 @@ class Counterexample:
     schedule: Schedule
     outcome: Outcome
     drawn: Schedule
+    wording: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def invariant(self) -> Invariant:
@@ -327,9 +338,17 @@ class Counterexample:
                   f" (shrunk from {self.drawn.n_events} events and "
                   f"{len(self.drawn.faults)} faults)")
         return (f"broken invariant: {self.invariant.words}. Seed {self.schedule.seed}: "
-                f"{self.schedule.describe()}{shrunk}. What happened: {self.outcome.detail} "
+                f"{self.schedule.describe(self.wording)}{shrunk}. "
+                f"What happened: {self.outcome.detail} "
                 f"{self.invariant.hint + ' ' if self.invariant.hint else ''}Replay it: "
                 f"replay_counterexample({self.exercise!r}, seed={self.schedule.seed})")
+
+    @property
+    def drawable(self) -> bool:
+        """Whether the run left a trace to draw (code that raised before the world ran
+        leaves none)."""
+        frame = self.outcome.frame
+        return not frame.empty and {"t", "kind", "service"} <= set(frame.columns)
 
     def chart(self) -> alt.LayerChart:
         """The schedule as a timeline: a lane per service, the faults marked."""
@@ -343,7 +362,8 @@ class Counterexample:
         from IPython.display import display
 
         print(self.message())
-        display(self.chart())
+        if self.drawable:
+            display(self.chart())
 
 
 @dataclass(frozen=True)
@@ -462,7 +482,7 @@ class FaultCheck:
                 small, small_outcome = self.shrink(code, schedule, outcome)
                 return Exploration(self.exercise, seed + 1, faults,
                                    Counterexample(self.exercise, small, small_outcome,
-                                                  schedule), name)
+                                                  schedule, self.faults.wording), name)
             faults.update(schedule.counts())
         return Exploration(self.exercise, total, faults, None, name)
 
@@ -470,10 +490,11 @@ class FaultCheck:
         """Run ``code`` under the schedule of ``seed`` again, shrunk if it fails."""
         schedule = self.faults.schedule(seed)
         outcome = self.run(code, schedule)
+        wording = self.faults.wording
         if outcome.broken is None:
-            return Counterexample(self.exercise, schedule, outcome, schedule)
+            return Counterexample(self.exercise, schedule, outcome, schedule, wording)
         small, small_outcome = self.shrink(code, schedule, outcome)
-        return Counterexample(self.exercise, small, small_outcome, schedule)
+        return Counterexample(self.exercise, small, small_outcome, schedule, wording)
 
 
 def fault_checks() -> dict[str, FaultCheck]:

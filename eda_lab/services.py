@@ -68,14 +68,25 @@ class Emitter(Service):
 
     def emit(self, topic: Topic, event_type: str, subject: str = "",
              data: Mapping[str, Any] | None = None, *, schema_version: int = 1) -> Event:
-        """Create an event stamped with virtual time and a seeded id, and publish it.
+        """Create an event stamped with virtual time and a seeded id, and publish it."""
+        event = self.new_event(event_type, subject, data, schema_version=schema_version)
+        topic.publish(event, self)
+        return event
 
+    def new_event(self, event_type: str, subject: str = "",
+                  data: Mapping[str, Any] | None = None, *, schema_version: int = 1
+                  ) -> Event:
+        """An event stamped with virtual time and a seeded id, not yet published.
+
+        :meth:`emit` publishes it at once; a source with an outbox (or a fault
+        schedule that delays the delivery) publishes it later with
+        ``topic.publish(event, emitter)``, and its time still says when it happened.
         (The id and time are what ``sim.new_id()`` and ``sim.time`` give, inlined
         because this is the hot path.)
         """
         sim = self.sim
         cause = self.current
-        event = Event(
+        return Event(
             event_type, {} if data is None else data, subject, self.name,
             f"{sim.rng.getrandbits(64):016x}", sim.start + timedelta(seconds=sim.now),
             sim.next_sequence(),
@@ -83,8 +94,6 @@ class Emitter(Service):
             None if cause is None else cause.id,
             schema_version,
         )
-        topic.publish(event, self)
-        return event
 
 
 class Sink(Emitter):

@@ -239,12 +239,11 @@ def apply_by_time(replica: Replica, event: Event) -> None:
         replica[event.data["customer_id"]] = {**event.data, "time": event.time}
 
 
-@pytest.mark.parametrize(("exercise_id", "wrong", "invariant"), [
-    ("02.3", compact_by_time, "same-replica"),
-    ("02.5", apply_by_time, "replica-equals-source"),
-])
-def test_the_time_an_event_was_published_is_not_its_version(exercise_id: str, wrong: Any,
-                                                             invariant: str) -> None:
-    """In these worlds a delayed event is stamped when it is finally published, later
-    than the newer versions of its customer: only the version orders the changes."""
-    assert_breaks(exercise_id, wrong, invariant)
+@pytest.mark.parametrize(("exercise_id", "by_time"), [("02.3", compact_by_time),
+                                                    ("02.5", apply_by_time)])
+def test_the_time_an_event_was_made_orders_one_sources_changes_too(exercise_id: str,
+                                                                   by_time: Any) -> None:
+    """A delayed event keeps the time the CRM made it, and the CRM is the one source
+    with one clock: ordering by that time is as good as by version here. (Across
+    sources with their own clocks it is not: the version is the source's own count.)"""
+    assert check(exercise_id, by_time, quiet=True)

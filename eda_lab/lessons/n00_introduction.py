@@ -348,16 +348,17 @@ class _Storefront(Emitter):
         super().__init__(sim, "shop")
         self.web, self.checkouts, self.web_orders = web, checkouts, web_orders
 
-    def emit(self, topic: Topic, event_type: str, subject: str = "",
-             data: Mapping[str, Any] | None = None, *, schema_version: int = 1) -> Event:
+    def new_event(self, event_type: str, subject: str = "",
+                  data: Mapping[str, Any] | None = None, *, schema_version: int = 1
+                  ) -> Event:
         if subject not in self.web_orders:
-            return super().emit(topic, event_type, subject, data,
-                                schema_version=schema_version)
+            return super().new_event(event_type, subject, data,
+                                     schema_version=schema_version)
         self.current = self.web.emit(self.checkouts, "CheckoutCompleted", subject,
                                      {"order_id": subject})
         try:
-            return super().emit(topic, event_type, subject, data,
-                                schema_version=schema_version)
+            return super().new_event(event_type, subject, data,
+                                     schema_version=schema_version)
         finally:
             self.current = None
 
