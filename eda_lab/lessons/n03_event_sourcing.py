@@ -247,15 +247,16 @@ def _check_history(store: InMemoryEventStore, order_id: str, aggregate: type[Ord
 
 
 def _desks_world(schedule: Schedule, *, aggregate: type[Order], save: SaveStep,
-                 kinds: tuple[tuple[str, int], ...]) -> tuple[pd.DataFrame, dict[str, str]]:
+                 kinds: tuple[tuple[str, int], ...], races: bool = False
+                 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Run the clerks' desks under ``schedule``; return the trace and the problems seen.
 
     The orders of :data:`_ORDERS` are placed (with their items) in an in-memory event
     store. Then the clerks' commands (:func:`_commands`) go over a two-partition
     command topic, partitioned by clerk, to a consumer group of two writers: alice's
     commands to one writer, bob's to the other. A command is delivered at least once
-    (``emit_under`` injects the schedule's duplicates and delays; delays reorder
-    commands across clerks and orders).
+    (``emit_under`` injects the schedule's duplicates and delays; a delayed command is
+    published late, so later commands of either clerk overtake it).
 
     Each writer keeps the orders it loaded in memory, as a long-running service does,
     so its copy of an order is stale whenever the other writer saved since: its append
@@ -267,6 +268,12 @@ def _desks_world(schedule: Schedule, *, aggregate: type[Order], save: SaveStep,
     writer's memory (every copy) and the command comes back. A refusal
     (:class:`~eda_lab.orders.OrderRuleViolation`) made on a stale copy is checked again
     on the stored state; a refusal stands when the store agrees.
+
+    With ``races``, the web shop is a third writer: for some commands (0, 1 or 2
+    times, drawn from the seed per command) it adds an item to the still open order
+    right after the writer decided and before it saved, so the save conflicts, and
+    the decision made again after the reload may conflict again. Each race is a
+    ``fault`` row of the trace.
 
     ``problems`` maps an invariant's short key to what was seen first: ``live`` (the
     writer's live copy differs from a replay of the stream), ``lost`` (``save``
@@ -287,6 +294,25 @@ def _desks_world(schedule: Schedule, *, aggregate: type[Order], save: SaveStep,
     events = emit_under(schedule, sim, sim.emitter("clerks"), commands,
                         _commands(schedule, kinds))
     problems: dict[str, str] = {}
+    race_rng = random.Random(f"eda_lab 03 races {schedule.seed}")
+    race_budget = [race_rng.choice((0, 0, 0, 1, 2)) if races else 0
+                   for _ in range(schedule.n_events)]  # by emit order, as crashes are
+    raced: dict[str, int] = {}
+    web_shop = Repository(store, Order, clock=lambda: sim.time, new_id=sim.new_id)
+
+    def race(writer_name: str, command: Event) -> None:
+        """The web shop adds an item between ``writer_name``'s decision and its save."""
+        order_id = command.data["order_id"]
+        index = next(n for n, event in enumerate(events) if event.id == command.id)
+        if raced.get(command.id, 0) >= race_budget[index] or not _open(store, order_id):
+            return
+        raced[command.id] = raced.get(command.id, 0) + 1
+        order = web_shop.load(order_id)
+        order.add_item("P-7", 1, 2.0)
+        web_shop.save(order, by="web-shop")
+        sim.trace.record(sim.now, "fault", "web-shop", event=command, outcome="race",
+                         detail=f"the web shop added an item to {order_id} after "
+                                f"{writer_name} decided, before it saved")
 
     def writer(name: str) -> Callable[[Event], None]:
         copies: dict[str, Order] = {}
@@ -300,6 +326,7 @@ def _desks_world(schedule: Schedule, *, aggregate: type[Order], save: SaveStep,
                 before = {event.id for event in order.pending}
                 _run_command(order, command)
                 made[:] = [event for event in order.pending if event.id not in before]
+                race(name, command)
                 crashes.maybe("crash_before_commit", command)
 
             copy = copies.pop(order_id, None) or repository.load(order_id)
@@ -334,20 +361,14 @@ def _desks_world(schedule: Schedule, *, aggregate: type[Order], save: SaveStep,
                 what = made[0].type if made else "event"
                 problems.setdefault("lost", f"{name}'s {command.type} on {order_id} "
                                     f"returned, but its {what} is not in the store.")
+                return  # its copy holds what the store does not: drop it
             elif command.type == "ApplyDiscount" and made[0].type != "DiscountApplied":
                 problems.setdefault("refused", f"{name}'s ApplyDiscount recorded "
                                     f"{made[0].type}, not DiscountApplied.")
-            replayed = Repository(store, aggregate).load(order_id, version=saved.version)
-            if replayed.state() != saved.state() and "live" not in problems:
-                changed = [key for key, value in saved.state().items()
-                           if replayed.state().get(key) != value]
-                problems["live"] = (f"after {name}'s {command.type} on {order_id}, the "
-                                    f"writer's live order has "
-                                    + ", ".join(f"{key}={saved.state()[key]!r}"
-                                                for key in changed)
-                                    + "; replaying the stream gives "
-                                    + ", ".join(f"{key}={replayed.state().get(key)!r}"
-                                                for key in changed) + ".")
+            if "live" not in problems and not saved.pending \
+                    and saved.version <= store.version(order_id):
+                _compare_live(saved, Repository(store, aggregate).load(
+                    order_id, version=saved.version), f"{name}'s {command.type}", problems)
             sim.trace.record(sim.now, "append", name, event=command, outcome="ok",
                              detail=f"{order_id} now at version {store.version(order_id)}")
             copies[order_id] = saved
@@ -365,11 +386,31 @@ def _desks_world(schedule: Schedule, *, aggregate: type[Order], save: SaveStep,
     return sim.frame(), problems
 
 
-def _allows_discount(store: InMemoryEventStore, order_id: str) -> bool:
-    """Whether the stored order may take a discount: placed, not yet paid, shipped or
-    cancelled, and without a discount."""
+def _compare_live(live: Order, replayed: Order, after: str,
+                  problems: dict[str, str]) -> None:
+    """Note a ``live`` problem when the writer's ``live`` order differs from ``replayed``
+    (its stream replayed up to the same version), naming the attributes that differ."""
+    mine, theirs = live.state(), replayed.state()
+    changed = [key for key, value in mine.items() if theirs.get(key) != value]
+    if changed:
+        problems["live"] = (
+            f"after {after} on {live.id}, the writer's live order has "
+            + ", ".join(f"{key}={mine[key]!r}" for key in changed)
+            + "; replaying the stream gives "
+            + ", ".join(f"{key}={theirs.get(key)!r}" for key in changed) + ".")
+
+
+def _open(store: InMemoryEventStore, order_id: str) -> bool:
+    """Whether the stored order is still open: placed, not yet paid, shipped or
+    cancelled."""
     types = {rec.event.type for rec in store.read(order_id)}
-    return not types & {"OrderPaid", "OrderShipped", "OrderCancelled", "DiscountApplied"}
+    return not types & {"OrderPaid", "OrderShipped", "OrderCancelled"}
+
+
+def _allows_discount(store: InMemoryEventStore, order_id: str) -> bool:
+    """Whether the stored order may take a discount: open, and without a discount."""
+    return _open(store, order_id) and not any(
+        rec.event.type == "DiscountApplied" for rec in store.read(order_id))
 
 
 def _outcome(frame: pd.DataFrame, problems: dict[str, str],
@@ -469,13 +510,15 @@ ORDER_RULES = Invariant(
 
 def _conflict_world(answer: Any, schedule: Schedule) -> Outcome:
     """03.3's world: the clerks' desks with the shop's Order; each writer saves with the
-    learner's save step. Clerks add items, pay, ship and cancel. Commands are delayed
-    (reordering them across clerks and orders) and writers crash after deciding,
-    before the append; duplicates are left out, since adding an item is not
-    idempotent and deduplicating commands is notebook 05's lesson."""
+    learner's save step, and the web shop races them (it adds items between a
+    decision and its save, up to twice per command, so one retry is not enough).
+    Clerks add items, pay, ship and cancel. Commands are delayed (later ones overtake
+    them) and writers crash after deciding, before the append; duplicates are left
+    out, since adding an item is not idempotent and deduplicating commands is
+    notebook 05's lesson."""
     frame, problems = _desks_world(
         schedule, aggregate=Order, save=answer,
-        kinds=(("AddItem", 3), ("Pay", 3), ("Ship", 1), ("Cancel", 1)))
+        kinds=(("AddItem", 3), ("Pay", 3), ("Ship", 1), ("Cancel", 1)), races=True)
     return _outcome(frame, problems, (("lost", NO_LOST_UPDATE), ("rules", ORDER_RULES)))
 
 
