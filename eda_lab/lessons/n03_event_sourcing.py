@@ -233,14 +233,21 @@ def _check_history(store: InMemoryEventStore, order_id: str, aggregate: type[Ord
         except OrderRuleViolation as exc:
             problems.setdefault("rules", f"{where} is stored, but the rules forbid it: {exc}")
             return
+        except (KeyError, TypeError, ValueError) as exc:  # data of another shape
+            problems.setdefault("discount", f"{where} holds {dict(data)!r}, not the data the "
+                                f"exercise asks for ({type(exc).__name__}: {exc}).")
+            return
         if event.type == "DiscountApplied":
             expected = reference.pending[-1].data["amount"]
             replayed = Repository(store, aggregate).load(order_id, version=rec.version)
-            if abs(float(data.get("amount", -1)) - expected) > 0.005:
+            amount = data.get("amount")
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) \
+                    or abs(amount - expected) > 0.005:
                 problems.setdefault("discount", f"{where} records amount "
                                     f"{data.get('amount')!r}; {data.get('percent')}% of the "
                                     f"total is {expected}.")
-            elif abs(float(getattr(replayed, "total", -1)) - reference.total) > 0.005:
+            elif not isinstance(getattr(replayed, "total", None), (int, float)) \
+                    or abs(replayed.total - reference.total) > 0.005:
                 problems.setdefault("discount", f"after {where} the order's total is "
                                     f"{getattr(replayed, 'total', None)!r}; less the "
                                     f"discount it is {reference.total}.")
