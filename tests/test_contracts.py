@@ -205,7 +205,7 @@ def test_a_v2_reader_reads_a_mixed_topic_only_when_it_upcasts() -> None:
     assert contract_summary(run)["events_unread"] == 6
 
 
-def test_exercise_07_2_names_the_first_event_a_wrong_upcaster_cannot_read() -> None:
+def test_exercise_07_2_runs_the_upcaster_under_fault_schedules() -> None:
     def forgets(data: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in data.items() if k != "postcode"}
 
@@ -213,10 +213,12 @@ def test_exercise_07_2_names_the_first_event_a_wrong_upcaster_cannot_read() -> N
         return {**forgets(data), "postal_code": data["city"]}
 
     result = check("07.2", forgets, quiet=True)
-    assert not result and "event 1 of the stream" in result.message
-    assert "e-1" in result.message
+    assert not result and result.schedules is not None
+    assert result.schedules["invariant"] == "readable"
+    assert "event 1 (O-0001, v1)" in result.message and "missing ['postal_code']" in result.message
     wrong_value = check("07.2", misreads, quiet=True)
-    assert not wrong_value and "not its postcode" in wrong_value.message
+    assert not wrong_value and wrong_value.schedules is not None
+    assert wrong_value.schedules["invariant"] == "fields-kept"
     assert not check("07.2", 3, quiet=True)
     assert check("07.2", CHANGES["rename postcode"][1], quiet=True)
     assert [e.schema_version for e in mixed_stream(4)] == [1, 2, 1, 2]

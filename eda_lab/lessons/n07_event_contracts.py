@@ -14,17 +14,23 @@ tax        charges the tax of the destination region  postcode, total
 loyalty    adds points for the customer               customer_id, total
 tracking   tells the customer where the parcel is     order_id, customer_id
 =========  =========================================  ==========================
+
+Exercise 07.2 runs the learner's upcaster in a world of its own (:func:`_upcast_world`):
+a v2 consumer reads a topic of mixed v1 and v2 events under 50 seeded fault schedules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any, TypedDict, cast
 
 import pandas as pd
 
+from eda_lab.channel import Topic
 from eda_lab.contracts import (
-    BoundaryUpcaster,
+    BrokenContract,
     ContractRun,
     ContractSummary,
     Mode,
@@ -37,11 +43,22 @@ from eda_lab.contracts import (
     run_contract,
 )
 from eda_lab.errors import InvalidArgument
-from eda_lab.events import Event
+from eda_lab.events import Event, ReadOnlyData
 from eda_lab.exercises import OneOf, SetOf, exercise
+from eda_lab.schedules import (
+    Exploration,
+    FaultCheck,
+    FaultModel,
+    Invariant,
+    Outcome,
+    Schedule,
+    emit_under,
+)
+from eda_lab.services import Emitter
+from eda_lab.sim import Simulation
 from eda_lab.upcasting import Upcasters
 
-__all__ = ["CHANGES", "CONSUMER_NEEDS", "READER_STYLES", "V1", "ShippingWorld",
+__all__ = ["CHANGES", "CONSUMER_NEEDS", "READER_STYLES", "V1", "V2", "ShippingWorld",
            "change_matrix", "contract_panel", "mixed_stream", "orders", "readers", "run_change",
            "shipping_upcasters"]
 
@@ -83,6 +100,9 @@ CHANGES: dict[str, tuple[Schema, Callable[[dict[str, Any]], dict[str, Any]]]] = 
     "remove required field": (V1.evolve(remove=["customer_id"]), _remove_required),
     "add required field": (V1.evolve(add_required=["weight_kg"]), _add_required),
 }
+
+#: The public contract, version 2: the rename (postal_code instead of postcode).
+V2 = CHANGES["rename postcode"][0]
 
 #: How the consumers read: the whole v1 schema, only what they need, or that plus the
 #: new name of a renamed field (learnt before the producer ships the rename).
@@ -222,44 +242,152 @@ def _ex_07_1(answer: Any) -> str | None:
     if got == right:
         return None
     if got > right:
-        return ("Too many: a tolerant reader ignores fields it does not read. Which "
-                "consumers read postcode?")
-    return "Too few: a tolerant reader still needs the fields it reads. Who reads postcode?"
+        return (f"Too many: {sorted(got - right)} do not read postcode, and a tolerant reader "
+                "ignores every field it does not read, the new postal_code included; only "
+                "the consumers that read postcode lose a field they need. Run the next cell.")
+    if got < right:
+        return (f"Too few: {sorted(right - got)} read postcode too, and a tolerant reader "
+                "still needs every field it reads: under its old name it is gone. Run the "
+                "next cell.")
+    return (f"Not quite: the consumers that read postcode are {sorted(right)}; a tolerant "
+            "reader breaks only when a field it reads is gone. Run the next cell.")
 
 
-@exercise("07.2", "Build it: write upcast_v1(data), the upcaster from OrderShipped v1 "
-                  "(postcode) to v2 (postal_code), a function data -> new data",
-          kind="build", answer=callable)
-def _ex_07_2(answer: Any) -> str | None:
-    upcasters = shipping_upcasters(answer)
-    reader = BoundaryUpcaster(upcasters, StrictReader(CHANGES["rename postcode"][0],
-                                                      ("postal_code", "total")))
-    for position, event in enumerate(mixed_stream(12), start=1):
-        before = event.data
+#: 07.2's invariants, in the order they are checked.
+STORED_UNCHANGED = Invariant(
+    "stored-unchanged", "the upcaster never changes the stored event (the data it is given)",
+    "The data your upcaster gets is a stored fact, read-only like every event's data: "
+    "build a new dict and return that one.")
+READABLE = Invariant(
+    "readable", "every event is readable by the v2 consumer",
+    "The v2 consumer binds the whole v2 schema: which fields does v2 have that v1 does "
+    "not, and which v1 field is gone from it?")
+FIELDS_KEPT = Invariant(
+    "fields-kept",
+    "every field keeps its value: postal_code carries the old postcode, every other field "
+    "its old value",
+    "A rename moves a value to a new name; it does not change the value. Where does the "
+    "value of postal_code come from in a v1 event?")
+
+
+class _VersionedShipping(Emitter):
+    """Shipping while its instances are being upgraded: it publishes each order's
+    OrderShipped in the version ``versions[subject]`` says (the public v2 is the rename)."""
+
+    def __init__(self, sim: Simulation, versions: dict[str, int]) -> None:
+        super().__init__(sim, "shipping")
+        self.versions = versions
+
+    def emit(self, topic: Topic, event_type: str, subject: str = "",
+             data: Mapping[str, Any] | None = None, *, schema_version: int = 1) -> Event:
+        version = self.versions.get(subject, schema_version)
+        body = dict(data or {})
+        return super().emit(topic, event_type, subject, _rename(body) if version == 2 else body,
+                            schema_version=version)
+
+
+@cache
+def _shipped(n_orders: int, seed: int) -> tuple[tuple[str, dict[str, Any], int], ...]:
+    """07.2's stream: ``n_orders`` orders (subject, v1 data, version published).
+
+    The first is v1 (the topic began with v1); each later one is v2 with probability
+    one half, drawn per order, so v1 events still come after v2 ones (an instance not
+    yet upgraded) and a shrunk schedule keeps the versions of the orders it keeps.
+    """
+    stream = []
+    for k, (subject, data) in enumerate(orders(n_orders, seed=seed)):
+        version = 1 if k == 0 else random.Random(f"eda_lab 07.2 {seed} {k}").choice((1, 2))
+        stream.append((subject, data, version))
+    return tuple(stream)
+
+
+def _upcast_world(upcast: Any, schedule: Schedule) -> Outcome:
+    """07.2's world: shipping publishes a mix of v1 and v2 OrderShipped events, and a
+    consumer written against v2 (a strict reader of the whole v2 schema) upcasts each
+    v1 event on receipt with ``upcast``, handing it the event's stored data.
+
+    The topic has three partitions and one order per key, so a ``delay`` lets later
+    events overtake the delayed one (a v1 event may arrive after v2 events); a
+    ``duplicate`` delivers an event twice, and the consumer upcasts it again.
+    """
+    sim = Simulation(seed=schedule.seed)
+    topic = sim.channel("public", partitions=3, latency=0.2).topic("shipping.OrderShipped")
+    stream = _shipped(schedule.n_events, schedule.seed)
+    shipping = _VersionedShipping(sim, {subject: version for subject, _, version in stream})
+    events = emit_under(schedule, sim, shipping, topic,
+                        [("OrderShipped", subject, data) for subject, data, _ in stream])
+    number = {subject: k for k, (subject, _, _) in enumerate(stream, start=1)}  # as faults
+    reader = StrictReader(V2, V2.required)
+    read: dict[str, dict[str, Any]] = {}
+    problems: list[tuple[Invariant, str]] = []
+
+    def handle(event: Event) -> None:
+        where = f"event {number[event.subject]} ({event.subject}, v{event.schema_version})"
+        data: Any = event.data
+        if event.schema_version == 1:
+            try:
+                data = upcast(event.data)
+            except ReadOnlyData as exc:
+                problems.append((STORED_UNCHANGED, f"on {where} your upcaster tried to change "
+                                 f"the data it was given: {exc}"))
+                return
+        if not isinstance(data, Mapping):
+            problems.append((READABLE, f"on {where} your upcaster returned "
+                             f"{type(data).__name__} {data!r}, not a dict of event data."))
+            return
         try:
-            values = reader.read(event)
-        except Exception as exc:
-            cause = exc.__cause__ or exc
-            return (f"event {position} of the stream ({event.id}, v{event.schema_version}, "
-                    f"data {dict(before)}) could not be read: {type(cause).__name__}: "
-                    f"{str(cause).rstrip('.')}. "
-                    "The v2 reader binds the whole v2 schema: postal_code instead of "
-                    "postcode, every other field kept, nothing extra.")
-        if values["postal_code"] != before.get("postcode", before.get("postal_code")):
-            return (f"event {position} ({event.id}) was read with postal_code "
-                    f"{values['postal_code']!r}, not its postcode {before.get('postcode')!r}.")
-    return None
+            read[event.id] = reader.read(event.evolve(data=dict(data), schema_version=2))
+        except BrokenContract as exc:
+            problems.append((READABLE, f"{where} could not be read after your upcaster: "
+                             f"{str(exc).rstrip('.')}."))
+
+    sim.sink("labels-v2").subscribe(topic, handle, max_deliveries=3, backoff=0.5)
+    sim.run()
+    frame = sim.frame()
+    for invariant in (STORED_UNCHANGED, READABLE):
+        seen = [detail for broken, detail in problems if broken is invariant]
+        if seen:
+            return Outcome(frame, invariant, seen[0], read)
+    for event in events:
+        expected = event.data if event.schema_version == 2 else _rename(dict(event.data))
+        got = read.get(event.id)
+        if got is None:
+            continue  # your upcaster raised on it: the check reports that first
+        wrong = next((name for name in V2.required if got[name] != expected[name]), None)
+        if wrong is not None:
+            return Outcome(frame, FIELDS_KEPT, f"event {number[event.subject]} ({event.subject}, "
+                           f"v{event.schema_version}) was read with {wrong} = {got[wrong]!r}; "
+                           f"the stored event says {expected[wrong]!r}.", read)
+    return Outcome(frame, state=read)
 
 
-@exercise("07.3", "Under which rule, 'backward' or 'forward', does the schema registry "
-                  "accept removing the required field customer_id?",
+#: 07.2 under fault schedules.
+UPCAST_CHECK = FaultCheck("07.2", _upcast_world,
+                          FaultModel(kinds=("duplicate", "delay"), events=(3, 7), max_faults=3),
+                          (STORED_UNCHANGED, READABLE, FIELDS_KEPT))
+
+
+@exercise("07.2", "Write upcast_v1(data): the upcaster from OrderShipped v1 to v2, which "
+                  "returns a new dict with postal_code instead of postcode and every other "
+                  "field kept, without changing the data it is given.",
+          kind="build", answer=callable)
+def _ex_07_2(answer: Any) -> Exploration:
+    return UPCAST_CHECK.explore(answer)
+
+
+@exercise("07.3", "Shipping wants to stop publishing customer_id, and a new returns "
+                  "service, a tolerant reader written against the new schema, will replay the "
+                  "topic from the start. Which compatibility rule, 'backward' or 'forward', "
+                  "guarantees that the returns service can read every event already on the "
+                  "topic?",
           kind="concept", answer=OneOf("backward", "forward"))
-def _ex_07_3(answer: Any) -> str | None:
+def _ex_07_3(answer: Any) -> tuple[str, ...] | None:
     if isinstance(answer, str) and answer.strip().lower() == "backward":
         return None
-    return ("Who needs customer_id: readers of the new schema reading old events, or "
-            "readers of the old schema reading new events?")
-
+    return ("Who reads what here: is the returns service a reader of the new schema or of "
+            "the old one, and are the events on the topic old or new?",
+            "A reader of the new schema reading events written with the old one: look at "
+            "how section 4 names that direction.")
 
 
 # -- shipping's private domain events ------------------------------------------------------
