@@ -100,10 +100,10 @@ def test_a_batch_run_also_gets_the_verdict_as_data(monkeypatch, capsys) -> None:
 # ------------------------------------------------------------------ answer types
 
 
-#: One toy exercise per kind of answer spec (ids 96.x: no lesson uses them).
+#: One toy exercise per kind of answer spec (ids 94.x: no lesson or test notebook uses them).
 SPECS: dict[str, object] = {
-    "96.1": int, "96.2": float, "96.3": bool, "96.4": callable, "96.5": (int, int),
-    "96.6": SetOf(str), "96.7": OneOf("backward", "forward"), "96.8": str,
+    "94.1": int, "94.2": float, "94.3": bool, "94.4": callable, "94.5": (int, int),
+    "94.6": SetOf(str), "94.7": OneOf("backward", "forward"), "94.8": str,
 }
 for _id, _spec in SPECS.items():
     exercise(_id, f"An answer of spec {_spec!r}", kind="concept", answer=_spec)(
@@ -111,16 +111,16 @@ for _id, _spec in SPECS.items():
 
 
 @pytest.mark.parametrize(("exercise_id", "answer", "expected"), [
-    ("96.2", False, "you gave a bool (False); answer with a float."),
-    ("96.1", True, "you gave a bool (True); answer with an int."),
-    ("96.1", 3.9, "you gave a float (3.9); answer with an int"),
-    ("96.1", "48", "you gave a str ('48'); answer with an int"),
-    ("96.3", 0, "you gave an int (0); answer with a bool."),
-    ("96.4", 3, "you gave an int (3); answer with a function"),
-    ("96.5", (2, "3"), "item 2 of your tuple: you gave a str ('3'); answer with an int"),
-    ("96.5", 23, "you gave an int (23); answer with a tuple (int, int)."),
-    ("96.6", "labels", "you gave a str ('labels'); answer with a set of str values."),
-    ("96.7", "sideways", "'sideways' is not one of the choices; answer with one of "
+    ("94.2", False, "you gave a bool (False); answer with a float."),
+    ("94.1", True, "you gave a bool (True); answer with an int."),
+    ("94.1", 3.9, "you gave a float (3.9); answer with an int"),
+    ("94.1", "48", "you gave a str ('48'); answer with an int"),
+    ("94.3", 0, "you gave an int (0); answer with a bool."),
+    ("94.4", 3, "you gave an int (3); answer with a function"),
+    ("94.5", (2, "3"), "item 2 of your tuple: you gave a str ('3'); answer with an int"),
+    ("94.5", 23, "you gave an int (23); answer with a tuple (int, int)."),
+    ("94.6", "labels", "you gave a str ('labels'); answer with a set of str values."),
+    ("94.7", "sideways", "'sideways' is not one of the choices; answer with one of "
                          "'backward', 'forward'."),
 ])
 def test_a_wrong_type_never_passes_and_says_what_type_to_give(
@@ -159,8 +159,8 @@ def test_the_type_is_refused_before_the_checker_runs() -> None:
 
 
 @pytest.mark.parametrize(("exercise_id", "answer"), [
-    ("96.1", np.int64(0)), ("96.2", np.float64(0.0)), ("96.2", 1), ("96.5", [2, 3]),
-    ("96.7", " Forward "), ("96.6", ["labels"]), ("96.3", np.bool_(True)),
+    ("94.1", np.int64(0)), ("94.2", np.float64(0.0)), ("94.2", 1), ("94.5", [2, 3]),
+    ("94.7", " Forward "), ("94.6", ["labels"]), ("94.3", np.bool_(True)),
 ])
 def test_numbers_from_numpy_ints_for_floats_and_lists_for_tuples_are_accepted(
         exercise_id: str, answer: object) -> None:
@@ -224,11 +224,19 @@ def test_a_refused_type_or_no_answer_does_not_use_up_a_hint() -> None:
     assert check("98.2", 1, quiet=True).message == "a nudge."
 
 
+#: A wrong answer of the right type for each lesson's concept question.
+WRONG_CONCEPT_ANSWERS = {"04.4": True, "05.4": "db_first", "07.3": "forward"}
+
+
 def test_a_lesson_hint_gets_stronger_on_the_next_try() -> None:
-    reset_tries("03.1")
-    first, second = (lessons_check("03.1", 5, quiet=True).message for _ in range(2))
-    assert first != second
-    assert "snapshot" in first and "multiple of 3" in second
+    concepts = {info.id for info in exercise_info()
+                if info.kind == "concept" and not info.id.startswith("9")}
+    assert concepts == set(WRONG_CONCEPT_ANSWERS)
+    for key, wrong in WRONG_CONCEPT_ANSWERS.items():
+        reset_tries(key)
+        first, second = (lessons_check(key, wrong, quiet=True) for _ in range(2))
+        assert not first and not second
+        assert first.message != second.message, f"{key}: the next try gets more help"
 
 
 # ------------------------------------------------------------------ code that raises
