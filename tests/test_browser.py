@@ -283,8 +283,10 @@ def test_a_workspace_copy_shows_its_stored_chart_and_panel_before_anything_runs(
     url = f"{workspace_lab.url}/lab/tree/{WORKSPACE_NOTEBOOK}?reset"
     with offline_page(url, tmp_path / "workspace_03_first_open.png") as page:
         # Nothing has run: the exercise cells, cleared in the copy, have no count.
+        empty = re.compile(r"^\[ ?\]:?$")
         prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt")
-        expect(prompts.last).to_have_text(re.compile(r"^\[ ?\]:?$"))
+        expect(prompts.filter(has_text=empty).first).to_be_attached()
+        expect(page.get_by_text("[PASS]", exact=False)).to_have_count(0)
         chart = page.locator(".jp-RenderedSVG img, .jp-RenderedSVG svg").first
         chart.scroll_into_view_if_needed()
         expect(chart).to_be_visible()
@@ -297,7 +299,7 @@ def test_a_workspace_copy_shows_its_stored_chart_and_panel_before_anything_runs(
         slider = page.locator(".widget-slider").first
         slider.scroll_into_view_if_needed()
         expect(slider).to_be_visible()
-        expect(prompts.last).to_have_text(re.compile(r"^\[ ?\]:?$"))
+        expect(prompts.filter(has_text=empty).first).to_be_attached()
 
 
 def test_contents_opens_the_contents_page_inside_the_lab(
