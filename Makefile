@@ -27,7 +27,7 @@ ifeq ($(shell id -u),0)
 LAB_FLAGS += --allow-root
 endif
 
-.PHONY: help setup lab lab-master test unit lint run bench notebooks clean
+.PHONY: help setup lab lab-master test unit lint run html bench notebooks clean
 
 help:
 	@echo "make lab        set up .venv, make or update workspace/ and start JupyterLab there"
@@ -36,6 +36,7 @@ help:
 	@echo "make unit       the fast loop: every test except the notebook and browser ones"
 	@echo "make lint       ruff over the whole repository"
 	@echo "make run        run every notebook with papermill into runs/ (eda-lab run)"
+	@echo "make html       offline HTML pages of the notebooks in site/ (eda-lab html)"
 	@echo "make bench      install the bench extra and run every benchmarks/bench_*.py"
 	@echo "make notebooks  re-execute every notebook in place, storing outputs and widget state"
 	@echo "make clean      remove .venv, runs/ and caches"
@@ -80,6 +81,9 @@ lint: $(TEST_STAMP)
 run: $(STAMP)
 	$(BIN)/eda-lab run --output runs
 
+html: $(STAMP)
+	$(BIN)/eda-lab html --output site
+
 $(BENCH_STAMP): $(TEST_STAMP)
 	$(PIP) install --progress-bar off -e '.[test,bench]'
 	@touch $@
@@ -98,6 +102,6 @@ notebooks: $(STAMP)
 	$(BIN)/jupyter trust $(NOTEBOOKS)
 
 clean:
-	rm -rf $(VENV) runs build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) runs site build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +

@@ -963,6 +963,18 @@ def _sweep(notebooks: list[Path], fixed: dict[str, Any], specs: list[str],
     return 0
 
 
+def _cmd_html(args: argparse.Namespace) -> int:
+    from eda_lab.pages import export_pages
+
+    notebooks = resolve_notebooks(args.notebooks, args.notebook_dir)
+    output = Path(args.output)
+    pages = export_pages(notebooks, output, {path: notebook_title(path) for path in notebooks})
+    print(f"{len(pages)} pages and index.html are in {output.resolve()}: open "
+          f"{(output / 'index.html').resolve()} in a browser (nothing is loaded from "
+          "another host).")
+    return 0
+
+
 def _cmd_student(args: argparse.Namespace) -> int:
     notebooks = resolve_notebooks(args.notebooks, args.notebook_dir)
     output_dir = Path(args.output)
@@ -1060,6 +1072,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sweep one notebook: a run per combination of the values "
                             "(repeatable), then summary.csv and summary.html in --output")
     p_run.set_defaults(func=_cmd_run)
+
+    p_html = sub.add_parser("html", help="offline HTML pages of the executed notebooks")
+    p_html.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                        help="path, file name, number or title words (default: all)")
+    p_html.add_argument("--output", "-o", default="site",
+                        help="folder for the pages and index.html (default: site/)")
+    p_html.set_defaults(func=_cmd_html)
 
     p_student = sub.add_parser("student", help="student copies: solutions out, outputs cleared")
     p_student.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")

@@ -354,3 +354,34 @@ def test_notebook_03s_time_travel_panel_answers_after_run_all(
             expect(output).not_to_have_text(before_output, timeout=30_000)
             assert output.locator("[data-mime-type='application/vnd.jupyter.stderr']"
                                   ).count() == 0, output.inner_text()
+
+
+def test_the_html_pages_show_their_charts_and_request_nothing_off_their_folder(
+        tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from eda_lab import cli
+
+    site = tmp_path / "site"
+    assert cli.main(["html", "00", "01", "--output", str(site)]) == 0
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                             args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto((site / "index.html").as_uri())
+            page.get_by_role("link", name=re.compile("Introduction")).click()
+            chart = page.locator("img[src^='data:image/svg+xml']").first
+            chart.scroll_into_view_if_needed()
+            expect(chart).to_be_visible()
+            box = chart.bounding_box()
+            assert box and box["width"] > 100 and box["height"] > 50, box
+            expect(page.get_by_text("A static picture of the panel").first).to_be_attached()
+            page.screenshot(path=str(tmp_path / "html_00.png"))
+        finally:
+            browser.close()
+    off_folder = [url for url in requested if not url.startswith(("data:", site.as_uri()))]
+    assert not off_folder, off_folder
+    assert any(url.endswith("00_introduction.html") for url in requested)

@@ -554,7 +554,7 @@ def test_exercises_lists_every_exercise_with_its_kind(capsys) -> None:
 def test_console_script_help() -> None:
     result = subprocess.run([sys.executable, "-m", "eda_lab.cli", "--help"],
                             capture_output=True, text=True, check=True)
-    for command in ("list", "run", "student", "check", "exercises"):
+    for command in ("list", "run", "student", "check", "exercises", "html"):
         assert command in result.stdout
 
 
