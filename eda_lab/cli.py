@@ -292,8 +292,9 @@ def check_parameters(notebooks: Sequence[Path], parameters: dict[str, Any]) -> N
             _check_bounds(path, name, declared[name].get("help") or "", value)
 
 
-#: ``1..3000`` or ``0.0..1.0`` ending a parameter's comment: the values it accepts.
-_RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*\.\.\s*(-?\d+(?:\.\d+)?)\s*$")
+#: ``1..3000`` or ``0.0..1.0`` ending a parameter's comment (a note in parentheses may
+#: follow: ``1..19 (less than N_ORDERS)``): the values it accepts.
+_RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*\.\.\s*(-?\d+(?:\.\d+)?)(?:\s*\([^()]*\))?\s*$")
 #: ``one of: a | b | c`` ending a parameter's comment: the choices it accepts.
 _CHOICES = re.compile(r"one of:?\s*([\w\-]+(?:\s*\|\s*[\w\-]+)+)\s*$")
 

@@ -246,6 +246,7 @@ def test_run_refuses_a_value_outside_the_declared_range_naming_it(
 def test_parameter_bounds_read_ranges_and_choices_from_the_comment() -> None:
     assert cli.parameter_bounds("orders, 1..3000") == (1, 3000)
     assert cli.parameter_bounds("a rate, 0.0..0.9") == (0.0, 0.9)
+    assert cli.parameter_bounds("the switch, 1..19 (less than N_ORDERS)") == (1, 19)
     assert cli.parameter_bounds("design, one of: a | b_c") == ("a", "b_c")
     assert cli.parameter_bounds("1..3 of them are ok") is None
 

@@ -20,6 +20,7 @@ import math
 import re
 import subprocess
 import sys
+import tempfile
 import tokenize
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,21 @@ def test_parameters_cell_holds_commented_literals(path: Path) -> None:
 
 
 @each_notebook
+def test_every_number_declares_its_range_and_the_default_is_inside(path: Path) -> None:
+    from eda_lab.cli import notebook_parameters, parameter_bounds
+
+    for name, info in notebook_parameters(path).items():
+        default = ast.literal_eval(info["default"])
+        bounds = parameter_bounds(info.get("help") or "")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            assert bounds is not None, f"{name}: end its comment with a range, LOW..HIGH"
+            low, high = bounds
+            assert low <= default <= high, f"{name} = {default} is outside {low}..{high}"
+        elif bounds is not None:
+            assert default in bounds, f"{name} = {default!r} is not one of {bounds}"
+
+
+@each_notebook
 def test_stored_outputs_come_from_one_clean_run(path: Path) -> None:
     cells = [cell for cell in code_cells(read(path)) if cell.source.strip()]
     errors = [out.get("ename") for cell in cells for out in cell.outputs
@@ -223,8 +239,13 @@ def test_papermill_run_with_test_parameters(path: Path, tmp_path: Path) -> None:
     if "test_parameters" not in meta or "expect" not in meta:
         pytest.fail(f'{path.name} has no metadata["eda_lab"] test_parameters / expect')
     output = tmp_path / path.name
+    scratch = Path(tempfile.gettempdir())
+    before = set(scratch.glob("eda_lab*"))
     papermill.execute_notebook(str(path), str(output), parameters=meta["test_parameters"],
                                progress_bar=False, cwd=str(NOTEBOOK_DIR))
+    assert set(scratch.glob("eda_lab*")) <= before, "the run left a folder behind"
+    assert sorted(p.name for p in NOTEBOOK_DIR.iterdir() if p.suffix != ".ipynb") == [
+        "README.md"], "the run left a file beside the notebooks"
     records = read_records(output)
     missing = sorted(set(meta["expect"]) - set(records))
     assert not missing, f"not recorded: {missing}; recorded: {sorted(records)}"

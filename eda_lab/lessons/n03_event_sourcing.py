@@ -3,6 +3,8 @@
 The mechanism (aggregates, the repository, replay, snapshots, gateways) is in
 :mod:`eda_lab.sourcing`, the shop's order in :mod:`eda_lab.orders`. This module holds:
 
+* :func:`scratch_folder`: where the notebook's SQLite files live, removed when the
+  kernel stops;
 * :func:`gateway_demo`: a billing processor that asks an exchange-rate service and
   sends emails, live and then replayed, with naive and with recording gateways;
 * the *clerks' desks* world of the build-it exercises (:func:`_desks_world`): two
@@ -14,8 +16,12 @@ The mechanism (aggregates, the repository, replay, snapshots, gateways) is in
 
 from __future__ import annotations
 
+import atexit
 import random
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,7 +45,15 @@ from eda_lab.sim import Simulation
 from eda_lab.sourcing import EffectGateway, RecordingGateway, Repository, on, replaying
 from eda_lab.store import ConcurrencyError, InMemoryEventStore
 
-__all__ = ["EmailService", "ExchangeRateService", "gateway_demo"]
+__all__ = ["EmailService", "ExchangeRateService", "gateway_demo", "scratch_folder"]
+
+
+def scratch_folder(prefix: str = "eda_lab_03_") -> Path:
+    """A new temporary folder for the notebook's SQLite files, removed when the
+    kernel stops (not before: the notebook's panels read the store until then)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 # -- the gateway demo -----------------------------------------------------------------------
