@@ -11,8 +11,11 @@ import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import eda_lab.lessons  # noqa: F401  (registers every exercise)
 from eda_lab import cli
@@ -52,6 +55,25 @@ def test_the_benchmark_finds_every_reference_solution_in_the_master_notebooks() 
     solutions = bench.reference_solutions()
     assert set(solutions) == {key for key in fault_checks() if not key.startswith("9")}
     assert all(callable(function) for function in solutions.values())
+
+
+@settings(max_examples=12, deadline=None)
+@given(data=st.data())
+def test_a_lesson_check_gives_the_same_code_the_same_verdict_and_seed(data: Any) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "bench_exercises", ROOT / "benchmarks" / "bench_exercises.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    solutions = bench.reference_solutions()
+    key = data.draw(st.sampled_from(sorted(solutions)))
+    right = data.draw(st.booleans())
+    code = solutions[key] if right else (lambda *args, **kwargs: None)
+    schedules = data.draw(st.integers(1, 8))
+    check = fault_checks()[key]
+    first, second = (check.explore(code, schedules=schedules) for _ in range(2))
+    assert first.summary() == second.summary() and first.message() == second.message()
+    assert first.passed == right
 
 
 @pytest.mark.notebooks
