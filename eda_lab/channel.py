@@ -75,13 +75,20 @@ def partition_for(subject: str, partitions: int) -> int:
     return zlib.crc32(subject.encode()) % partitions
 
 
+def _check_partitions(partitions: object) -> None:
+    if type(partitions) is not int or partitions < 1:
+        raise InvalidArgument(
+            f"a topic needs at least one partition (a whole number), got {partitions!r}.")
+
+
 class Channel:
     """A named conduit holding topics; ``latency`` is the default delay of each delivery."""
 
     def __init__(self, sim: Simulation, name: str, *, partitions: int = 1,
                  latency: Latency | float | None = None) -> None:
-        if partitions < 1:
-            raise InvalidArgument(f"a topic needs at least one partition, got {partitions}.")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgument(f"a channel needs a non-empty name such as 'bus', got {name!r}.")
+        _check_partitions(partitions)
         self.sim = sim
         self.name = name
         self.partitions = partitions
@@ -90,6 +97,11 @@ class Channel:
 
     def topic(self, name: str, *, partitions: int | None = None) -> Topic:
         """Create (or fetch) the topic ``name``."""
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgument(f"a topic needs a non-empty name such as 'orders', "
+                                  f"got {name!r}.")
+        if partitions is not None:
+            _check_partitions(partitions)
         if name not in self.topics:
             self.topics[name] = Topic(self, name, partitions or self.partitions)
         return self.topics[name]

@@ -14,6 +14,8 @@ raises them. The whole tree (a test keeps it complete)::
     ├── CommandRejected         (errors)     a command's receiver refused it, with the reason
     ├── ChartTooLargeError      (charts)     a chart would embed more than 5000 rows
     ├── ServiceUnavailable      (errors)     a synchronous call reached a service that is down
+    ├── UnknownService          (sim)        no service by that name in the simulation (a NotFound)
+    ├── ChannelConflict         (sim)        an existing channel asked for with other settings
     ├── RebalanceNotModelled    (channel)    a rebalance this model does not simulate
     ├── DataFileError           (shop)       a data file is missing or has a malformed line
     ├── ShopQueryError          (shop)       a question about the shop data makes no sense
@@ -25,6 +27,8 @@ raises them. The whole tree (a test keeps it complete)::
     ├── InjectedCrash           (schedules)  a crash a fault schedule injected on purpose
     ├── ScenarioError           (notification) a scenario's settings are out of range
     ├── UnknownEntity           (notification) a query-back asked for an unknown id
+    ├── InvalidRecord           (notification) a record lacks a field its source tracks
+    ├── UnknownSetting          (notification) a scenario helper got a keyword it lacks
     ├── ThinEventError          (carried_state) a thin event cannot rebuild a replica
     ├── OrderingError           (carried_state) an ordering scenario setting is out of range
     ├── NoSuchConversation      (flow)       no events share that correlation id
@@ -60,6 +64,9 @@ raises them. The whole tree (a test keeps it complete)::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from difflib import get_close_matches
+
 __all__ = [
     "ChartTooLargeError",
     "CommandRejected",
@@ -70,7 +77,32 @@ __all__ = [
     "NotFound",
     "ServiceUnavailable",
     "WrongArgumentType",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """The end of an error message for an unknown ``name``: the closest known name, or
+    the list of known names when none is close.
+
+    >>> did_you_mean("shiping", ["billing", "shipping"])
+    "did you mean 'shipping'?"
+    >>> did_you_mean("crm-typo", ["crm", "shipping"])
+    "did you mean 'crm'?"
+    >>> did_you_mean("x", ["billing", "shipping"])
+    "known: 'billing', 'shipping'."
+    >>> did_you_mean("x", [])
+    'there are none yet.'
+    """
+    names = sorted(known)
+    close = get_close_matches(name, names, n=1, cutoff=0.5) if isinstance(name, str) else []
+    if isinstance(name, str) and not close:  # a typo after a known name: 'crm-typo'
+        close = [known for known in names if name.startswith(known) or known.startswith(name)]
+    if close:
+        return f"did you mean {close[0]!r}?"
+    if not names:
+        return "there are none yet."
+    return "known: " + ", ".join(repr(n) for n in names) + "."
 
 
 class EdaLabError(Exception):

@@ -17,23 +17,50 @@ the ``causation_id`` (which message caused this one), the ``schema_version`` of
 checks a change of that schema against the versions before it
 (:mod:`eda_lab.contracts`). It is optional and ``None`` by default.
 :meth:`Event.to_cloudevent` gives the structured JSON form that any CloudEvents
-SDK reads.
+SDK reads, and :meth:`Event.to_http` the binary HTTP form (``ce-*`` headers and the
+data as the body).
+
+**Reading** (:meth:`Event.from_cloudevent`, :meth:`Event.from_http`,
+:meth:`Event.from_json`) checks what comes in against CloudEvents 1.0 and raises
+:class:`~eda_lab.errors.InvalidEvent`, naming the attribute, for anything else:
+
+* ``id``, ``source`` and ``type`` are non-empty strings (an empty id is refused,
+  never replaced: a consumer that deduplicates by id must see a redelivery as the
+  same event); ``specversion`` is ``"1.0"``; ``subject``, when present, is not empty;
+* ``time`` is an RFC 3339 timestamp with a timezone (``2026-01-05T09:00:00Z``);
+  eda_lab needs one, so an event without ``time`` is refused too;
+* ``datacontenttype`` is JSON (``application/json``, ``text/json`` or ``...+json``;
+  absent means JSON), and the data is a JSON object;
+* ``data_base64`` is decoded (it must hold a JSON object), never dropped; an event
+  with both ``data`` and ``data_base64`` is refused;
+* JSON text is at most :data:`MAX_JSON_BYTES` bytes and at most
+  :data:`MAX_JSON_DEPTH` levels deep (a bound, not a ``RecursionError``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import json.encoder
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import quote, unquote
 
 from eda_lab.errors import EdaLabError, InvalidEvent
 
-__all__ = ["Command", "Event", "FrozenData", "FrozenList", "ReadOnlyData", "freeze", "freeze_data",
-           "now_utc", "payload_size"]
+__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "Command", "Event", "FrozenData", "FrozenList",
+           "ReadOnlyData", "freeze", "freeze_data", "now_utc", "payload_size"]
+
+#: The most bytes of JSON text an event may have when it is read.
+MAX_JSON_BYTES = 1_000_000
+#: The deepest nesting of objects and arrays an event may have when it is read (the
+#: envelope is level 1, its data level 2).
+MAX_JSON_DEPTH = 64
 
 SPECVERSION = "1.0"
 DEFAULT_SOURCE = "eda-lab"
@@ -338,6 +365,7 @@ class Event:
                 f"expected only {sorted(_ATTRS)}."
             )
         attrs = dict(raw)
+        _require_text(attrs, "id", "event")
         attrs["time"] = _parse_time(attrs["time"])
         attrs.setdefault("data", {})
         return cls(**attrs)
@@ -347,11 +375,8 @@ class Event:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Event:
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise InvalidEvent(f"event is not valid JSON ({exc}).") from None
-        return cls.from_dict(raw)
+        """Rebuild an event from :meth:`to_json` output (bounded in size and depth)."""
+        return cls.from_dict(_load_json(text, "event"))
 
     # -- CloudEvents ----------------------------------------------------------
     def to_cloudevent(self) -> dict[str, Any]:
@@ -376,31 +401,102 @@ class Event:
         out["data"] = dict(self.data)
         return out
 
+    def to_http(self) -> tuple[dict[str, str], bytes]:
+        """The CloudEvents HTTP **binary** form: ``ce-*`` headers and the data as body.
+
+        Every attribute of :meth:`to_cloudevent` but ``data`` becomes a header
+        (``ce-id``, ``ce-source``, ..., values percent-encoded as the HTTP binding
+        asks); ``datacontenttype`` becomes ``content-type``. :meth:`from_http` (or
+        any CloudEvents SDK) reads it back.
+        """
+        attributes = self.to_cloudevent()
+        headers = {"content-type": attributes.pop("datacontenttype")}
+        attributes.pop("data")
+        for name, value in attributes.items():
+            headers[f"ce-{name}"] = quote(str(value), safe=_HEADER_SAFE)
+        return headers, self._json.encode()
+
+    @classmethod
+    def from_http(cls, headers: Mapping[str, object], body: str | bytes) -> Event:
+        """Read an event from an HTTP request in either CloudEvents mode.
+
+        A ``content-type`` of ``application/cloudevents+json`` is the structured
+        mode (the whole event is the body: :meth:`from_cloudevent`); otherwise the
+        attributes are the ``ce-*`` headers (binary mode) and the body is the data.
+        """
+        if not isinstance(headers, Mapping):
+            raise InvalidEvent(f"HTTP headers must be a mapping of names to values, got "
+                               f"{type(headers).__name__}.")
+        if not isinstance(body, (str, bytes, bytearray)):
+            raise InvalidEvent(f"an HTTP body is str or bytes, got {type(body).__name__}.")
+        lower = {str(k).lower(): v for k, v in headers.items()}
+        content_type = lower.get("content-type")
+        if isinstance(content_type, str) and content_type.lower().startswith(
+                "application/cloudevents"):
+            return cls.from_cloudevent(body)
+        raw: dict[str, Any] = {}
+        for name, value in lower.items():
+            if name.startswith("ce-"):
+                if isinstance(value, bytes):
+                    value = value.decode("latin-1")
+                elif type(value) is int:  # what an SDK hands over for an integer attribute
+                    value = str(value)
+                if not isinstance(value, str):
+                    raise InvalidEvent(f"HTTP header {name!r} must be a str, got {value!r}.")
+                raw[name[3:]] = unquote(value)
+        if "datacontenttype" in raw:
+            raise InvalidEvent("binary mode carries datacontenttype in the content-type "
+                               "header, not in a ce-datacontenttype header.")
+        if content_type is not None:
+            raw["datacontenttype"] = content_type
+        _check_content_type(raw)
+        data = _load_json(body, "CloudEvent data") if body else {}
+        return cls._from_attributes(raw, data)
+
     @classmethod
     def from_cloudevent(cls, raw: Mapping[str, Any] | str | bytes) -> Event:
-        """Read the structured JSON form (a dict or its JSON text)."""
-        if isinstance(raw, (str, bytes)):
-            try:
-                raw = json.loads(raw)
-            except ValueError as exc:
-                raise InvalidEvent(f"CloudEvent is not valid JSON ({exc}).") from None
+        """Read the structured JSON form (a dict or its JSON text), checked against
+        CloudEvents 1.0 (see the module docstring: what is refused, and why)."""
+        if isinstance(raw, (str, bytes, bytearray)):
+            raw = _load_json(raw, "CloudEvent")
+        elif isinstance(raw, Mapping):
+            _check_depth(raw, "CloudEvent")
         if not isinstance(raw, Mapping):
-            raise InvalidEvent("a CloudEvent must be a JSON object.")
-        if str(raw.get("specversion")) != SPECVERSION:
+            raise InvalidEvent(f"a CloudEvent must be a JSON object, got {type(raw).__name__}.")
+        _check_content_type(raw)
+        has_data = raw.get("data") is not None
+        if "data_base64" in raw and has_data:
+            raise InvalidEvent("CloudEvent has both data and data_base64: the spec allows "
+                               "one of them; send the JSON object as data.")
+        if "data_base64" in raw:
+            data = _decode_base64(raw["data_base64"])
+        else:
+            data = raw["data"] if has_data else {}
+        return cls._from_attributes(raw, data)
+
+    @classmethod
+    def _from_attributes(cls, raw: Mapping[str, Any], data: Any) -> Event:
+        """The event of CloudEvents attributes ``raw`` (values as JSON or as header
+        strings) and its decoded ``data``: the checks both modes share."""
+        if raw.get("specversion") != SPECVERSION:
             raise InvalidEvent(
                 f"CloudEvent specversion {raw.get('specversion')!r} is not supported: "
-                f"eda_lab reads specversion {SPECVERSION!r}."
+                f"eda_lab reads specversion {SPECVERSION!r} (a string)."
             )
-        for name in ("id", "source", "type", "time"):
-            if name not in raw:
-                raise InvalidEvent(f"CloudEvent is missing the required attribute {name!r}.")
+        for name in ("id", "source", "type"):
+            _require_text(raw, name, "CloudEvent")
+        if "time" not in raw:
+            raise InvalidEvent("CloudEvent has no time: eda_lab orders events by time, so "
+                               "give one in RFC 3339, e.g. '2026-01-05T09:00:00Z'.")
+        if "subject" in raw:
+            _require_text(raw, "subject", "CloudEvent")
         attrs: dict[str, Any] = {
             "id": raw["id"],
             "source": raw["source"],
             "type": raw["type"],
             "subject": raw.get("subject", ""),
-            "time": _parse_time(raw["time"]),
-            "data": raw.get("data", {}),
+            "time": _parse_rfc3339(raw["time"]),
+            "data": data,
         }
         if "dataschema" in raw:
             attrs["dataschema"] = raw["dataschema"]
@@ -408,13 +504,121 @@ class Event:
             if ce_name in raw:
                 value = raw[ce_name]
                 if attr in ("sequence", "schema_version") and isinstance(value, str):
-                    value = int(value) if value.isdigit() else value
+                    value = int(value) if value.isdecimal() and value.isascii() else value
                 attrs[attr] = value
-        return cls(**attrs)
+        event = cls(**attrs)
+        if event.size > MAX_JSON_BYTES:
+            raise InvalidEvent(f"CloudEvent data is {event.size} bytes of JSON: eda_lab reads "
+                               f"at most {MAX_JSON_BYTES}; send a link to a large payload.")
+        return event
 
 
 _ATTRS = ("id", "source", "type", "subject", "time", "data", "sequence",
           "correlation_id", "causation_id", "schema_version", "actor", "dataschema")
+
+
+#: What a ce-* header value may hold as it is: printable ASCII but '"' and '%' (the
+#: HTTP binding percent-encodes those two, the space and anything else).
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+_JSON_TYPES = ("application/json", "text/json")
+
+
+def _require_text(raw: Mapping[str, Any], name: str, what: str) -> None:
+    """``raw[name]`` must be a non-empty str (CloudEvents: id, source, type, subject)."""
+    if name not in raw:
+        raise InvalidEvent(f"{what} is missing the required attribute {name!r}.")
+    value = raw[name]
+    if not isinstance(value, str) or not value:
+        raise InvalidEvent(
+            f"{what} attribute {name!r} must be a non-empty string, got {value!r}"
+            + (": an empty id cannot be deduplicated, so eda_lab will not invent one."
+               if name == "id" else "."))
+
+
+def _check_content_type(raw: Mapping[str, Any]) -> None:
+    """``datacontenttype``, when given, must be JSON: eda_lab's data is a JSON object."""
+    if "datacontenttype" not in raw:
+        return
+    value = raw["datacontenttype"]
+    media = value.split(";")[0].strip().lower() if isinstance(value, str) else ""
+    if media not in _JSON_TYPES and not media.endswith("+json"):
+        raise InvalidEvent(
+            f"CloudEvent datacontenttype {value!r} is not JSON: eda_lab reads data that is "
+            "a JSON object (application/json, text/json or a +json type).")
+
+
+def _decode_base64(value: object) -> Any:
+    """The JSON value inside ``data_base64`` (decoded, never dropped)."""
+    if not isinstance(value, str):
+        raise InvalidEvent(f"CloudEvent data_base64 must be a base64 string, got "
+                           f"{type(value).__name__}.")
+    if len(value) > MAX_JSON_BYTES * 4 // 3 + 4:
+        raise InvalidEvent(f"CloudEvent data_base64 holds more than {MAX_JSON_BYTES} bytes.")
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidEvent("CloudEvent data_base64 is not valid base64: encode the "
+                           "bytes of a JSON object with base64.b64encode.") from None
+    return _load_json(decoded, "CloudEvent data_base64")
+
+
+def _load_json(text: object, what: str) -> Any:
+    """Parse JSON text of at most :data:`MAX_JSON_BYTES` bytes and
+    :data:`MAX_JSON_DEPTH` levels, or raise InvalidEvent saying which bound it broke."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise InvalidEvent(f"{what} must be JSON text (str or bytes), got "
+                           f"{type(text).__name__}.")
+    size = len(text) if not isinstance(text, str) or len(text) > MAX_JSON_BYTES else len(
+        text.encode("utf-8", "surrogatepass"))
+    if size > MAX_JSON_BYTES:
+        raise InvalidEvent(f"{what} is larger than {MAX_JSON_BYTES} bytes of JSON: "
+                           "send a link to a large payload instead.")
+    try:
+        raw = json.loads(text)
+    except RecursionError:
+        _too_deep(what)
+    except ValueError as exc:
+        raise InvalidEvent(f"{what} is not valid JSON ({exc}).") from None
+    _check_depth(raw, what)
+    return raw
+
+
+def _too_deep(what: str) -> NoReturn:
+    raise InvalidEvent(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep: "
+                       "flatten the data.")
+
+
+def _check_depth(value: object, what: str) -> None:
+    """Raise InvalidEvent when ``value`` nests deeper than :data:`MAX_JSON_DEPTH`
+    (walked with a stack, not recursion, so any depth is measured safely)."""
+    containers = (Mapping, list, tuple)
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, containers) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            _too_deep(what)
+        children = item.values() if isinstance(item, Mapping) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, containers))
+
+
+def _parse_rfc3339(value: object) -> datetime:
+    """A CloudEvents ``time``: an RFC 3339 timestamp with its timezone."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise InvalidEvent(
+            f"CloudEvent time {value!r} is not an RFC 3339 timestamp: use e.g. "
+            "'2026-01-05T09:00:00Z' or '2026-01-05T10:00:00.5+01:00'.")
+    text = value.upper().replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # Python reads at most 6 digits of a fraction: drop the rest
+        digits = rest[:-6]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[-6:]}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent(f"CloudEvent time {value!r} is not a real instant (check the "
+                           "month, day, hour and offset).") from None
 
 
 def _parse_time(value: object) -> datetime:

@@ -59,13 +59,21 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, TypedDict
 
 import pandas as pd
 
 from eda_lab.channel import Channel
-from eda_lab.errors import CommandRejected, EdaLabError, NotFound, ServiceUnavailable
+from eda_lab.errors import (
+    CommandRejected,
+    EdaLabError,
+    InvalidArgument,
+    NotFound,
+    ServiceUnavailable,
+    WrongArgumentType,
+    did_you_mean,
+)
 from eda_lab.events import Command, Event, payload_size
 from eda_lab.latency import Exponential, Fixed, Latency, as_latency, backoff_delay
 from eda_lab.runs import SimulationRun
@@ -82,6 +90,7 @@ __all__ = [
     "AddressWorkload",
     "CascadeRun",
     "CommandRejected",
+    "InvalidRecord",
     "NotificationConsumer",
     "QueryBack",
     "QueryBackSummary",
@@ -89,6 +98,7 @@ __all__ = [
     "ScenarioRun",
     "SourceService",
     "UnknownEntity",
+    "UnknownSetting",
     "ViewConsumer",
     "events_versus_commands",
     "query_back_summary",
@@ -130,6 +140,16 @@ class UnknownEntity(NotFound):
     """A query-back asked the source for a key it has never heard of."""
 
 
+class InvalidRecord(InvalidArgument):
+    """A record or a change given to a :class:`SourceService` lacks one of the fields
+    the source tracks, names a field it does not track, or is not a dict."""
+
+
+class UnknownSetting(ScenarioError):
+    """A scenario helper got a keyword that is not a setting of :class:`AddressScenario`
+    (the message suggests the closest one)."""
+
+
 def _address(rng: Any) -> dict[str, str]:
     city, prefix = _CITIES[rng.randrange(len(_CITIES))]
     return {"street": f"{_STREETS[rng.randrange(len(_STREETS))]} {rng.randint(1, 180)}",
@@ -140,18 +160,43 @@ def _address(rng: Any) -> dict[str, str]:
 class SourceService:
     """The service that owns the data (the CRM) and answers query-backs.
 
+    A record is a dict of fields; ``fields`` are the ones the source *tracks*: every
+    record must have them, a change replaces them, and consumers keep them. The
+    default is the address of Fowler's example (``street``, ``city``,
+    ``postcode``); a source of, say, prices would pass ``fields=("price",
+    "currency")``. A record may hold more fields (a customer's name): they travel in
+    ``CustomerRegistered`` and in query-back answers, never in a change.
+
     It publishes a change event on ``topic`` whenever a record changes: a **thin**
     event (``fat=False``: the id and a link to query) or a **fat** one
-    (``fat=True``: the changed address, for event-carried state transfer). It keeps
+    (``fat=True``: the tracked fields, for event-carried state transfer). It keeps
     the current records and, per key, the change event of the current version, so
-    a query-back can say which version it returned.
+    a query-back can say which version it returned. Records are checked when they
+    come in (:class:`InvalidRecord`), so a bad one never reaches what is stored.
+
+    >>> from eda_lab.sim import Simulation
+    >>> sim = Simulation()
+    >>> crm = SourceService(sim, "crm", sim.channel("bus").topic("customers"))
+    >>> crm.register("C-2", {"name": "x"})
+    Traceback (most recent call last):
+    ...
+    eda_lab.notification.InvalidRecord: the record of 'C-2' lacks city, postcode, street: ...
     """
 
-    def __init__(self, sim: Simulation, name: str, topic: Any, *, fat: bool = False) -> None:
+    def __init__(self, sim: Simulation, name: str, topic: Any, *, fat: bool = False,
+                 fields: Sequence[str] = ADDRESS_FIELDS) -> None:
+        if (isinstance(fields, str) or not isinstance(fields, Sequence) or not fields
+                or not all(isinstance(f, str) and f.strip() for f in fields)
+                or len(set(fields)) != len(fields) or "customer_id" in fields):
+            raise InvalidArgument(
+                f"fields must be a non-empty sequence of distinct field names (not the key, "
+                f"'customer_id'), such as {ADDRESS_FIELDS}; got {fields!r}.")
         self.sim = sim
         self.emitter: Emitter = sim.emitter(name)
         self.topic = topic
         self.fat = fat
+        #: The fields every record has and every change replaces.
+        self.fields: tuple[str, ...] = tuple(fields)
         self.records: dict[str, dict[str, Any]] = {}
         self.version: dict[str, Event] = {}
         self.api_outages: list[tuple[float, float]] = []
@@ -187,28 +232,67 @@ class SourceService:
         self.sim.at(end, lambda: record(end, "recover", name, outcome="up",
                                         detail=f"{name}'s query API is back"))
 
-    def _publish(self, event_type: str, key: str) -> Event:
-        record = self.records[key]
+    def _publish(self, event_type: str, key: str, record: dict[str, Any]) -> Event:
+        """Store ``record`` as the new version of ``key`` and publish its event.
+
+        The record is checked as JSON first: if it cannot be sent (a value that is not
+        JSON), nothing stored changes.
+        """
         if self.fat or event_type == REGISTERED_TYPE:
-            fields = ADDRESS_FIELDS if event_type == CHANGE_TYPE else tuple(record)
+            fields = self.fields if event_type == CHANGE_TYPE else tuple(record)
             data = {"customer_id": key, **{f: record[f] for f in fields if f != "customer_id"}}
         else:
             data = {"customer_id": key, "href": f"/customers/{key}"}
+        payload_size(record)  # InvalidEvent before anything is stored (data is a part of it)
+        self.records[key] = record
         event = self.emitter.emit(self.topic, event_type, key, data)
         self.version[key] = event
         return event
 
-    def register(self, key: str, record: dict[str, Any]) -> Event:
-        """Create a customer and publish ``CustomerRegistered`` (always with the record)."""
-        self.records[key] = {"customer_id": key, **record}
-        return self._publish(REGISTERED_TYPE, key)
+    def _checked(self, key: object, values: object, *, whole: bool) -> Mapping[str, Any]:
+        """``values`` if it is a dict with every tracked field (and, for a change,
+        no other); else :class:`InvalidRecord` saying which fields to give."""
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidRecord(f"a record needs a non-empty str key such as 'C-0001', "
+                                f"got {key!r}.")
+        what = "record" if whole else "change"
+        if not isinstance(values, Mapping):
+            raise InvalidRecord(
+                f"the {what} of {key!r} must be a dict of fields, got "
+                f"{type(values).__name__}: give {', '.join(self.fields)}.")
+        missing = sorted(set(self.fields) - set(values))
+        if missing:
+            raise InvalidRecord(
+                f"the {what} of {key!r} lacks {', '.join(missing)}: {self.name} tracks "
+                f"{self.fields}, and every {what} must give all of them.")
+        extra = [] if whole else sorted(set(values) - set(self.fields), key=str)
+        if extra:
+            raise InvalidRecord(
+                f"the change of {key!r} names {', '.join(map(repr, extra))}, which "
+                f"{self.name} does not track; {did_you_mean(extra[0], self.fields)} "
+                f"A change gives exactly {self.fields}.")
+        return values
 
-    def change_address(self, key: str, address: dict[str, str]) -> Event:
-        """Change a customer's address (the source of truth) and publish the change."""
+    def register(self, key: str, record: Mapping[str, Any]) -> Event:
+        """Create a record and publish ``CustomerRegistered`` (always with the record).
+
+        ``record`` must hold every tracked field (``fields``); it may hold more.
+        """
+        values = self._checked(key, record, whole=True)
+        return self._publish(REGISTERED_TYPE, key, {"customer_id": key, **values})
+
+    def change(self, key: str, values: Mapping[str, Any]) -> Event:
+        """Replace the tracked fields of ``key`` (the source of truth) and publish the
+        change. ``values`` gives exactly the tracked fields."""
+        checked = self._checked(key, values, whole=False)
         if key not in self.records:
-            raise UnknownEntity(f"{self.name} has no customer {key!r}; register it first.")
-        self.records[key] = {**self.records[key], **{f: address[f] for f in ADDRESS_FIELDS}}
-        return self._publish(CHANGE_TYPE, key)
+            raise UnknownEntity(f"{self.name} has no customer {key!r}; register it first; "
+                                f"{did_you_mean(key, self.records)}")
+        return self._publish(CHANGE_TYPE, key, {**self.records[key], **checked})
+
+    def change_address(self, key: str, address: Mapping[str, Any]) -> Event:
+        """Change a customer's address: :meth:`change`, named for Fowler's example."""
+        return self.change(key, address)
 
     def serve(self, request: str, key: str) -> tuple[dict[str, Any], Event]:
         """Answer a query: the current record of ``key`` and the event of its version.
@@ -229,9 +313,16 @@ class SourceService:
             raise UnknownEntity(f"{self.name} has no customer {key!r}.")
         return dict(self.records[key]), self.version[key]
 
-    def addresses(self) -> dict[str, dict[str, str]]:
-        """The address part of every record: what a correct replica must hold."""
-        return {k: {f: r[f] for f in ADDRESS_FIELDS} for k, r in self.records.items()}
+    def tracked(self) -> dict[str, dict[str, Any]]:
+        """The tracked fields of every record, by key: what a correct replica must hold
+        (and what :meth:`ViewConsumer.bootstrap` starts from)."""
+        fields = self.fields
+        return {k: {f: r[f] for f in fields} for k, r in self.records.items()}
+
+    def addresses(self) -> dict[str, dict[str, Any]]:
+        """:meth:`tracked`, named for Fowler's example (the tracked fields are the
+        address by default)."""
+        return self.tracked()
 
 
 # -- the query-back call --------------------------------------------------------------
@@ -336,16 +427,32 @@ class ViewConsumer:
     arrive out of order cannot roll the view back.
     """
 
-    def __init__(self, sim: Simulation, name: str) -> None:
+    def __init__(self, sim: Simulation, name: str, *,
+                 fields: Sequence[str] = ADDRESS_FIELDS) -> None:
         self.sim = sim
         self.sink: Sink = sim.sink(name)
         self.name = name
-        self.view: dict[str, dict[str, str]] = {}
+        #: The fields of a record this consumer keeps (its source's ``fields``).
+        self.fields: tuple[str, ...] = tuple(fields)
+        self.view: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, Event] = {}
 
-    def bootstrap(self, addresses: dict[str, dict[str, str]],
-                  versions: dict[str, Event]) -> None:
-        """Start from a copy of the source (how the consumer got its initial state)."""
+    def bootstrap(self, addresses: Mapping[str, Mapping[str, Any]],
+                  versions: Mapping[str, Event]) -> None:
+        """Start from a copy of the source (how the consumer got its initial state).
+
+        Both dicts come from the :class:`SourceService`: ``addresses`` is
+        ``source.tracked()`` (``source.addresses()`` in the address example: the
+        tracked fields of every record, by key) and ``versions`` is
+        ``source.version`` (the event of each record's current version)::
+
+            consumer.bootstrap(crm.addresses(), crm.version)
+        """
+        for label, value in (("addresses", addresses), ("versions", versions)):
+            if not isinstance(value, Mapping):
+                raise WrongArgumentType(
+                    f"bootstrap {label} must be a dict by key, got {type(value).__name__}: "
+                    "pass source.addresses() and source.version.")
         self.view = {k: dict(v) for k, v in addresses.items()}
         self.versions = dict(versions)
 
@@ -354,7 +461,7 @@ class ViewConsumer:
         held = self.versions.get(key)
         if held is not None and (held.sequence or 0) > (version.sequence or 0):
             return
-        self.view[key] = {f: address[f] for f in ADDRESS_FIELDS}
+        self.view[key] = {f: address[f] for f in self.fields}
         self.versions[key] = version
         now = self.sim.now
         emitted = (version.time - self.sim.start).total_seconds()
@@ -395,7 +502,7 @@ class NotificationConsumer(ViewConsumer):
                  read_path: str = "cached") -> None:
         if read_path not in READ_PATHS:
             raise ScenarioError(f"read_path={read_path!r}: use one of {READ_PATHS}.")
-        super().__init__(sim, name)
+        super().__init__(sim, name, fields=source.fields)
         self.source_name = source.name
         self.read_path = read_path
         self.client = QueryBack(sim, name, source, latency=query_latency,
@@ -460,6 +567,14 @@ class AddressWorkload:
         return cls(people, changes, reads)
 
 
+_KINDS = {"int": "a whole number (int)", "float": "a finite number",
+          "bool": "True or False", "str": "a str"}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _arrivals(rng: Any, rate: float, duration: float) -> list[float]:
     """Poisson arrival times (``rate`` per second) in (0, duration)."""
     times: list[float] = []
@@ -505,6 +620,7 @@ class AddressScenario:
     read_path: str = "cached"
 
     def __post_init__(self) -> None:
+        self._check_types()
         checks = [("customers", self.customers >= 1, ">= 1"),
                   ("consumers", 1 <= self.consumers <= 50, "between 1 and 50"),
                   ("changes_per_minute", 0 <= self.changes_per_minute <= 6000, "0..6000"),
@@ -521,9 +637,30 @@ class AddressScenario:
             if getattr(self, name) not in allowed_values:
                 raise ScenarioError(f"{name}={getattr(self, name)!r} is not known: "
                                     f"use one of {allowed_values}.")
-        if self.outage is not None and not (0 <= self.outage[0] < self.outage[1]):
-            raise ScenarioError(f"outage={self.outage!r} must be (start, end) with "
-                                "0 <= start < end, in virtual seconds.")
+        outage = self.outage
+        if outage is not None and not (
+                isinstance(outage, (tuple, list)) and len(outage) == 2
+                and all(_is_number(v) and math.isfinite(v) for v in outage)
+                and 0 <= outage[0] < outage[1]):
+            raise ScenarioError(f"outage={outage!r} must be (start, end) with "
+                                "0 <= start < end, in virtual seconds, or None.")
+
+    def _check_types(self) -> None:
+        """Each setting has the kind its annotation names (a bool is not a number here)."""
+        for setting in fields(self):
+            value, kind = getattr(self, setting.name), setting.type
+            if kind == "int":
+                ok = type(value) is int
+            elif kind == "float":
+                ok = _is_number(value) and math.isfinite(value)
+            elif kind in ("bool", "str"):
+                ok = type(value).__name__ == kind
+            else:  # the outage window, checked with its range
+                continue
+            if not ok:
+                raise WrongArgumentType(
+                    f"{setting.name}={value!r} must be {_KINDS[str(kind)]}; the default is "
+                    f"{setting.default!r}.")
 
     def recorded_at(self, t: float) -> float:
         """When the source records a change requested at ``t``: at ``t``, or at the end
@@ -591,7 +728,26 @@ class ScenarioRun(SimulationRun):
 
 
 def scenario_with(scenario: AddressScenario | None = None, **changes: Any) -> AddressScenario:
-    """``scenario`` (default: the default scenario) with some parameters changed."""
+    """``scenario`` (default: the default scenario) with some parameters changed.
+
+    Every scenario helper (:func:`run_notification`, ``run_carried_state``, ...)
+    passes its keywords through here, so a typo is caught once, by name:
+
+    >>> scenario_with(consumer=3)
+    Traceback (most recent call last):
+    ...
+    eda_lab.notification.UnknownSetting: consumer is not a setting of AddressScenario; did ...
+    """
+    if scenario is not None and not isinstance(scenario, AddressScenario):
+        raise WrongArgumentType(
+            f"scenario must be an AddressScenario or None, got {type(scenario).__name__}: "
+            "pass settings as keywords, for example run_notification(consumers=5).")
+    known = [setting.name for setting in fields(AddressScenario)]
+    unknown = [name for name in changes if name not in known]
+    if unknown:
+        raise UnknownSetting(
+            f"{unknown[0]} is not a setting of AddressScenario; "
+            f"{did_you_mean(unknown[0], known)} The settings are: {', '.join(known)}.")
     if scenario is None:
         return AddressScenario(**changes)
     return replace(scenario, **changes) if changes else scenario
@@ -642,15 +798,21 @@ class QueryBackSummary(TypedDict):
 
 def query_back_summary(frame: pd.DataFrame, *,
                        types: Sequence[str] = (CHANGE_TYPE,)) -> QueryBackSummary:
-    """Counts for a notification run: events, consumers, calls and their outcomes.
+    """Counts for a run: events, consumers, calls and their outcomes.
 
-    ``calls_per_event`` is query-back attempts per change event: the number of
-    consumers when nothing fails, more when retries pile up.
+    ``consumers`` counts the services that received a change event of ``types`` or
+    made a query-back: on an event-carried state run that is its replicas, which
+    make no calls (``calls`` 0), so the numbers say "3 consumers, no calls" rather
+    than "no consumers". ``calls_per_event`` is query-back attempts per change
+    event: the number of consumers when nothing fails, more when retries pile up
+    (0 with event-carried state).
     """
     events = len(_changes(frame, types))
     queries = query_rows(frame)
     outcomes = queries["outcome"].value_counts()
-    consumers = queries["service"].nunique()
+    delivered = frame.loc[(frame["kind"] == "deliver") & frame["type"].isin(list(types)),
+                          "service"]
+    consumers = len(set(queries["service"]) | set(delivered))
     calls = len(queries)
     return {
         "events": events,

@@ -16,22 +16,46 @@ two and a half seconds later
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from itertools import count
 from typing import Any, TypeVar
 
 import pandas as pd
 
 from eda_lab.channel import Channel
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, NotFound, WrongArgumentType, did_you_mean
 from eda_lab.gcpause import young_only
-from eda_lab.latency import Latency
+from eda_lab.latency import Latency, as_latency
 from eda_lab.services import Emitter, Service, Sink
 from eda_lab.trace import Trace
 
-__all__ = ["DEFAULT_START", "Simulation"]
+__all__ = ["DEFAULT_START", "ChannelConflict", "Simulation", "UnknownService"]
+
+
+class UnknownService(NotFound):
+    """No service of the simulation answers to that name (the message suggests the
+    closest one)."""
+
+
+class ChannelConflict(InvalidArgument):
+    """``sim.channel(name, ...)`` asked for an existing channel with other settings.
+
+    A channel's partitions and latency are fixed when it is created; asking again
+    with the same settings (or none) returns the existing channel.
+    """
+
+
+class _Unset(Enum):
+    """The default of a setting that was not given (None is a value: zero latency)."""
+
+    UNSET = "not given"
+
+
+_UNSET = _Unset.UNSET
 
 _push = heapq.heappush
 
@@ -165,12 +189,41 @@ class Simulation:
         return ran
 
     # -- the world ---------------------------------------------------------------
-    def channel(self, name: str, *, partitions: int = 1,
-                latency: Latency | float | None = None) -> Channel:
-        """Create (or fetch) a channel: the conduit that carries events to sinks."""
-        if name not in self.channels:
-            self.channels[name] = Channel(self, name, partitions=partitions, latency=latency)
-        return self.channels[name]
+    def channel(self, name: str, *, partitions: int | None = None,
+                latency: Latency | float | _Unset | None = _UNSET) -> Channel:
+        """Create (or fetch) a channel: the conduit that carries events to sinks.
+
+        A new channel gets ``partitions`` (default 1) and ``latency`` (default: none,
+        i.e. instantaneous). Asking for an existing channel returns it when the
+        settings given match its own (or none are given); other settings raise
+        :class:`ChannelConflict`, because a channel cannot change them.
+
+        >>> sim = Simulation()
+        >>> sim.channel("bus", latency=0.5) is sim.channel("bus")
+        True
+        >>> sim.channel("bus", latency=2.0)
+        Traceback (most recent call last):
+        ...
+        eda_lab.sim.ChannelConflict: channel 'bus' already exists with latency ...
+        """
+        existing = self.channels.get(name) if isinstance(name, str) else None
+        if existing is None:
+            self.channels[name] = Channel(
+                self, name, partitions=1 if partitions is None else partitions,
+                latency=None if latency is _UNSET else latency)
+            return self.channels[name]
+        if partitions is not None and partitions != existing.partitions:
+            raise ChannelConflict(
+                f"channel {name!r} already exists with partitions={existing.partitions}, "
+                f"not {partitions!r}: fetch it with sim.channel({name!r}), or create "
+                "another channel under a new name.")
+        if latency is not _UNSET and as_latency(latency) != existing.latency:
+            raise ChannelConflict(
+                f"channel {name!r} already exists with latency {existing.latency!r}, not "
+                f"{latency!r}: fetch it with sim.channel({name!r}), give a topic's "
+                "subscribers their own latency (sink.subscribe(..., latency=...)), or "
+                "create another channel under a new name.")
+        return existing
 
     def emitter(self, name: str) -> Emitter:
         """Create an emitter (agent): it detects events and publishes them."""
@@ -189,13 +242,59 @@ class Simulation:
         self.services[service.name] = service
         return service
 
-    def outage(self, service: str | Service, start: float, end: float) -> None:
+    def service(self, service: object) -> Service:
+        """The service of this simulation that ``service`` stands for.
+
+        ``service`` is a name (``"crm"``), a service (what :meth:`emitter` and
+        :meth:`sink` return) or any object the library hands out that wraps one and
+        carries its ``name`` (a :class:`~eda_lab.notification.SourceService`, a
+        consumer). An unknown name raises :class:`UnknownService` with the closest
+        known one; anything else raises :class:`~eda_lab.errors.WrongArgumentType`.
+
+        >>> sim = Simulation()
+        >>> _ = sim.sink("shipping")
+        >>> sim.service("shiping")
+        Traceback (most recent call last):
+        ...
+        eda_lab.sim.UnknownService: this simulation has no service 'shiping'; did you mean ...
+        """
+        name: object = service
+        if not isinstance(service, str):
+            name = getattr(service, "name", None)
+            if not isinstance(name, str) or (not isinstance(service, Service)
+                                             and getattr(service, "sim", None) is not self):
+                raise WrongArgumentType(
+                    f"expected a service of this simulation or its name, got "
+                    f"{type(service).__name__} {service!r}: pass a name such as 'crm', or "
+                    "what sim.emitter(...), sim.sink(...), a SourceService or a consumer "
+                    "of this simulation is.")
+        found = self.services.get(name) if isinstance(name, str) else None
+        if found is None or (isinstance(service, Service) and found is not service):
+            raise UnknownService(
+                f"this simulation has no service {name!r}; "
+                f"{did_you_mean(name, self.services)} (A service of another simulation "
+                "does not count: create it with sim.emitter(name) or sim.sink(name).)")
+        return found
+
+    def outage(self, service: object, start: float, end: float) -> None:
         """Take ``service`` down from virtual second ``start`` to ``end``.
 
-        A sink that is down receives nothing (deliveries wait until it is back);
-        a synchronous call to a service that is down fails.
+        ``service`` is anything :meth:`service` accepts: a name, a service, or a
+        library object that wraps one (a SourceService, a consumer). ``start`` and
+        ``end`` are finite numbers with ``0 <= start < end``. A sink that is down
+        receives nothing (deliveries wait until it is back); a synchronous call to a
+        service that is down fails.
         """
-        target = self.services[service] if isinstance(service, str) else service
+        target = self.service(service)
+        for label, value in (("start", start), ("end", end)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise WrongArgumentType(
+                    f"outage {label} must be a number of virtual seconds, got "
+                    f"{type(value).__name__} {value!r}.")
+        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
+            raise InvalidArgument(
+                f"an outage must end after it starts, at finite times with 0 <= start < end; "
+                f"got start={start!r}, end={end!r}: for example sim.outage('crm', 60, 120).")
         target.add_outage(start, end)
         record = self.trace.record
         self.at(start, lambda: record(start, "outage", target.name, outcome="down",

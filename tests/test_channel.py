@@ -372,3 +372,19 @@ def test_rebalances_this_model_does_not_simulate_are_refused_by_name() -> None:
     with pytest.raises(RebalanceNotModelled, match=r"partition 1 .* waits for a retry"):
         stuck.join(sim.sink("d"), print)  # partition 1 would move to d
     assert len(stuck.members) == 1
+
+
+@pytest.mark.parametrize("name", ["", "  ", None, 3])
+def test_channels_and_topics_need_a_name(name: object) -> None:
+    from eda_lab.errors import InvalidArgument
+    from eda_lab.sim import Simulation
+
+    sim = Simulation()
+    with pytest.raises(InvalidArgument, match="non-empty name"):
+        sim.channel(name)  # type: ignore[arg-type]
+    bus = sim.channel("bus")
+    with pytest.raises(InvalidArgument, match="non-empty name"):
+        bus.topic(name)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="at least one partition"):
+        bus.topic("orders", partitions=0)
+    assert list(sim.channels) == ["bus"] and bus.topics == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pandas as pd
@@ -325,3 +326,153 @@ def test_a_cascade_refuses_an_order_count_out_of_bounds(n_orders: object) -> Non
         run_order_cascade(n_orders=n_orders)  # type: ignore[arg-type]
     with pytest.raises(ScenarioError, match="n_orders must be a whole number from 1 to"):
         events_versus_commands(n_orders=n_orders)  # type: ignore[arg-type]
+
+
+# -- records checked at the boundary; a source generic over its fields ------------------
+def crm_with_one_customer(**options: object) -> SourceService:
+    sim = Simulation()
+    crm = SourceService(sim, "crm", sim.channel("bus").topic("customers"), **options)  # type: ignore[arg-type]
+    crm.register("C-1", {"name": "Ana", "street": "A 1", "city": "Berlin",
+                         "postcode": "10100"})
+    return crm
+
+
+def test_a_record_without_the_tracked_fields_is_refused_when_it_comes_in() -> None:
+    from eda_lab.notification import InvalidRecord
+
+    crm = crm_with_one_customer()
+    with pytest.raises(InvalidRecord, match="record of 'C-2' lacks city, postcode, street"):
+        crm.register("C-2", {"name": "x"})
+    with pytest.raises(InvalidRecord, match="change of 'C-1' lacks city, postcode"):
+        crm.change_address("C-1", {"street": "z"})
+    with pytest.raises(InvalidRecord, match=r"'stret'.*did you mean 'street'"):
+        crm.change_address("C-1", {"stret": "z", "street": "z", "city": "c", "postcode": "p"})
+    with pytest.raises(InvalidRecord, match="must be a dict"):
+        crm.register("C-3", "Sonnenweg 1")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRecord, match="non-empty str key"):
+        crm.register("", {"street": "s", "city": "c", "postcode": "p"})
+    assert list(crm.records) == ["C-1"] and len(crm.sim.frame()) == 1
+    assert crm.addresses() == {"C-1": {"street": "A 1", "city": "Berlin", "postcode": "10100"}}
+
+
+@pytest.mark.parametrize("fat", [True, False])
+def test_a_record_that_is_not_json_changes_nothing(fat: bool) -> None:
+    from eda_lab.errors import InvalidEvent
+
+    crm = crm_with_one_customer(fat=fat)
+    before = (dict(crm.records), dict(crm.version), len(crm.sim.frame()))
+    with pytest.raises(InvalidEvent, match="not JSON-serialisable"):
+        crm.register("C-2", {"street": object(), "city": "c", "postcode": "p"})
+    with pytest.raises(InvalidEvent, match="not JSON-serialisable"):
+        crm.change("C-1", {"street": float("nan"), "city": "c", "postcode": "p"})
+    assert (dict(crm.records), dict(crm.version), len(crm.sim.frame())) == before
+
+
+def test_a_source_is_generic_over_the_fields_it_tracks() -> None:
+    from eda_lab.carried_state import ReplicaConsumer
+
+    sim = Simulation(seed=4)
+    topic = sim.channel("bus").topic("prices")
+    prices = SourceService(sim, "pricing", topic, fat=True, fields=("price", "currency"))
+    prices.register("SKU-1", {"title": "Mug", "price": 5, "currency": "EUR"})
+    thin = SourceService(sim, "pricing-thin", sim.channel("bus2").topic("prices"),
+                         fields=("price", "currency"))
+    thin.register("SKU-1", {"price": 5, "currency": "EUR"})
+    from eda_lab.notification import NotificationConsumer
+
+    asker = NotificationConsumer(sim, "asker", thin, thin.topic, query_latency=0.0)
+    asker.bootstrap(thin.tracked(), thin.version)
+    prices.change("SKU-1", {"price": 6, "currency": "EUR"})
+    thin.change("SKU-1", {"price": 7, "currency": "EUR"})
+    sim.run()
+    change = next(e for e in topic.events() if e.type == CHANGE_TYPE)
+    assert dict(change.data) == {"customer_id": "SKU-1", "price": 6, "currency": "EUR"}
+    assert prices.tracked() == {"SKU-1": {"price": 6, "currency": "EUR"}}
+    assert prices.records["SKU-1"]["title"] == "Mug"  # untracked fields stay
+    assert asker.view == {"SKU-1": {"price": 7, "currency": "EUR"}}
+    assert asker.fields == ("price", "currency")
+    assert ReplicaConsumer  # the address replica keeps the default fields
+    for bad in ((), "price", ("price", "price"), ("customer_id",), ("",)):
+        with pytest.raises(EdaLabError, match="fields must be"):
+            SourceService(sim, f"bad-{len(sim.services)}", topic, fields=bad)  # type: ignore[arg-type]
+
+
+def test_bootstrap_takes_the_sources_addresses_and_versions() -> None:
+    from eda_lab.errors import WrongArgumentType
+    from eda_lab.notification import NotificationConsumer
+
+    crm = crm_with_one_customer()
+    consumer = NotificationConsumer(crm.sim, "shipping", crm, crm.topic)
+    assert "source.addresses()" in (NotificationConsumer.bootstrap.__doc__ or "")
+    consumer.bootstrap(crm.addresses(), crm.version)
+    assert consumer.view == crm.addresses() and consumer.versions == crm.version
+    with pytest.raises(WrongArgumentType, match=r"pass source\.addresses"):
+        consumer.bootstrap([("C-1", {})], crm.version)  # type: ignore[arg-type]
+    assert consumer.view == crm.addresses()
+
+
+# -- scenario helpers: keyword typos and wrong kinds ---------------------------------
+def test_a_keyword_typo_in_a_scenario_helper_says_did_you_mean() -> None:
+    from eda_lab.carried_state import run_carried_state
+    from eda_lab.notification import UnknownSetting, scenario_with
+
+    with pytest.raises(UnknownSetting, match=r"consumer is not a setting.*did you mean "
+                                             r"'consumers'"):
+        run_notification(consumer=3)
+    with pytest.raises(UnknownSetting, match="did you mean 'outage_scope'"):
+        run_carried_state(outage_scop="whole_crm")
+    with pytest.raises(ScenarioError, match="The settings are: seed, customers"):
+        scenario_with(AddressScenario(), zzz=1)
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("consumers", "3"), ("consumers", 2.0), ("consumers", True), ("customers", None),
+    ("duration", "60"), ("duration", float("nan")), ("latency", [1]), ("drain", 1),
+    ("read_path", 3), ("seed", 1.5),
+])
+def test_a_setting_of_the_wrong_kind_is_a_named_error(setting: str, value: object) -> None:
+    from eda_lab.errors import WrongArgumentType
+
+    with pytest.raises(WrongArgumentType, match=f"{setting}=.* must be"):
+        AddressScenario(**{setting: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("outage", [(1,), (2, 1), ("a", "b"), 5, (0, float("inf"))])
+def test_a_bad_outage_window_is_a_scenario_error(outage: object) -> None:
+    with pytest.raises(ScenarioError, match="outage="):
+        AddressScenario(outage=outage)  # type: ignore[arg-type]
+
+
+@given(st.dictionaries(st.sampled_from(["consumers", "customers", "duration", "latency",
+                                        "outage", "read_path", "drain", "consumer"]),
+                       st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3)
+                       | st.floats() | st.tuples(st.floats(), st.floats()),
+                       min_size=1, max_size=3))
+def test_scenario_settings_are_a_scenario_or_a_named_error(changes: dict) -> None:
+    from eda_lab.notification import scenario_with
+
+    with contextlib.suppress(EdaLabError):
+        scenario_with(**changes)
+
+
+def test_query_back_summary_counts_the_consumers_of_an_ecst_run_too() -> None:
+    from eda_lab.carried_state import run_carried_state
+
+    ecst = query_back_summary(run_carried_state(**SMALL).frame)
+    assert ecst["consumers"] == SMALL["consumers"] and ecst["calls"] == 0
+    assert ecst["calls_per_event"] == 0.0 and ecst["events"] > 0
+    thin = query_back_summary(run_notification(**SMALL).frame)
+    assert thin["consumers"] == SMALL["consumers"] and thin["calls"] > 0
+
+
+def test_the_notification_building_blocks_are_public_and_documented() -> None:
+    import eda_lab
+    from eda_lab.carried_state import ReplicaConsumer
+    from eda_lab.notification import NotificationConsumer
+
+    for name, obj in (("SourceService", SourceService), ("QueryBack", QueryBack),
+                      ("NotificationConsumer", NotificationConsumer),
+                      ("ReplicaConsumer", ReplicaConsumer)):
+        assert name in eda_lab.__all__ and getattr(eda_lab, name) is obj
+        assert name in (eda_lab.__doc__ or "")
+    assert "bootstrap(source.addresses(), source.version)" in (eda_lab.__doc__ or "")

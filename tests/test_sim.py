@@ -121,3 +121,97 @@ def test_emits_while_handling_are_caused_by_the_handled_event() -> None:
     assert requested["causation_id"] == placed.id == requested["correlation_id"]
     assert captured[0].correlation_id == placed.id
     assert captured[0].causation_id == requested["event_id"]
+
+
+# -- named errors at the boundary ---------------------------------------------------
+def world() -> tuple[Simulation, object]:
+    """A simulation with a CRM (a SourceService) and a shipping sink."""
+    from eda_lab.notification import SourceService
+
+    sim = Simulation()
+    crm = SourceService(sim, "crm", sim.channel("bus").topic("customers"))
+    sim.sink("shipping")
+    return sim, crm
+
+
+def test_an_unknown_service_name_is_a_named_error_with_a_suggestion() -> None:
+    from eda_lab.errors import NotFound
+    from eda_lab.sim import UnknownService
+
+    sim, _ = world()
+    with pytest.raises(UnknownService, match="no service 'crm-typo'; did you mean 'crm'"):
+        sim.outage("crm-typo", 1, 2)
+    with pytest.raises(NotFound, match="known: 'crm', 'shipping'"):
+        sim.outage("zzz", 1, 2)
+    assert sim.pending == 0 and all(not s.outages for s in sim.services.values())
+
+
+def test_outage_accepts_every_service_like_object_the_library_hands_out() -> None:
+    from eda_lab.notification import NotificationConsumer
+
+    sim, crm = world()
+    consumer = NotificationConsumer(sim, "quoting", crm, crm.topic)  # type: ignore[attr-defined]
+    sim.outage(crm, 1, 2)
+    sim.outage(consumer, 3, 4)
+    sim.outage(sim.services["shipping"], 5, 6)
+    assert sim.services["crm"].outages == [(1, 2)]
+    assert sim.services["quoting"].outages == [(3, 4)]
+    assert sim.services["shipping"].outages == [(5, 6)]
+    sim.run()
+    assert sim.frame()["kind"].tolist().count("outage") == 3
+
+
+def test_outage_refuses_what_is_not_a_service_of_this_simulation() -> None:
+    from eda_lab.errors import WrongArgumentType
+    from eda_lab.sim import UnknownService
+
+    sim, _ = world()
+    other, other_crm = world()
+    for bad in (3, None, object(), ["crm"]):
+        with pytest.raises(WrongArgumentType, match="pass a name such as 'crm'"):
+            sim.outage(bad, 1, 2)
+    with pytest.raises(WrongArgumentType):
+        sim.outage(other_crm, 1, 2)  # wraps a service of another simulation
+    with pytest.raises(UnknownService, match="another simulation"):
+        sim.outage(other.services["crm"], 1, 2)
+    assert all(not s.outages for s in sim.services.values())
+
+
+@pytest.mark.parametrize(("start", "end"), [(-1, 2), (2, 2), (3, 2), (0, float("inf")),
+                                            (float("nan"), 1)])
+def test_outage_times_are_checked_before_anything_changes(start: float, end: float) -> None:
+    from eda_lab.errors import InvalidArgument
+
+    sim, _ = world()
+    with pytest.raises(InvalidArgument, match="0 <= start < end"):
+        sim.outage("crm", start, end)
+    with pytest.raises(TypeError, match="number of virtual seconds"):
+        sim.outage("crm", "1", 2)  # type: ignore[arg-type]
+    assert sim.services["crm"].outages == [] and sim.pending == 0
+
+
+def test_asking_for_an_existing_channel_with_other_settings_is_an_error() -> None:
+    from eda_lab.latency import Fixed
+    from eda_lab.sim import ChannelConflict
+
+    sim = Simulation()
+    bus = sim.channel("bus", partitions=2, latency=0.5)
+    assert sim.channel("bus") is bus
+    assert sim.channel("bus", partitions=2, latency=Fixed(0.5)) is bus  # same settings
+    with pytest.raises(ChannelConflict, match=r"latency Fixed\(seconds=0\.5\), not 2\.0"):
+        sim.channel("bus", latency=2.0)
+    with pytest.raises(ChannelConflict, match="partitions=2, not 4"):
+        sim.channel("bus", partitions=4)
+    with pytest.raises(ValueError):  # ChannelConflict is an InvalidArgument
+        sim.channel("bus", latency=None)  # None is zero latency, not "any"
+    assert bus.latency == Fixed(0.5) and bus.partitions == 2
+
+
+@pytest.mark.parametrize("partitions", [0, -1, 1.5, "2", True])
+def test_a_channel_needs_a_whole_number_of_partitions(partitions: object) -> None:
+    from eda_lab.errors import InvalidArgument
+
+    sim = Simulation()
+    with pytest.raises(InvalidArgument, match="at least one partition"):
+        sim.channel("bus", partitions=partitions)  # type: ignore[arg-type]
+    assert sim.channels == {}
