@@ -7,6 +7,7 @@ Prints one JSON object per line::
     {"benchmark": "replay", "unit": "events/s", "results": {...}}
     {"benchmark": "append_single", "unit": "events/s", "results": {...}}
     {"benchmark": "load_version_ms", "unit": "ms", "results": {...}}
+    {"benchmark": "command_save", "unit": "events/s", "results": {...}}
 
 What is timed (the same work for every contender):
 
@@ -30,6 +31,11 @@ What is timed (the same work for every contender):
 - append_single: 10k saves of one event each (again only the save is timed).
 - load_version_ms: median time to load a random version of a 100k-event stream
   that has a snapshot every 1000 events (what the notebook's slider does).
+- command_save: the whole of what a user does, timed together: the aggregate's
+  command method (``deposit``) called 100k times, with a save every 1000. Here
+  both libraries make their events as they would for a user, with their default
+  clock and ids (the wall clock; eda_lab's time-ordered UUIDs, eventsourcing's
+  own), so this is event creation plus persisting.
 
 Durability: every SQLite database here (both libraries and raw) runs in WAL mode
 with ``PRAGMA synchronous=NORMAL`` and checkpoints (syncs) its WAL every 4 MB:
@@ -82,15 +88,18 @@ def virtual_clock() -> Callable[[], datetime]:
 
 
 def timed_saves(account: Any, save: Callable[[Any], object], n: int, batch: int,
-                already: int = 0) -> float:
+                already: int = 0, *, commands_too: bool = False) -> float:
     """Deposit ``n`` events, saving every ``batch``; only the saves are timed (the
-    same for both libraries). ``already`` events were recorded before (a creation
-    event) and go with the first save. Returns events per second."""
+    same for both libraries), or, with ``commands_too``, the deposits as well.
+    ``already`` events were recorded before (a creation event) and go with the
+    first save. Returns events per second."""
     elapsed = 0.0
     for i in range(n // batch):
+        t0 = time.perf_counter()
         for _ in range(batch - (already if i == 0 else 0)):
             account.deposit(1)
-        t0 = time.perf_counter()
+        if not commands_too:
+            t0 = time.perf_counter()
         save(account)
         elapsed += time.perf_counter() - t0
     return n / elapsed
@@ -101,6 +110,16 @@ def eda_append(path: str, n: int, batch: int) -> tuple[float, SQLiteEventStore, 
     repo = Repository(store, Account, clock=virtual_clock())
     account = repo.create("account-1")
     return timed_saves(account, repo.save, n, batch), store, account.id
+
+
+def eda_command_save(path: str, n: int, batch: int) -> float:
+    """command_save: deposits and saves timed together, with the default clock and ids."""
+    store = SQLiteEventStore(path, synchronous=SYNCHRONOUS)
+    repo = Repository(store, Account)
+    rate = timed_saves(repo.create("account-1"), repo.save, n, batch, commands_too=True)
+    assert store.version("account-1") == n
+    store.close()
+    return rate
 
 
 def eda_replay(store: SQLiteEventStore, account_id: str, n: int) -> float:
@@ -180,6 +199,16 @@ def es_append(path: str, n: int, batch: int) -> tuple[float, Any, Any]:
     app = es_app(path)
     account = es_account_class()()  # its creation event counts as one of the n
     return timed_saves(account, app.save, n, batch, already=1), app, account.id
+
+
+def es_command_save(path: str, n: int, batch: int) -> float:
+    """command_save for eventsourcing (its creation event counts as one of the n)."""
+    app = es_app(path)
+    account = es_account_class()()
+    rate = timed_saves(account, app.save, n, batch, already=1, commands_too=True)
+    assert account.version == n
+    app.close()
+    return rate
 
 
 def es_replay(app: Any, account_id: Any, n: int) -> float:
@@ -284,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n, batch = args.events, args.batch
     results: dict[str, dict[str, list[float]]] = {
-        name: {} for name in ("append_batched", "replay", "append_single", "load_version_ms")}
+        name: {} for name in ("append_batched", "replay", "append_single", "load_version_ms",
+                              "command_save")}
 
     def add(bench: str, who: str, value: float) -> None:
         results[bench].setdefault(who, []).append(value)
@@ -310,10 +340,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_eventsourcing:
                 add("append_single", "eventsourcing", es_single(db("es_single"), args.single))
             add("load_version_ms", "eda_lab", eda_load_version(db("eda_snap"), n, args.samples))
+            add("command_save", "eda_lab", eda_command_save(db("eda_command"), n, batch))
+            if not args.skip_eventsourcing:
+                add("command_save", "eventsourcing", es_command_save(db("es_command"), n, batch))
             for name in os.listdir(tmp):
                 os.remove(os.path.join(tmp, name))
     units = {"append_batched": "events/s", "replay": "events/s", "append_single": "events/s",
-             "load_version_ms": "ms"}
+             "load_version_ms": "ms", "command_save": "events/s"}
     for bench, by_who in results.items():
         higher = bench != "load_version_ms"
         line = {"benchmark": bench, "unit": units[bench],

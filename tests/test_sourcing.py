@@ -414,3 +414,73 @@ def test_snapshots_of_another_snapshot_version_are_ignored_until_rebuilt() -> No
     account.deposit(1)
     with pytest.raises(InvalidArgument, match="unsaved"):
         newer.save_snapshot(account)
+
+
+# -- snapshots restore everything a replay would -------------------------------------------
+def public_attributes(aggregate: Any) -> dict[str, Any]:
+    """Every public attribute a user can read: the state, ``id``, ``version``,
+    ``pending``, ``last_event`` (and the class settings); methods left out."""
+    names = (name for name in dir(aggregate) if not name.startswith("_"))
+    return {name: value for name in names
+            if not callable(value := getattr(aggregate, name))}
+
+
+#: One order command: what a random history is made of (refused ones record nothing).
+ORDER_COMMANDS = st.one_of(
+    st.tuples(st.just("add_item"), st.sampled_from(["P-1", "P-2"]), st.integers(1, 3),
+              st.sampled_from([0.0, 2.5, 9.99])),
+    st.tuples(st.just("pay")), st.tuples(st.just("ship")),
+    st.tuples(st.just("cancel"), st.sampled_from(["late", "changed my mind"])),
+)
+
+
+def order_history(repo: Repository[Order], commands: list[tuple[Any, ...]],
+                  saves: list[bool]) -> int:
+    """Place O-1, then run ``commands`` (a refused one is skipped), saving after a command
+    when ``saves`` says so and at the end; returns the stream's length."""
+    order = repo.create("O-1")
+    order.place("C-1")
+    for (name, *args), save in zip(commands, saves, strict=False):
+        if name == "pay":
+            args = [order.total]
+        try:
+            getattr(order, name)(*args)
+        except sourcing.EdaLabError:
+            continue
+        if save:
+            repo.save(order)
+    repo.save(order)
+    return order.version
+
+
+@settings(max_examples=60, deadline=None)
+@given(commands=st.lists(ORDER_COMMANDS, max_size=25), saves=st.lists(st.booleans()),
+       every=st.integers(1, 6), backend=st.sampled_from(["memory", "sqlite"]))
+def test_a_snapshot_loaded_order_equals_a_replayed_one_at_every_version(
+        commands: list[tuple[Any, ...]], saves: list[bool], every: int, backend: str) -> None:
+    store = InMemoryEventStore() if backend == "memory" else SQLiteEventStore()
+    with_snaps = Repository(store, Order, snapshot_every=every, clock=clock())
+    n = order_history(with_snaps, commands, saves)
+    replayed = Repository(store, Order)
+    assert bool(store.snapshot_versions("O-1")) == (n >= every)  # snapshots are used
+    for version in [*range(1, n + 1), None]:
+        loaded = with_snaps.load("O-1", version=version)
+        full = replayed.load("O-1", version=version)
+        assert public_attributes(loaded) == public_attributes(full), version
+        assert loaded.state() == full.state() and repr(loaded) == repr(full)
+        assert loaded.last_event is not None and full.last_event is not None
+        assert loaded.last_event.id == full.last_event.id
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 8), st.integers(1, 5))
+def test_a_snapshot_at_exactly_the_loaded_version_keeps_the_last_event(
+        n: int, every: int, batch: int) -> None:
+    store = InMemoryEventStore()
+    repo = filled(store, n, every=every, batch=batch)
+    for version in store.snapshot_versions("A-1"):
+        loaded = repo.load("A-1", version=version)
+        assert repo.last_replayed == 0  # the snapshot alone: the event is read, not replayed
+        assert loaded.last_event == store.read("A-1")[version - 1].event
+        assert public_attributes(loaded) == public_attributes(
+            Repository(store, Account).load("A-1", version=version))
