@@ -30,7 +30,7 @@ A lesson module declares a :class:`FaultCheck` per build-it exercise, and its
 many schedules and faults the code survived, or which invariant broke on which seed,
 with the schedule drawn as a timeline and a call that replays it::
 
-    replay_counterexample("05.4", seed=17)    # the last code checked for 05.4
+    replay_counterexample("05.3", seed=17)    # the last code checked for 05.3
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ def run_card_billing(seed: int = 7, n_orders: int = 20, *, crash_rate: float = 0
     charge and the commit (:class:`~eda_lab.failures.CardBilling`), so the channel
     redelivers. ``idempotency_keys=True`` sends a key derived from the event id
     with each charge; ``charge`` replaces billing's call to the provider with
-    your own ``charge(event, provider) -> charge id`` (exercise 05.4). The same
+    your own ``charge(event, provider) -> charge id`` (the step exercise 05.3 asks for). The same
     ``seed`` crashes the same orders either way.
     """
     sim = Simulation(seed=seed)
