@@ -35,7 +35,8 @@ def test_every_notebook_00_to_05_has_two_build_its_and_a_predict() -> None:
 
 
 def test_every_build_it_is_graded_under_fault_schedules_with_invariants_in_words() -> None:
-    builds = {info.id for info in exercise_info() if info.kind == "build"}
+    builds = {info.id for info in exercise_info()
+              if info.kind == "build" and not info.id.startswith("9")}
     checks = fault_checks()
     assert builds == {key for key in checks if not key.startswith("9")}
     for key in builds:

@@ -176,5 +176,7 @@ def test_00_3_the_order_waits_in_the_channel_until_billing_is_back() -> None:
     arrival = check("00.3", 2.3, quiet=True)
     assert not arrival and "billing is down" in arrival.message
     assert "the moment billing is back" in check("00.3", 7.3, quiet=True).message
+    sent_again = check("00.3", 4.3, quiet=True)  # the latency counted twice
+    assert not sent_again and "as if the event were sent again" in sent_again.message
     refused = check("00.3", "4", quiet=True)
     assert not refused and "answer with a float" in refused.message

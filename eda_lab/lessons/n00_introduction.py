@@ -41,7 +41,7 @@ import pandas as pd
 from eda_lab.channel import Topic
 from eda_lab.errors import InvalidArgument, WrongArgumentType
 from eda_lab.events import Event
-from eda_lab.exercises import exercise
+from eda_lab.exercises import Correct, exercise
 from eda_lab.latency import Latency, Uniform
 from eda_lab.runs import SimulationRun
 from eda_lab.schedules import (
@@ -610,8 +610,14 @@ def _handled_after_outage(answer: float) -> str | None:
                                      latency=story["latency"]).frame
     handled = float(frame.loc[frame["kind"] == "deliver", "t"].iloc[0])
     arrives = OUTAGE_STORY["emitted_at"] + OUTAGE_STORY["latency"]
-    if handled - 1e-9 <= answer <= handled + OUTAGE_STORY["latency"] + 1e-9:
-        return None
+    if abs(answer - handled) <= 1e-6:
+        return Correct(f"the event waited in the channel while billing was down, so billing "
+                       f"handles it the moment it is back, at t={handled:g} s.")
+    if abs(answer - (handled + OUTAGE_STORY["latency"])) <= 1e-6:
+        return (f"not {answer:g}: that counts the channel's {OUTAGE_STORY['latency']:g} s "
+                "again, as if the event were sent again when billing comes back. It is not: "
+                "it reached the channel long before, and waited there. When can billing "
+                "handle it?")
     if answer < arrives - 1e-9:
         return (f"earlier than the event can even arrive: it is emitted at "
                 f"t={OUTAGE_STORY['emitted_at']:g} s and the channel takes "

@@ -892,21 +892,26 @@ def _relay(answer: Any) -> Exploration:
 # -- 05.6 (predict): scale out in steps ---------------------------------------------------
 
 
-@exercise("05.6", "Predict before you run it: a topic has 4 partitions; orders arrive faster "
-                  "than the group can handle them. With 2 members the group handles about "
-                  "10 events/s. With 3 members, is it 'about the same', 'about 1.5 times' "
-                  "or 'about double'?",
+@exercise("05.6", "Predict before you run it: a burst of 200 orders arrives on a topic of 4 "
+                  "partitions, faster than the group can handle them. With 2 members, the "
+                  "last order is handled about 20 s after the burst starts. With 3 members, "
+                  "is the last order handled 'about as late', 'about 1.5 times sooner' or "
+                  "'about twice as soon'?",
           kind="predict",
-          answer=OneOf("about the same", "about 1.5 times", "about double"))
+          answer=OneOf("about as late", "about 1.5 times sooner", "about twice as soon"))
 def _third_member(answer: str) -> str:
     two, three = (run_scale_out(members=m, partitions=4, rate=50.0, service_time=0.2,
-                                n_events=200, seed=7).summary()["throughput"]
-                  for m in (2, 3))
+                                n_events=200, seed=7).summary() for m in (2, 3))
     why = (f"4 partitions over 3 members leave one member with 2 partitions, and that "
-           f"member sets the pace, as with 2 members (2 each): {two:.2f} events/s with 2 "
-           f"members, {three:.2f} with 3. A Kafka-style group speeds up only when a new "
-           f"member shrinks the busiest member's share of partitions: at 4 members here.")
-    if answer.strip().lower() == "about the same":
+           f"member handles its share last, as each member does with 2 members (2 "
+           f"partitions each): the last order is handled at {two['seconds']:.1f} s with 2 "
+           f"members and at {three['seconds']:.1f} s with 3. The third member does help "
+           f"while the burst lasts: the largest backlog drops from {two['max_backlog']} to "
+           f"{three['max_backlog']} and the mean latency from {two['mean_latency']:.1f} s to "
+           f"{three['mean_latency']:.1f} s. But a Kafka-style group finishes a burst sooner "
+           f"only when a new member shrinks the busiest member's share of partitions: at 4 "
+           f"members here.")
+    if answer.strip().lower() == "about as late":
         return Correct(why)
     return (f"not so: a partition belongs to one member at a time, so count partitions per "
             f"member. {why}")

@@ -170,8 +170,8 @@ COMPENSATED = Invariant(
     "compensation once.)")
 ONLY_DONE = Invariant(
     "only-done",
-    "nothing is compensated that was not done: no step that was never sent, and not the "
-    "step that answered no",
+    "nothing is compensated that was never sent or that answered no (a step whose timer "
+    "fired is compensated: its compensation must be harmless if the step never happens)",
     "A step that answered no (saga.failed) did nothing, and a step never sent did nothing "
     "either: which list holds only the steps that were sent?")
 REVERSE_ORDER = Invariant(

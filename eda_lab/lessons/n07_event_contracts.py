@@ -378,8 +378,10 @@ def _ex_07_2(answer: Any) -> Exploration:
 @exercise("07.3", "Shipping wants to stop publishing customer_id, and a new returns "
                   "service, a tolerant reader written against the new schema, will replay the "
                   "topic from the start. Which compatibility rule, 'backward' or 'forward', "
-                  "guarantees that the returns service can read every event already on the "
-                  "topic?",
+                  "guarantees that the returns service can read the events already on the "
+                  "topic, written with the previous schema? (With several older versions on "
+                  "the topic, registries offer the same rule checked against all of them: "
+                  "a transitive mode.)",
           kind="concept", answer=OneOf("backward", "forward"))
 def _ex_07_3(answer: Any) -> tuple[str, ...] | None:
     if isinstance(answer, str) and answer.strip().lower() == "backward":
