@@ -184,12 +184,12 @@ class FaultModel:
     def __post_init__(self) -> None:
         unknown = [kind for kind in (*self.kinds, *self.wording) if kind not in FAULT_KINDS]
         if unknown or not self.kinds:
-            raise InvalidArgument(f"fault kinds must be some of {list(FAULT_KINDS)}, "
-                                  f"got {list(self.kinds)!r}.")
+            raise InvalidArgument(f"fault kinds (and the kinds `wording` names) must be some "
+                                  f"of {list(FAULT_KINDS)}; unknown: {unknown or 'no kinds'}.")
         low, high = self.events
-        if not 1 <= low <= high <= 1000 or self.max_faults < 1:
+        if not 1 <= low <= high <= 1000 or not 1 <= self.max_faults <= 100:
             raise InvalidArgument(f"events must be (min, max) with 1 <= min <= max <= 1000 "
-                                  f"and max_faults >= 1, got {self.events!r} and "
+                                  f"and max_faults between 1 and 100, got {self.events!r} and "
                                   f"{self.max_faults!r}.")
 
     def schedule(self, seed: int) -> Schedule:

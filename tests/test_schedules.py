@@ -138,7 +138,9 @@ def test_a_schedule_says_its_faults_in_words_and_shrinks_one_step_at_a_time() ->
 @pytest.mark.parametrize("kwargs", [dict(kinds=()), dict(kinds=("meteor",)),
                                     dict(kinds=("delay",), events=(0, 3)),
                                     dict(kinds=("delay",), events=(5, 2)),
-                                    dict(kinds=("delay",), max_faults=0)])
+                                    dict(kinds=("delay",), max_faults=0),
+                                    dict(kinds=("delay",), max_faults=10**9),
+                                    dict(kinds=("delay",), wording={"meteor": "{event}"})])
 def test_a_fault_model_out_of_range_is_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgument):
         FaultModel(**kwargs)
