@@ -268,3 +268,22 @@ def test_a_save_step_that_returns_nothing_is_told_to_return_the_order() -> None:
     assert not result and result.schedules is not None
     assert result.schedules["invariant"] == "runs"
     assert "return the order as saved" in result.message
+
+
+def test_an_order_id_not_in_the_store_is_named_with_the_orders_there_are() -> None:
+    from eda_lab.errors import InvalidArgument
+    from eda_lab.lessons.n03_event_sourcing import stored_order
+    from eda_lab.shop import load_shop
+    from eda_lab.store import InMemoryEventStore
+
+    store = InMemoryEventStore()
+    placed = [e for e in load_shop().events(types=["OrderPlaced"])][:5]
+    for event in placed:
+        store.append(event.subject, [event], expected_version=0)
+    first, last = sorted(e.subject for e in placed)[::len(placed) - 1]
+    assert stored_order(store, placed[2].subject) == placed[2].subject
+    with pytest.raises(InvalidArgument) as raised:
+        stored_order(store, "O-99999")
+    message = str(raised.value)
+    assert "ORDER_ID='O-99999'" in message and f"{first} to {last}" in message
+    assert "repository.create" not in message

@@ -17,6 +17,7 @@ The mechanism (aggregates, the repository, replay, snapshots, gateways) is in
 from __future__ import annotations
 
 import atexit
+import difflib
 import random
 import shutil
 import tempfile
@@ -43,9 +44,27 @@ from eda_lab.schedules import (
 )
 from eda_lab.sim import Simulation
 from eda_lab.sourcing import EffectGateway, RecordingGateway, Repository, on, replaying
-from eda_lab.store import ConcurrencyError, InMemoryEventStore
+from eda_lab.store import ConcurrencyError, EventStore, InMemoryEventStore
 
-__all__ = ["EmailService", "ExchangeRateService", "gateway_demo", "scratch_folder"]
+__all__ = ["EmailService", "ExchangeRateService", "gateway_demo", "scratch_folder",
+           "stored_order"]
+
+
+def stored_order(store: EventStore, order_id: str) -> str:
+    """``order_id`` itself when ``store`` holds that order's stream (the notebook's
+    ``ORDER_ID``); else :class:`~eda_lab.errors.InvalidArgument` naming the parameter and
+    the orders there are, with the nearest id when it looks like a typo."""
+    streams = sorted(store.streams())
+    if order_id in streams:
+        return order_id
+    if not streams:
+        raise InvalidArgument(f"ORDER_ID={order_id!r}: the store holds no order yet; "
+                              "load the shop's history first.")
+    close = difflib.get_close_matches(str(order_id), streams, n=1)
+    maybe = f" Did you mean {close[0]}?" if close else ""
+    raise InvalidArgument(
+        f"ORDER_ID={order_id!r} is not an order in the store: it holds {len(streams)} "
+        f"orders, {streams[0]} to {streams[-1]} (the first DAYS days of the shop).{maybe}")
 
 
 def scratch_folder(prefix: str = "eda_lab_03_") -> Path:
