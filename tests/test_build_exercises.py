@@ -7,6 +7,7 @@ wrong solutions fail with the invariant named, replays reproduce) are in
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from collections import Counter
@@ -47,13 +48,20 @@ def test_every_build_it_is_graded_under_fault_schedules_with_invariants_in_words
             for inv in check.invariants), key
 
 
-def test_the_benchmark_finds_every_reference_solution_in_the_master_notebooks() -> None:
+@functools.cache
+def reference_solutions() -> dict[str, Any]:
+    """Each build-it's reference solution, as benchmarks/bench_exercises.py finds it in
+    the master notebooks (read once: it runs the notebooks' import cells)."""
     spec = importlib.util.spec_from_file_location(
         "bench_exercises", ROOT / "benchmarks" / "bench_exercises.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    solutions = bench.reference_solutions()
+    return dict(bench.reference_solutions())
+
+
+def test_the_benchmark_finds_every_reference_solution_in_the_master_notebooks() -> None:
+    solutions = reference_solutions()
     assert set(solutions) == {key for key in fault_checks() if not key.startswith("9")}
     assert all(callable(function) for function in solutions.values())
 
@@ -61,12 +69,7 @@ def test_the_benchmark_finds_every_reference_solution_in_the_master_notebooks() 
 @settings(max_examples=12, deadline=None)
 @given(data=st.data())
 def test_a_lesson_check_gives_the_same_code_the_same_verdict_and_seed(data: Any) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "bench_exercises", ROOT / "benchmarks" / "bench_exercises.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    solutions = bench.reference_solutions()
+    solutions = reference_solutions()
     key = data.draw(st.sampled_from(sorted(solutions)))
     right = data.draw(st.booleans())
     code = solutions[key] if right else (lambda *args, **kwargs: None)

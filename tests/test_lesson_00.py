@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from eda_lab import Event
-from eda_lab.lessons import check, replay_counterexample
+from eda_lab.lessons import check
 from eda_lab.lessons.n00_introduction import (
     GROUPS,
     OUTAGE_STORY,
@@ -21,6 +21,7 @@ from eda_lab.lessons.n00_introduction import (
     run_consumer_groups,
     run_order_through_outage,
 )
+from eda_lab.testing.build_checks import assert_breaks
 
 # ------------------------------------------------------------------ 00.2: record_sale
 
@@ -116,13 +117,7 @@ def test_the_reference_keeps_every_invariant_under_50_schedules(
 ])
 def test_a_plausible_mistake_breaks_its_invariant_and_replays(
         exercise: str, wrong: Callable[..., Any], invariant: str) -> None:
-    result = check(exercise, wrong, quiet=True)
-    assert not result and result.schedules is not None
-    assert result.schedules["invariant"] == invariant, result.message
-    seed = result.schedules["seed"]
-    assert isinstance(seed, int)
-    assert replay_counterexample(exercise, wrong, seed=seed).outcome.broken.name == invariant
-    assert f"replay_counterexample({exercise!r}, seed={seed})" in result.message
+    assert_breaks(exercise, wrong, invariant)
 
 
 def test_a_key_too_fine_for_the_order_passes_a_calm_run_and_fails_under_a_late_delivery(

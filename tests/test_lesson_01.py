@@ -12,7 +12,8 @@ from eda_lab.exercises import exercise_info
 from eda_lab.lessons import check
 from eda_lab.lessons.n01_event_notification import CALL_BUDGET
 from eda_lab.notification import query_rows, run_notification
-from eda_lab.schedules import replay_counterexample
+from eda_lab.testing.build_checks import assert_breaks as fails_with
+from eda_lab.testing.build_checks import assert_survives as passes
 
 
 # -- 01.1: query back only for news ----------------------------------------------------
@@ -69,23 +70,6 @@ def fixed_five(attempt: int) -> float | None:
     return 5.0
 
 
-def passes(exercise: str, code: Callable[..., Any]) -> None:
-    result = check(exercise, code, quiet=True)
-    assert result, result.message
-    assert result.schedules is not None and result.schedules["run"] == 50
-
-
-def fails_with(exercise: str, code: Callable[..., Any], invariant: str) -> None:
-    result = check(exercise, code, quiet=True)
-    assert not result
-    assert result.schedules is not None
-    assert result.schedules["invariant"] == invariant, result.message
-    seed = result.schedules["seed"]
-    assert isinstance(seed, int)
-    assert f"replay_counterexample({exercise!r}, seed={seed})" in result.message
-    replayed = replay_counterexample(exercise, code, seed=seed)
-    assert replayed.outcome.broken is not None
-    assert replayed.outcome.broken.name == invariant
 
 
 def test_the_kinds_of_notebook_01s_exercises() -> None:

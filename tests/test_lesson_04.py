@@ -17,34 +17,10 @@ from eda_lab.lessons.n04_cqrs import (
     paid_per_customer,
     run_flash_sale,
 )
-from eda_lab.schedules import replay_counterexample
+from eda_lab.testing.build_checks import assert_breaks
+from eda_lab.testing.build_checks import assert_survives as assert_passes
 
 Model = dict[str, Any]
-
-
-# -- the shared assertions of a build-it ------------------------------------------------
-def assert_passes(exercise_id: str, code: Any, kinds: set[str]) -> None:
-    result = check(exercise_id, code, quiet=True)
-    assert result, result.message
-    assert result.schedules is not None and result.schedules["run"] == 50
-    assert result.schedules["by_kind"].keys() == kinds
-
-
-def assert_breaks(exercise_id: str, code: Any, invariant: str,
-                  replay_with: Any = None) -> str:
-    """The check fails ``code`` on ``invariant``, and replaying its seed (with
-    ``replay_with``, a fresh copy of code that keeps state, else ``code``) breaks it again."""
-    result = check(exercise_id, code, quiet=True)
-    assert not result
-    assert result.schedules is not None
-    assert result.schedules["invariant"] == invariant, result.message
-    seed = result.schedules["seed"]
-    assert isinstance(seed, int)
-    assert f"replay_counterexample({exercise_id!r}, seed={seed})" in result.message
-    replayed = replay_counterexample(exercise_id, replay_with or code, seed=seed)
-    assert replayed.outcome.broken is not None
-    assert replayed.outcome.broken.name == invariant
-    return result.message
 
 
 def test_the_exercises_of_notebook_04_and_their_kinds() -> None:

@@ -12,32 +12,13 @@ from eda_lab.events import Event
 from eda_lab.exercises import exercise_info, reset_tries
 from eda_lab.lessons import check
 from eda_lab.lessons.n05_surviving_failures import Outbox, StockDatabase
-from eda_lab.schedules import replay_counterexample
+from eda_lab.testing.build_checks import assert_breaks
+from eda_lab.testing.build_checks import assert_survives as assert_passes
 
 Memory = dict[str, Any]
 
 
 # -- the shared assertions of a build-it ------------------------------------------------
-def assert_passes(exercise_id: str, code: Any, kinds: set[str]) -> None:
-    result = check(exercise_id, code, quiet=True)
-    assert result, result.message
-    assert result.schedules is not None and result.schedules["run"] == 50
-    assert result.schedules["by_kind"].keys() == kinds
-
-
-def assert_breaks(exercise_id: str, code: Any, invariant: str) -> str:
-    """The check fails ``code`` on ``invariant``, and replaying its seed breaks it again."""
-    result = check(exercise_id, code, quiet=True)
-    assert not result
-    assert result.schedules is not None
-    assert result.schedules["invariant"] == invariant, result.message
-    seed = result.schedules["seed"]
-    assert isinstance(seed, int)
-    assert f"replay_counterexample({exercise_id!r}, seed={seed})" in result.message
-    replayed = replay_counterexample(exercise_id, code, seed=seed)
-    assert replayed.outcome.broken is not None
-    assert replayed.outcome.broken.name == invariant
-    return result.message
 
 
 def test_the_exercises_of_notebook_05_and_their_kinds() -> None:

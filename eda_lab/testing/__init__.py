@@ -3,6 +3,10 @@
 :mod:`eda_lab.testing.store_contract`
     The event store contract: subclass ``EventStoreContract`` to prove that a
     backend keeps every rule of :mod:`eda_lab.store.contract`.
+:mod:`eda_lab.testing.build_checks`
+    The assertions every build-it exercise's tests make: its reference survives all
+    the fault schedules; a wrong solution breaks the named invariant, and the replay
+    of its seed breaks it again.
 """
 
 __all__: list[str] = []  # the suites are imported by their module names
