@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, WrongArgumentType
 
 __all__ = [
     "BEGIN_SOLUTION",
@@ -314,6 +314,9 @@ def parameter_bounds(comment: str) -> tuple[float, float] | tuple[str, ...] | No
     >>> parameter_bounds("the seed") is None
     True
     """
+    if not isinstance(comment, str):
+        raise WrongArgumentType(f"comment must be the text of a parameter's comment, "
+                                f"got {comment!r}.")
     comment = comment.strip()
     if (match := _RANGE.search(comment)) is not None:
         low, high = (ast.literal_eval(part) for part in match.groups())

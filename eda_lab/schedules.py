@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError, InvalidArgument, NotFound
+from eda_lab.errors import EdaLabError, InvalidArgument, NotFound, WrongArgumentType
 
 if TYPE_CHECKING:
     import altair as alt
@@ -114,6 +114,17 @@ class Fault:
     amount: float = 0.0
     target: str = ""
 
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise InvalidArgument(f"a fault's kind is one of {list(FAULT_KINDS)}, "
+                                  f"got {self.kind!r}.")
+        if type(self.event) is not int or self.event < 0:
+            raise InvalidArgument(f"a fault's event is an event number >= 0, "
+                                  f"got {self.event!r}.")
+        if not isinstance(self.amount, (int, float)) or not 0 <= self.amount < float("inf"):
+            raise InvalidArgument(f"a fault's amount is a number of seconds >= 0, "
+                                  f"got {self.amount!r}.")
+
     def describe(self, wording: Mapping[str, str] | None = None) -> str:
         """The fault in words: a world's own ``wording`` of its kind, else
         :data:`FAULT_KINDS`'s."""
@@ -129,6 +140,16 @@ class Schedule:
     seed: int
     n_events: int
     faults: tuple[Fault, ...] = ()
+
+    def __post_init__(self) -> None:
+        if type(self.seed) is not int or self.seed < 0:
+            raise InvalidArgument(f"a schedule's seed is an int >= 0, got {self.seed!r}.")
+        if type(self.n_events) is not int or not 1 <= self.n_events <= 1000:
+            raise InvalidArgument(f"a schedule has 1 to 1000 events, got {self.n_events!r}.")
+        if not isinstance(self.faults, tuple) or not all(
+                isinstance(f, Fault) for f in self.faults):
+            raise WrongArgumentType(f"a schedule's faults are a tuple of Fault, "
+                                    f"got {self.faults!r}.")
 
     def at(self, event: int) -> list[Fault]:
         """The faults that hit event ``event`` (0-based)."""
@@ -221,6 +242,12 @@ class Invariant:
     words: str
     hint: str = ""
 
+    def __post_init__(self) -> None:
+        if not all(isinstance(text, str) for text in (self.name, self.words, self.hint)) \
+                or not self.name or not self.words:
+            raise InvalidArgument("an invariant has a short name and the rule in words "
+                                  f"(non-empty strings), got {self.name!r}, {self.words!r}.")
+
 
 #: The invariant every check has first: the learner's code never raises.
 RUNS_WITHOUT_ERROR = Invariant("runs", "your code handles every event without raising")
@@ -263,6 +290,10 @@ def emit_under(schedule: Schedule, sim: Simulation, emitter: Emitter, topic: Top
     same id, half a spacing after the first copy. Both are recorded as ``fault`` rows.
     Returns the events in the order they were made.
     """
+    if not isinstance(schedule, Schedule):
+        raise WrongArgumentType(f"schedule must be a Schedule, got {schedule!r}.")
+    if not isinstance(spacing, (int, float)) or not 0 < spacing < float("inf"):
+        raise InvalidArgument(f"spacing must be a number of seconds > 0, got {spacing!r}.")
     emitted: list[Event] = []
 
     def make(index: int, kind: str, subject: str, data: dict[str, Any]) -> None:
@@ -429,9 +460,16 @@ class FaultCheck:
     last_code: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.schedules <= MAX_SCHEDULES:
+        if type(self.schedules) is not int or not 1 <= self.schedules <= MAX_SCHEDULES:
             raise InvalidArgument(f"schedules must be between 1 and {MAX_SCHEDULES}, "
                                   f"got {self.schedules!r}.")
+        if not isinstance(self.exercise, str) or not callable(self.world) \
+                or not isinstance(self.faults, FaultModel) or not self.invariants \
+                or not all(isinstance(i, Invariant) for i in self.invariants):
+            raise WrongArgumentType(
+                "FaultCheck(exercise id, world(code, schedule) -> Outcome, a FaultModel, "
+                f"a tuple of Invariants): got {self.exercise!r}, {self.world!r}, "
+                f"{self.faults!r}, {self.invariants!r}.")
         _CHECKS[self.exercise] = self
 
     def run(self, code: Any, schedule: Schedule) -> Outcome:

@@ -573,3 +573,10 @@ def test_a_notebook_given_twice_is_refused(lessons: Path, tmp_path: Path, capsys
                      "--output", str(out_dir)]) == 2
     assert "more than one notebook would be written to" in capsys.readouterr().err
     assert not out_dir.exists()
+
+
+def test_parameter_bounds_names_a_comment_that_is_not_text() -> None:
+    from eda_lab.errors import WrongArgumentType
+
+    with pytest.raises(WrongArgumentType, match="comment"):
+        cli.parameter_bounds(3)  # type: ignore[arg-type]

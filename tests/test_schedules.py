@@ -235,3 +235,27 @@ def test_the_same_code_always_gets_the_same_verdict_and_seed(schedules: int,
     assert first.summary() == second.summary() and first.message() == second.message()
     from eda_lab import schedules as module
     module._CHECKS.pop("98.2", None)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Fault(0, "meteor"), lambda: Fault(-1, "delay"), lambda: Fault(0, "delay", -2.0),
+    lambda: Schedule(-1, 3), lambda: Schedule(0, 0), lambda: Schedule(0, 3, ("delay",)),
+    lambda: Invariant("", "words"), lambda: Invariant("name", ""),
+    lambda: FaultCheck("98.9", counting_world, MODEL, ()),
+    lambda: FaultCheck("98.9", "not a world", MODEL, (COUNTED_ONCE,)),
+    lambda: FaultCheck("98.9", counting_world, MODEL, (COUNTED_ONCE,), schedules=2.5),
+])
+def test_a_malformed_fault_schedule_or_check_is_refused_by_name(make: Any) -> None:
+    from eda_lab.errors import EdaLabError
+
+    with pytest.raises(EdaLabError):
+        make()
+    assert "98.9" not in fault_checks()
+
+
+@pytest.mark.parametrize("spacing", [0, -1.0, float("nan"), "1"])
+def test_emit_under_refuses_a_spacing_that_is_not_a_positive_number(spacing: Any) -> None:
+    sim = Simulation(seed=1)
+    topic = sim.channel("bus").topic("orders")
+    with pytest.raises(InvalidArgument, match="spacing"):
+        emit_under(Schedule(1, 2), sim, sim.emitter("shop"), topic, [], spacing=spacing)
