@@ -63,9 +63,13 @@ lab: $(STAMP)
 	$(BIN)/eda-lab workspace --dir workspace
 	$(BIN)/jupyter lab $(LAB_FLAGS) workspace/
 
+# The masters are tracked: autosave is off there (tools/master_settings.py says why).
+MASTER_SETTINGS := $(VENV)/share/eda-lab/master-settings
+
 lab-master: $(STAMP)
 	$(BIN)/jupyter trust $(NOTEBOOKS)
-	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
+	$(BIN)/python tools/master_settings.py $(MASTER_SETTINGS)
+	$(BIN)/jupyter lab $(LAB_FLAGS) --LabApp.app_settings_dir=$(MASTER_SETTINGS) notebooks/
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check .

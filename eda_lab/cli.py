@@ -49,7 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eda_lab.errors import EdaLabError, WrongArgumentType
+from eda_lab.errors import EdaLabError
+from eda_lab.parameters import fits_type, parameter_bounds, within_bounds
 
 __all__ = [
     "BEGIN_SOLUTION",
@@ -292,55 +293,18 @@ def check_parameters(notebooks: Sequence[Path], parameters: dict[str, Any]) -> N
             _check_bounds(path, name, declared[name].get("help") or "", value)
 
 
-#: ``1..3000`` or ``0.0..1.0`` ending a parameter's comment (a note in parentheses may
-#: follow: ``1..19 (less than N_ORDERS)``): the values it accepts.
-_RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*\.\.\s*(-?\d+(?:\.\d+)?)(?:\s*\([^()]*\))?\s*$")
-#: ``one of: a | b | c`` ending a parameter's comment: the choices it accepts.
-_CHOICES = re.compile(r"one of:?\s*([\w\-]+(?:\s*\|\s*[\w\-]+)+)\s*$")
-
-
-def parameter_bounds(comment: str) -> tuple[float, float] | tuple[str, ...] | None:
-    """The range (``low, high``) or the choices a parameter's comment declares.
-
-    A parameters cell declares them at the end of each line's comment::
-
-        N_ORDERS = 12  # how many orders the shop places, 1..3000
-        DESIGN = "outbox"  # the write path, one of: db_first | publish_first | outbox
-
-    >>> parameter_bounds("orders to place, 1..3000")
-    (1, 3000)
-    >>> parameter_bounds("the write path, one of: db_first | outbox")
-    ('db_first', 'outbox')
-    >>> parameter_bounds("the seed") is None
-    True
-    """
-    if not isinstance(comment, str):
-        raise WrongArgumentType(f"comment must be the text of a parameter's comment, "
-                                f"got {comment!r}.")
-    comment = comment.strip()
-    if (match := _RANGE.search(comment)) is not None:
-        low, high = (ast.literal_eval(part) for part in match.groups())
-        return low, high
-    if (match := _CHOICES.search(comment)) is not None:
-        return tuple(choice.strip() for choice in match.group(1).split("|"))
-    return None
-
-
 def _check_bounds(path: Path, name: str, comment: str, value: Any) -> None:
     """Refuse a value outside the range or choices the parameter declares."""
     bounds = parameter_bounds(comment)
-    if bounds is None:
+    if bounds is None or within_bounds(value, bounds):
         return
     what = comment.split(",")[0].strip()
     if isinstance(bounds[0], str):
-        if value not in bounds:
-            raise ParameterOutOfRange(
-                f"-p {name} {value!r} is not a choice of {path.name}: give one of "
-                f"{', '.join(map(str, bounds))} ({what}). Nothing was run.")
-        return
-    low, high = bounds
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
-            low <= value <= high):
+        raise ParameterOutOfRange(
+            f"-p {name} {value!r} is not a choice of {path.name}: give one of "
+            f"{', '.join(map(str, bounds))} ({what}). Nothing was run.")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        low, high = bounds
         raise ParameterOutOfRange(
             f"-p {name} {value!r} is out of range for {path.name}: give {low}..{high} "
             f"({what}). Nothing was run.")
@@ -349,15 +313,8 @@ def _check_bounds(path: Path, name: str, comment: str, value: Any) -> None:
 def _check_type(path: Path, name: str, default_source: str, value: Any) -> None:
     """Refuse a value whose type cannot stand in for the default's (an int for a
     float is fine, text for a number is not)."""
-    try:
+    if not fits_type(value, default_source):
         default = ast.literal_eval(default_source)
-    except (ValueError, SyntaxError):
-        return  # not a literal: nothing to compare with
-    accepted: tuple[type, ...] = {bool: (bool,), int: (int,), float: (int, float),
-                                  str: (str,)}.get(type(default), (object,))
-    fits = isinstance(value, accepted) and not (
-        isinstance(value, bool) and type(default) is not bool)
-    if not fits:
         raise UnknownParameter(
             f"{path.name} declares {name} = {default_source} ({type(default).__name__}); "
             f"-p {name} {value!r} is a {type(value).__name__}. Give a value of type "

@@ -54,6 +54,7 @@ NOTEBOOKS = sorted(path.name for path in (ROOT / "notebooks").glob("[0-9][0-9]_*
 ARTIFACTS = ROOT / "browser-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 OVERRIDES = ROOT / "tools" / "jupyterlab_overrides.json"
+DOCMANAGER = "@jupyterlab/docmanager-extension:plugin"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage"]
@@ -93,17 +94,19 @@ class LabServer:
     """A JupyterLab subprocess; ``ready`` is set when it prints its URL."""
 
     def __init__(self, root_dir: Path, scratch: Path,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, *,
+                 app_settings: Path | None = None) -> None:
         self.root = root_dir
         self.port = free_port()
         self.log: list[str] = []
         self.ready = threading.Event()
-        app_settings = scratch / "app-settings"
-        app_settings.mkdir()
-        overrides = json.loads(OVERRIDES.read_text())
-        # The test edits the notebook (clear, run): never save it.
-        overrides.setdefault("@jupyterlab/docmanager-extension:plugin", {})["autosave"] = False
-        (app_settings / "overrides.json").write_text(json.dumps(overrides))
+        if app_settings is None:
+            app_settings = scratch / "app-settings"
+            app_settings.mkdir()
+            overrides = json.loads(OVERRIDES.read_text())
+            # The test edits the notebook (clear, run): never save it.
+            overrides.setdefault(DOCMANAGER, {})["autosave"] = False
+            (app_settings / "overrides.json").write_text(json.dumps(overrides))
         env = {
             **os.environ,
             # Empty user settings and workspaces: only the overrides apply.
@@ -181,9 +184,11 @@ def artifact(name: str) -> Path:
 
 
 @contextlib.contextmanager
-def running_lab(root_dir: Path, scratch: Path, data_dir: Path) -> Iterator[LabServer]:
+def running_lab(root_dir: Path, scratch: Path, data_dir: Path,
+                app_settings: Path | None = None) -> Iterator[LabServer]:
     """A JupyterLab on ``root_dir`` reading trust from ``data_dir``, stopped after."""
-    server = LabServer(root_dir, scratch, {"JUPYTER_DATA_DIR": str(data_dir)})
+    server = LabServer(root_dir, scratch, {"JUPYTER_DATA_DIR": str(data_dir)},
+                       app_settings=app_settings)
     try:
         if not server.wait_until_listening(SERVER_START_S):
             pytest.fail("JupyterLab did not start:\n" + "".join(server.log[-40:]))
@@ -205,12 +210,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         patch.setenv("JUPYTER_DATA_DIR", str(data_dir))  # sign where the server looks
         for name in NOTEBOOKS:
             trust_notebook(scratch / "notebooks" / name)
-    with running_lab(scratch / "notebooks", scratch, data_dir) as server:
+    # The settings `make lab-master` writes (tools/master_settings.py): autosave off.
+    settings = scratch / "master-settings"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "master_settings.py"), str(settings)],
+                   check=True)
+    with running_lab(scratch / "notebooks", scratch, data_dir, settings) as server:
         yield server
 
 
 def test_the_lab_applies_the_overrides(lab: LabServer) -> None:
-    """JupyterLab serves tools/jupyterlab_overrides.json as the settings' defaults."""
+    """JupyterLab serves tools/jupyterlab_overrides.json as the settings' defaults, and
+    on the masters (``make lab-master``) with autosave off, so no run rewrites them."""
     def setting(plugin_id: str, key: str) -> object:
         with urllib.request.urlopen(f"{lab.url}/lab/api/settings/{plugin_id}") as response:
             answer = json.load(response)
@@ -222,8 +232,8 @@ def test_the_lab_applies_the_overrides(lab: LabServer) -> None:
     assert setting(notification, "fetchNews") == "false"
     assert setting(notification, "checkForUpdates") is False
     # The contents page (notebooks/README.md) opens rendered, with links to click.
-    assert setting("@jupyterlab/docmanager-extension:plugin", "defaultViewers") == {
-        "markdown": "Markdown Preview"}
+    assert setting(DOCMANAGER, "defaultViewers") == {"markdown": "Markdown Preview"}
+    assert setting(DOCMANAGER, "autosave") is False
 
 
 def only_localhost(blocked: list[str]) -> Any:

@@ -110,3 +110,28 @@ def test_make_installed_the_overrides_where_jupyterlab_reads_them() -> None:
     installed = Path(get_app_dir()) / "settings" / "overrides.json"
     assert installed.exists(), f"{installed} is missing: run make lab"
     assert json.loads(installed.read_text()) == json.loads(OVERRIDES.read_text())
+
+
+def test_make_lab_master_opens_the_masters_with_autosave_off(tmp_path: Path) -> None:
+    """``make lab-master`` starts JupyterLab on the tracked masters with the settings
+    tools/master_settings.py writes (autosave off: a run never rewrites a master);
+    ``make lab`` opens the learner's workspace with autosave on."""
+    import subprocess
+
+    def dry_run(target: str) -> str:
+        return subprocess.run(["make", "-n", target], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout
+
+    master = [line for line in dry_run("lab-master").splitlines() if " lab " in line]
+    assert len(master) == 1 and master[0].rstrip().endswith("notebooks/"), master
+    folder = re.search(r"--LabApp\.app_settings_dir=(\S+)", master[0])
+    assert folder, master[0]
+    assert "app_settings_dir" not in dry_run("lab")
+    subprocess.run([sys.executable, str(ROOT / "tools" / "master_settings.py"),
+                    str(tmp_path)], check=True)
+    written = json.loads((tmp_path / "overrides.json").read_text())
+    assert written.pop("@jupyterlab/docmanager-extension:plugin") == {
+        **json.loads(OVERRIDES.read_text())["@jupyterlab/docmanager-extension:plugin"],
+        "autosave": False}
+    assert written == {key: value for key, value in json.loads(OVERRIDES.read_text()).items()
+                       if key != "@jupyterlab/docmanager-extension:plugin"}
