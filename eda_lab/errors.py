@@ -36,7 +36,7 @@ raises them. The whole tree (a test keeps it complete)::
     ├── ConcurrencyError        (store.contract) the stream moved on: expected vs actual version
     ├── EventIdConflict         (store.contract) same event id, different content
     ├── CorruptEventError       (store.contract) a stored row cannot be read (its position named)
-    │   └── DamagedStoreFile     (store.sqlite) the file is no database, malformed, or contradicts itself
+    │   └── DamagedStoreFile (store.sqlite) the file: no database, malformed, or self-contradictory
     ├── StoreSchemaError        (store.contract) the database lacks a table or column
     ├── StoreClosed             (store.contract) a closed store was asked to read or append
     ├── SchemaVersionError      (upcasting)  no upcaster chain reaches the reader's version
