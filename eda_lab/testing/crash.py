@@ -26,6 +26,7 @@ component gets: ``make torture`` runs the same suite with 200.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import random
@@ -333,7 +334,7 @@ def outbox_writer(pipe: Connection, path: str, seed: int, label: str, steps: int
                                                  "UPDATE outbox": "marking"}, state))
     service = OrderService(sim, topic, db, design="outbox")
     relay = OutboxRelay(sim, db, topic)
-    pipe.send(("ready", db.order_ids(), [row_id for row_id, _ in db.pending()]))
+    pipe.send(("ready", db.order_ids(), [event.id for _, event in db.pending()]))
     for n in range(steps):
         step = state["step"] = f"{label}.{n}"
         pipe.send(("begin", step, f"O-{step}"))
@@ -410,10 +411,10 @@ def projection_source(store: SQLiteEventStore, orders: int, rng: random.Random,
 
 
 def projection_writer(pipe: Connection, path: str, source: str, seed: int, label: str,
-                      steps: int) -> None:
+                      wait_at_end: bool) -> None:
     """The projection's child: read batches of 1..60 events after the checkpoint and
-    apply each (rows and checkpoint in one transaction); at the end of the log it waits
-    to be killed, or after ``steps`` steps it stops."""
+    apply each (rows and checkpoint in one transaction); at the end of the log it stops,
+    or with ``wait_at_end`` it waits there to be killed."""
     rng = random.Random(seed)
     store = SQLiteEventStore(source)
     projection = OrdersToShip(path)
@@ -421,8 +422,11 @@ def projection_writer(pipe: Connection, path: str, source: str, seed: int, label
     projection.conn.set_trace_callback(_hook(
         pipe, rng, {"INSERT OR REPLACE INTO checkpoints": "inside"}, state))
     pipe.send(("ready", projection.position))
-    for n in range(steps):
+    for n in itertools.count():
         batch = store.read_all(projection.position, limit=rng.randint(1, 60))
+        if not batch and wait_at_end:
+            pipe.send(("idle",))
+            signal.pause()  # until the SIGKILL
         if not batch:
             break
         step = state["step"] = f"{label}.{n}"
