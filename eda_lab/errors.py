@@ -7,6 +7,8 @@ raises them. The whole tree (a test keeps it complete)::
 
     EdaLabError (the base)
     ├── InvalidArgument         (errors)     an argument is out of range, empty or unknown
+    │   └── InvalidIdentifier   (errors)     a name bound for SQL is not a plain identifier
+    │       └── InvalidTableName (projections) a projection's table name is not one
     ├── NotFound                (errors)     a name or id that nothing answers to (a KeyError)
     ├── WrongArgumentType       (errors)     an argument is of the wrong kind
     ├── InvalidEvent            (events)     an event or command breaks the envelope rules
@@ -65,6 +67,7 @@ raises them. The whole tree (a test keeps it complete)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from difflib import get_close_matches
 
@@ -75,9 +78,11 @@ __all__ = [
     "EdaLabError",
     "InvalidArgument",
     "InvalidEvent",
+    "InvalidIdentifier",
     "NotFound",
     "ServiceUnavailable",
     "WrongArgumentType",
+    "check_identifier",
     "did_you_mean",
 ]
 
@@ -130,6 +135,36 @@ class NotFound(EdaLabError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class InvalidIdentifier(InvalidArgument):
+    """A name that would reach SQL through an f-string (a table, a PRAGMA argument) is
+    not a plain identifier: SQL cannot bind a table's name as a parameter, so the name
+    is checked when it is set, and anything else is refused by name."""
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def check_identifier(name: object, what: str, *,
+                     error: type[InvalidIdentifier] = InvalidIdentifier) -> str:
+    """``name`` if it is a plain SQL identifier (ASCII letters, digits and ``_``, not
+    starting with a digit, at most 63 characters, not SQLite's reserved ``sqlite_``
+    prefix), else ``error`` naming ``what`` it is.
+
+    >>> check_identifier("orders_to_ship", "table")
+    'orders_to_ship'
+    >>> check_identifier("x; DROP TABLE events", "table")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    eda_lab.errors.InvalidIdentifier: table 'x; DROP TABLE events' is not a plain SQL ...
+    """
+    if (not isinstance(name, str) or _IDENTIFIER.fullmatch(name) is None
+            or name.lower().startswith("sqlite_")):
+        raise error(f"{what} {name!r} is not a plain SQL identifier: use ASCII letters, "
+                    "digits and _ (not first), at most 63 characters, not starting with "
+                    "sqlite_.")
+    return name
 
 
 class WrongArgumentType(EdaLabError, TypeError):

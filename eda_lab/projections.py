@@ -48,13 +48,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, InvalidIdentifier, check_identifier
 from eda_lab.handlers import handler_methods, on
 
 if TYPE_CHECKING:
     from eda_lab.events import Event
 
 __all__ = [
+    "InvalidTableName",
     "OrdersByCustomer",
     "OrdersToShip",
     "Projection",
@@ -67,6 +68,11 @@ __all__ = [
 
 class ProjectionError(EdaLabError):
     """A projection was used the wrong way (an unknown filter, a batch out of order...)."""
+
+
+class InvalidTableName(InvalidIdentifier, ProjectionError):
+    """A projection's table name is not a plain SQL identifier (it reaches SQL through an
+    f-string: a table's name cannot be a bound parameter)."""
 
 
 class RecordedLike(Protocol):
@@ -400,8 +406,6 @@ class OrdersToShip(Projection):
     question = "Which paid orders still wait to be shipped, oldest first?"
 
     def __init__(self, path: str = ":memory:", *, table: str = "orders_to_ship") -> None:
-        if not table.isidentifier():
-            raise ProjectionError(f"table name {table!r} must be a plain identifier.")
         self.path = path
         self.table = table
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -415,6 +419,16 @@ class OrdersToShip(Projection):
         self._stored: set[str] = set()
         self._bind_handlers()  # no reset(): reopening a file resumes where it stopped
         self.position = self._load_checkpoint()
+
+    @property
+    def table(self) -> str:
+        """The read model's table: a plain SQL identifier, checked when it is set (it
+        reaches SQL through f-strings, since a table's name cannot be bound)."""
+        return self._table
+
+    @table.setter
+    def table(self, name: str) -> None:
+        self._table = check_identifier(name, "the table name", error=InvalidTableName)
 
     # -- storage -------------------------------------------------------------
     def _load_checkpoint(self) -> int:
