@@ -14,6 +14,7 @@ raises them. The whole tree (a test keeps it complete)::
     ├── InvalidEvent            (events)     an event or command breaks the envelope rules
     ├── ReadOnlyData            (events)     an event's data was changed in place
     ├── CommandRejected         (errors)     a command's receiver refused it, with the reason
+    ├── DamagedFile             (errors)     SQLite finds no database in a file, or a bad page
     ├── ChartTooLargeError      (charts)     a chart would embed more than 5000 rows
     ├── ServiceUnavailable      (errors)     a synchronous call reached a service that is down
     ├── UnknownService          (sim)        no service by that name in the simulation (a NotFound)
@@ -38,7 +39,7 @@ raises them. The whole tree (a test keeps it complete)::
     ├── ConcurrencyError        (store.contract) the stream moved on: expected vs actual version
     ├── EventIdConflict         (store.contract) same event id, different content
     ├── CorruptEventError       (store.contract) a stored row cannot be read (its position named)
-    │   └── DamagedStoreFile (store.sqlite) the file: no database, malformed, or self-contradictory
+    │   └── DamagedStoreFile (store.sqlite) the store's file (also a DamagedFile)
     ├── StoreSchemaError        (store.contract) the database lacks a table or column
     ├── StoreClosed             (store.contract) a closed store was asked to read or append
     ├── SchemaVersionError      (upcasting)  no upcaster chain reaches the reader's version
@@ -74,6 +75,7 @@ from difflib import get_close_matches
 __all__ = [
     "ChartTooLargeError",
     "CommandRejected",
+    "DamagedFile",
     "DataFileError",
     "EdaLabError",
     "InvalidArgument",
@@ -83,6 +85,7 @@ __all__ = [
     "ServiceUnavailable",
     "WrongArgumentType",
     "check_identifier",
+    "damaged_file",
     "did_you_mean",
 ]
 
@@ -165,6 +168,27 @@ def check_identifier(name: object, what: str, *,
                     "digits and _ (not first), at most 63 characters, not starting with "
                     "sqlite_.")
     return name
+
+
+class DamagedFile(EdaLabError):
+    """A database file is damaged: SQLite finds no database in it (a broken header,
+    another format's file) or a malformed page. The message names the file, what was
+    being done, and what to do (restore it, or rebuild what can be rebuilt)."""
+
+
+def damaged_file(path: str, exc: BaseException, doing: str, advice: str, *,
+                 error: type[DamagedFile] = DamagedFile) -> DamagedFile:
+    """The named error for SQLite's ``exc`` if it says the file at ``path`` is damaged
+    or is not a database (``SQLITE_CORRUPT*``, ``SQLITE_NOTADB``); any other error (a
+    lock timeout, a full disk...) is raised again as it is. Use it as
+    ``raise damaged_file(path, exc, "reading events", "restore it") from exc``."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if not isinstance(name, str) or not name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        raise exc
+    what = ("SQLite finds no database in it: its header is damaged or it is another kind "
+            "of file" if name == "SQLITE_NOTADB" else "a page of it is malformed")
+    return error(f"{path!r} is damaged ({name}: {exc}) while {doing}: {what}. Nothing was "
+                 f"skipped or changed: {advice}.")
 
 
 class WrongArgumentType(EdaLabError, TypeError):

@@ -69,7 +69,7 @@ from typing import Any, NotRequired, TypedDict
 import pandas as pd
 
 from eda_lab.channel import Channel, ConsumerGroup, Topic
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import EdaLabError, InvalidArgument, damaged_file
 from eda_lab.events import Event
 from eda_lab.latency import Latency
 from eda_lab.runs import SimulationRun
@@ -583,22 +583,38 @@ class OrderDatabase:
     """
 
     def __init__(self, path: str = ":memory:") -> None:
+        self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None)  # explicit transactions
-        self.conn.executescript("""
-            CREATE TABLE IF NOT EXISTS orders (
-                order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, total REAL NOT NULL);
-            CREATE TABLE IF NOT EXISTS outbox (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL,
-                published INTEGER NOT NULL DEFAULT 0);
-        """)
+        try:
+            self.conn.executescript("""
+                CREATE TABLE IF NOT EXISTS orders (
+                    order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,
+                    total REAL NOT NULL);
+                CREATE TABLE IF NOT EXISTS outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL,
+                    published INTEGER NOT NULL DEFAULT 0);
+            """)
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise self._damaged(exc, "opening it") from exc
+
+    def _damaged(self, exc: sqlite3.DatabaseError, doing: str) -> EdaLabError:
+        return damaged_file(self.path, exc, doing, "restore the file from a backup (its "
+                            "outbox holds events that may not be published yet)")
 
     def order_ids(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT order_id FROM orders ORDER BY 1")]
+        try:
+            return [r[0] for r in self.conn.execute("SELECT order_id FROM orders ORDER BY 1")]
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc, "reading the orders") from exc
 
     def pending(self) -> list[tuple[int, Event]]:
         """Outbox rows not yet published, oldest first."""
-        rows = self.conn.execute(
-            "SELECT id, event FROM outbox WHERE published = 0 ORDER BY id").fetchall()
+        try:
+            rows = self.conn.execute(
+                "SELECT id, event FROM outbox WHERE published = 0 ORDER BY id").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc, "reading the outbox") from exc
         return [(row_id, Event.from_json(text)) for row_id, text in rows]
 
     def outbox_size(self) -> int:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError, InvalidIdentifier, check_identifier
+from eda_lab.errors import EdaLabError, InvalidIdentifier, check_identifier, damaged_file
 from eda_lab.handlers import handler_methods, on
 
 if TYPE_CHECKING:
@@ -409,16 +409,24 @@ class OrdersToShip(Projection):
         self.path = path
         self.table = table
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if path != ":memory:":
-            # WAL + NORMAL: a crash of the program never loses a committed batch, and a
-            # commit does not wait for the disk (a read model can always be rebuilt).
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA.format(table=table))
-        self._rows: dict[str, list[Any] | None] = {}
-        self._stored: set[str] = set()
-        self._bind_handlers()  # no reset(): reopening a file resumes where it stopped
-        self.position = self._load_checkpoint()
+        try:
+            if path != ":memory:":
+                # WAL + NORMAL: a crash of the program never loses a committed batch, and
+                # a commit does not wait for the disk (a read model can always be rebuilt).
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA.format(table=table))
+            self._rows: dict[str, list[Any] | None] = {}
+            self._stored: set[str] = set()
+            self._bind_handlers()  # no reset(): reopening a file resumes where it stopped
+            self.position = self._load_checkpoint()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise self._damaged(exc, "opening it") from exc
+
+    def _damaged(self, exc: sqlite3.DatabaseError, doing: str) -> EdaLabError:
+        return damaged_file(self.path, exc, doing, "a read model is only a cache of the "
+                            "events: delete the file and rebuild it from the event log")
 
     @property
     def table(self) -> str:
@@ -478,17 +486,21 @@ class OrdersToShip(Projection):
             position = batch[-1].position
         conn = self.conn
         self._rows, self._stored = {}, set()
-        conn.execute("BEGIN")
         try:
-            self._handle_all(batch)
-            self._write(self._rows, self._stored)
-            self._save_checkpoint(position)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            self._rows, self._stored = {}, set()
+            conn.execute("BEGIN")
+            try:
+                self._handle_all(batch)
+                self._write(self._rows, self._stored)
+                self._save_checkpoint(position)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._rows, self._stored = {}, set()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc, f"applying a batch up to position {position}") from exc
         self.position = position
         return position
 
@@ -556,11 +568,17 @@ class OrdersToShip(Projection):
                + " ORDER BY paid_at IS NULL, paid_at, placed_at, order_id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        rows = self.conn.execute(sql, params).fetchall()
+        try:
+            rows = self.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc, "answering a query") from exc
         frame = pd.DataFrame(rows, columns=SHIP_COLUMNS)
         frame["total"] = frame["total"].astype("float64").round(2)
         return frame.astype({"items": "int64"})
 
     def count(self) -> int:
         """How many open orders the table holds."""
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
+        try:
+            return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc, "counting the open orders") from exc

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import DamagedFile, InvalidArgument, damaged_file
 from eda_lab.events import Event
 from eda_lab.gcpause import gc_paused
 from eda_lab.store.contract import (
@@ -48,7 +48,7 @@ from eda_lab.upcasting import Upcasters
 __all__ = ["DamagedStoreFile", "SQLiteEventStore"]
 
 
-class DamagedStoreFile(CorruptEventError):
+class DamagedStoreFile(CorruptEventError, DamagedFile):
     """The store file itself is damaged: SQLite finds no database in it (a wrong or
     broken header, another format's file, an empty file) or a malformed page, or its
     tables contradict each other (a kind that disagrees with its index, a gap in the
@@ -124,7 +124,6 @@ SELECT k.kind FROM kinds AS k WHERE k.kind > ? AND NOT EXISTS (
     SELECT 1 FROM kinds AS i INDEXED BY sqlite_autoindex_kinds_1
     WHERE i.type = k.type AND i.source = k.source AND i.kind = k.kind)
 """
-_DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _PAGE_SIZE = 8192
 _WAL_AUTOCHECKPOINT = 1000 * 4096 // _PAGE_SIZE  # pages: SQLite's default in bytes
 _LAST_POSITION = "SELECT position + count - 1 FROM commits ORDER BY position DESC LIMIT 1"
@@ -310,18 +309,11 @@ class SQLiteEventStore:
                 conn.close()
                 raise
 
-    def _damaged(self, exc: sqlite3.DatabaseError, doing: str) -> DamagedStoreFile:
+    def _damaged(self, exc: sqlite3.DatabaseError, doing: str) -> DamagedFile:
         """``exc`` as a :class:`DamagedStoreFile` if SQLite says the file is damaged or is
         not a database; any other error (a lock timeout, a full disk...) is re-raised."""
-        name = getattr(exc, "sqlite_errorname", "")
-        if not name.startswith(_DAMAGE):
-            raise exc
-        what = ("SQLite finds no database in it: its header is damaged or it is another "
-                "kind of file" if name == "SQLITE_NOTADB" else
-                "a page of it is malformed")
-        return DamagedStoreFile(
-            f"{self.path!r} is damaged ({name}: {exc}) while {doing}: {what}. Nothing was "
-            "skipped or changed: restore the file from a backup, then open it again.")
+        return damaged_file(self.path, exc, doing, "restore the file from a backup, then "
+                            "open it again", error=DamagedStoreFile)
 
     def _check_schema(self) -> None:
         for table, needed in _NEEDED.items():

@@ -50,14 +50,19 @@ from eda_lab.store.contract import ConcurrencyError, Recorded
 from eda_lab.store.sqlite import SQLiteEventStore
 
 __all__ = [
+    "DAMAGES",
     "STREAMS",
     "ChildRun",
+    "Damage",
     "Message",
     "check_outbox",
     "check_projection",
     "check_store",
     "copy_image",
+    "file_damages",
     "integrity_problems",
+    "open_and_read",
+    "open_other",
     "outbox_writer",
     "projection_source",
     "projection_writer",
@@ -566,9 +571,16 @@ def _header(offset: int, new: bytes) -> Callable[[bytearray, Path], None]:
     return change
 
 
-def _garbage_page(data: bytearray, healthy: Path) -> None:
-    start, size = _page(healthy, "events")
-    data[start:start + size] = random.Random(7).randbytes(size)
+def _garbage_page(table: str) -> Callable[[bytearray, Path], None]:
+    def change(data: bytearray, healthy: Path) -> None:
+        start, size = _page(healthy, table)
+        data[start:start + size] = random.Random(7).randbytes(size)
+
+    return change
+
+
+def _halve(data: bytearray, healthy: Path) -> None:
+    del data[len(data) // 2:]
 
 
 def _zip(folder: Path) -> bytes:
@@ -604,9 +616,9 @@ DAMAGES: tuple[Damage, ...] = (
     Damage("header: the page size", _edit(_header(16, b"\x00\x07")), "header"),
     Damage("header: the user_version (row format)", _edit(_header(60, b"\x00\x00\x00\x09")),
            "row format 9"),
-    Damage("events table: its root page overwritten", _edit(_garbage_page), "malformed"),
-    Damage("truncated to half its size", _edit(lambda d, h: d.__delitem__(
-        slice(len(d) // 2, None))), "malformed"),
+    Damage("events table: its root page overwritten", _edit(_garbage_page("events")),
+           "malformed"),
+    Damage("truncated to half its size", _edit(_halve), "malformed"),
     Damage("truncated to 100 bytes", _edit(lambda d, h: d.__delitem__(slice(100, None))),
            "damaged"),
     Damage("an empty file", _replace(lambda folder: b""), "empty file"),
@@ -619,6 +631,39 @@ DAMAGES: tuple[Damage, ...] = (
     Damage("events table: one row deleted",
            _sql("DELETE FROM events WHERE position = 5"), "gap at position 5"),
 )
+
+
+def file_damages(table: str) -> tuple[Damage, ...]:
+    """The kinds of damage any SQLite file can suffer (``table``: the table whose root
+    page is overwritten), for the projection's and the outbox's files."""
+    return (
+        Damage("header: the magic string", _edit(_header(0, b"SQLite format 4")), "header"),
+        Damage("header: the page size", _edit(_header(16, b"\x00\x07")), "header"),
+        Damage(f"{table} table: its root page overwritten", _edit(_garbage_page(table)),
+               "malformed"),
+        Damage("truncated to half its size", _edit(_halve), "malformed"),
+        Damage("a JSON file", _replace(lambda folder: b'{"rows": []}\n'), "header"),
+        Damage("a zip file", _replace(_zip), "header"),
+    )
+
+
+def open_other(pipe: Connection, component: str, path: str) -> None:
+    """A child that opens the projection's or the outbox's file at ``path`` and reads
+    all of it: it sends ("read", rows) or ("error", error class name, message)."""
+    pipe.send(("ready",))
+    try:
+        if component == "projection":
+            projection = OrdersToShip(path)
+            rows = len(projection.query(status=None)) + projection.count()
+            projection.close()
+        else:
+            db = OrderDatabase(path)
+            rows = len(db.order_ids()) + len(db.pending())
+            db.close()
+        pipe.send(("read", rows))
+    except Exception as exc:
+        pipe.send(("error", type(exc).__name__, str(exc)))
+    pipe.send(("done",))
 
 
 def open_and_read(pipe: Connection, path: str) -> None:

@@ -18,8 +18,19 @@ import pytest
 
 from eda_lab.errors import EdaLabError
 from eda_lab.events import Event
+from eda_lab.failures import OrderDatabase, OrderService
+from eda_lab.projections import OrdersToShip
+from eda_lab.sim import Simulation
 from eda_lab.store.sqlite import DamagedStoreFile, SQLiteEventStore
-from eda_lab.testing.crash import DAMAGES, Damage, open_and_read, run_child
+from eda_lab.testing.crash import (
+    DAMAGES,
+    Damage,
+    file_damages,
+    open_and_read,
+    open_other,
+    projection_source,
+    run_child,
+)
 
 pytestmark = pytest.mark.crash
 
@@ -71,3 +82,44 @@ def test_a_damaged_file_gives_a_named_error_naming_where(
 
 def test_there_are_at_least_ten_kinds_of_damage() -> None:
     assert len({d.name for d in DAMAGES}) >= 10
+
+
+@pytest.fixture(scope="module")
+def healthy_others(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A projection's file (OrdersToShip after 60 orders) and an outbox's (40 orders)."""
+    folder = tmp_path_factory.mktemp("others")
+    with SQLiteEventStore(folder / "events.sqlite") as store:
+        projection_source(store, 60, random.Random(2))
+        projection = OrdersToShip(str(folder / "read.sqlite"))
+        projection.apply(store.read_all())
+        projection.close()
+    sim = Simulation(trace=False)
+    db = OrderDatabase(str(folder / "orders.sqlite"))
+    service = OrderService(sim, sim.channel("bus").topic("orders"), db, design="outbox")
+    for n in range(40):
+        service.place(f"O-{n}", "C-1", 10.0 + n)
+    db.close()
+    return {"projection": folder / "read.sqlite", "outbox": folder / "orders.sqlite"}
+
+
+OTHERS = [(component, damage) for component, table in (("projection", "orders_to_ship"),
+                                                       ("outbox", "outbox"))
+          for damage in file_damages(table)]
+
+
+@pytest.mark.parametrize(("component", "damage"), OTHERS,
+                         ids=[f"{c}: {d.name}" for c, d in OTHERS])
+def test_a_damaged_projection_or_outbox_file_gives_a_named_error(
+        component: str, damage: Damage, healthy_others: dict[str, Path], tmp_path: Path,
+        tried: Counter[str]) -> None:
+    healthy = healthy_others[component]
+    before = _digest(healthy)
+    copy = tmp_path / healthy.name
+    damage.make(healthy, copy)
+    run = run_child(open_other, (component, str(copy)), kill_after=None)
+    assert run.exitcode == 0, f"the reader crashed (exit code {run.exitcode})"
+    outcome = (run.steps("error") or run.steps("read"))[0]
+    assert outcome[:2] == ("error", "DamagedFile"), f"{damage.name}: {outcome}"
+    assert damage.where.lower() in outcome[2].lower() and str(copy) in outcome[2]
+    assert _digest(healthy) == before, "the original file changed"
+    tried[f"damage: kinds of damage to the {component}'s file"] += 1
