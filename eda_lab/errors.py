@@ -69,7 +69,9 @@ raises them. The whole tree (a test keeps it complete)::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from difflib import get_close_matches
 
 __all__ = [
@@ -87,6 +89,7 @@ __all__ = [
     "check_identifier",
     "damaged_file",
     "did_you_mean",
+    "naming_damage",
 ]
 
 
@@ -189,6 +192,20 @@ def damaged_file(path: str, exc: BaseException, doing: str, advice: str, *,
             "of file" if name == "SQLITE_NOTADB" else "a page of it is malformed")
     return error(f"{path!r} is damaged ({name}: {exc}) while {doing}: {what}. Nothing was "
                  f"skipped or changed: {advice}.")
+
+
+@contextmanager
+def naming_damage(path: str, doing: str, advice: str, *,
+                  on_error: Callable[[], object] | None = None) -> Iterator[None]:
+    """Inside it, SQLite's word that the file at ``path`` is damaged becomes a
+    :class:`DamagedFile` (see :func:`damaged_file`); ``on_error`` (closing the
+    connection, say) runs first on any SQLite error."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if on_error is not None:
+            on_error()
+        raise damaged_file(path, exc, doing, advice) from exc
 
 
 class WrongArgumentType(EdaLabError, TypeError):

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError, InvalidIdentifier, check_identifier, damaged_file
+from eda_lab.errors import EdaLabError, InvalidIdentifier, check_identifier, naming_damage
 from eda_lab.handlers import handler_methods, on
 
 if TYPE_CHECKING:
@@ -379,6 +379,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 _MISSING = object()
+_REBUILD = ("a read model is only a cache of the events: delete the file and rebuild it "
+            "from the event log")
 
 
 def _text(value: Any) -> Any:
@@ -409,7 +411,7 @@ class OrdersToShip(Projection):
         self.path = path
         self.table = table
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
+        with naming_damage(path, "opening it", _REBUILD, on_error=self.conn.close):
             if path != ":memory:":
                 # WAL + NORMAL: a crash of the program never loses a committed batch, and
                 # a commit does not wait for the disk (a read model can always be rebuilt).
@@ -420,13 +422,6 @@ class OrdersToShip(Projection):
             self._stored: set[str] = set()
             self._bind_handlers()  # no reset(): reopening a file resumes where it stopped
             self.position = self._load_checkpoint()
-        except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise self._damaged(exc, "opening it") from exc
-
-    def _damaged(self, exc: sqlite3.DatabaseError, doing: str) -> EdaLabError:
-        return damaged_file(self.path, exc, doing, "a read model is only a cache of the "
-                            "events: delete the file and rebuild it from the event log")
 
     @property
     def table(self) -> str:
@@ -486,7 +481,8 @@ class OrdersToShip(Projection):
             position = batch[-1].position
         conn = self.conn
         self._rows, self._stored = {}, set()
-        try:
+        with naming_damage(self.path, f"applying a batch up to position {position}",
+                           _REBUILD):
             conn.execute("BEGIN")
             try:
                 self._handle_all(batch)
@@ -499,8 +495,6 @@ class OrdersToShip(Projection):
                 raise
             finally:
                 self._rows, self._stored = {}, set()
-        except sqlite3.DatabaseError as exc:
-            raise self._damaged(exc, f"applying a batch up to position {position}") from exc
         self.position = position
         return position
 
@@ -568,17 +562,13 @@ class OrdersToShip(Projection):
                + " ORDER BY paid_at IS NULL, paid_at, placed_at, order_id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        try:
+        with naming_damage(self.path, "answering a query", _REBUILD):
             rows = self.conn.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise self._damaged(exc, "answering a query") from exc
         frame = pd.DataFrame(rows, columns=SHIP_COLUMNS)
         frame["total"] = frame["total"].astype("float64").round(2)
         return frame.astype({"items": "int64"})
 
     def count(self) -> int:
         """How many open orders the table holds."""
-        try:
+        with naming_damage(self.path, "counting the open orders", _REBUILD):
             return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
-        except sqlite3.DatabaseError as exc:
-            raise self._damaged(exc, "counting the open orders") from exc
