@@ -170,12 +170,14 @@ def run_child(target: Callable[..., None], args: Sequence[Any], *,
             end = time.monotonic() + kill_after
             while (left := end - time.monotonic()) > 0:
                 if reader.poll(left):
-                    run.messages.append(reader.recv())
+                    run.messages.append(_receive(reader, 0, proc))
             os.kill(proc.pid, signal.SIGKILL)
             run.killed = True
-    finally:
-        if proc.is_alive() and not run.killed and kill_after is not None:
+    except BaseException:
+        if proc.is_alive():  # the test failed: the child must not outlive it
             os.kill(proc.pid, signal.SIGKILL)
+        raise
+    finally:
         proc.join(_DEADLINE)
         if proc.is_alive():  # pragma: no cover - a child that ignores SIGKILL
             proc.kill()
