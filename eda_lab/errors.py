@@ -8,7 +8,7 @@ raises them. The whole tree (a test keeps it complete)::
     EdaLabError (the base)
     ├── InvalidArgument         (errors)     an argument is out of range, empty or unknown
     │   └── InvalidIdentifier   (errors)     a name bound for SQL is not a plain identifier
-    │       └── InvalidTableName (projections) a projection's table name is not one
+    │       └── InvalidTableName (projections) a projection's table (also a ProjectionError)
     ├── NotFound                (errors)     a name or id that nothing answers to (a KeyError)
     ├── WrongArgumentType       (errors)     an argument is of the wrong kind
     ├── InvalidEvent            (events)     an event or command breaks the envelope rules

@@ -240,6 +240,13 @@ class SQLiteEventStore:
     - The view ``events_readable`` shows stream names, types and ISO times for
       people reading the file: ``SELECT * FROM events_readable``.
 
+    **A damaged file** is refused by name, never half-read: SQLite's "not a database"
+    or "malformed" (a broken header, a truncation, another format's file, an empty
+    file), a kinds row that disagrees with its index, or a gap in the log's positions
+    raise :class:`DamagedStoreFile`; a row that cannot be decoded raises
+    :class:`CorruptEventError` naming its position. ``tests/crash`` feeds the store 17
+    kinds of damage and kills its writers at random (see :mod:`eda_lab.testing.crash`).
+
     Several store objects (threads, processes) may open the same file; one object
     may be shared between threads.
     """
