@@ -27,13 +27,14 @@ ifeq ($(shell id -u),0)
 LAB_FLAGS += --allow-root
 endif
 
-.PHONY: help setup lab lab-master test unit lint run html bench notebooks clean
+.PHONY: help setup lab lab-master test unit lint run html bench notebooks clean torture
 
 help:
 	@echo "make lab        set up .venv, make or update workspace/ and start JupyterLab there"
 	@echo "make lab-master for instructors: JupyterLab on the master notebooks/ (with solutions)"
 	@echo "make test       set up .venv and run every check (ruff, mypy, unit tests, nbval, papermill)"
 	@echo "make unit       the fast loop: every test except the notebook and browser ones"
+	@echo "make torture    the crash suite with TORTURE_TRIALS (default 200) trials per component"
 	@echo "make lint       ruff over the whole repository"
 	@echo "make run        run every notebook with papermill into runs/ (eda-lab run)"
 	@echo "make html       offline HTML pages of the notebooks in site/ (eda-lab html)"
@@ -78,6 +79,12 @@ test: $(TEST_STAMP)
 
 unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m "not notebooks and not browser"
+
+# The crash suite (SIGKILL trials, crash images, damaged files) with more trials than
+# make test's 20 per component: `make torture TORTURE_TRIALS=1000` for more certainty.
+TORTURE_TRIALS ?= 200
+torture: $(TEST_STAMP)
+	TORTURE_TRIALS=$(TORTURE_TRIALS) $(BIN)/python -m pytest -m crash tests/crash
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -7,11 +7,14 @@ raises them. The whole tree (a test keeps it complete)::
 
     EdaLabError (the base)
     ├── InvalidArgument         (errors)     an argument is out of range, empty or unknown
+    │   └── InvalidIdentifier   (errors)     a name bound for SQL is not a plain identifier
+    │       └── InvalidTableName (projections) a projection's table (also a ProjectionError)
     ├── NotFound                (errors)     a name or id that nothing answers to (a KeyError)
     ├── WrongArgumentType       (errors)     an argument is of the wrong kind
     ├── InvalidEvent            (events)     an event or command breaks the envelope rules
     ├── ReadOnlyData            (events)     an event's data was changed in place
     ├── CommandRejected         (errors)     a command's receiver refused it, with the reason
+    ├── DamagedFile             (errors)     SQLite finds no database in a file, or a bad page
     ├── ChartTooLargeError      (charts)     a chart would embed more than 5000 rows
     ├── ServiceUnavailable      (errors)     a synchronous call reached a service that is down
     ├── UnknownService          (sim)        no service by that name in the simulation (a NotFound)
@@ -36,6 +39,7 @@ raises them. The whole tree (a test keeps it complete)::
     ├── ConcurrencyError        (store.contract) the stream moved on: expected vs actual version
     ├── EventIdConflict         (store.contract) same event id, different content
     ├── CorruptEventError       (store.contract) a stored row cannot be read (its position named)
+    │   └── DamagedStoreFile (store.sqlite) the store's file (also a DamagedFile)
     ├── StoreSchemaError        (store.contract) the database lacks a table or column
     ├── StoreClosed             (store.contract) a closed store was asked to read or append
     ├── SchemaVersionError      (upcasting)  no upcaster chain reaches the reader's version
@@ -65,20 +69,28 @@ raises them. The whole tree (a test keeps it complete)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from difflib import get_close_matches
 
 __all__ = [
     "ChartTooLargeError",
     "CommandRejected",
+    "DamagedFile",
     "DataFileError",
     "EdaLabError",
     "InvalidArgument",
     "InvalidEvent",
+    "InvalidIdentifier",
     "NotFound",
     "ServiceUnavailable",
     "WrongArgumentType",
+    "check_identifier",
+    "damaged_file",
     "did_you_mean",
+    "naming_damage",
 ]
 
 
@@ -130,6 +142,71 @@ class NotFound(EdaLabError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class InvalidIdentifier(InvalidArgument):
+    """A name that would reach SQL through an f-string (a table, a PRAGMA argument) is
+    not a plain identifier: SQL cannot bind a table's name as a parameter, so the name
+    is checked when it is set, and anything else is refused by name."""
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def check_identifier(name: object, what: str, *,
+                     error: type[InvalidIdentifier] = InvalidIdentifier) -> str:
+    """``name`` if it is a plain SQL identifier (ASCII letters, digits and ``_``, not
+    starting with a digit, at most 63 characters, not SQLite's reserved ``sqlite_``
+    prefix), else ``error`` naming ``what`` it is.
+
+    >>> check_identifier("orders_to_ship", "table")
+    'orders_to_ship'
+    >>> check_identifier("x; DROP TABLE events", "table")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    eda_lab.errors.InvalidIdentifier: table 'x; DROP TABLE events' is not a plain SQL ...
+    """
+    if (not isinstance(name, str) or _IDENTIFIER.fullmatch(name) is None
+            or name.lower().startswith("sqlite_")):
+        raise error(f"{what} {name!r} is not a plain SQL identifier: use ASCII letters, "
+                    "digits and _ (not first), at most 63 characters, not starting with "
+                    "sqlite_.")
+    return name
+
+
+class DamagedFile(EdaLabError):
+    """A database file is damaged: SQLite finds no database in it (a broken header,
+    another format's file) or a malformed page. The message names the file, what was
+    being done, and what to do (restore it, or rebuild what can be rebuilt)."""
+
+
+def damaged_file(path: str, exc: BaseException, doing: str, advice: str, *,
+                 error: type[DamagedFile] = DamagedFile) -> DamagedFile:
+    """The named error for SQLite's ``exc`` if it says the file at ``path`` is damaged
+    or is not a database (``SQLITE_CORRUPT*``, ``SQLITE_NOTADB``); any other error (a
+    lock timeout, a full disk...) is raised again as it is. Use it as
+    ``raise damaged_file(path, exc, "reading events", "restore it") from exc``."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if not isinstance(name, str) or not name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        raise exc
+    what = ("SQLite finds no database in it: its header is damaged or it is another kind "
+            "of file" if name == "SQLITE_NOTADB" else "a page of it is malformed")
+    return error(f"{path!r} is damaged ({name}: {exc}) while {doing}: {what}. Nothing was "
+                 f"skipped or changed: {advice}.")
+
+
+@contextmanager
+def naming_damage(path: str, doing: str, advice: str, *,
+                  on_error: Callable[[], object] | None = None) -> Iterator[None]:
+    """Inside it, SQLite's word that the file at ``path`` is damaged becomes a
+    :class:`DamagedFile` (see :func:`damaged_file`); ``on_error`` (closing the
+    connection, say) runs first on any SQLite error."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if on_error is not None:
+            on_error()
+        raise damaged_file(path, exc, doing, advice) from exc
 
 
 class WrongArgumentType(EdaLabError, TypeError):

@@ -69,7 +69,7 @@ from typing import Any, NotRequired, TypedDict
 import pandas as pd
 
 from eda_lab.channel import Channel, ConsumerGroup, Topic
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, naming_damage
 from eda_lab.events import Event
 from eda_lab.latency import Latency
 from eda_lab.runs import SimulationRun
@@ -574,6 +574,9 @@ _STEP_KINDS = {"commit the order row": "db_write", "insert the order row": "db_w
                "insert the outbox row": "outbox", "commit both": "commit"}
 
 
+_RESTORE = "restore the file from a backup (its outbox may hold events not yet published)"
+
+
 class OrderDatabase:
     """The ordering service's own SQLite database: ``orders`` and an ``outbox`` table.
 
@@ -583,22 +586,27 @@ class OrderDatabase:
     """
 
     def __init__(self, path: str = ":memory:") -> None:
+        self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None)  # explicit transactions
-        self.conn.executescript("""
-            CREATE TABLE IF NOT EXISTS orders (
-                order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, total REAL NOT NULL);
-            CREATE TABLE IF NOT EXISTS outbox (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL,
-                published INTEGER NOT NULL DEFAULT 0);
-        """)
+        with naming_damage(path, "opening it", _RESTORE, on_error=self.conn.close):
+            self.conn.executescript("""
+                CREATE TABLE IF NOT EXISTS orders (
+                    order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,
+                    total REAL NOT NULL);
+                CREATE TABLE IF NOT EXISTS outbox (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL,
+                    published INTEGER NOT NULL DEFAULT 0);
+            """)
 
     def order_ids(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT order_id FROM orders ORDER BY 1")]
+        with naming_damage(self.path, "reading the orders", _RESTORE):
+            return [r[0] for r in self.conn.execute("SELECT order_id FROM orders ORDER BY 1")]
 
     def pending(self) -> list[tuple[int, Event]]:
         """Outbox rows not yet published, oldest first."""
-        rows = self.conn.execute(
-            "SELECT id, event FROM outbox WHERE published = 0 ORDER BY id").fetchall()
+        with naming_damage(self.path, "reading the outbox", _RESTORE):
+            rows = self.conn.execute(
+                "SELECT id, event FROM outbox WHERE published = 0 ORDER BY id").fetchall()
         return [(row_id, Event.from_json(text)) for row_id, text in rows]
 
     def outbox_size(self) -> int:

@@ -48,13 +48,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, InvalidIdentifier, check_identifier, naming_damage
 from eda_lab.handlers import handler_methods, on
 
 if TYPE_CHECKING:
     from eda_lab.events import Event
 
 __all__ = [
+    "InvalidTableName",
     "OrdersByCustomer",
     "OrdersToShip",
     "Projection",
@@ -67,6 +68,11 @@ __all__ = [
 
 class ProjectionError(EdaLabError):
     """A projection was used the wrong way (an unknown filter, a batch out of order...)."""
+
+
+class InvalidTableName(InvalidIdentifier, ProjectionError):
+    """A projection's table name is not a plain SQL identifier (it reaches SQL through an
+    f-string: a table's name cannot be a bound parameter)."""
 
 
 class RecordedLike(Protocol):
@@ -373,6 +379,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 _MISSING = object()
+_REBUILD = ("a read model is only a cache of the events: delete the file and rebuild it "
+            "from the event log")
 
 
 def _text(value: Any) -> Any:
@@ -400,21 +408,30 @@ class OrdersToShip(Projection):
     question = "Which paid orders still wait to be shipped, oldest first?"
 
     def __init__(self, path: str = ":memory:", *, table: str = "orders_to_ship") -> None:
-        if not table.isidentifier():
-            raise ProjectionError(f"table name {table!r} must be a plain identifier.")
         self.path = path
         self.table = table
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if path != ":memory:":
-            # WAL + NORMAL: a crash of the program never loses a committed batch, and a
-            # commit does not wait for the disk (a read model can always be rebuilt).
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA.format(table=table))
-        self._rows: dict[str, list[Any] | None] = {}
-        self._stored: set[str] = set()
-        self._bind_handlers()  # no reset(): reopening a file resumes where it stopped
-        self.position = self._load_checkpoint()
+        with naming_damage(path, "opening it", _REBUILD, on_error=self.conn.close):
+            if path != ":memory:":
+                # WAL + NORMAL: a crash of the program never loses a committed batch, and
+                # a commit does not wait for the disk (a read model can always be rebuilt).
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA.format(table=table))
+            self._rows: dict[str, list[Any] | None] = {}
+            self._stored: set[str] = set()
+            self._bind_handlers()  # no reset(): reopening a file resumes where it stopped
+            self.position = self._load_checkpoint()
+
+    @property
+    def table(self) -> str:
+        """The read model's table: a plain SQL identifier, checked when it is set (it
+        reaches SQL through f-strings, since a table's name cannot be bound)."""
+        return self._table
+
+    @table.setter
+    def table(self, name: str) -> None:
+        self._table = check_identifier(name, "the table name", error=InvalidTableName)
 
     # -- storage -------------------------------------------------------------
     def _load_checkpoint(self) -> int:
@@ -464,17 +481,20 @@ class OrdersToShip(Projection):
             position = batch[-1].position
         conn = self.conn
         self._rows, self._stored = {}, set()
-        conn.execute("BEGIN")
-        try:
-            self._handle_all(batch)
-            self._write(self._rows, self._stored)
-            self._save_checkpoint(position)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            self._rows, self._stored = {}, set()
+        with naming_damage(self.path, f"applying a batch up to position {position}",
+                           _REBUILD):
+            conn.execute("BEGIN")
+            try:
+                self._handle_all(batch)
+                self._write(self._rows, self._stored)
+                self._save_checkpoint(position)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._rows, self._stored = {}, set()
         self.position = position
         return position
 
@@ -542,11 +562,13 @@ class OrdersToShip(Projection):
                + " ORDER BY paid_at IS NULL, paid_at, placed_at, order_id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        rows = self.conn.execute(sql, params).fetchall()
+        with naming_damage(self.path, "answering a query", _REBUILD):
+            rows = self.conn.execute(sql, params).fetchall()
         frame = pd.DataFrame(rows, columns=SHIP_COLUMNS)
         frame["total"] = frame["total"].astype("float64").round(2)
         return frame.astype({"items": "int64"})
 
     def count(self) -> int:
         """How many open orders the table holds."""
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
+        with naming_damage(self.path, "counting the open orders", _REBUILD):
+            return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
