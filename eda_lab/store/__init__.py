@@ -45,12 +45,13 @@ from eda_lab.store.contract import (
     catch_up,
 )
 from eda_lab.store.memory import InMemoryEventStore
-from eda_lab.store.sqlite import SQLiteEventStore
+from eda_lab.store.sqlite import DamagedStoreFile, SQLiteEventStore
 
 __all__ = [
     "Appended",
     "ConcurrencyError",
     "CorruptEventError",
+    "DamagedStoreFile",
     "EventIdConflict",
     "EventStore",
     "InMemoryEventStore",
