@@ -3,8 +3,11 @@
 Starts its own nats-server (``NatsServer``, file storage in a temporary folder) and
 prints one JSON object per line::
 
-    {"benchmark": "jetstream_append", "unit": "events/s", "results": {"eda_lab": ..., "raw_nats": ...}}
+    {"benchmark": "jetstream_append", "unit": "events/s",
+     "results": {"eda_lab": ..., "raw_nats": ...}}
     {"benchmark": "jetstream_append_batched", "unit": "events/s", "results": {...}}
+
+(one line each; wrapped here).
 
 What is timed (best of ``--repeat`` rounds, eda_lab and raw alternating, each round on
 a new JetStream stream of the same configuration as the store's):

@@ -287,8 +287,8 @@ def test_a_stopped_server_is_reported_not_waited_for(tmp_path: Path) -> None:
     store = open_store(running.url, timeout=0.5)
     store.append("O-1", [ev(1)])
     running.stop()
-    with pytest.raises(JetStreamUnavailable, match="Retry when the server is back: this "
-                       "object reconnects by itself. Nothing was sent") as info:
+    with pytest.raises(JetStreamUnavailable, match=r"Retry when the server is back: this "
+                       r"object reconnects by itself\. Nothing was sent") as info:
         store.append("O-1", [ev(2)])
     assert isinstance(info.value, EdaLabError)
     with pytest.raises(JetStreamUnavailable):
