@@ -83,9 +83,11 @@ How the contract maps onto JetStream:
   and ``deny_purge``, so not even an administrator's slip removes single events.
 
 The class is synchronous, like the other stores: it runs asyncio (which nats-py needs)
-on a private event loop in a background thread, so notebooks (which already have an
-event loop) and tests call it like any other object. Close it when done
-(``store.close()`` or ``with JetStreamEventStore(url) as store:``).
+on a private event loop (:class:`~eda_lab.backends.connection.LoopRunner`: the calling
+thread runs it during a call, a background thread between calls and for notebooks,
+whose thread runs an event loop already), so notebooks and tests call it like any
+other object. Close it when done (``store.close()`` or
+``with JetStreamEventStore(url) as store:``).
 """
 
 from __future__ import annotations
@@ -98,7 +100,6 @@ import hashlib
 import itertools
 import json
 import re
-import threading
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -109,7 +110,13 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
-from eda_lab.backends.connection import check_url, connect, mask_url, reconnect_delay
+from eda_lab.backends.connection import (
+    LoopRunner,
+    check_url,
+    connect,
+    mask_url,
+    reconnect_delay,
+)
 from eda_lab.errors import EdaLabError, InvalidArgument
 from eda_lab.events import Event
 from eda_lab.store.contract import (
@@ -217,14 +224,6 @@ def _msg_id(stream_id: str, events: Sequence[Event]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-async def _cancel_other_tasks() -> None:
-    """Let nats-py's background tasks (readers, reconnects) end before the loop stops."""
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
 class JetStreamEventStore:
     """An :class:`~eda_lab.store.EventStore` kept by a NATS JetStream server.
 
@@ -270,10 +269,7 @@ class JetStreamEventStore:
         self._sub: Any = None
         self._resuming: asyncio.Task[None] | None = None
         self._closed = False
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name=f"jetstream-store-{stream}")
-        self._thread.start()
+        self._runner = LoopRunner(f"jetstream-store-{stream}")
         try:
             self._call(self._open(), "connect")
         except BaseException:
@@ -290,14 +286,12 @@ class JetStreamEventStore:
                 f"cannot {what}: this store was closed, and retrying this object cannot "
                 f"help: open a new JetStreamEventStore({self._shown!r}) (with the real URL).")
         step = _Step()
-        future = asyncio.run_coroutine_threadsafe(self._steps(coro, step), self._loop)
         try:
-            return future.result(self.timeout)  # the one deadline of the whole call
+            return self._runner.run(self._steps(coro, step), self.timeout)  # one deadline
         except (TimeoutError, nats.errors.NoRespondersError,  # (also nats' TimeoutError)
                 nats.js.errors.NoStreamResponseError, nats.errors.ConnectionClosedError,
                 nats.errors.StaleConnectionError, nats.errors.OutboundBufferLimitError,
                 nats.errors.NoServersError, OSError) as exc:
-            future.cancel()  # if it was this wait that gave up, stop the call's task too
             raise self._unavailable(what, step.now, exc, sent=step.sent) from exc
         except nats.js.errors.APIError as exc:
             raise JetStreamError(
@@ -330,14 +324,7 @@ class JetStreamEventStore:
 
     def _stop_loop(self) -> None:
         self._closed = True
-        if self._loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), self._loop)
-            with contextlib.suppress(Exception):
-                future.result(self.timeout + 5)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        if not self._loop.is_running():
-            self._loop.close()
+        self._runner.close()
 
     # -- connecting, and healing -------------------------------------------------------
     async def _open(self) -> None:
@@ -405,6 +392,8 @@ class JetStreamEventStore:
 
     async def _ready(self) -> None:
         """Wait (within the call's deadline) until the connection and the log are back."""
+        if not self._nc.is_connected:
+            self._online.clear()  # (the disconnected callback may not have run yet)
         if not self._online.is_set():
             _doing("waiting for the server to come back")
             await self._online.wait()
@@ -423,10 +412,8 @@ class JetStreamEventStore:
         """Disconnect and stop the background thread (the events stay on the server)."""
         if self._closed:
             return
-        future = asyncio.run_coroutine_threadsafe(
-            asyncio.wait_for(self._close_async(), self.timeout), self._loop)
         with contextlib.suppress(Exception):  # a dead server: nothing left to close
-            future.result(self.timeout + 5)
+            self._runner.run(self._close_async(), self.timeout)
         self._stop_loop()
 
     def __enter__(self) -> JetStreamEventStore:
