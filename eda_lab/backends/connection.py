@@ -262,11 +262,11 @@ class LoopRunner:
     def _pump_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and not self._handed and (
-                        self._holder is not None or self._waiting
-                        or time.monotonic() - self._last < self.idle):
+                while not self._closed and not (
+                        self._holder is None and not self._waiting
+                        and (self._handed or time.monotonic() - self._last >= self.idle)):
                     self._cond.wait(self.idle)
-                if self._closed and not self._handed:
+                if self._closed:
                     return
                 self._holder = "pump"
             self.loop.run_forever()  # until a caller (or close) stops it
@@ -299,7 +299,7 @@ class LoopRunner:
             with self._cond:
                 self._holder = None
                 self._last = time.monotonic()
-                if self._waiting:  # (the pump looks by itself, every `idle` seconds)
+                if self._waiting or self._handed:  # (else the pump looks every `idle` s)
                     self._cond.notify_all()
 
     def _run_here(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
