@@ -62,6 +62,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
+from eda_lab.backends.connection import mask_url
 from eda_lab.channel import partition_for
 from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import InvalidArgument
@@ -186,9 +187,9 @@ class JetStreamTopic:
             from eda_lab.sim import ChannelConflict
             raise ChannelConflict(
                 f"the stream {self.stream!r} for topic {self.name!r} exists on "
-                f"{self.runtime.url} with {found or 'unknown'} partitions, not {meta}: every "
-                "process must hash keys the same way. Ask for the topic with the same "
-                "partitions, or use another prefix.")
+                f"{mask_url(self.runtime.url)} with {found or 'unknown'} partitions, not "
+                f"{meta}: every process must hash keys the same way. Ask for the topic "
+                "with the same partitions, or use another prefix.")
 
     # -- partitions ------------------------------------------------------------------
     def partition_of(self, subject: str) -> int:
