@@ -11,12 +11,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
 
-from eda_lab.backends import JetStreamChannel, LiveRuntime, NatsServer
+from eda_lab.backends import (
+    JetStreamChannel,
+    JetStreamUnavailable,
+    LiveRuntime,
+    NatsServer,
+)
 from eda_lab.cqrs import ProjectionRunner
 from eda_lab.errors import InvalidArgument
 from eda_lab.events import Event
@@ -172,3 +180,57 @@ def test_names_and_settings_are_checked(rt: LiveRuntime) -> None:
     odd = rt.channel("bus").topic("orders.dead letters")
     assert "." not in odd.stream and " " not in odd.stream
     assert keys_in_order([]) == {}
+
+
+def test_consumers_heal_after_the_server_is_killed_and_restarted(tmp_path: Path) -> None:
+    """SIGKILL the server in the middle of a run, restart it on the same folder: the
+    consumer resumes by itself, nothing acknowledged is lost, and the idempotent
+    handler applies nothing twice (acks lost in the crash come back as redeliveries)."""
+    server = NatsServer(tmp_path / "jetstream").start()
+    try:
+        with LiveRuntime(server.url, prefix=new_prefix(), ack_wait=1.0, timeout=1.0) as rt:
+            topic = rt.channel("bus", partitions=2).topic("orders")
+            applied: dict[str, Event] = {}
+            deliveries: list[str] = []
+            killed: list[int] = []
+
+            def apply_once(event: Event) -> None:  # idempotent: keyed by event id
+                deliveries.append(event.id)
+                applied.setdefault(event.id, event)
+                if event.data["n"] == 20 and not killed:  # the crash, mid-run
+                    server.kill()
+                    killed.append(len(applied))
+
+            shop = rt.emitter("shop")
+            stored = [shop.emit(topic, "OrderPlaced", subject=f"O-{n % 3}", data={"n": n})
+                      for n in range(60)]
+            group = rt.sink("billing").subscribe(topic, apply_once, group="billing",
+                                                 start="earliest")
+            rt.run(timeout=20.0, until=lambda: bool(killed))
+            assert killed == [21]  # 39 stored events were not handled yet
+            with pytest.raises(JetStreamUnavailable):  # within the runtime's deadline
+                shop.emit(topic, "OrderPlaced", subject="O-0", data={"n": 60})
+            server.restart()
+            stored += [emit_when_back(shop, topic, n) for n in range(61, 80)]
+            rt.run(timeout=30.0, until=lambda: {e.id for e in stored} <= applied.keys())
+            assert group.running  # nobody restarted it
+            assert {e.id for e in stored} <= applied.keys()
+            assert set(applied) - {e.id for e in stored} <= {
+                e.id for e in applied.values() if e.data["n"] == 60}  # the failed emit
+            firsts = [applied[i] for i in dict.fromkeys(deliveries)]
+            assert keys_in_order(firsts) == keys_in_order(sorted(firsts,
+                                                                 key=lambda e: e.data["n"]))
+    finally:
+        server.stop()
+
+
+def emit_when_back(shop: Any, topic: Any, n: int) -> Event:
+    """Emit, retrying while the runtime reconnects (each try fails within its deadline)."""
+    deadline = time.monotonic() + 20.0
+    while True:
+        try:
+            event: Event = shop.emit(topic, "OrderPlaced", subject=f"O-{n % 3}", data={"n": n})
+            return event
+        except JetStreamUnavailable:
+            if time.monotonic() > deadline:
+                raise
