@@ -50,6 +50,7 @@ How the simulated channel maps onto JetStream:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -303,6 +304,7 @@ class JetStreamGroup:
         self.dead_letters = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._busy = False
 
     def member_for(self, partition: int) -> tuple[Sink, Handler]:
@@ -348,6 +350,7 @@ class JetStreamGroup:
     async def _start(self, start_at: int | None = None) -> None:
         psub = await self._bind(start_at)
         self._stopping = False
+        self._stopped.clear()
         self._task = asyncio.ensure_future(self._consume(psub))
 
     def stop(self) -> None:
@@ -357,6 +360,7 @@ class JetStreamGroup:
 
     async def _stop(self) -> None:
         self._stopping = True
+        self._stopped.set()  # (wakes a retry that waits for its backoff)
         task = self._task
         if task is not None:
             await asyncio.wait_for(asyncio.shield(task), FETCH_WAIT * 4 + self.runtime.timeout)
@@ -395,7 +399,10 @@ class JetStreamGroup:
                             await asyncio.gather(*(m.nak() for m in msgs[i:]),
                                                  return_exceptions=True)
                             break
-                        await self._handle(msg)
+                        # an ack or emit lost with the connection: the server
+                        # redelivers the event after ack_wait
+                        with contextlib.suppress(*_TRANSIENT):
+                            await self._handle(msg)
                 finally:
                     self._busy = False
         finally:
@@ -480,8 +487,10 @@ class JetStreamGroup:
             delay = backoff_delay(self.policy.backoff, attempt)
             self._row("retry", sink.name, event, p, seq, "error",
                       f"attempt {attempt} failed ({message}); retry in {delay:g}s")
-            await self._wait(msg, delay)
-            return True
+            if await self._wait(msg, delay):
+                return True
+            await msg.nak()  # stopped while waiting: the event goes back to the server
+            return False
         self._row("dead_letter", sink.name, event, p, seq, "dead_letter",
                   f"gave up after {attempt} attempts ({message})")
         self.dead_letters += 1
@@ -490,14 +499,19 @@ class JetStreamGroup:
         await msg.ack()
         return False
 
-    async def _wait(self, msg: Msg, delay: float) -> None:
-        """Sleep ``delay`` seconds, telling the server meanwhile that ``msg`` is in hand."""
+    async def _wait(self, msg: Msg, delay: float) -> bool:
+        """Wait ``delay`` seconds, telling the server meanwhile that ``msg`` is in hand;
+        False if the group was stopped during the wait."""
         beat = self.runtime.ack_wait / 3
         end = time.monotonic() + delay
         while (left := end - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, beat))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), min(left, beat))
+            if self._stopped.is_set():
+                return False
             if time.monotonic() < end:
                 await msg.in_progress()
+        return True
 
     def __repr__(self) -> str:
         return (f"JetStreamGroup({self.name!r} on {self.topic.name}, "
