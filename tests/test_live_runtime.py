@@ -186,3 +186,31 @@ def test_stopping_a_consumer_that_waits_to_retry_gives_the_event_back(rt: LiveRu
     assert attempts == [1, 1] and group.lag() == 0
     retry = rt.frame().query("kind == 'retry'")
     assert list(retry["detail"].str.contains("retry in 60s")) == [True]
+
+
+def test_delete_topics_removes_the_runtimes_streams(rt: LiveRuntime) -> None:
+    topic = rt.channel("bus").topic("orders")
+    group = rt.sink("billing").subscribe(topic, lambda e: None, group="billing")
+    rt.emitter("shop").emit(topic, "OrderPlaced", subject="O-1")
+    assert group.dead_topic is not None
+    assert set(rt.delete_topics()) == {topic.stream, group.dead_topic.stream}
+    assert not group.running
+    assert rt.channel("bus").topics == {}
+    assert len(rt.channel("bus").topic("orders")) == 0  # a new, empty stream
+
+
+def test_the_class_servers_url_comes_from_the_environment(
+        server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDA_LAB_NATS_URL", server.url)
+    with LiveRuntime(prefix=f"RT{next(_prefixes)}", storage="memory") as runtime:
+        assert runtime.url == server.url
+    monkeypatch.delenv("EDA_LAB_NATS_URL")
+    with pytest.raises(InvalidArgument, match="EDA_LAB_NATS_URL"):
+        LiveRuntime()
+
+
+def test_credentials_in_the_url_are_never_shown() -> None:
+    from eda_lab.backends import JetStreamUnavailable
+    with pytest.raises(JetStreamUnavailable) as caught:
+        LiveRuntime("nats://alice:s3cret@127.0.0.1:1", timeout=1.0)
+    assert "s3cret" not in str(caught.value) and "***@127.0.0.1:1" in str(caught.value)
