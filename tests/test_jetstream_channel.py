@@ -26,7 +26,8 @@ from eda_lab.backends import (
     NatsServer,
 )
 from eda_lab.cqrs import ProjectionRunner
-from eda_lab.errors import InvalidArgument
+from eda_lab.delivery import DeliveryPolicy
+from eda_lab.errors import InvalidArgument, WrongArgumentType
 from eda_lab.events import Event
 from eda_lab.failures import OrderDatabase, OrderService
 from eda_lab.projections import OrdersByCustomer
@@ -173,8 +174,15 @@ def test_names_and_settings_are_checked(rt: LiveRuntime) -> None:
         rt.channel("")
     with pytest.raises(InvalidArgument, match="at least one partition"):
         rt.channel("bus").topic("orders", partitions=0)
-    with pytest.raises(InvalidArgument, match="DeliveryPolicy"):
+    with pytest.raises(WrongArgumentType, match="DeliveryPolicy"):
         JetStreamChannel(rt, "x", policy="fast")  # type: ignore[arg-type]
+    topic = rt.channel("bus").topic("orders")
+    with pytest.raises(WrongArgumentType, match="an Event and the Emitter"):
+        topic.publish({"type": "OrderPlaced"}, rt.emitter("shop"))  # type: ignore[arg-type]
+    with pytest.raises(WrongArgumentType, match="a handler is a function"):
+        rt.sink("billing").subscribe(topic, "print")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="consumer group needs a non-empty name"):
+        topic.subscribe(rt.sink("audit"), print, group=" ", policy=DeliveryPolicy())
     with pytest.raises(ChannelConflict, match="partitions=1"):
         rt.channel("bus", partitions=3)
     odd = rt.channel("bus").topic("orders.dead letters")
