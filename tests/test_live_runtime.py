@@ -236,3 +236,16 @@ def test_an_outage_stops_a_sinks_consumers_and_they_resume(rt: LiveRuntime) -> N
         rt.outage("biling", 0, 1)
     with pytest.raises(InvalidArgument, match="end after it starts"):
         rt.outage("billing", 2, 1)
+
+
+def test_a_consumer_that_breaks_says_so_in_the_trace(rt: LiveRuntime) -> None:
+    topic = rt.channel("bus").topic("orders")
+    billing = rt.sink("billing")
+    group = billing.subscribe(topic, lambda e: None, group="billing")
+    group.members.clear()  # a broken group: nobody to hand an event to
+    rt.emitter("shop").emit(topic, "OrderPlaced", subject="O-1")
+    rt.run(timeout=10.0, until=lambda: not group.running)
+    crash = rt.frame().query("kind == 'crash'")
+    assert list(crash["service"]) == ["billing"]
+    assert "ZeroDivisionError" in crash["detail"].iloc[0]
+    assert group.lag() == 1  # the event is still on the server

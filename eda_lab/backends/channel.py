@@ -415,10 +415,18 @@ class JetStreamGroup:
                     await self._dispatch(msgs)
                 finally:
                     self._busy = False
+        except Exception as exc:  # a bug, not the network: say so in the trace, and stop
+            topic = self.topic
+            self.runtime.trace.record(
+                self.runtime.now, "crash", self.name, channel=topic.channel.name,
+                topic=topic.name, outcome="crash",
+                detail=f"the consumer of group {self.name!r} stopped: {type(exc).__name__}: "
+                       f"{exc}. Its events stay on the server; start_consumer resumes.")
         finally:
             if self._retrying:  # stopped: they give their events back
                 await asyncio.gather(*self._retrying.values(), return_exceptions=True)
-            await psub.unsubscribe()
+            with contextlib.suppress(*_TRANSIENT):
+                await psub.unsubscribe()
 
     async def _dispatch(self, msgs: list[Msg]) -> None:
         """Handle a batch in order; an event of a partition that waits for a retry
