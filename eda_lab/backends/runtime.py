@@ -21,7 +21,8 @@ or several students, exchange events through one broker::
 What the runtime stands in for: everything a service asks its simulation for. ``now``
 is seconds since the runtime started (wall clock, ``time.monotonic``), ``start`` the
 UTC instant it started, ``rng`` an *unseeded* generator (event ids must differ between
-processes, so they are not repeatable), ``next_sequence`` a counter, ``trace`` a
+processes, so they are not repeatable), ``next_sequence`` a counter (each runtime
+numbers its own events: two processes' sequences overlap), ``trace`` a
 :class:`~eda_lab.trace.Trace` whose ``t`` column is wall seconds since the start. So
 :mod:`eda_lab.charts` draws a live run like a simulated one.
 
