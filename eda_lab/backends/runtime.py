@@ -161,8 +161,8 @@ class LiveRuntime:
     ``EDA_LAB_NATS_URL``); it may carry credentials, which messages never show
     (:func:`~eda_lab.backends.mask_url`). The connection reconnects for as long as an
     outage lasts (:mod:`eda_lab.backends.connection`), and the consumers go on by
-    themselves once the server is back. ``prefix``: the start of every stream name (letters,
-    digits, ``_`` and ``-``): runtimes with the same prefix share their topics.
+    themselves once the server is back. ``prefix``: the start of every stream name
+    (letters, digits, ``_`` and ``-``): runtimes with the same prefix share their topics.
     ``timeout``: seconds to wait for the server on each request before
     :class:`~eda_lab.backends.JetStreamUnavailable`. ``storage``: ``"file"``
     (streams survive a server restart) or ``"memory"``. ``ack_wait``: seconds the
