@@ -209,16 +209,17 @@ def emit_in_a_process(url: str, prefix: str, keys: list[str], partitions: int) -
 def consume_in_a_process(url: str, prefix: str, expect: int, partitions: int,
                          timeout: float = 60.0) -> list[tuple[str, int, str]]:
     """A group member in its own process: handle ``bus/orders`` as group ``billing``
-    (from the earliest event) until ``expect`` events came; returns (subject, n, id)
-    of each, in the order handled."""
+    (from the earliest event) until the topic holds ``expect`` events and the group
+    (all its members, in any process) has acknowledged them all; returns (subject,
+    n, id) of each event this member handled, in the order it handled them."""
     from eda_lab.backends.runtime import LiveRuntime
     with LiveRuntime(url, prefix=prefix) as rt:
         topic: Any = rt.channel("bus", partitions=partitions).topic("orders")
         handled: list[tuple[str, int, str]] = []
-        rt.sink("billing").subscribe(
+        group = rt.sink("billing").subscribe(
             topic, lambda e: handled.append((e.subject, e.data["n"], e.id)),
             group="billing", start="earliest")
-        rt.run(timeout=timeout, until=lambda: len(handled) >= expect)
+        rt.run(timeout=timeout, until=lambda: len(topic) >= expect and group.lag() == 0)
         return list(handled)
 
 
