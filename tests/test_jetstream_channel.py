@@ -248,3 +248,22 @@ def emit_when_back(shop: Any, topic: Any, n: int) -> Event:
         except JetStreamUnavailable:
             if time.monotonic() > deadline:
                 raise
+
+
+def test_an_event_whose_emits_were_not_stored_is_delivered_again(rt: LiveRuntime) -> None:
+    """Ack after the handler's emits are stored: when the forward fails (its stream is
+    gone), the order goes back to the server and its handler runs again later."""
+    bus = rt.channel("bus", policy=DeliveryPolicy(backoff=0.05))
+    orders, invoices = bus.topic("orders"), bus.topic("invoices")
+    billing = rt.sink("billing")
+    billing.subscribe(orders, lambda e: billing.forward(invoices, e, event_type="Billed"),
+                      group="billing")
+    rt.call(rt.js.delete_stream(invoices.stream))  # the invoices stream is gone
+    rt.emitter("shop").emit(orders, "OrderPlaced", subject="O-1")
+    rt.run(timeout=10.0, until=lambda: any(row[1] == "retry" for row in rt.trace.rows))
+    rt.call(invoices.ensure_stream())  # it is back
+    rt.run(timeout=10.0)
+    assert [e.type for e in invoices.events()] == ["Billed"]
+    assert billing.handled == 2  # the handler ran again: at least once
+    retry = rt.frame().query("kind == 'retry'")
+    assert "its emits were not stored" in retry["detail"].iloc[0]

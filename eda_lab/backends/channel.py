@@ -27,7 +27,10 @@ How the simulated channel maps onto JetStream:
   batches and handles them in stream order, so per-key order holds. **It acks after
   the handler** (and after the handler's own emits are stored): at-least-once, so a
   crash between handling and acking delivers the event again. Write idempotent
-  handlers.
+  handlers. (The next event does not wait for the previous one's emits to be
+  stored: they are published in order on one connection, and each ack waits for its
+  own. If an emit fails, its cause is given back to the server, which delivers it
+  again after the backoff: the handler runs again.)
 * **Redelivery.** A handler that raises is called again after the policy's backoff
   (``backoff``, doubling), up to ``max_deliveries`` attempts; meanwhile the consumer
   keeps the message, tells the server it is still working on it, and holds back
@@ -324,6 +327,8 @@ class JetStreamGroup:
         #: Per partition waiting for a retry: the messages queued behind it, and the task.
         self._waiting: dict[int, deque[Msg]] = {}
         self._retrying: dict[int, asyncio.Future[None]] = {}
+        #: Acks that wait for the emits of their handler to be stored.
+        self._acking: set[asyncio.Future[None]] = set()
 
     def member_for(self, partition: int) -> tuple[Sink, Handler]:
         """The member that owns ``partition``: partitions are shared round-robin."""
@@ -423,8 +428,9 @@ class JetStreamGroup:
                 detail=f"the consumer of group {self.name!r} stopped: {type(exc).__name__}: "
                        f"{exc}. Its events stay on the server; start_consumer resumes.")
         finally:
-            if self._retrying:  # stopped: they give their events back
-                await asyncio.gather(*self._retrying.values(), return_exceptions=True)
+            if self._retrying or self._acking:  # stopped: they give their events back
+                await asyncio.gather(*self._retrying.values(), *self._acking,
+                                     return_exceptions=True)
             with contextlib.suppress(*_TRANSIENT):
                 await psub.unsubscribe()
 
@@ -446,7 +452,7 @@ class JetStreamGroup:
 
     async def settled(self) -> bool:
         """Has the group handled and acknowledged everything on its stream?"""
-        if self._busy or self._retrying:
+        if self._busy or self._retrying or self._acking:
             return False
         info = await self.runtime.js.consumer_info(self.topic.stream, self.durable)
         return bool(info.num_pending == 0 and info.num_ack_pending == 0 and not self._busy)
@@ -501,16 +507,23 @@ class JetStreamGroup:
                 error = exc
             finally:
                 sink.current = None
-            if runtime.outstanding:
-                error = await self._emitted(error)
+            emits, runtime.outstanding = runtime.outstanding, []
             if error is None:
                 sink.handled += 1
                 self.handled += 1
                 runtime.handled += 1
                 self._row("deliver", sink.name, event, p, seq, "ok",
                           "" if attempt == 1 else f"attempt {attempt}")
-                await msg.ack()
+                if not emits:
+                    await msg.ack()
+                    return
+                acking = asyncio.ensure_future(self._ack_when_stored(
+                    msg, emits, sink.name, event, p, seq, attempt))
+                self._acking.add(acking)  # the next event goes on meanwhile
+                acking.add_done_callback(self._acking.discard)
                 return
+            if emits:  # the handler failed after emitting: let those finish first
+                await asyncio.gather(*emits, return_exceptions=True)
             delay = await self._failed(msg, sink, event, p, seq, attempt, error)
             if delay is None:
                 return
@@ -544,13 +557,21 @@ class JetStreamGroup:
         finally:
             del self._waiting[p], self._retrying[p]
 
-    async def _emitted(self, error: BaseException | None) -> BaseException | None:
-        """Wait for the handler's emits to be stored; the first failure, if any."""
-        runtime = self.runtime
-        emits, runtime.outstanding = runtime.outstanding, []
+    async def _ack_when_stored(self, msg: Msg, emits: list[asyncio.Future[Any]], sink: str,
+                               event: Event, p: int, seq: int, attempt: int) -> None:
+        """Ack ``msg`` once the emits its handler made are stored; if one failed, give
+        it back to the server, which redelivers it after the backoff."""
         results = await asyncio.gather(*emits, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
-        return error if error is not None or not failed else failed[0]
+        with contextlib.suppress(*_TRANSIENT):
+            if not failed:
+                await msg.ack()
+                return
+            delay = backoff_delay(self.policy.backoff, attempt)
+            self._row("retry", sink, event, p, seq, "error",
+                      f"its emits were not stored ({type(failed[0]).__name__}: {failed[0]}); "
+                      f"the server delivers it again in {delay:g}s")
+            await msg.nak(delay=delay)
 
     async def _failed(self, msg: Msg, sink: Sink, event: Event, p: int, seq: int,
                       attempt: int, exc: BaseException) -> float | None:
