@@ -13,13 +13,18 @@ emitters and sinks, how to let events flow, and how to stop and start a consumer
             return SimulatedWorld()
 
 The promises, each a test below: every key's events reach a group in the order they
-were emitted (with several members, and with a retried event in between); every
-group receives every event exactly once; a handler that raises gets the event again;
-after ``max_deliveries`` failed attempts the event is on the dead-letter topic and
-the group moves on; a consumer that stops and starts again resumes from its
-committed (durable) position: nothing handled twice, nothing skipped. The same
-handler code, the same :class:`~eda_lab.services.Emitter` and
-:class:`~eda_lab.services.Sink`, on both channels.
+were emitted (with several members, for any sequence of keys, and with a retried
+event in between); a retry holds back only its own partition; every group receives
+every event exactly once; a handler that raises gets the event again; after
+``max_deliveries`` failed attempts the event is on the dead-letter topic and the
+group moves on; a consumer that stops and starts again resumes from its committed
+(durable) position: nothing handled twice, nothing skipped. The same handler code,
+the same :class:`~eda_lab.services.Emitter` and :class:`~eda_lab.services.Sink`, on
+both channels: :class:`SimulatedWorld` and :class:`JetStreamWorld` are the two worlds.
+
+For tests between real processes, :func:`emit_in_a_process` and
+:func:`consume_in_a_process` are services to start with ``multiprocessing`` (spawn);
+:data:`needs_nats_server` and :func:`server_fixture` give a test module its server.
 
 This module needs ``pytest`` and ``hypothesis`` (the ``test`` extra); nothing in
 :mod:`eda_lab` imports it.
