@@ -124,6 +124,73 @@ def _check_partitions(partitions: object) -> int:
     return partitions
 
 
+class _Puller:
+    """Pulls messages from a durable consumer in batches, as nats-py's ``fetch`` does,
+    for a quarter of its cost (measured): ``fetch`` waits for each message with a
+    timer of its own, while this keeps one pull request open and lets the messages
+    pile up in a queue (the JetStream pull protocol: a request for ``BATCH``
+    messages that expires after a wait, answered by the messages, then a status).
+    """
+
+    def __init__(self, nc: Any, stream: str, durable: str) -> None:
+        self._nc = nc
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._inbox = nc.new_inbox()
+        self._queue: deque[Msg] = deque()
+        self._arrived = asyncio.Event()
+        self._sub: Any = None
+        self._owed = 0  # messages the open request may still bring
+        self._until = 0.0  # when the open request has surely ended (lost in a reconnect)
+        self._refused = False  # the server said "not now" (too many unacknowledged)
+
+    async def open(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._arrive)
+
+    async def _arrive(self, msg: Msg) -> None:
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None:
+            self._queue.append(msg)
+            self._owed -= 1
+        elif status != "100":  # 404 no messages, 408 expired, 409 refused: it ended
+            self._owed = 0
+            self._refused = status == "409"
+        self._arrived.set()
+
+    async def take(self, wait: float) -> list[Msg]:
+        """The messages that came; asks for the next batch first when the open request
+        has ended, and waits up to ``wait`` seconds for a first message."""
+        if self._owed <= 0 or time.monotonic() > self._until:
+            if self._refused:  # let the acks of what is in hand catch up first
+                self._refused = False
+                await asyncio.sleep(wait / 10)
+            self._owed, self._until = BATCH, time.monotonic() + wait + 1.0
+            request = {"batch": BATCH, "expires": int(wait * 1e9)}
+            await self._nc.publish(self._next, json.dumps(request).encode(),
+                                   reply=self._inbox)
+        if not self._queue:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), wait)
+        taken = list(self._queue)
+        self._queue.clear()
+        return taken
+
+    async def close(self) -> None:
+        """Give back (nak) what came and what the open request still brings, then stop."""
+        with contextlib.suppress(*_TRANSIENT):
+            while self._owed > 0 and time.monotonic() < self._until:
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), self._until - time.monotonic())
+                await self._give_back()
+            await self._give_back()
+            await self._sub.unsubscribe()
+
+    async def _give_back(self) -> None:
+        queued, self._queue = self._queue, deque()
+        await asyncio.gather(*(msg.nak() for msg in queued), return_exceptions=True)
+
+
 class JetStreamChannel:
     """A named set of topics on a JetStream server (see the module docstring).
 
@@ -357,13 +424,15 @@ class JetStreamGroup:
             deliver_policy=deliver, opt_start_seq=seq, ack_wait=self.runtime.ack_wait,
             max_deliver=-1, max_ack_pending=BATCH * 4)
 
-    async def _bind(self, start_at: int | None = None) -> Any:
+    async def _bind(self, start_at: int | None = None) -> _Puller:
         js, stream = self.runtime.js, self.topic.stream
         try:
             await js.consumer_info(stream, self.durable)
         except nats.js.errors.NotFoundError:
             await js.add_consumer(stream, self._config(start_at))
-        return await js.pull_subscribe_bind(durable=self.durable, stream=stream)
+        puller = _Puller(self.runtime.nc, stream, self.durable)
+        await puller.open()
+        return puller
 
     def start(self) -> None:
         """Consume from the group's durable position (created if the group is new)."""
@@ -405,15 +474,15 @@ class JetStreamGroup:
         await self._start(position)
 
     # -- the consumer loop (on the runtime's thread) ----------------------------------------
-    async def _consume(self, psub: Any) -> None:
+    async def _consume(self, puller: _Puller) -> None:
         try:
             while not self._stopping:
                 try:
-                    msgs = await psub.fetch(BATCH, timeout=FETCH_WAIT)
-                except nats.errors.TimeoutError:
-                    continue
+                    msgs = await puller.take(FETCH_WAIT)
                 except _TRANSIENT:  # the server is away: the client reconnects by itself
                     await asyncio.sleep(FETCH_WAIT)
+                    continue
+                if not msgs:
                     continue
                 self._busy = True
                 try:
@@ -431,8 +500,7 @@ class JetStreamGroup:
             if self._retrying or self._acking:  # stopped: they give their events back
                 await asyncio.gather(*self._retrying.values(), *self._acking,
                                      return_exceptions=True)
-            with contextlib.suppress(*_TRANSIENT):
-                await psub.unsubscribe()
+            await puller.close()
 
     async def _dispatch(self, msgs: list[Msg]) -> None:
         """Handle a batch in order; an event of a partition that waits for a retry
