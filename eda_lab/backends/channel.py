@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 __all__ = ["JetStreamChannel", "JetStreamGroup", "JetStreamTopic", "check_name"]
 
 NAN = math.nan
-#: Messages one fetch asks for, and seconds an empty fetch waits for a first one.
+#: Messages one pull request asks for, and seconds it waits for a first one (its expiry).
 BATCH = 256
 FETCH_WAIT = 0.25
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
