@@ -1,4 +1,4 @@
-"""JetStream benchmark: eda_lab's JetStream store against raw nats-py, in the same run.
+"""JetStream benchmark: eda_lab's JetStream store and channel against raw nats-py, in one run.
 
 Starts its own nats-server (``NatsServer``, file storage in a temporary folder) and
 prints one JSON object per line::
@@ -6,6 +6,7 @@ prints one JSON object per line::
     {"benchmark": "jetstream_append", "unit": "events/s",
      "results": {"eda_lab": ..., "raw_nats": ...}}
     {"benchmark": "jetstream_append_batched", "unit": "events/s", "results": {...}}
+    {"benchmark": "jetstream_consume", "unit": "events/s", "results": {...}}
 
 (one line each; wrapped here).
 
@@ -24,8 +25,9 @@ a new JetStream stream of the same configuration as the store's):
   (one event each, ``Nats-Msg-Id`` and ``Content-Type`` headers) with their acks
   gathered. The expected-sequence header cannot be pipelined (each message would need
   the sequence of the one before), so the raw side goes without it: it checks less.
-- jetstream_consume: a slot (:func:`jetstream_consume`) for the channel's benchmark,
-  written separately; nothing is printed for it until it is filled in.
+- jetstream_consume: the same events consumed through the JetStream channel with acks
+  (a ``LiveRuntime`` sink), against a raw nats-py pull consumer fetching in batches;
+  :mod:`jetstream_consume` (beside this script) says exactly what each side does.
 
 Run: ``python benchmarks/bench_jetstream.py [--events 5000] [--repeat 3]``
 """
@@ -42,6 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 import nats
+from jetstream_consume import measure_consume
 from nats.js import api
 
 from eda_lab.backends import JetStreamEventStore, NatsServer
@@ -132,14 +135,6 @@ def raw_append_batched(url: str, events: list[Event]) -> float:
     return asyncio.run(_raw(url, work))
 
 
-# -- the third benchmark's slot ----------------------------------------------------------------
-def jetstream_consume(url: str, events: list[Event]) -> dict[str, float] | None:
-    """SLOT for ``jetstream_consume``: consuming through the JetStream channel with acks,
-    against a raw pull consumer fetching in batches (``{"eda_lab": ..., "raw_nats": ...}``
-    in events/s). Written separately by the channel's engineer; None until folded in."""
-    return None
-
-
 def best(measure: Callable[[], float], repeat: int) -> float:
     return max(measure() for _ in range(repeat))
 
@@ -156,20 +151,20 @@ def main() -> None:
     with NatsServer() as server:
         single: dict[str, list[float]] = {"eda_lab": [], "raw_nats": []}
         batched: dict[str, list[float]] = {"eda_lab": [], "raw_nats": []}
+        consume: dict[str, list[float]] = {"eda_lab": [], "raw_nats": []}
         for _ in range(args.repeat):  # alternate, so that a busy moment hits both sides
             single["eda_lab"].append(eda_lab_append(server.url, events, 1))
             single["raw_nats"].append(raw_append(server.url, events))
             batched["eda_lab"].append(eda_lab_append(server.url, events, BATCH))
             batched["raw_nats"].append(raw_append_batched(server.url, events))
+            for side, rate in measure_consume(server.url, events).items():
+                consume[side].append(rate)
         for name, results in (("jetstream_append", single),
-                              ("jetstream_append_batched", batched)):
+                              ("jetstream_append_batched", batched),
+                              ("jetstream_consume", consume)):
             print(json.dumps({"benchmark": name, "unit": "events/s",
                               "results": {k: round(max(v)) for k, v in results.items()}}),
                   flush=True)
-        consume = jetstream_consume(server.url, events)
-        if consume is not None:
-            print(json.dumps({"benchmark": "jetstream_consume", "unit": "events/s",
-                              "results": consume}), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,13 @@
     The assertions every build-it exercise's tests make: its reference survives all
     the fault schedules; a wrong solution breaks the named invariant, and the replay
     of its seed breaks it again.
+:mod:`eda_lab.testing.channel_contract`
+    The channel contract: subclass ``ChannelContract`` with a ``ChannelWorld`` to prove
+    a channel keeps per-key order, delivery to every group, retries, dead letters and
+    resuming from a durable position (the simulated and the JetStream channel pass it).
+:mod:`eda_lab.testing.crash`
+    The crash suite's harness: children killed with SIGKILL at random instants, crash
+    images of a running writer, damaged copies of a file, and the checks after each.
 """
 
 __all__: list[str] = []  # the suites are imported by their module names

@@ -1,7 +1,7 @@
 """Consuming from NATS JetStream: eda_lab's channel against a raw nats-py pull consumer.
 
-Same server, same run, same messages, best of ``--repeat`` (default 3). Prints one
-JSON object per line::
+``benchmarks/bench_jetstream.py`` runs it in the same run as the append benchmarks,
+on the same server and the same messages, best of ``--repeat``, and prints::
 
     {"benchmark": "jetstream_consume", "unit": "events/s",
      "results": {"eda_lab": ..., "raw_nats": ...}}
@@ -31,26 +31,22 @@ per event; a raw loop written like the channel's (not measured here) is the true
 ceiling, several times faster again on the same machine.
 
 The messages are published before either clock starts. ``measure_consume(url,
-events)`` returns both numbers (events/s) for one repetition, for
-``benchmarks/bench_jetstream.py`` to fold in. The target (issue 12): eda_lab at
+events)`` returns both numbers (events/s) for one repetition. The target (issue 12): eda_lab at
 least 0.5x raw_nats and at least 10k events/s.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import json
-import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import nats
 from nats.js import api
 
-from eda_lab.backends import LiveRuntime, NatsServer
+from eda_lab.backends import LiveRuntime
 from eda_lab.delivery import DeliveryPolicy
 from eda_lab.events import Event
 
@@ -138,31 +134,3 @@ def measure_consume(url: str, events: int | Sequence[Event]) -> dict[str, float]
         rt.stop_consumer("billing")
         raw_nats = asyncio.run(_raw_consume(url, raw.stream, count_))
     return {"eda_lab": eda_lab, "raw_nats": raw_nats}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--url", help="an existing server (default: start a local one)")
-    args = parser.parse_args(argv)
-    best: dict[str, float] = {}
-
-    def measure(url: str) -> None:
-        for _ in range(args.repeat):
-            for name, value in measure_consume(url, args.events).items():
-                best[name] = max(best.get(name, 0.0), value)
-
-    if args.url:
-        measure(args.url)
-    else:
-        with NatsServer() as server:
-            measure(server.url)
-    results: dict[str, Any] = {name: round(value) for name, value in best.items()}
-    print(json.dumps({"benchmark": "jetstream_consume", "unit": "events/s",
-                      "results": results}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
