@@ -83,6 +83,10 @@ from eda_lab.sim import Simulation
 __all__ = [
     "ADDRESS_FIELDS",
     "CHANGE_TYPE",
+    "MAX_CUSTOMERS",
+    "MAX_DURATION",
+    "MAX_EVENTS",
+    "MAX_ORDERS",
     "OUTAGE_SCOPES",
     "READ_PATHS",
     "REGISTERED_TYPE",
@@ -567,6 +571,13 @@ class AddressWorkload:
         return cls(people, changes, reads)
 
 
+#: The bounds of an :class:`AddressScenario`, far above what any notebook asks for
+#: (its parameters cell documents the ranges a lesson uses): a run within them ends in
+#: seconds, and one argument cannot make a run that never ends or fills the memory.
+MAX_CUSTOMERS = 10_000
+MAX_DURATION = 86_400.0  # virtual seconds: a day
+MAX_EVENTS = 200_000  # expected address changes plus reads over the duration
+
 _KINDS = {"int": "a whole number (int)", "float": "a finite number",
           "bool": "True or False", "str": "a str"}
 
@@ -621,13 +632,20 @@ class AddressScenario:
 
     def __post_init__(self) -> None:
         self._check_types()
-        checks = [("customers", self.customers >= 1, ">= 1"),
+        checks = [("customers", 1 <= self.customers <= MAX_CUSTOMERS, f"1..{MAX_CUSTOMERS}"),
                   ("consumers", 1 <= self.consumers <= 50, "between 1 and 50"),
                   ("changes_per_minute", 0 <= self.changes_per_minute <= 6000, "0..6000"),
-                  ("duration", self.duration > 0, "> 0 seconds"),
-                  ("latency", self.latency >= 0, ">= 0 seconds"),
-                  ("query_latency", self.query_latency >= 0, ">= 0 seconds"),
-                  ("reads_per_minute", self.reads_per_minute >= 0, ">= 0")]
+                  ("duration", 0 < self.duration <= MAX_DURATION,
+                   f"> 0 and <= {MAX_DURATION:g} seconds (a virtual day)"),
+                  ("latency", 0 <= self.latency <= MAX_DURATION, "0..86400 seconds"),
+                  ("query_latency", 0 <= self.query_latency <= MAX_DURATION,
+                   "0..86400 seconds"),
+                  ("reads_per_minute", 0 <= self.reads_per_minute <= 6000, "0..6000"),
+                  ("max_attempts", 1 <= self.max_attempts <= 100, "1..100"),
+                  ("backoff", 0 <= self.backoff <= MAX_DURATION, "0..86400 seconds"),
+                  ("duration", self.expected_events() <= MAX_EVENTS,
+                   f"short enough for at most {MAX_EVENTS} expected changes and reads "
+                   "(fewer changes_per_minute, reads_per_minute or consumers also do)")]
         for name, ok, allowed in checks:
             if not ok:
                 raise ScenarioError(f"{name}={getattr(self, name)!r} is out of range: "
@@ -661,6 +679,11 @@ class AddressScenario:
                 raise WrongArgumentType(
                     f"{setting.name}={value!r} must be {_KINDS[str(kind)]}; the default is "
                     f"{setting.default!r}.")
+
+    def expected_events(self) -> float:
+        """How many changes and reads the workload draws, on average."""
+        per_minute = self.changes_per_minute + self.consumers * self.reads_per_minute
+        return per_minute * self.duration / 60.0
 
     def recorded_at(self, t: float) -> float:
         """When the source records a change requested at ``t``: at ``t``, or at the end
