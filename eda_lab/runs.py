@@ -27,7 +27,30 @@ import pandas as pd
 if TYPE_CHECKING:
     from eda_lab.sim import Simulation
 
-__all__ = ["SimulationRun"]
+__all__ = ["MAX_ORDERS", "MAX_SECONDS", "SimulationRun", "check_orders"]
+
+#: The most orders a ``run_*`` function places: far above the 1..200 the notebooks'
+#: parameter cells allow, and few enough that one argument cannot make a run that
+#: never ends or fills the memory.
+MAX_ORDERS = 10_000
+#: The longest span of virtual seconds a setting (a latency, an outage, a timeout) may
+#: have: a virtual day.
+MAX_SECONDS = 86_400.0
+
+
+def check_orders(n_orders: object, *, low: int = 1, high: int = MAX_ORDERS,
+                 name: str = "n_orders") -> None:
+    """Refuse an order count that is not a whole number from ``low`` to ``high``.
+
+    >>> check_orders(10**9)
+    Traceback (most recent call last):
+    ...
+    eda_lab.errors.InvalidArgument: n_orders must be a whole number from 1 to 10000, got ...
+    """
+    from eda_lab.errors import check_number
+
+    check_number(n_orders, name, low=low, high=high, integer=True,
+                 advice="The notebooks use 1 to 200.")
 
 
 @dataclass(eq=False)

@@ -41,7 +41,7 @@ from eda_lab.services import Emitter, Service, Sink
 from eda_lab.trace import Trace
 
 __all__ = ["DEFAULT_START", "MAX_SEED", "ChannelConflict", "Simulation", "UnknownService",
-           "check_seed"]
+           "check_seed", "check_sim"]
 
 
 class UnknownService(NotFound):
@@ -353,3 +353,8 @@ class Simulation:
     def __repr__(self) -> str:
         return (f"Simulation(seed={self.seed}, now={self.now:g}s, services={list(self.services)}, "
                 f"channels={list(self.channels)}, trace_rows={len(self.trace)})")
+
+
+def check_sim(sim: object, name: str = "sim") -> None:
+    """Refuse anything but a :class:`Simulation` where a function needs one."""
+    check_instance(sim, name, Simulation, "Create one with Simulation(seed=7).")
