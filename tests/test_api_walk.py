@@ -558,66 +558,12 @@ KNOWN_GAPS: dict[str, str] = {
         "cls=None: AttributeError: 'NoneType' object has no attribute '__mro__' @handlers.py:46",
     "eda_lab.latency.backoff_delay":
         "base=None: TypeError: unsupported operand type(s) for *: 'NoneType' and 'float' @latency",
-    "eda_lab.lessons.n03_event_sourcing.gateway_demo":
-        "events=None: TypeError: 'NoneType' object is not iterable @n03_event_sourcing.py:125",
-    "eda_lab.lessons.n03_event_sourcing.scratch_folder":
-        "prefix=-1: TypeError: unsupported operand type(s) for +: 'int' and 'str' @tempfile.py:36",
-    "eda_lab.lessons.n03_event_sourcing.stored_order":
-        "store=None: AttributeError: 'NoneType' object has no attribute 'streams' @n03_event_sour",
-    "eda_lab.lessons.n04_cqrs.CQRSShop":
-        "sim='x': AttributeError: 'str' object has no attribute 'new_id' @cqrs.py:246",
-    "eda_lab.lessons.n04_cqrs.command_form":
-        "lab=None: AttributeError: 'NoneType' object has no attribute 'shop' @n04_cqrs.py:249",
-    "eda_lab.lessons.n04_cqrs.paid_per_customer":
-        "events=None: TypeError: 'NoneType' object is not iterable @n04_cqrs.py:473",
-    "eda_lab.lessons.n04_cqrs.query_explorer":
-        "lab=None: AttributeError: 'NoneType' object has no attribute 'runner' @n04_cqrs.py:332",
-    "eda_lab.lessons.n04_cqrs.run_flash_sale":
-        "n_orders=None: TypeError: '<=' not supported between instances of 'int' and 'NoneType' @",
-    "eda_lab.lessons.n04_cqrs.run_lag_comparison":
-        "lab=None: AttributeError: 'NoneType' object has no attribute 'sim' @n04_cqrs.py:178",
-    "eda_lab.lessons.n05_surviving_failures.consistency":
-        "run=None: AttributeError: 'NoneType' object has no attribute 'db' @n05_surviving_failure",
-    "eda_lab.lessons.n05_surviving_failures.first_orders":
-        "n_orders=None: TypeError: '<' not supported between instances of 'NoneType' and 'int' @n",
-    "eda_lab.lessons.n05_surviving_failures.run_billing":
-        "n_orders=None: TypeError: '<' not supported between instances of 'NoneType' and 'int' @n",
-    "eda_lab.lessons.n05_surviving_failures.run_card_billing":
-        "n_orders=None: TypeError: '<' not supported between instances of 'NoneType' and 'int' @n",
-    "eda_lab.lessons.n05_surviving_failures.run_dual_write":
-        "n_orders=None: TypeError: '<' not supported between instances of 'NoneType' and 'int' @n",
-    "eda_lab.lessons.n05_surviving_failures.run_poison":
-        "seed=None: TypeError: unsupported operand type(s) for *: 'NoneType' and 'int' @failures.",
-    "eda_lab.lessons.n05_surviving_failures.scale_out_panel":
-        "members=None: TypeError: 'float' object cannot be interpreted as an integer @failures.py",
-    "eda_lab.lessons.n06_sagas_and_process_managers.comparison_table":
-        "runs=None: AttributeError: 'NoneType' object has no attribute 'values' @n06_sagas_and_pr",
-    "eda_lab.lessons.n06_sagas_and_process_managers.run_both_styles":
-        "seed=None: TypeError: unsupported operand type(s) for *: 'NoneType' and 'int' @failures.",
-    "eda_lab.lessons.n06_sagas_and_process_managers.run_shop_saga":
-        "seed=None: TypeError: unsupported operand type(s) for *: 'NoneType' and 'int' @failures.",
-    "eda_lab.lessons.n06_sagas_and_process_managers.saga_chart_of":
-        "runs=None: AttributeError: 'NoneType' object has no attribute 'items' @n06_sagas_and_pro",
-    "eda_lab.lessons.n06_sagas_and_process_managers.saga_panel":
-        "decline_rate='x': TraitError: The 'value' trait of a FloatSlider instance expected a flo",
-    "eda_lab.lessons.n06_sagas_and_process_managers.shop_orders":
-        "n_orders=None: TypeError: '<' not supported between instances of 'NoneType' and 'int' @n",
-    "eda_lab.lessons.n07_event_contracts.change_matrix":
-        "n_orders=None: TypeError: 'NoneType' object cannot be interpreted as an integer @n07_eve",
-    "eda_lab.lessons.n07_event_contracts.contract_panel":
-        "n_orders=None: TypeError: unsupported operand type(s) for //: 'NoneType' and 'int' @n07_",
-    "eda_lab.lessons.n07_event_contracts.domain_events":
-        "subject=None: AttributeError: 'NoneType' object has no attribute 'split' @n07_event_cont",
-    "eda_lab.lessons.n07_event_contracts.mixed_stream":
-        "n_orders=None: TypeError: 'NoneType' object cannot be interpreted as an integer @n07_eve",
-    "eda_lab.lessons.n07_event_contracts.orders":
-        "n_orders=None: TypeError: 'NoneType' object cannot be interpreted as an integer @n07_eve",
-    "eda_lab.lessons.n07_event_contracts.translate":
-        "merged=None: TypeError: 'NoneType' object is not subscriptable @n07_event_contracts.py:4",
     "eda_lab.notification.NotificationConsumer":
         "found by the hypothesis walk",
     "eda_lab.pages.static_widgets":
         "notebook=None: AttributeError: 'NoneType' object has no attribute 'metadata' @pages.py:4",
+    "eda_lab.runs.check_settings":
+        "rates='x': AttributeError: 'str' object has no attribute 'items' @runs.py:71",
     "eda_lab.sagas.compensate_confirmed_steps":
         "saga=None: AttributeError: 'NoneType' object has no attribute 'confirmed' @sagas.py:372",
     "eda_lab.sagas.compensate_requested_steps":
