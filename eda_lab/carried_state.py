@@ -45,7 +45,7 @@ from eda_lab.errors import (
     did_you_mean,
 )
 from eda_lab.events import Event, check_events
-from eda_lab.latency import Latency
+from eda_lab.latency import Latency, as_latency
 from eda_lab.notification import (
     ADDRESS_FIELDS,
     CHANGE_TYPE,
@@ -122,6 +122,7 @@ class ReplicaConsumer(ViewConsumer):
     def __init__(self, sim: Simulation, name: str, topic: Any, *,
                  latency: Latency | float | None = None) -> None:
         check_topic(topic)
+        as_latency(latency)  # refused here, before the sink exists
         super().__init__(sim, name)
         self.sink.subscribe(topic, self.on_event, latency=latency)
 

@@ -101,7 +101,9 @@ def did_you_mean(name: object, known: Iterable[str]) -> str:
     >>> did_you_mean("x", [])
     'there are none yet.'
     """
-    names = sorted(known)
+    if not isinstance(known, Iterable) or isinstance(known, (str, bytes)):
+        raise WrongArgumentType(f"known must be the names there are, got {shown(known)}.")
+    names = sorted(k for k in known if isinstance(k, str))
     close = get_close_matches(name, names, n=1, cutoff=0.5) if isinstance(name, str) else []
     if isinstance(name, str) and not close:  # a typo after a known name: 'crm-typo'
         close = [known for known in names if name.startswith(known) or known.startswith(name)]
@@ -143,6 +145,10 @@ def check_number(value: object, name: str, *, low: float | None = None,
     ...
     eda_lab.errors.InvalidArgument: n_orders must be ... from 1 to 200, got 1000000000. Use fewer.
     """
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool)
+               for b in (low, high) if b is not None):
+        raise WrongArgumentType(f"check_number's bounds must be numbers or None, got "
+                                f"low={shown(low)}, high={shown(high)}.")
     kinds = (int,) if integer else (int, float)
     what = "a whole number" if integer else "a number"
     if low is not None and high is not None:
@@ -171,7 +177,12 @@ def check_instance(value: object, name: str, kind: type | tuple[type, ...],
     ...
     eda_lab.errors.WrongArgumentType: sim must be a dict, got 'sim' (a str). Pass Simulation(...).
     """
-    if not isinstance(value, kind):
+    try:
+        right = isinstance(value, kind)
+    except TypeError:
+        raise WrongArgumentType(f"kind must be a class or a tuple of classes, got "
+                                f"{shown(kind)}.") from None
+    if not right:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         wanted = " or ".join(k.__name__ for k in kinds)
         tail = f" {advice}" if advice else ""
@@ -188,7 +199,10 @@ def check_columns(frame: Any, name: str, columns: Iterable[str], advice: str = "
     import pandas as pd
 
     check_instance(frame, name, pd.DataFrame, advice)
-    missing = [c for c in columns if c not in frame.columns]
+    names = list(columns) if isinstance(columns, Iterable) else None
+    if names is None or isinstance(columns, str) or not all(isinstance(c, str) for c in names):
+        raise WrongArgumentType(f"columns must be column names, got {shown(columns)}.")
+    missing = [c for c in names if c not in frame.columns]
     if missing:
         tail = f" {advice}" if advice else ""
         raise InvalidArgument(f"{name} lacks the column(s) {missing}; it has "

@@ -533,6 +533,7 @@ class NotificationConsumer(ViewConsumer):
         check_instance(source, "source", SourceService, "The service that owns the records.")
         check_topic(topic)
         _check_client(max_attempts, backoff)
+        as_latency(latency), as_latency(query_latency)  # refused before the sink exists
         super().__init__(sim, name, fields=source.fields)
         self.source_name = source.name
         self.read_path = read_path

@@ -66,8 +66,12 @@ def check_settings(*, rates: Mapping[str, object] | None = None,
     ...
     eda_lab.errors.InvalidArgument: ack_loss must be a number from 0 to 1, got 1.5.
     """
-    from eda_lab.errors import check_number
+    from eda_lab.errors import WrongArgumentType, check_number
 
+    for group in (rates, seconds, counts):
+        if group is not None and not isinstance(group, Mapping):
+            raise WrongArgumentType(f"check_settings takes name -> value mappings, got "
+                                    f"{type(group).__name__}.")
     for name, value in (rates or {}).items():
         check_number(value, name, low=0, high=1)
     for name, value in (seconds or {}).items():

@@ -203,6 +203,12 @@ class FaultModel:
     wording: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        kinds: object = self.kinds
+        if (not isinstance(kinds, (tuple, list)) or not all(isinstance(k, str) for k in kinds)
+                or not isinstance(self.wording, Mapping)):
+            raise WrongArgumentType(f"kinds must be a tuple of fault kinds (some of "
+                                    f"{list(FAULT_KINDS)}) and wording a mapping; got "
+                                    f"kinds={self.kinds!r}.")
         unknown = [kind for kind in (*self.kinds, *self.wording) if kind not in FAULT_KINDS]
         if unknown or not self.kinds:
             raise InvalidArgument(f"fault kinds (and the kinds `wording` names) must be some "

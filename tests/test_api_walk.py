@@ -464,8 +464,6 @@ KNOWN_GAPS: dict[str, str] = {
     "eda_lab.widgets.slider":
         "description=None: TraitError: The 'description' trait of an IntSlider instance expected ",
     # -- in modules of this change, not reached before the deadline
-    "eda_lab.carried_state.ReplicaConsumer":
-        "found by the hypothesis walk",
     "eda_lab.charts.backlog_chart":
         "backlog=None: TypeError: object of type 'NoneType' has no len() @charts.py:560",
     "eda_lab.charts.check_rows":
@@ -520,32 +518,6 @@ KNOWN_GAPS: dict[str, str] = {
         "old=None: AttributeError: 'NoneType' object has no attribute 'type' @contracts.py:401",
     "eda_lab.contracts.to_integration":
         "domain=None: TypeError: 'NoneType' object is not iterable @contracts.py:343",
-    "eda_lab.cqrs.OrderCommandHandler":
-        "sim='x': AttributeError: 'str' object has no attribute 'new_id' @cqrs.py:246",
-    "eda_lab.cqrs.ProjectionRunner":
-        "store=None: TypeError: 'NoneType' object is not iterable @cqrs.py:430",
-    "eda_lab.cqrs.SameTransactionCQRS":
-        "prices='x': ValueError: dictionary update sequence element #0 has length 1; 2 is require",
-    "eda_lab.cqrs.cancel_order":
-        "sim='x': AttributeError: 'str' object has no attribute 'new_id' @cqrs.py:134",
-    "eda_lab.cqrs.gap_demo":
-        "until=None: _Hang: the call ran longer than 4.0 s @test_api_walk.py:274",
-    "eda_lab.cqrs.load_history":
-        "store=None: AttributeError: 'NoneType' object has no attribute 'append' @cqrs.py:371",
-    "eda_lab.cqrs.pay_order":
-        "sim='x': AttributeError: 'str' object has no attribute 'new_id' @cqrs.py:134",
-    "eda_lab.cqrs.place_order":
-        "items=None: TypeError: 'NoneType' object is not iterable @cqrs.py:146",
-    "eda_lab.cqrs.ship_order":
-        "sim='x': AttributeError: 'str' object has no attribute 'new_id' @cqrs.py:134",
-    "eda_lab.errors.check_columns":
-        "name=None: TypeError: 'NoneType' object is not iterable @errors.py:191",
-    "eda_lab.errors.check_instance":
-        "value=None: TypeError: isinstance() arg 2 must be a type, a tuple of types, or a union @",
-    "eda_lab.errors.did_you_mean":
-        "name=None: TypeError: 'NoneType' object is not iterable @errors.py:104",
-    "eda_lab.exercises.exercise_info":
-        "exercise_id=[]: TypeError: unhashable type: 'list' @exercises.py:411",
     "eda_lab.flow.consumers_of":
         "frame=None: TypeError: 'NoneType' object is not subscriptable @flow.py:225",
     "eda_lab.flow.conversation":
@@ -554,16 +526,6 @@ KNOWN_GAPS: dict[str, str] = {
         "frame=None: TypeError: 'NoneType' object is not subscriptable @flow.py:99",
     "eda_lab.flow.max_hops":
         "frame=None: TypeError: 'NoneType' object is not subscriptable @flow.py:189",
-    "eda_lab.handlers.handler_methods":
-        "cls=None: AttributeError: 'NoneType' object has no attribute '__mro__' @handlers.py:46",
-    "eda_lab.latency.backoff_delay":
-        "base=None: TypeError: unsupported operand type(s) for *: 'NoneType' and 'float' @latency",
-    "eda_lab.notification.NotificationConsumer":
-        "found by the hypothesis walk",
-    "eda_lab.pages.static_widgets":
-        "notebook=None: AttributeError: 'NoneType' object has no attribute 'metadata' @pages.py:4",
-    "eda_lab.runs.check_settings":
-        "rates='x': AttributeError: 'str' object has no attribute 'items' @runs.py:71",
     "eda_lab.sagas.compensate_confirmed_steps":
         "saga=None: AttributeError: 'NoneType' object has no attribute 'confirmed' @sagas.py:372",
     "eda_lab.sagas.compensate_requested_steps":
@@ -580,10 +542,6 @@ KNOWN_GAPS: dict[str, str] = {
         "run=None: AttributeError: 'NoneType' object has no attribute 'frame' @sagas.py:746",
     "eda_lab.sagas.saga_timeline":
         "frame=None: TypeError: 'NoneType' object is not subscriptable @sagas.py:726",
-    "eda_lab.schedules.FaultModel":
-        "kinds=None: TypeError: Value after * must be an iterable, not NoneType @schedules.py:206",
-    "eda_lab.shop.load_shop":
-        "path=-1: TypeError: expected str, bytes or os.PathLike object, not int @pathlib.py:493",
     "eda_lab.sourcing.audit_frame":
         "store=None: AttributeError: 'NoneType' object has no attribute 'read' @sourcing.py:544",
     "eda_lab.sourcing.branch":

@@ -84,6 +84,7 @@ class CQRSShop:
             check_sim(sim)
         if shop is not None:
             check_instance(shop, "shop", Shop, "Pass load_shop(), or leave it out.")
+        check_instance(sqlite_path, "sqlite_path", str, "A file name, or ':memory:'.")
         check_settings(seconds={"interval": interval, "delay": delay})
         self.shop = shop if shop is not None else load_shop()
         self.sim = sim
