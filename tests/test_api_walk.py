@@ -502,56 +502,6 @@ KNOWN_GAPS: dict[str, str] = {
         "frame=None: AttributeError: 'NoneType' object has no attribute 'loc' @charts.py:63",
     "eda_lab.charts.version_history_chart":
         "history=None: TypeError: object of type 'NoneType' has no len() @charts.py:37",
-    "eda_lab.contracts.Schema":
-        "required=None: TypeError: 'NoneType' object is not iterable @contracts.py:130",
-    "eda_lab.contracts.StrictReader":
-        "schema=None: TypeError: 'NoneType' object is not iterable @contracts.py:268",
-    "eda_lab.contracts.TolerantReader":
-        "needs=None: TypeError: 'NoneType' object is not iterable @contracts.py:294",
-    "eda_lab.contracts.broken_consumers":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @contracts.py:446",
-    "eda_lab.contracts.compatibility_table":
-        "old=None: AttributeError: 'NoneType' object has no attribute 'items' @contracts.py:192",
-    "eda_lab.contracts.contract_summary":
-        "run=None: AttributeError: 'NoneType' object has no attribute 'frame' @contracts.py:452",
-    "eda_lab.contracts.run_contract":
-        "old=None: AttributeError: 'NoneType' object has no attribute 'type' @contracts.py:401",
-    "eda_lab.contracts.to_integration":
-        "domain=None: TypeError: 'NoneType' object is not iterable @contracts.py:343",
-    "eda_lab.flow.consumers_of":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @flow.py:225",
-    "eda_lab.flow.conversation":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @flow.py:169",
-    "eda_lab.flow.flow_graph":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @flow.py:99",
-    "eda_lab.flow.max_hops":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @flow.py:189",
-    "eda_lab.sagas.compensate_confirmed_steps":
-        "saga=None: AttributeError: 'NoneType' object has no attribute 'confirmed' @sagas.py:372",
-    "eda_lab.sagas.compensate_requested_steps":
-        "saga=None: AttributeError: 'NoneType' object has no attribute 'requested' @sagas.py:362",
-    "eda_lab.sagas.compensations_frame":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @sagas.py:698",
-    "eda_lab.sagas.final_states":
-        "run=None: AttributeError: 'NoneType' object has no attribute 'orders' @sagas.py:679",
-    "eda_lab.sagas.in_flight_over_time":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @sagas.py:711",
-    "eda_lab.sagas.inconsistent_orders":
-        "run=None: AttributeError: 'NoneType' object has no attribute 'orders' @sagas.py:679",
-    "eda_lab.sagas.saga_summary":
-        "run=None: AttributeError: 'NoneType' object has no attribute 'frame' @sagas.py:746",
-    "eda_lab.sagas.saga_timeline":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @sagas.py:726",
-    "eda_lab.sourcing.audit_frame":
-        "store=None: AttributeError: 'NoneType' object has no attribute 'read' @sourcing.py:544",
-    "eda_lab.sourcing.branch":
-        "repository=None: AttributeError: 'NoneType' object has no attribute 'store' @sourcing.py",
-    "eda_lab.sourcing.compare_states":
-        "real=None: AttributeError: 'NoneType' object has no attribute 'state' @sourcing.py:578",
-    "eda_lab.sourcing.snapshot_type":
-        "aggregate=None: AttributeError: 'NoneType' object has no attribute 'snapshot_version' @s",
-    "eda_lab.sourcing.state_history":
-        "repository=None: AttributeError: 'NoneType' object has no attribute 'history' @sourcing.",
     "eda_lab.sweeps.grid_combinations":
         "grid=None: AttributeError: 'NoneType' object has no attribute 'values' @sweeps.py:64",
     "eda_lab.sweeps.parse_grid":
