@@ -43,6 +43,7 @@ from eda_lab.errors import (
     check_instance,
     check_number,
     did_you_mean,
+    shown,
 )
 from eda_lab.events import Event, check_events
 from eda_lab.latency import Latency, as_latency
@@ -337,7 +338,7 @@ def read_summary(frame: pd.DataFrame, *, window: tuple[float, float] | None = No
     if window is not None and not (isinstance(window, tuple) and len(window) == 2
                                    and all(isinstance(v, (int, float)) for v in window)):
         raise WrongArgumentType(f"window must be (start, end) in virtual seconds, or None; "
-                                f"got {window!r}.")
+                                f"got {shown(window)}.")
     reads = frame[frame["kind"] == "read"]
     latency = reads["latency"].fillna(0.0)
     asked = reads["t"] - latency
