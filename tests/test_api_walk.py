@@ -46,7 +46,7 @@ from eda_lab.errors import EdaLabError
 
 CALL_SECONDS = 4.0  # one call longer than this is a hang (a panel runs a scenario: ~1 s)
 EXTRA_MEMORY = 2 * 1024**3  # bytes of address space the walk may add to the process
-EXAMPLES_PER_CALLABLE = 6
+EXAMPLES_PER_CALLABLE = 12
 
 
 # -- what the walk covers --------------------------------------------------------------
@@ -333,6 +333,8 @@ def _parameters(target: Target) -> list[str]:
 #: error (or hang) a bad argument gets out of them. Fix one, then delete its line.
 KNOWN_GAPS: dict[str, str] = {
     # -- in modules other engineers own (listed in the report for the lead)
+    "InMemoryEventStore.latest_snapshot":
+        "stream_id=[]: TypeError: unhashable type: 'list' @memory.py:139",
     "InMemoryEventStore.read":
         "stream_id=[]: TypeError: unhashable type: 'list' @memory.py:85",
     "InMemoryEventStore.read_all":
@@ -455,6 +457,8 @@ KNOWN_GAPS: dict[str, str] = {
         "upcasters='x': TypeError: 'NoneType' object is not iterable @contract.py:424",
     "eda_lab.store.sqlite.SQLiteEventStore":
         "path=None: TypeError: expected str, bytes or os.PathLike object, not NoneType @sqlite.py",
+    "eda_lab.store.sqlite_codec.decode_rows":
+        "rows=<a list nested 5000 : RecursionError: maximum recursion depth exceeded while gettin",
     "eda_lab.store.sqlite_codec.encode_rows":
         "stream_id=None: TypeError: 'NoneType' object is not subscriptable @sqlite_codec.py:141",
     "eda_lab.store.sqlite_codec.insert_rows":
