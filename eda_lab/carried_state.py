@@ -42,7 +42,6 @@ from eda_lab.errors import (
     check_columns,
     check_instance,
     check_number,
-    did_you_mean,
     shown,
 )
 from eda_lab.events import Event, check_events
@@ -58,11 +57,11 @@ from eda_lab.notification import (
     AddressWorkload,
     ScenarioRun,
     SourceService,
-    UnknownSetting,
     ViewConsumer,
     _address,
     _latency_model,
     _waits,
+    check_setting_names,
     check_topic,
     query_back_summary,
     run_notification,
@@ -721,12 +720,8 @@ def ordering_with(scenario: OrderingScenario | None = None,
         raise WrongArgumentType(
             f"scenario must be an OrderingScenario or None, got {type(scenario).__name__}: "
             "pass settings as keywords, for example run_ordering('retries', customers=5).")
-    known = [setting.name for setting in dataclass_fields(OrderingScenario)]
-    unknown = [name for name in changes if name not in known]
-    if unknown:
-        raise UnknownSetting(
-            f"{unknown[0]} is not a setting of OrderingScenario; "
-            f"{did_you_mean(unknown[0], known)} The settings are: {', '.join(known)}.")
+    check_setting_names(changes, [setting.name for setting in dataclass_fields(OrderingScenario)],
+                        "OrderingScenario")
     base = scenario if scenario is not None else OrderingScenario()
     return replace(base, **changes) if changes else base
 

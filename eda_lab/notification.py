@@ -108,6 +108,7 @@ __all__ = [
     "UnknownEntity",
     "UnknownSetting",
     "ViewConsumer",
+    "check_setting_names",
     "check_span",
     "check_topic",
     "events_versus_commands",
@@ -798,6 +799,22 @@ class ScenarioRun(SimulationRun):
         return all(c.view == truth for c in self.consumers)
 
 
+def check_setting_names(changes: Mapping[str, Any], known: Sequence[str], owner: str) -> None:
+    """Refuse a keyword that is not one of ``known`` (the settings of ``owner``), with
+    the closest one: what every scenario helper does with its ``**changes``.
+
+    >>> check_setting_names({"timout": 2}, ["timeout", "latency"], "run_saga")
+    Traceback (most recent call last):
+    ...
+    eda_lab.notification.UnknownSetting: timout is not a setting of run_saga; did you mean ...
+    """
+    unknown = [name for name in changes if name not in known]
+    if unknown:
+        raise UnknownSetting(
+            f"{unknown[0]} is not a setting of {owner}; "
+            f"{did_you_mean(unknown[0], known)} The settings are: {', '.join(known)}.")
+
+
 def scenario_with(scenario: AddressScenario | None = None, **changes: Any) -> AddressScenario:
     """``scenario`` (default: the default scenario) with some parameters changed.
 
@@ -813,12 +830,8 @@ def scenario_with(scenario: AddressScenario | None = None, **changes: Any) -> Ad
         raise WrongArgumentType(
             f"scenario must be an AddressScenario or None, got {type(scenario).__name__}: "
             "pass settings as keywords, for example run_notification(consumers=5).")
-    known = [setting.name for setting in fields(AddressScenario)]
-    unknown = [name for name in changes if name not in known]
-    if unknown:
-        raise UnknownSetting(
-            f"{unknown[0]} is not a setting of AddressScenario; "
-            f"{did_you_mean(unknown[0], known)} The settings are: {', '.join(known)}.")
+    check_setting_names(changes, [setting.name for setting in fields(AddressScenario)],
+                        "AddressScenario")
     if scenario is None:
         return AddressScenario(**changes)
     return replace(scenario, **changes) if changes else scenario

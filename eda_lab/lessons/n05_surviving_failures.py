@@ -28,6 +28,7 @@ learner's code under 50 seeded fault schedules.
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -62,6 +63,7 @@ from eda_lab.failures import (
     run_scale_out,
     scale_out_summary,
 )
+from eda_lab.notification import check_setting_names
 from eda_lab.runs import SimulationRun, check_orders, check_settings
 from eda_lab.schedules import (
     Exploration,
@@ -454,6 +456,8 @@ def scale_out_panel(*, members: int = 1, partitions: int = 4, max_value: int = 8
     from eda_lab.charts import backlog_chart
     from eda_lab.widgets import Panel, Prerendered, slider
 
+    check_setting_names(options, [n for n in inspect.signature(run_scale_out).parameters
+                                  if n not in ("members", "partitions")], "run_scale_out")
     check_number(max_value, "max_value", low=1, high=64, integer=True)
     check_number(members, "members", low=1, high=max_value, integer=True)
     check_number(partitions, "partitions", low=1, high=max_value, integer=True)

@@ -16,6 +16,7 @@ module runs it on the shop's orders:
 from __future__ import annotations
 
 import copy
+import inspect
 import random
 from collections.abc import Mapping
 from functools import cache
@@ -28,6 +29,7 @@ from eda_lab.errors import WrongArgumentType, check_number, shown
 from eda_lab.events import Event
 from eda_lab.exercises import exercise
 from eda_lab.lessons.n05_surviving_failures import first_orders
+from eda_lab.notification import check_setting_names
 from eda_lab.runs import MAX_SECONDS, check_orders
 from eda_lab.sagas import (
     COMPENSATION_OF,
@@ -77,12 +79,20 @@ def run_shop_saga(style: str, seed: int = 7, n_orders: int = 20, **options: Any)
     ``compensation``).
     """
     check_seed(seed)
+    _check_options(options)
     return run_saga(style, shop_orders(n_orders), seed=seed, **options)
 
 
 def run_both_styles(seed: int = 7, n_orders: int = 20, **options: Any) -> dict[str, SagaRun]:
     """The same orders under the same seeded fault schedule, once in each style."""
     return {style: run_shop_saga(style, seed, n_orders, **options) for style in STYLES}
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """The ``**options`` passed on to run_saga: a typo is named, with the closest."""
+    known = [name for name, p in inspect.signature(run_saga).parameters.items()
+             if p.kind is p.KEYWORD_ONLY and name != "seed"]
+    check_setting_names(options, known, "run_saga")
 
 
 def _check_runs(runs: object) -> None:
@@ -129,6 +139,7 @@ def saga_panel(*, decline_rate: float = 0.2, timeout: float = 2.0, seed: int = 7
     check_number(timeout, "timeout", low=0, high=MAX_SECONDS)
     check_seed(seed)
     check_orders(n_orders, low=0)
+    _check_options(options)
 
     def run(decline_rate: float, timeout: float) -> tuple[float, float, dict[str, SagaRun]]:
         runs = run_both_styles(seed, n_orders, decline_rate=decline_rate, timeout=timeout,
