@@ -808,6 +808,9 @@ def check_setting_names(changes: Mapping[str, Any], known: Sequence[str], owner:
     ...
     eda_lab.notification.UnknownSetting: timout is not a setting of run_saga; did you mean ...
     """
+    if not isinstance(changes, Mapping) or not isinstance(known, Sequence):
+        raise WrongArgumentType("check_setting_names takes the keywords given (a mapping) "
+                                "and the names known (a sequence).")
     unknown = [name for name in changes if name not in known]
     if unknown:
         raise UnknownSetting(

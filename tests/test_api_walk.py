@@ -469,9 +469,6 @@ KNOWN_GAPS: dict[str, str] = {
         "chart=None: AttributeError: 'NoneType' object has no attribute 'to_dict' @widgets.py:158",
     "eda_lab.widgets.slider":
         "description=None: TraitError: The 'description' trait of an IntSlider instance expected ",
-    # -- in modules of this change, not reached before the deadline
-    "eda_lab.notification.check_setting_names":
-        "changes=None: TypeError: 'NoneType' object is not iterable @notification.py:811",
 }
 
 
