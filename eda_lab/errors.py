@@ -157,14 +157,15 @@ def check_number(value: object, name: str, *, low: float | None = None,
         what += f" >= {low:g}"
     elif high is not None:
         what += f" <= {high:g}"
-    tail = f" {advice}" if advice else ""
     if isinstance(value, bool) or not isinstance(value, kinds):
+        example = "a whole number, such as 3" if integer else "a number, such as 1.5"
         raise WrongArgumentType(f"{name} must be {what}, got {shown(value)} "
-                                f"(a {type(value).__name__}).{tail}")
+                                f"(a {type(value).__name__}). {advice or 'Pass ' + example + '.'}")
     number = float(value) if not integer else value
     if ((isinstance(number, float) and math.isnan(number))
             or (low is not None and number < low) or (high is not None and number > high)):
-        raise InvalidArgument(f"{name} must be {what}, got {shown(value)}.{tail}")
+        raise InvalidArgument(f"{name} must be {what}, got {shown(value)}. "
+                              f"{advice or 'Choose a value in that range.'}")
 
 
 def check_instance(value: object, name: str, kind: type | tuple[type, ...],

@@ -64,7 +64,7 @@ def check_settings(*, rates: Mapping[str, object] | None = None,
     >>> check_settings(rates={"ack_loss": 1.5})
     Traceback (most recent call last):
     ...
-    eda_lab.errors.InvalidArgument: ack_loss must be a number from 0 to 1, got 1.5.
+    eda_lab.errors.InvalidArgument: ack_loss must be a number from 0 to 1, got 1.5. Choose ...
     """
     from eda_lab.errors import WrongArgumentType, check_number
 
