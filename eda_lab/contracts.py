@@ -234,6 +234,7 @@ class SchemaRegistry:
 
     def register(self, schema: Schema) -> str:
         """Add ``schema`` as the next version of its type; returns its ``dataschema`` URI."""
+        check_instance(schema, "schema", Schema)
         versions = self._versions.setdefault(schema.type, [])
         if versions:
             latest = versions[-1]
@@ -252,12 +253,14 @@ class SchemaRegistry:
         return schema.uri
 
     def latest(self, event_type: str) -> Schema:
+        check_instance(event_type, "event_type", str)
         if event_type not in self._versions:
             raise UnknownSchema(f"no schema registered for {event_type!r}: register one first.")
         return self._versions[event_type][-1]
 
     def schema_of(self, event: Event) -> Schema:
         """The schema ``event.dataschema`` names."""
+        check_instance(event, "event", Event)
         if event.dataschema is None or event.dataschema not in self._by_uri:
             raise UnknownSchema(
                 f"{event.type} event {event.id!r} names dataschema {event.dataschema!r}, which "
@@ -265,6 +268,7 @@ class SchemaRegistry:
         return self._by_uri[event.dataschema]
 
     def versions(self, event_type: str) -> list[Schema]:
+        check_instance(event_type, "event_type", str)
         return list(self._versions.get(event_type, ()))
 
 

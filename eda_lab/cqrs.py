@@ -61,6 +61,7 @@ from eda_lab.errors import (
     InvalidArgument,
     NotFound,
     WrongArgumentType,
+    check_instance,
     check_number,
     shown,
 )
@@ -290,6 +291,7 @@ class OrderCommandHandler:
     # -- the decision --------------------------------------------------------------------
     def handle(self, command: Command) -> CommandResult:
         """Decide ``command``; returns a :class:`CommandResult` (never raises for a refusal)."""
+        check_instance(command, "command", Command, "Build one with place_order(...) etc.")
         order_id = str(command.data.get("order_id") or command.subject)
         for attempt in range(self.retries + 1):
             try:
@@ -510,6 +512,10 @@ class ProjectionRunner:
             ) from None
 
     def _resolve(self, projection: str | Projection) -> Projection:
+        if not isinstance(projection, (str, Projection)):
+            raise WrongArgumentType(f"projection must be a read model's name or the "
+                                    f"projection itself, got {shown(projection)}; the runner "
+                                    f"has {sorted(self.projections)}.")
         return self[projection] if isinstance(projection, str) else projection
 
     @property
@@ -522,6 +528,16 @@ class ProjectionRunner:
         return max(0, self.store.last_position - self._resolve(projection).position)
 
     # -- the work ----------------------------------------------------------------------
+    def _chosen(self, only: Iterable[Projection] | None) -> list[Projection] | None:
+        """``only`` as a list of this runner's projections (None: all of them)."""
+        if only is None:
+            return None
+        chosen = list(only) if isinstance(only, Iterable) else None
+        if chosen is None or not all(isinstance(p, Projection) for p in chosen):
+            raise WrongArgumentType(f"only must be projections of this runner, got "
+                                    f"{shown(only)}.")
+        return [self._resolve(p) for p in chosen]
+
     def step(self, only: Iterable[Projection] | None = None) -> int:
         """One poll: every projection (or those in ``only``) applies up to its batch size
         of new events. Returns the number of events applied (summed over projections).
@@ -531,6 +547,7 @@ class ProjectionRunner:
         poll inside :meth:`Simulation.run <eda_lab.sim.Simulation.run>` is user code
         of the simulation, which collects as it goes.
         """
+        only = self._chosen(only)
         self.steps += 1
         now = self.now
         head = self.store.last_position
@@ -638,8 +655,9 @@ class ProjectionRunner:
         (Not :func:`eda_lab.store.catch_up`, which feeds every event after a position
         to one function: no checkpoints, no gaps, no batches per projection.)
         """
+        check_number(max_steps, "max_steps", low=1, high=1_000_000, integer=True)
         total = 0
-        chosen = None if only is None else list(only)
+        chosen = self._chosen(only)
         for _ in range(max_steps):
             applied = self.step(chosen)
             total += applied
@@ -681,6 +699,8 @@ class ProjectionRunner:
         projection is still behind.
         """
         target = self._resolve(projection)
+        check_number(position, "position", low=0, integer=True)
+        check_number(timeout, "timeout", low=0)
         if target.position >= position:
             return target
         sim = self.sim

@@ -481,6 +481,7 @@ class Repository(Generic[A]):
         """
         if by is not None and (not isinstance(by, str) or not by.strip()):
             raise InvalidArgument(f"by must name who acted (a non-empty str), got {by!r}.")
+        self._check_aggregate(aggregate)
         pending = aggregate.collect_pending()
         if not pending:
             return []
@@ -494,9 +495,14 @@ class Repository(Generic[A]):
             self.save_snapshot(aggregate)
         return recorded
 
+    def _check_aggregate(self, aggregate: object) -> None:
+        check_instance(aggregate, "aggregate", self.aggregate,
+                       f"Pass a {self.aggregate.__name__} this repository loaded or created.")
+
     def save_snapshot(self, aggregate: A) -> Snapshot:
         """Store a snapshot of ``aggregate`` at its version now (e.g. to replace snapshots
         that a new ``snapshot_version`` made obsolete), and return it."""
+        self._check_aggregate(aggregate)
         if aggregate.pending:
             raise InvalidArgument(
                 f"{aggregate.id!r} has {len(aggregate.pending)} unsaved events: save them "

@@ -117,7 +117,8 @@ def _store() -> Any:
     from eda_lab.store.memory import InMemoryEventStore
 
     store = InMemoryEventStore()
-    store.append("O-1", [Event("OrderPlaced", {"customer_id": "C-1"}, subject="O-1")])
+    store.append("O-1", [Event("OrderPlaced", {"order_id": "O-1", "customer_id": "C-1"},
+                               subject="O-1")])
     return store
 
 
@@ -137,8 +138,8 @@ def _source() -> Any:
 def _event() -> Any:
     from eda_lab.events import Event
 
-    return Event("OrderPlaced", {"customer_id": "C-1", "total": 10.0}, subject="O-1",
-                 source="shop")
+    return Event("OrderPlaced", {"order_id": "O-1", "customer_id": "C-1", "total": 10.0},
+                 subject="O-1", source="shop")
 
 
 #: A valid value for each parameter name that repeats across the API (a factory: every
@@ -204,6 +205,38 @@ def _stored(obj: object) -> object:
     return None
 
 
+def _repository() -> Any:
+    from eda_lab.orders import Order
+    from eda_lab.sourcing import Repository
+
+    return Repository(_store(), Order)
+
+
+def _handler() -> Any:
+    from eda_lab.cqrs import OrderCommandHandler
+
+    return OrderCommandHandler(_store(), sim=_sim())
+
+
+def _runner() -> Any:
+    from eda_lab.cqrs import ProjectionRunner
+    from eda_lab.projections import OrdersByCustomer
+
+    return ProjectionRunner(_store(), [OrdersByCustomer()])
+
+
+def _registry() -> Any:
+    from eda_lab.contracts import SchemaRegistry
+
+    return SchemaRegistry("backward")
+
+
+def _upcasters() -> Any:
+    from eda_lab.upcasting import Upcasters
+
+    return Upcasters()
+
+
 # -- the objects the examples build: their public methods are walked too ---------------
 INSTANCES: dict[str, Callable[[], Any]] = {
     "Simulation": _sim,
@@ -211,6 +244,11 @@ INSTANCES: dict[str, Callable[[], Any]] = {
     "Topic": _topic,
     "SourceService": _source,
     "Event": _event,
+    "Repository": _repository,
+    "OrderCommandHandler": _handler,
+    "ProjectionRunner": _runner,
+    "SchemaRegistry": _registry,
+    "Upcasters": _upcasters,
 }
 
 
