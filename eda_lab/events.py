@@ -190,7 +190,7 @@ def freeze_data(data: Mapping[str, Any], encoded: str) -> FrozenData:
     no ``{`` after the first character, and a shallow :class:`FrozenData` is
     frozen enough. Only data with nested containers is walked by :func:`freeze`.
     """
-    if type(encoded) is not str or not isinstance(data, Mapping):
+    if type(encoded) is not str or (type(data) is not dict and not isinstance(data, Mapping)):
         raise WrongArgumentType(f"freeze_data needs a mapping and its JSON text, got "
                                 f"{type(data).__name__} and {type(encoded).__name__}.")
     if "[" in encoded or encoded.find("{", 1) >= 0:

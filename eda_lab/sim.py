@@ -139,8 +139,12 @@ class Simulation:
     # -- the scheduler ---------------------------------------------------------
     def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> float:
         """Run ``action(*args)`` ``delay`` virtual seconds from now; returns that time."""
-        check_number(delay, "delay")
-        if delay < 0:
+        try:  # the hot path: one comparison; a wrong kind or NaN is named below
+            ahead = delay >= 0
+        except TypeError:
+            ahead = False
+        if not ahead:
+            check_number(delay, "delay", advice="A number of virtual seconds, such as 2.5.")
             raise InvalidArgument(f"cannot schedule into the past (delay={delay}).")
         return self.schedule_at(self.now + delay, action, *args)
 
@@ -174,9 +178,15 @@ class Simulation:
     def at(self, when: float, action: Callable[..., Any], *args: Any) -> float:
         """Run ``action(*args)`` at virtual time ``when`` (seconds since start), or now if
         ``when`` has passed."""
-        check_number(when, "when")
+        try:
+            wait = max(0.0, when - self.now)
+        except TypeError:
+            wait = math.nan
+        if wait != wait or when != when:  # a wrong kind, or NaN
+            check_number(when, "when", advice="A virtual time in seconds, such as 3.0.")
+            raise InvalidArgument(f"when must be a virtual time in seconds, got {when!r}.")
         # now + (when - now), not when: the float sums of every existing trace stay the same
-        return self.schedule_at(self.now + max(0.0, when - self.now), action, *args)
+        return self.schedule_at(self.now + wait, action, *args)
 
     def every(self, interval: float, action: Callable[..., Any], *args: Any,
               until: float | None = None) -> None:
