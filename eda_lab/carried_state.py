@@ -30,16 +30,27 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any, TypedDict
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError, InvalidArgument
-from eda_lab.events import Event
-from eda_lab.latency import Latency
+from eda_lab.errors import (
+    EdaLabError,
+    InvalidArgument,
+    WrongArgumentType,
+    check_columns,
+    check_instance,
+    check_number,
+    shown,
+)
+from eda_lab.events import Event, check_events
+from eda_lab.latency import Latency, as_latency
 from eda_lab.notification import (
     ADDRESS_FIELDS,
     CHANGE_TYPE,
+    MAX_CUSTOMERS,
+    MAX_DURATION,
     OUTAGE_SCOPES,
     REGISTERED_TYPE,
     AddressScenario,
@@ -50,14 +61,18 @@ from eda_lab.notification import (
     _address,
     _latency_model,
     _waits,
+    check_setting_names,
+    check_topic,
     query_back_summary,
     run_notification,
     scenario_with,
 )
 from eda_lab.runs import SimulationRun
-from eda_lab.sim import Simulation
+from eda_lab.sim import Simulation, check_seed
+from eda_lab.trace import check_trace
 
 __all__ = [
+    "MAX_HISTORY_CHANGES",
     "ORDERING_PATHS",
     "PATTERNS",
     "ApplyFunction",
@@ -82,6 +97,7 @@ __all__ = [
     "compare_patterns",
     "cost",
     "ordering_summary",
+    "ordering_with",
     "read_summary",
     "run_carried_state",
     "run_ordering",
@@ -105,6 +121,8 @@ class ReplicaConsumer(ViewConsumer):
 
     def __init__(self, sim: Simulation, name: str, topic: Any, *,
                  latency: Latency | float | None = None) -> None:
+        check_topic(topic)
+        as_latency(latency)  # refused here, before the sink exists
         super().__init__(sim, name)
         self.sink.subscribe(topic, self.on_event, latency=latency)
 
@@ -144,7 +162,7 @@ def stale_intervals(frame: pd.DataFrame, *, end: float | None = None,
     the last time in the trace). Overlapping intervals of one (consumer, key) are
     merged. Columns: consumer, subject, start, end, seconds, open (never caught up).
     """
-    horizon = end if end is not None else (float(frame["t"].max()) if len(frame) else 0.0)
+    horizon = _horizon(frame, end)
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for consumer, subject, _, emitted, ready, _ in _waits(frame, types):
         groups.setdefault((consumer, subject), []).append((emitted, ready))
@@ -177,6 +195,8 @@ def stale_reads(frame: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
     Only reads answered from a local copy count (no ``peer``): a read that asked
     the source at read time got the source's current state.
     """
+    check_trace(frame, "kind", "t", "service", "subject", "outcome")
+    _check_intervals(intervals)
     reads = frame[frame["kind"] == "read"]
     if "peer" in reads:
         reads = reads[reads["peer"].fillna("") == ""]
@@ -191,6 +211,20 @@ def stale_reads(frame: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
              for t, c, s in zip(reads["t"].tolist(), reads["service"].tolist(),
                                 reads["subject"].tolist(), strict=True)]
     return reads[flags]
+
+
+def _horizon(frame: pd.DataFrame, end: float | None) -> float:
+    """Where open stale intervals end: ``end``, or the last time in the trace."""
+    check_trace(frame, "kind", "t", "type", "service", "subject", "event_id")
+    if end is not None:
+        check_number(end, "end", low=0)
+        return end
+    return float(frame["t"].max()) if len(frame) else 0.0
+
+
+def _check_intervals(intervals: object) -> None:
+    check_columns(intervals, "intervals", ("consumer", "subject", "start", "end"),
+                  "Pass what stale_intervals(frame) returns.")
 
 
 def _entities(frame: pd.DataFrame) -> int:
@@ -226,7 +260,11 @@ def staleness_summary(frame: pd.DataFrame, *, end: float | None = None,
     Pass ``intervals`` (from :func:`stale_intervals` with the same ``end``) to
     avoid computing them twice.
     """
-    horizon = end if end is not None else (float(frame["t"].max()) if len(frame) else 0.0)
+    horizon = _horizon(frame, end)
+    if entities is not None:
+        check_number(entities, "entities", low=1, integer=True)
+    if intervals is not None:
+        _check_intervals(intervals)
     if intervals is None:
         intervals = stale_intervals(frame, end=horizon, types=types)
     consumers = len(set(frame.loc[frame["kind"] == "data_ready", "service"])
@@ -255,6 +293,10 @@ def availability(frame: pd.DataFrame, start: float, end: float, *, within: float
     1.0 means the consumers could act on every change on time (an outage of the
     source did not matter); 0.0 means none could. NaN when nothing was delivered.
     """
+    check_trace(frame, "kind", "type", "t", "service", "subject", "event_id")
+    check_number(start, "start")
+    check_number(end, "end")
+    check_number(within, "within", low=0)
     delivered = frame[(frame["kind"] == "deliver") & frame["type"].isin(list(types))
                       & (frame["t"] >= start) & (frame["t"] < end)]
     if delivered.empty:
@@ -290,6 +332,12 @@ def read_summary(frame: pd.DataFrame, *, window: tuple[float, float] | None = No
     * ``stale_reads``: reads answered from a local copy that was behind the source
       (see :func:`stale_reads`; ``end`` as in :func:`stale_intervals`).
     """
+    check_trace(frame, "kind", "t", "latency", "outcome")
+    check_number(within, "within", low=0)
+    if window is not None and not (isinstance(window, tuple) and len(window) == 2
+                                   and all(isinstance(v, (int, float)) for v in window)):
+        raise WrongArgumentType(f"window must be (start, end) in virtual seconds, or None; "
+                                f"got {shown(window)}.")
     reads = frame[frame["kind"] == "read"]
     latency = reads["latency"].fillna(0.0)
     asked = reads["t"] - latency
@@ -319,6 +367,7 @@ class Cost(TypedDict):
 
 def cost(frame: pd.DataFrame) -> Cost:
     """What a pattern ships: bytes delivered on the channel, and query-back traffic."""
+    check_trace(frame, "kind", "size")
     delivered = frame[frame["kind"] == "deliver"]
     calls = query_back_summary(frame)
     return {
@@ -341,7 +390,7 @@ PATTERNS: dict[str, dict[str, str]] = {
 def run_pattern(label: str, scenario: AddressScenario | None = None,
                 **changes: Any) -> ScenarioRun:
     """Run the scenario as one of :data:`PATTERNS` (``"notification_query"``, ...)."""
-    if label not in PATTERNS:
+    if not isinstance(label, str) or label not in PATTERNS:
         raise InvalidArgument(f"unknown pattern {label!r}: use one of {list(PATTERNS)}.")
     how = PATTERNS[label]
     s = scenario_with(scenario, **changes)
@@ -399,6 +448,11 @@ def compare_outage_scopes(scenario: AddressScenario | None = None, *,
     outage, the changes acted on in time (:func:`availability`), and the reads
     asked during the outage: answered in time, and answered with an old address.
     """
+    if outage is None:
+        raise InvalidArgument("compare_outage_scopes needs an outage=(start, end) to compare "
+                              "under, such as (200.0, 320.0).")
+    scenario_with(scenario, outage=outage, **changes)  # checks outage and the settings
+    check_number(within, "within", low=0)
     rows = []
     for scope in OUTAGE_SCOPES:
         s = scenario_with(scenario, outage=outage, outage_scope=scope, **changes)
@@ -420,8 +474,17 @@ def compare_outage_scopes(scenario: AddressScenario | None = None, *,
 
 
 # -- bootstrapping a new replica ------------------------------------------------------
+#: The longest history :func:`build_history` builds (the notebook uses 10..50000).
+MAX_HISTORY_CHANGES = 200_000
+
+
 def build_history(*, seed: int = 7, customers: int = 200, changes: int = 5000) -> list[Event]:
-    """A long fat-event log: every registration, then ``changes`` address changes."""
+    """A long fat-event log: every registration, then ``changes`` address changes
+    (``customers`` up to :data:`~eda_lab.notification.MAX_CUSTOMERS`, ``changes`` up to
+    :data:`MAX_HISTORY_CHANGES`)."""
+    check_seed(seed)
+    check_number(customers, "customers", low=1, high=MAX_CUSTOMERS, integer=True)
+    check_number(changes, "changes", low=0, high=MAX_HISTORY_CHANGES, integer=True)
     sim = Simulation(seed)
     work = AddressWorkload.generate(sim.rng, customers=customers, changes_per_minute=60.0,
                                     duration=changes + 0.5, consumers=1, reads_per_minute=0)
@@ -441,7 +504,7 @@ def compact(events: Iterable[Event]) -> list[Event]:
     This is what a compacted topic (Kafka's ``cleanup.policy=compact``) keeps.
     """
     latest: dict[str, int] = {}
-    log = list(events)
+    log = check_events(events)
     for i, event in enumerate(log):
         latest[event.subject] = i
     keep = set(latest.values())
@@ -466,9 +529,10 @@ def bootstrap_replica(events: Iterable[Event], *, compacted: bool = False,
     second. Every event must carry state (fat events): a thin event raises
     :class:`ThinEventError`.
     """
+    check_number(read_rate, "read_rate")
     if read_rate <= 0:
         raise InvalidArgument(f"read_rate must be > 0 events per second, got {read_rate}.")
-    log = compact(events) if compacted else list(events)
+    log = compact(events) if compacted else check_events(events)
     replica: dict[str, dict[str, str]] = {}
     for event in log:
         _require_state(event)
@@ -489,8 +553,24 @@ Replica = dict[str, dict[str, Any]]
 ApplyFunction = Callable[[Replica, Event], None]
 
 
+#: The upper bounds of an :class:`OrderingScenario`'s whole-number settings (seconds are
+#: bounded by :data:`~eda_lab.notification.MAX_DURATION`): generous, and finite.
+_ORDERING_LIMITS = {"customers": MAX_CUSTOMERS, "partitions": 1000, "fail_every": 1000,
+                    "commit_every": 10_000}
+
+
 class OrderingError(EdaLabError, ValueError):
     """An ordering scenario parameter is out of range (the message names it)."""
+
+
+def _check_apply(replica: Replica, event: Event) -> None:
+    """What an apply function needs: a dict replica and a fat event with a version."""
+    check_instance(replica, "replica", dict, "A replica is a dict: customer id -> record.")
+    check_instance(event, "event", Event)
+    missing = [f for f in ("customer_id", "version", *ADDRESS_FIELDS) if f not in event.data]
+    if missing:
+        raise ThinEventError(f"{event.type} {event.id} lacks {', '.join(missing)}: an "
+                             "ordering replica applies fat events with a version.")
 
 
 def apply_naive(replica: Replica, event: Event) -> None:
@@ -498,6 +578,7 @@ def apply_naive(replica: Replica, event: Event) -> None:
 
     Correct only when every event of a key arrives in the order it was emitted.
     """
+    _check_apply(replica, event)
     data = event.data
     replica[data["customer_id"]] = {**{f: data[f] for f in ADDRESS_FIELDS},
                                     "version": data["version"]}
@@ -512,6 +593,7 @@ def apply_versioned(replica: Replica, event: Event) -> None:
     source whatever the delivery order. (:class:`~eda_lab.notification.ViewConsumer`
     does the same with the simulation-wide event sequence.)
     """
+    _check_apply(replica, event)
     data = event.data
     held = replica.get(data["customer_id"])
     if held is not None and held["version"] >= data["version"]:
@@ -559,6 +641,13 @@ class OrderingScenario:
     commit_every: int = 5
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
+        for setting in dataclass_fields(self):
+            value = getattr(self, setting.name)
+            if setting.name == "seed" or (setting.name == "rekey_at" and value is None):
+                continue
+            check_number(value, setting.name, integer=setting.type == "int",
+                         high=_ORDERING_LIMITS.get(setting.name, MAX_DURATION))
         checks = [("customers", self.customers >= 1, ">= 1"),
                   ("spacing", self.spacing > 0, "> 0 seconds"),
                   ("correction_after", 0 < self.correction_after < self.spacing,
@@ -616,6 +705,27 @@ class OrderingRun(SimulationRun):
         return late
 
 
+def ordering_with(scenario: OrderingScenario | None = None,
+                  **changes: Any) -> OrderingScenario:
+    """``scenario`` (default: the default one) with some settings changed; a typo in
+    a setting's name is refused with the closest one (like
+    :func:`~eda_lab.notification.scenario_with`).
+
+    >>> ordering_with(custmers=3)
+    Traceback (most recent call last):
+    ...
+    eda_lab.notification.UnknownSetting: custmers is not a setting of OrderingScenario; ...
+    """
+    if scenario is not None and not isinstance(scenario, OrderingScenario):
+        raise WrongArgumentType(
+            f"scenario must be an OrderingScenario or None, got {type(scenario).__name__}: "
+            "pass settings as keywords, for example run_ordering('retries', customers=5).")
+    check_setting_names(changes, [setting.name for setting in dataclass_fields(OrderingScenario)],
+                        "OrderingScenario")
+    base = scenario if scenario is not None else OrderingScenario()
+    return replace(base, **changes) if changes else base
+
+
 def run_ordering(path: str, scenario: OrderingScenario | None = None, *,
                  apply: ApplyFunction = apply_naive, **changes: Any) -> OrderingRun:
     """Deliver the scenario's address changes to one replica along ``path``.
@@ -625,11 +735,12 @@ def run_ordering(path: str, scenario: OrderingScenario | None = None, *,
     is a ``data_ready`` row (``detail``: the version handed over); a failed first
     attempt on the ``retries`` path is a ``retry`` row.
     """
-    if path not in ORDERING_PATHS:
+    if not isinstance(path, str) or path not in ORDERING_PATHS:
         raise OrderingError(f"unknown path {path!r}: use one of {ORDERING_PATHS}.")
-    s = scenario if scenario is not None else OrderingScenario()
-    if changes:
-        s = replace(s, **changes)
+    if not callable(apply):
+        raise WrongArgumentType(f"apply must be a function apply(replica, event), got "
+                                f"{type(apply).__name__}: apply_naive or apply_versioned.")
+    s = ordering_with(scenario, **changes)
     sim = Simulation(s.seed)
     rng = sim.rng
     topic = sim.channel("bus", partitions=s.partitions).topic("customers")
@@ -709,6 +820,7 @@ def ordering_summary(scenario: OrderingScenario | None = None,
     ``wrong_*``: customers whose final address in that replica differs from the
     source's.
     """
+    ordering_with(scenario, **changes)  # refuse a bad setting before any run
     out: list[OrderingSummary] = []
     for path in ORDERING_PATHS:
         naive = run_ordering(path, scenario, **changes)

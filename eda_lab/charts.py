@@ -18,9 +18,19 @@ from collections.abc import Iterable
 import altair as alt
 import pandas as pd
 
-from eda_lab.errors import ChartTooLargeError, InvalidArgument
+from eda_lab.errors import (
+    ChartTooLargeError,
+    InvalidArgument,
+    WrongArgumentType,
+    check_columns,
+    check_instance,
+    check_number,
+    shown,
+)
+from eda_lab.trace import check_trace
 
-__all__ = ["MAX_ROWS", "check_rows", "events_over_time", "pick_bin_seconds", "timeline"]
+__all__ = ["MAX_ROWS", "check_frames", "check_rows", "events_over_time", "pick_bin_seconds",
+           "timeline"]
 
 #: Altair's default limit of rows embedded in one chart.
 MAX_ROWS = 5000
@@ -32,8 +42,17 @@ _NICE_BINS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300
               900, 1800, 3600, 7200, 21600, 43200, 86400)
 
 
+def check_frames(**frames: object) -> None:
+    """Refuse, by its parameter's name, any of ``frames`` that is not a DataFrame: every
+    chart draws frames that a run or a metric function returns."""
+    for name, frame in frames.items():
+        check_instance(frame, name, pd.DataFrame,
+                       "Pass the DataFrame the lesson's run or metric function returns.")
+
+
 def check_rows(frame: pd.DataFrame, what: str, advice: str) -> None:
     """Raise ChartTooLargeError when ``frame`` is over altair's row limit."""
+    check_frames(frame=frame)
     if len(frame) > MAX_ROWS:
         raise ChartTooLargeError(
             f"the {what} would embed {len(frame):,} rows; altair allows {MAX_ROWS:,} per "
@@ -43,6 +62,8 @@ def check_rows(frame: pd.DataFrame, what: str, advice: str) -> None:
 
 def pick_bin_seconds(span: float, max_bins: int = 60) -> float:
     """A round bin width (0.01 s ... 1 day) giving at most ``max_bins`` bins over ``span``."""
+    check_number(span, "span", low=0)
+    check_number(max_bins, "max_bins", low=1, high=MAX_ROWS, integer=True)
     for width in _NICE_BINS:
         if span / width <= max_bins:
             return float(width)
@@ -57,6 +78,13 @@ def timeline(frame: pd.DataFrame, *, window: tuple[float, float] | None = None,
     restricts the chart to virtual seconds ``(start, end)``: use it to zoom into a
     busy trace.
     """
+    check_trace(frame, "t", "kind", "service", "type", "subject", "event_id", "latency",
+                "peer")
+    if window is not None and not (
+            isinstance(window, tuple) and len(window) == 2
+            and all(isinstance(v, (int, float)) for v in window)):
+        raise WrongArgumentType(f"window must be (start, end) in virtual seconds, or None; "
+                                f"got {shown(window)}.")
     rows = frame
     if window is not None:
         rows = rows[(rows["t"] >= window[0]) & (rows["t"] <= window[1])]
@@ -108,6 +136,11 @@ def events_over_time(frame: pd.DataFrame, *, by: str = "service",
     The counting happens in pandas, so this works on a trace of any size: the chart
     gets one row per (bin, group), never one row per event.
     """
+    check_trace(frame, "kind", "t")
+    check_instance(by, "by", str, "A column of the trace, such as 'service'.")
+    check_columns(frame, "frame", [by], "by names a column of the trace, such as 'service'.")
+    if bin_seconds is not None:
+        check_number(bin_seconds, "bin_seconds", low=1e-6)
     rows = frame[frame["kind"].isin(list(kinds))]
     if bin_seconds is None:
         span = float(rows["t"].max()) if len(rows) else 1.0
@@ -143,6 +176,7 @@ def outage_backlog_chart(backlog: pd.DataFrame, *, start: float, end: float,
     :func:`eda_lab.lessons.n00_introduction.run_outage`); ``start`` and ``end`` are
     the outage's virtual seconds (no shading when they are equal).
     """
+    check_frames(backlog=backlog)
     check_rows(backlog, "backlog chart", "Run fewer orders.")
     line = alt.Chart(backlog[["t", "backlog"]]).mark_line(interpolate="step-after").encode(
         x=alt.X("t:Q", title="virtual time (s)"),
@@ -171,6 +205,7 @@ def query_load_chart(load: pd.DataFrame, *, y_max: float | None = None,
     the y axis, so that redraws driven by a slider can be compared by eye;
     ``outage=(start, end)`` shades the period the source was down.
     """
+    check_frames(load=load)
     check_rows(load, "query-load chart", "Use a larger window in source_load(...).")
     window = float(load["window_start"].diff().dropna().iloc[0]) if len(load) > 1 else 1.0
     long = load[["window_start", "ok", "failed"]].melt(
@@ -209,6 +244,7 @@ def staleness_chart(intervals: pd.DataFrame, *, horizon: float,
     to compare patterns). Short periods are widened to be visible; periods that
     never caught up are red. ``outage`` shades the source's downtime.
     """
+    check_frames(intervals=intervals)
     check_rows(intervals, "staleness chart",
                "Chart fewer consumers or a shorter run, or summarise with "
                "staleness_summary(frame).")
@@ -289,8 +325,10 @@ def flow_chart(graph: object, *, title: str = "The flow, rebuilt from the trace"
 
     The legend lists only the kinds of edge that are drawn, below the graph.
     """
-    nodes: pd.DataFrame = graph.nodes  # type: ignore[attr-defined]
-    edges: pd.DataFrame = graph.edges  # type: ignore[attr-defined]
+    nodes, edges = getattr(graph, "nodes", None), getattr(graph, "edges", None)
+    if not (isinstance(nodes, pd.DataFrame) and isinstance(edges, pd.DataFrame)):
+        raise WrongArgumentType(f"graph must be a FlowGraph (what flow_graph(run.frame) "
+                                f"returns), got {type(graph).__name__}.")
     check_rows(edges, "flow chart", "Draw a smaller trace (fewer services or types).")
     width = max(300, 90 * (int(nodes["depth"].max()) + 1)) if len(nodes) else 300
     rows = int(nodes.groupby("depth").size().max()) if len(nodes) else 1
@@ -351,6 +389,7 @@ def pattern_comparison_chart(table: pd.DataFrame, *,
     each metric keeps its own x scale, and its label says its unit
     (:data:`COMPARISON_UNITS`; a name that ends in a unit, ``(s)``, keeps it).
     """
+    check_frames(table=table)
     chosen = metrics or [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     labels = [f"{m} ({COMPARISON_UNITS[m]})" if m in COMPARISON_UNITS else m for m in chosen]
     long = (table[chosen].reset_index().melt(id_vars=table.index.name or "index",
@@ -387,6 +426,7 @@ def projection_lag_chart(lag: pd.DataFrame, *,
     still shows through its gaps; projections whose lines coincide everywhere are
     named in the subtitle.
     """
+    check_frames(lag=lag)
     rows = lag[["t", "projection", "behind", "lag_s"]]
     per = max(1, rows["projection"].nunique())
     if len(rows) > MAX_ROWS:
@@ -426,6 +466,7 @@ def stale_orders_chart(samples: pd.DataFrame, *,
     columns t, ``sync stale orders`` and ``async stale orders``; several samples at
     one ``t`` (one per command) keep the highest.
     """
+    check_frames(samples=samples)
     check_rows(samples, "stale-orders chart", "Pass fewer samples.")
     data = (samples.groupby("t", as_index=False)[["sync stale orders", "async stale orders"]]
             .max().rename(columns={"sync stale orders": "same transaction (no events)",
@@ -442,6 +483,9 @@ def stale_orders_chart(samples: pd.DataFrame, *,
 
 def coinciding_lines(frame: pd.DataFrame, by: str, values: list[str]) -> list[list[str]]:
     """Groups (two or more) of ``by`` values whose ``values`` are equal at every ``t``."""
+    check_instance(by, "by", str, "A column of the frame.")
+    check_instance(values, "values", list, "A list of columns of the frame.")
+    check_columns(frame, "frame", ["t", by, *values], "by and values name its columns.")
     series: dict[tuple[object, ...], list[str]] = {}
     for name, part in frame.sort_values("t").groupby(by, sort=True):
         key = tuple(part[["t", *values]].itertuples(index=False, name=None))
@@ -492,6 +536,7 @@ def version_history_chart(history: pd.DataFrame, *, value: str = "total",
     ``value`` (see :func:`eda_lab.sourcing.state_history`). ``version`` draws a
     rule at the version a time-travel slider points at.
     """
+    check_frames(history=history)
     check_rows(history, "versions", "plot a window of versions, or every k-th version")
     data = history[["version", "type", value]]
     unit = _ORDER_UNITS.get(value)
@@ -521,6 +566,7 @@ def scale_out_chart(table: pd.DataFrame, *, partitions: int | None = None,
     marks ``partitions`` (default: the table's ``partitions`` column): members
     beyond it own no partition.
     """
+    check_frames(table=table)
     check_rows(table, "scale-out chart", "Chart fewer member counts.")
     if partitions is None and "partitions" in table and len(table):
         partitions = int(table["partitions"].iloc[0])
@@ -556,6 +602,7 @@ def backlog_chart(backlog: pd.DataFrame, *, by: str | None = None, bins: int = 2
     series is reduced to the maximum per time bin (``bins`` bins), so a trace of
     any length makes a chart of at most ``bins`` rows per line.
     """
+    check_frames(backlog=backlog)
     rows = backlog
     if len(rows):
         span = float(rows["t"].max()) or 1.0
@@ -590,6 +637,7 @@ def partition_cap_chart(grid: pd.DataFrame, *, rate: float | None = None,
     ``rate`` (the arrival rate, optional) is drawn in grey: when it is above every
     cap, what stops each line is its partition count, not the arrivals.
     """
+    check_frames(grid=grid)
     check_rows(grid, "partition-cap chart", "Chart fewer member or partition counts.")
     data = grid[["members", "partitions", "throughput", "cap"]].copy()
     data["partitions"] = data["partitions"].astype(str) + " partitions"
@@ -630,6 +678,7 @@ def saga_chart(in_flight: pd.DataFrame, compensations: pd.DataFrame, *,
     :func:`eda_lab.sagas.compensations_frame` output with a ``style`` column.
     Both share the time axis, so a compensation lines up with the sagas it ends.
     """
+    check_frames(in_flight=in_flight, compensations=compensations)
     check_rows(in_flight, "saga chart", "Chart fewer orders or fewer styles.")
     check_rows(compensations, "saga chart's compensations", "Chart fewer orders.")
     top = max([float(in_flight["t"].max()) if len(in_flight) else 0.0,
@@ -653,6 +702,7 @@ def contract_breakage_chart(frame: pd.DataFrame, *, consumers: list[str] | None 
     """One lane per consumer: a dot per event it read, a cross per event it could not
     read (dead-lettered); a dashed rule at ``switch``, when the producer shipped (or
     tried to ship) the new schema."""
+    check_trace(frame, "kind", "t", "service")
     rows = frame[frame["kind"].isin(["deliver", "dead_letter"])]
     check_rows(rows, "contract breakage chart", "Publish fewer events.")
     outcome = ["read", "could not read"]
@@ -700,6 +750,7 @@ def ordering_chart(summary: pd.DataFrame, *,
     (one row per path, a ``path`` column or index). All measures share one count
     scale, so a bar of 0 is visibly empty.
     """
+    check_frames(summary=summary)
     table = summary.reset_index() if "path" not in summary.columns else summary
     long = table.melt(id_vars="path", value_vars=list(ORDERING_MEASURES),
                       var_name="measure", value_name="count")

@@ -57,10 +57,18 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError, InvalidArgument
-from eda_lab.events import Event
-from eda_lab.runs import SimulationRun
+from eda_lab.errors import (
+    EdaLabError,
+    InvalidArgument,
+    WrongArgumentType,
+    check_instance,
+    check_number,
+    shown,
+)
+from eda_lab.events import Event, check_events
+from eda_lab.runs import MAX_ORDERS, SimulationRun, check_orders, check_settings
 from eda_lab.sim import Simulation
+from eda_lab.trace import check_trace
 from eda_lab.upcasting import Upcasters
 
 if TYPE_CHECKING:
@@ -127,6 +135,11 @@ class Schema:
             raise InvalidArgument(f"a schema needs the event type it describes, got {self.type!r}.")
         if type(self.version) is not int or self.version < 1:
             raise InvalidArgument(f"a schema version is an int >= 1, got {self.version!r}.")
+        _check_names(self.required, "required")
+        if not isinstance(self.optional, Mapping) or not all(
+                isinstance(k, str) for k in self.optional):
+            raise WrongArgumentType(f"optional must map a field name to its default, got "
+                                    f"{shown(self.optional)}.")
         both = set(self.required) & set(self.optional)
         if both:
             raise InvalidArgument(f"fields {sorted(both)} are both required and optional: "
@@ -186,8 +199,19 @@ def compatible(new: Schema, old: Schema, *, mode: Mode) -> list[str]:
     return reasons
 
 
+def _check_names(names: object, label: str) -> None:
+    """Field names: a list or tuple of str (not one str: that would be its letters)."""
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise WrongArgumentType(f"{label} must be a tuple of field names, got {shown(names)}.")
+
+
 def compatibility_table(old: Schema, changes: Mapping[str, Schema]) -> list[dict[str, Any]]:
     """For each named change (a new schema), is it backward and forward compatible?"""
+    check_instance(old, "old", Schema)
+    if not isinstance(changes, Mapping) or not all(isinstance(s, Schema)
+                                                   for s in changes.values()):
+        raise WrongArgumentType(f"changes must map a change's name to its new Schema, got "
+                                f"{shown(changes)}.")
     return [{"change": name, "backward": not compatible(new, old, mode="backward"),
              "forward": not compatible(new, old, mode="forward")} for name, new in changes.items()]
 
@@ -210,6 +234,7 @@ class SchemaRegistry:
 
     def register(self, schema: Schema) -> str:
         """Add ``schema`` as the next version of its type; returns its ``dataschema`` URI."""
+        check_instance(schema, "schema", Schema)
         versions = self._versions.setdefault(schema.type, [])
         if versions:
             latest = versions[-1]
@@ -228,12 +253,14 @@ class SchemaRegistry:
         return schema.uri
 
     def latest(self, event_type: str) -> Schema:
+        check_instance(event_type, "event_type", str)
         if event_type not in self._versions:
             raise UnknownSchema(f"no schema registered for {event_type!r}: register one first.")
         return self._versions[event_type][-1]
 
     def schema_of(self, event: Event) -> Schema:
         """The schema ``event.dataschema`` names."""
+        check_instance(event, "event", Event)
         if event.dataschema is None or event.dataschema not in self._by_uri:
             raise UnknownSchema(
                 f"{event.type} event {event.id!r} names dataschema {event.dataschema!r}, which "
@@ -241,6 +268,7 @@ class SchemaRegistry:
         return self._by_uri[event.dataschema]
 
     def versions(self, event_type: str) -> list[Schema]:
+        check_instance(event_type, "event_type", str)
         return list(self._versions.get(event_type, ()))
 
 
@@ -264,6 +292,8 @@ class StrictReader(Reader):
     style = "strict"
 
     def __init__(self, schema: Schema, needs: Iterable[str]) -> None:
+        check_instance(schema, "schema", Schema, "The schema this reader was written for.")
+        _check_names(needs, "needs")
         self.schema = schema
         self.needs = tuple(needs)
 
@@ -291,6 +321,13 @@ class TolerantReader(Reader):
 
     def __init__(self, needs: Iterable[str], *, defaults: Mapping[str, Any] | None = None,
                  aliases: Mapping[str, Iterable[str]] | None = None) -> None:
+        _check_names(needs, "needs")
+        for label, given in (("defaults", defaults), ("aliases", aliases)):
+            if given is not None and not isinstance(given, Mapping):
+                raise WrongArgumentType(f"{label} must be a mapping by field name, got "
+                                        f"{shown(given)}.")
+        for names in (aliases or {}).values():
+            _check_names(names, "an alias list")
         self.needs = tuple(needs)
         self.defaults = dict(defaults or {})
         self.aliases = {name: tuple(names) for name, names in (aliases or {}).items()}
@@ -339,8 +376,11 @@ def to_integration(domain: Iterable[Event], schema: Schema, *,
     events: their data merged in order, translated, and checked against ``schema``
     (a missing required field raises :class:`BrokenContract` in the producer, before
     anyone downstream sees it; fields the schema does not name are dropped)."""
+    check_instance(schema, "schema", Schema)
+    if not callable(translate):
+        raise WrongArgumentType("translate must be a function: merged data -> public data.")
     merged: dict[str, Any] = {}
-    for event in domain:
+    for event in check_events(domain, "domain"):
         merged.update(event.data)
     public = dict(translate(merged))
     missing = schema.missing(public)
@@ -394,6 +434,24 @@ def run_contract(old: Schema, orders: Sequence[tuple[str, Mapping[str, Any]]], *
     an event it cannot read (:class:`BrokenContract`) goes to the dead-letter topic.
     Every event carries its ``schema_version`` and its ``dataschema``.
     """
+    check_instance(old, "old", Schema)
+    if new is not None:
+        check_instance(new, "new", Schema)
+    if registry is not None:
+        check_instance(registry, "registry", SchemaRegistry)
+    if not isinstance(readers, Mapping) or not all(
+            isinstance(n, str) and isinstance(r, Reader) for n, r in readers.items()):
+        raise WrongArgumentType(f"readers must map a consumer's name to its Reader, got "
+                                f"{shown(readers)}.")
+    if not isinstance(orders, Sequence) or not all(
+            isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str)
+            and isinstance(o[1], Mapping) for o in orders):
+        raise WrongArgumentType(f"orders must be (subject, data) pairs, got {shown(orders)}.")
+    check_orders(len(orders), low=0, name="len(orders)")
+    check_number(switch_at, "switch_at", low=0, high=MAX_ORDERS, integer=True)
+    check_settings(seconds={"interval": interval, "latency": latency})
+    if change is not None and not callable(change):
+        raise WrongArgumentType("change must be a function: old data -> new data.")
     if (new is None) != (change is None):
         raise InvalidArgument("give both new (the schema) and change (old data -> new data), "
                               "or neither.")
@@ -443,12 +501,14 @@ def run_contract(old: Schema, orders: Sequence[tuple[str, Mapping[str, Any]]], *
 def broken_consumers(frame: pd.DataFrame) -> dict[str, int]:
     """Per consumer that could not read at least one event, how many it could not read
     (its ``dead_letter`` rows)."""
+    check_trace(frame, "kind", "service")
     dead = frame[frame["kind"] == "dead_letter"]
     return {str(k): int(v) for k, v in dead.groupby("service").size().items()}
 
 
 def contract_summary(run: ContractRun) -> ContractSummary:
     """What a schema change did downstream, in a few numbers."""
+    check_instance(run, "run", ContractRun, "Pass what run_contract(...) returns.")
     broken = broken_consumers(run.frame)
     return {"published_v1": run.published.get(1, 0), "published_v2": run.published.get(2, 0),
             "refused": len(run.refused), "consumers": len(run.readers),

@@ -61,8 +61,11 @@ from eda_lab.errors import (
     InvalidArgument,
     NotFound,
     WrongArgumentType,
+    check_instance,
+    check_number,
+    shown,
 )
-from eda_lab.events import Command
+from eda_lab.events import Command, check_events
 from eda_lab.gcpause import gc_paused
 from eda_lab.orders import Order, OrderRuleViolation
 from eda_lab.projections import (
@@ -127,8 +130,27 @@ class UnknownProjection(NotFound):
 COMMAND_TYPES = ("PlaceOrder", "AddItem", "PayOrder", "ShipOrder", "CancelOrder")
 
 
+def _check_clock(sim: object) -> None:
+    """``sim`` is None (wall-clock ids and times) or a Simulation (virtual ones)."""
+    if sim is not None:
+        from eda_lab.sim import check_sim
+
+        check_sim(sim)
+
+
+def _check_store(store: object, name: str = "store") -> None:
+    """Anything with ``append`` and ``read_all`` stands for an event store here."""
+    if not all(callable(getattr(store, m, None)) for m in ("append", "read_all")):
+        raise WrongArgumentType(f"{name} must be an event store (InMemoryEventStore(), "
+                                f"SQLiteEventStore(path)), got {shown(store)}.")
+
+
 def _command(command_type: str, order_id: str, data: dict[str, Any],
              sim: Simulation | None) -> Command:
+    _check_clock(sim)
+    if not isinstance(order_id, str) or not order_id:
+        raise InvalidArgument(f"order_id must be an order id such as 'O-1', got "
+                              f"{shown(order_id)}.")
     attrs: dict[str, Any] = {"subject": order_id}
     if sim is not None:  # deterministic id and virtual time
         attrs.update(id=sim.new_id(), time=sim.time)
@@ -143,8 +165,12 @@ def place_order(order_id: str, customer_id: str,
     ``items`` holds ``(product_id, quantity)`` pairs (the handler looks the price
     up in its catalogue) or ``(product_id, quantity, unit_price)`` triples.
     """
+    given = list(items) if isinstance(items, (list, tuple)) else None
+    if given is None or not all(isinstance(i, tuple) and len(i) in (2, 3) for i in given):
+        raise WrongArgumentType(f"items must be (product_id, quantity) pairs or (product_id, "
+                                f"quantity, unit_price) triples, got {shown(items)}.")
     lines = [{"product_id": item[0], "quantity": item[1],
-              **({"unit_price": item[2]} if len(item) > 2 else {})} for item in items]
+              **({"unit_price": item[2]} if len(item) > 2 else {})} for item in given]
     return _command("PlaceOrder", order_id, {"customer_id": customer_id, "items": lines}, sim)
 
 
@@ -236,6 +262,16 @@ class OrderCommandHandler:
                  prices: Mapping[str, float] | None = None,
                  customers: Iterable[str] | None = None, retries: int = 1,
                  name: str = "ordering") -> None:
+        _check_store(store)
+        _check_clock(sim)
+        if prices is not None and not isinstance(prices, Mapping):
+            raise WrongArgumentType(f"prices must map a product id to its price, got "
+                                    f"{shown(prices)}.")
+        if customers is not None and (not isinstance(customers, Iterable)
+                                      or isinstance(customers, str)
+                                      or not all(isinstance(c, str) for c in customers)):
+            raise WrongArgumentType(f"customers must be customer ids, got {shown(customers)}.")
+        check_number(retries, "retries", low=0, high=100, integer=True)
         self.store = store
         self.sim = sim
         self.prices = dict(prices) if prices is not None else None
@@ -255,6 +291,7 @@ class OrderCommandHandler:
     # -- the decision --------------------------------------------------------------------
     def handle(self, command: Command) -> CommandResult:
         """Decide ``command``; returns a :class:`CommandResult` (never raises for a refusal)."""
+        check_instance(command, "command", Command, "Build one with place_order(...) etc.")
         order_id = str(command.data.get("order_id") or command.subject)
         for attempt in range(self.retries + 1):
             try:
@@ -367,7 +404,8 @@ def load_history(store: EventStore, events: Iterable[Any]) -> int:
     Each event goes to the stream named by its subject, in the given order, so the
     global log keeps the history's time order. Returns the last position.
     """
-    for event in events:
+    _check_store(store)
+    for event in check_events(events):
         store.append(event.subject, [event])
     return store.last_position
 
@@ -419,6 +457,18 @@ class ProjectionRunner:
                  sim: Simulation | None = None, delay: float = 0.0,
                  respect_gaps: bool = True, gap_timeout: float | None = 10.0,
                  name: str = "projector") -> None:
+        _check_store(store)
+        _check_clock(sim)
+        if batch_sizes is not None and not isinstance(batch_sizes, Mapping):
+            raise WrongArgumentType(f"batch_sizes must map a projection's name to its batch "
+                                    f"size, got {shown(batch_sizes)}.")
+        check_number(delay, "delay", low=0)
+        if gap_timeout is not None:
+            check_number(gap_timeout, "gap_timeout", low=0)
+        given = list(projections) if isinstance(projections, Iterable) else None
+        if given is None or not all(isinstance(p, Projection) for p in given):
+            raise WrongArgumentType(f"projections must be Projection objects, such as "
+                                    f"[OrdersByCustomer()], got {shown(projections)}.")
         sizes = dict(batch_sizes or {})
         for who, size in {"batch_size": batch_size, **sizes}.items():
             if type(size) is not int or size < 1:
@@ -427,7 +477,7 @@ class ProjectionRunner:
             raise InvalidArgument(f"delay must be >= 0 virtual seconds, got {delay}.")
         self.store = store
         self.projections: dict[str, Projection] = {}
-        for projection in projections:
+        for projection in given:
             if projection.name in self.projections:
                 raise ProjectionError(
                     f"two projections are named {projection.name!r}: checkpoints are kept "
@@ -462,6 +512,10 @@ class ProjectionRunner:
             ) from None
 
     def _resolve(self, projection: str | Projection) -> Projection:
+        if not isinstance(projection, (str, Projection)):
+            raise WrongArgumentType(f"projection must be a read model's name or the "
+                                    f"projection itself, got {shown(projection)}; the runner "
+                                    f"has {sorted(self.projections)}.")
         return self[projection] if isinstance(projection, str) else projection
 
     @property
@@ -474,6 +528,16 @@ class ProjectionRunner:
         return max(0, self.store.last_position - self._resolve(projection).position)
 
     # -- the work ----------------------------------------------------------------------
+    def _chosen(self, only: Iterable[Projection] | None) -> list[Projection] | None:
+        """``only`` as a list of this runner's projections (None: all of them)."""
+        if only is None:
+            return None
+        chosen = list(only) if isinstance(only, Iterable) else None
+        if chosen is None or not all(isinstance(p, Projection) for p in chosen):
+            raise WrongArgumentType(f"only must be projections of this runner, got "
+                                    f"{shown(only)}.")
+        return [self._resolve(p) for p in chosen]
+
     def step(self, only: Iterable[Projection] | None = None) -> int:
         """One poll: every projection (or those in ``only``) applies up to its batch size
         of new events. Returns the number of events applied (summed over projections).
@@ -483,6 +547,7 @@ class ProjectionRunner:
         poll inside :meth:`Simulation.run <eda_lab.sim.Simulation.run>` is user code
         of the simulation, which collects as it goes.
         """
+        only = self._chosen(only)
         self.steps += 1
         now = self.now
         head = self.store.last_position
@@ -590,8 +655,9 @@ class ProjectionRunner:
         (Not :func:`eda_lab.store.catch_up`, which feeds every event after a position
         to one function: no checkpoints, no gaps, no batches per projection.)
         """
+        check_number(max_steps, "max_steps", low=1, high=1_000_000, integer=True)
         total = 0
-        chosen = None if only is None else list(only)
+        chosen = self._chosen(only)
         for _ in range(max_steps):
             applied = self.step(chosen)
             total += applied
@@ -633,6 +699,8 @@ class ProjectionRunner:
         projection is still behind.
         """
         target = self._resolve(projection)
+        check_number(position, "position", low=0, integer=True)
+        check_number(timeout, "timeout", low=0)
         if target.position >= position:
             return target
         sim = self.sim
@@ -782,6 +850,9 @@ class GapWriter:
         self.state = "rolled back"
 
 
+_DEMO_SECONDS = 3600.0  # the gap demo's longest span of virtual time
+
+
 def gap_demo(*, respect_gaps: bool, commit_at: float = 6.0, until: float = 15.0,
              interval: float = 1.0, seed: int = 0, gap_timeout: float | None = None
              ) -> tuple[pd.DataFrame, Simulation]:
@@ -807,6 +878,11 @@ def gap_demo(*, respect_gaps: bool, commit_at: float = 6.0, until: float = 15.0,
     from eda_lab.sim import Simulation
     from eda_lab.store import InMemoryEventStore
 
+    for label, value in (("commit_at", commit_at), ("until", until)):
+        check_number(value, label, low=0, high=_DEMO_SECONDS)
+    check_number(interval, "interval", low=0.01, high=_DEMO_SECONDS)
+    if gap_timeout is not None:
+        check_number(gap_timeout, "gap_timeout", low=0)
     sim = Simulation(seed=seed)
     view = LateCommitStore(InMemoryEventStore())
     handler = OrderCommandHandler(view.store, sim=sim)
@@ -918,6 +994,12 @@ class SameTransactionCQRS:
 
     def __init__(self, prices: Mapping[str, float] | None = None, *,
                  path: str = ":memory:") -> None:
+        if prices is not None and not isinstance(prices, Mapping):
+            raise WrongArgumentType(f"prices must map a product id to its price, got "
+                                    f"{shown(prices)}.")
+        if not isinstance(path, str):
+            raise WrongArgumentType(f"path must be a file name or ':memory:', got "
+                                    f"{shown(path)}.")
         self.prices = dict(prices) if prices is not None else {}
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.executescript(_SYNC_SCHEMA)

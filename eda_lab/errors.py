@@ -69,11 +69,14 @@ raises them. The whole tree (a test keeps it complete)::
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from difflib import get_close_matches
+from typing import Any
 
 __all__ = [
     "ChartTooLargeError",
@@ -87,10 +90,14 @@ __all__ = [
     "NotFound",
     "ServiceUnavailable",
     "WrongArgumentType",
+    "check_columns",
     "check_identifier",
+    "check_instance",
+    "check_number",
     "damaged_file",
     "did_you_mean",
     "naming_damage",
+    "shown",
 ]
 
 
@@ -107,7 +114,9 @@ def did_you_mean(name: object, known: Iterable[str]) -> str:
     >>> did_you_mean("x", [])
     'there are none yet.'
     """
-    names = sorted(known)
+    if not isinstance(known, Iterable) or isinstance(known, (str, bytes)):
+        raise WrongArgumentType(f"known must be the names there are, got {shown(known)}.")
+    names = sorted(k for k in known if isinstance(k, str))
     close = get_close_matches(name, names, n=1, cutoff=0.5) if isinstance(name, str) else []
     if isinstance(name, str) and not close:  # a typo after a known name: 'crm-typo'
         close = [known for known in names if name.startswith(known) or known.startswith(name)]
@@ -116,6 +125,102 @@ def did_you_mean(name: object, known: Iterable[str]) -> str:
     if not names:
         return "there are none yet."
     return "known: " + ", ".join(repr(n) for n in names) + "."
+
+
+def shown(value: object) -> str:
+    """``value``'s repr for an error message, cut short: a huge or deeply nested
+    argument must not turn the message itself into a new error.
+
+    >>> shown(10**30)
+    '1000000000000000000000000000000'
+    >>> shown([[[[[[[[1]]]]]]]])
+    '[[[[[[[...]]]]]]]'
+    """
+    return reprlib.repr(value)
+
+
+def check_number(value: object, name: str, *, low: float | None = None,
+                 high: float | None = None, integer: bool = False, advice: str = "") -> None:
+    """Refuse ``value`` unless it is a number (a whole one if ``integer``) from ``low`` to
+    ``high`` (either bound may be None: open). The one argument check behind every
+    count, seed, rate and number of seconds a public function takes.
+
+    A bool is not a number here, and neither is NaN. The message names the argument,
+    shows what was given, gives the range and ends with ``advice`` (what to do).
+
+    >>> check_number(3, "n_orders", low=1, high=200, integer=True)
+    >>> check_number("5", "n_orders", low=1, high=200, integer=True)
+    Traceback (most recent call last):
+    ...
+    eda_lab.errors.WrongArgumentType: n_orders must be a whole number from 1 to 200, got '5' ...
+    >>> check_number(10**9, "n_orders", low=1, high=200, integer=True, advice="Use fewer.")
+    Traceback (most recent call last):
+    ...
+    eda_lab.errors.InvalidArgument: n_orders must be ... from 1 to 200, got 1000000000. Use fewer.
+    """
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool)
+               for b in (low, high) if b is not None):
+        raise WrongArgumentType(f"check_number's bounds must be numbers or None, got "
+                                f"low={shown(low)}, high={shown(high)}.")
+    kinds = (int,) if integer else (int, float)
+    what = "a whole number" if integer else "a number"
+    if low is not None and high is not None:
+        what += f" from {low:g} to {high:g}" if not integer else f" from {low} to {high}"
+    elif low is not None:
+        what += f" >= {low:g}"
+    elif high is not None:
+        what += f" <= {high:g}"
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        example = "a whole number, such as 3" if integer else "a number, such as 1.5"
+        raise WrongArgumentType(f"{name} must be {what}, got {shown(value)} "
+                                f"(a {type(value).__name__}). {advice or 'Pass ' + example + '.'}")
+    number = float(value) if not integer else value
+    if ((isinstance(number, float) and math.isnan(number))
+            or (low is not None and number < low) or (high is not None and number > high)):
+        raise InvalidArgument(f"{name} must be {what}, got {shown(value)}. "
+                              f"{advice or 'Choose a value in that range.'}")
+
+
+def check_instance(value: object, name: str, kind: type | tuple[type, ...],
+                   advice: str = "") -> None:
+    """Refuse ``value`` unless it is a ``kind``: a WrongArgumentType naming the argument,
+    the kind wanted, what came instead, and ``advice`` (where to get a right one).
+
+    >>> check_instance("sim", "sim", dict, "Pass Simulation(...).")
+    Traceback (most recent call last):
+    ...
+    eda_lab.errors.WrongArgumentType: sim must be a dict, got 'sim' (a str). Pass Simulation(...).
+    """
+    try:
+        right = isinstance(value, kind)
+    except TypeError:
+        raise WrongArgumentType(f"kind must be a class or a tuple of classes, got "
+                                f"{shown(kind)}.") from None
+    if not right:
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        wanted = " or ".join(k.__name__ for k in kinds)
+        tail = f" {advice}" if advice else ""
+        raise WrongArgumentType(f"{name} must be a {wanted}, got {shown(value)} "
+                                f"(a {type(value).__name__}).{tail}")
+
+
+def check_columns(frame: Any, name: str, columns: Iterable[str], advice: str = "") -> None:
+    """Refuse ``frame`` unless it is a pandas DataFrame with all of ``columns``.
+
+    The frames the analysis functions take come from a run (``run.frame``): the
+    message names the missing columns and says where a right frame comes from.
+    """
+    import pandas as pd
+
+    check_instance(frame, name, pd.DataFrame, advice)
+    names = list(columns) if isinstance(columns, Iterable) else None
+    if names is None or isinstance(columns, str) or not all(isinstance(c, str) for c in names):
+        raise WrongArgumentType(f"columns must be column names, got {shown(columns)}.")
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        tail = f" {advice}" if advice else ""
+        raise InvalidArgument(f"{name} lacks the column(s) {missing}; it has "
+                              f"{list(frame.columns)}.{tail}")
 
 
 class EdaLabError(Exception):
@@ -186,6 +291,7 @@ def damaged_file(path: str, exc: BaseException, doing: str, advice: str, *,
     or is not a database (``SQLITE_CORRUPT*``, ``SQLITE_NOTADB``); any other error (a
     lock timeout, a full disk...) is raised again as it is. Use it as
     ``raise damaged_file(path, exc, "reading events", "restore it") from exc``."""
+    check_instance(exc, "exc", BaseException, "Pass the exception SQLite raised.")
     name = getattr(exc, "sqlite_errorname", "")
     if not isinstance(name, str) or not name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         raise exc

@@ -45,16 +45,16 @@ import json
 import json.encoder
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import quote, unquote
 
-from eda_lab.errors import EdaLabError, InvalidEvent
+from eda_lab.errors import EdaLabError, InvalidEvent, WrongArgumentType, shown
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "Command", "Event", "FrozenData", "FrozenList",
-           "ReadOnlyData", "freeze", "freeze_data", "now_utc", "payload_size"]
+           "ReadOnlyData", "check_events", "freeze", "freeze_data", "now_utc", "payload_size"]
 
 #: The most bytes of JSON text an event may have when it is read.
 MAX_JSON_BYTES = 1_000_000
@@ -137,6 +137,12 @@ class FrozenList(list[Any]):
 
     __slots__ = ()
 
+    def __init__(self, iterable: Iterable[Any] = (), /) -> None:
+        if not isinstance(iterable, Iterable):
+            raise WrongArgumentType(f"FrozenList needs an iterable of items, got "
+                                    f"{type(iterable).__name__}.")
+        super().__init__(iterable)
+
     __setitem__ = __delitem__ = _refuse
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
@@ -160,13 +166,20 @@ def freeze(value: Any) -> Any:
     >>> frozen = freeze({"lines": [{"sku": "A", "qty": 1}]})
     >>> type(frozen["lines"]).__name__, type(frozen["lines"][0]).__name__
     ('FrozenList', 'FrozenData')
+
+    A value nested deeper than :data:`MAX_JSON_DEPTH` raises :class:`InvalidEvent`.
     """
+    _check_depth(value, "the value to freeze")
+    return _freeze(value)
+
+
+def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
-        return FrozenData({key: freeze(item) for key, item in value.items()})
+        return FrozenData({key: _freeze(item) for key, item in value.items()})
     if isinstance(value, list):
-        return FrozenList([freeze(item) for item in value])
+        return FrozenList([_freeze(item) for item in value])
     if isinstance(value, tuple):
-        return tuple(freeze(item) for item in value)
+        return tuple(_freeze(item) for item in value)
     return value
 
 
@@ -177,9 +190,35 @@ def freeze_data(data: Mapping[str, Any], encoded: str) -> FrozenData:
     no ``{`` after the first character, and a shallow :class:`FrozenData` is
     frozen enough. Only data with nested containers is walked by :func:`freeze`.
     """
+    if type(encoded) is not str or (type(data) is not dict and not isinstance(data, Mapping)):
+        raise WrongArgumentType(f"freeze_data needs a mapping and its JSON text, got "
+                                f"{type(data).__name__} and {type(encoded).__name__}.")
     if "[" in encoded or encoded.find("{", 1) >= 0:
-        return FrozenData({key: freeze(item) for key, item in data.items()})
+        return FrozenData({key: _freeze(item) for key, item in data.items()})
     return data if type(data) is FrozenData else FrozenData(data)
+
+
+def check_events(events: object, name: str = "events") -> list[Event]:
+    """``events`` as a list, refused by name unless it is an iterable of :class:`Event`.
+
+    What every function that takes a log (a list of events) checks first.
+
+    >>> check_events([Event("OrderPlaced")])[0].type
+    'OrderPlaced'
+    >>> check_events(Event("OrderPlaced"))
+    Traceback (most recent call last):
+    ...
+    eda_lab.errors.WrongArgumentType: events must be a list of Event, got ...
+    """
+    if not isinstance(events, Iterable) or isinstance(events, (str, bytes, Mapping, Event)):
+        raise WrongArgumentType(f"{name} must be a list of Event, got {shown(events)} "
+                                f"(a {type(events).__name__}): wrap one event in a list.")
+    log = list(events)
+    wrong = next((e for e in log if not isinstance(e, Event)), None)
+    if wrong is not None:
+        raise WrongArgumentType(f"{name} must hold only Event objects, but one is "
+                                f"{shown(wrong)} (a {type(wrong).__name__}).")
+    return log
 
 
 class _NotJSON(Exception):

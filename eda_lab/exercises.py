@@ -408,7 +408,7 @@ def reset_tries(exercise_id: str | None = None) -> None:
 
 
 def _lookup(exercise_id: str) -> ExerciseInfo:
-    if exercise_id not in _REGISTRY:
+    if not isinstance(exercise_id, str) or exercise_id not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise UnknownExercise(
             f"there is no exercise {exercise_id!r}; the exercises are: {known}."

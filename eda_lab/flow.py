@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from eda_lab.errors import NotFound
+from eda_lab.errors import NotFound, WrongArgumentType, shown
+from eda_lab.trace import check_trace
 
 __all__ = ["FlowGraph", "NoSuchConversation", "NoSuchEventType", "consumers_of", "conversation",
            "flow_graph", "max_hops"]
@@ -90,12 +91,21 @@ def _event(event_type: str) -> str:
     return f"event:{event_type}"
 
 
+def _check(frame: object, name: object = "", what: str = "") -> None:
+    """A trace with the columns of emits and deliveries, and (when given) a name."""
+    check_trace(frame, "kind", "service", "type", "subject", "event_id", "causation_id",
+                "correlation_id", "t")
+    if what and not isinstance(name, str):
+        raise WrongArgumentType(f"{what} must be a str, got {shown(name)}.")
+
+
 def flow_graph(frame: pd.DataFrame, *, include_calls: bool = True) -> FlowGraph:
     """Build the flow graph of a trace (aggregated by service and event type).
 
     ``include_calls=False`` leaves out query-back and command edges, keeping only
     the flow of events.
     """
+    _check(frame)
     emits = frame[frame["kind"] == "emit"]
     delivers = frame[frame["kind"] == "deliver"]
     parts = [
@@ -166,6 +176,7 @@ def conversation(frame: pd.DataFrame, correlation_id: str) -> pd.DataFrame:
     first event's own correlation id is empty: it *is* the correlation). Columns:
     t, service (emitter), type, subject, event_id, causation_id, cause_type, hop.
     """
+    _check(frame, correlation_id, "correlation_id")
     emits = frame[frame["kind"] == "emit"]
     rows = emits[(emits["correlation_id"] == correlation_id)
                  | (emits["event_id"] == correlation_id)]
@@ -186,6 +197,7 @@ def conversation(frame: pd.DataFrame, correlation_id: str) -> pd.DataFrame:
 
 def max_hops(frame: pd.DataFrame) -> int:
     """The longest causation chain in the trace, in hops (0: no event caused another)."""
+    _check(frame)
     emits = frame[frame["kind"] == "emit"]
     cause_of = dict(zip(emits["event_id"], emits["causation_id"], strict=True))
     memo: dict[str, int] = {}
@@ -222,6 +234,7 @@ def consumers_of(frame: pd.DataFrame, event_type: str) -> pd.DataFrame:
     [{'consumer': 'analytics', 'deliveries': 2, 'then_emits': ''}, \
 {'consumer': 'billing', 'deliveries': 2, 'then_emits': 'PaymentRequested'}]
     """
+    _check(frame, event_type, "event_type")
     emits = frame[frame["kind"] == "emit"]
     if not (emits["type"] == event_type).any():
         known = ", ".join(sorted(emits["type"].dropna().unique()))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, check_instance
 
 __all__ = ["handler_methods", "on"]
 
@@ -42,6 +42,7 @@ def on(*event_types: str) -> Callable[[F], F]:
 def handler_methods(cls: type) -> dict[str, str]:
     """Event type -> name of the method marked for it, over ``cls`` and its bases
     (a subclass's mark wins over its base's)."""
+    check_instance(cls, "cls", type, "Pass the class itself, such as Order.")
     names: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         for attr, value in vars(klass).items():

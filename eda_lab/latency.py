@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from eda_lab.errors import InvalidArgument, WrongArgumentType
+from eda_lab.errors import InvalidArgument, WrongArgumentType, check_number
 
 __all__ = ["Exponential", "Fixed", "Latency", "Uniform", "as_latency", "backoff_delay"]
 
@@ -95,4 +95,6 @@ def backoff_delay(base: float, attempt: int) -> float:
     >>> [backoff_delay(0.5, attempt) for attempt in (1, 2, 3)]
     [0.5, 1.0, 2.0]
     """
+    check_number(base, "base", low=0, high=86_400)
+    check_number(attempt, "attempt", low=1, high=1000, integer=True)
     return base * 2.0 ** (attempt - 1)

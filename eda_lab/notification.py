@@ -72,17 +72,25 @@ from eda_lab.errors import (
     NotFound,
     ServiceUnavailable,
     WrongArgumentType,
+    check_instance,
+    check_number,
     did_you_mean,
+    shown,
 )
 from eda_lab.events import Command, Event, payload_size
 from eda_lab.latency import Exponential, Fixed, Latency, as_latency, backoff_delay
-from eda_lab.runs import SimulationRun
+from eda_lab.runs import MAX_ORDERS, MAX_SECONDS, SimulationRun
 from eda_lab.services import Emitter, Sink
-from eda_lab.sim import Simulation
+from eda_lab.sim import Simulation, check_seed, check_sim
+from eda_lab.trace import check_trace
 
 __all__ = [
     "ADDRESS_FIELDS",
     "CHANGE_TYPE",
+    "MAX_CUSTOMERS",
+    "MAX_DURATION",
+    "MAX_EVENTS",
+    "MAX_ORDERS",
     "OUTAGE_SCOPES",
     "READ_PATHS",
     "REGISTERED_TYPE",
@@ -100,6 +108,9 @@ __all__ = [
     "UnknownEntity",
     "UnknownSetting",
     "ViewConsumer",
+    "check_setting_names",
+    "check_span",
+    "check_topic",
     "events_versus_commands",
     "query_back_summary",
     "query_rows",
@@ -157,6 +168,16 @@ def _address(rng: Any) -> dict[str, str]:
 
 
 # -- the source of truth --------------------------------------------------------------
+def _check_fields(fields: object) -> None:
+    """A record's tracked fields: a non-empty sequence of distinct names, not the key."""
+    if (isinstance(fields, str) or not isinstance(fields, Sequence) or not fields
+            or not all(isinstance(f, str) and f.strip() for f in fields)
+            or len(set(fields)) != len(fields) or "customer_id" in fields):
+        raise InvalidArgument(
+            f"fields must be a non-empty sequence of distinct field names (not the key, "
+            f"'customer_id'), such as {ADDRESS_FIELDS}; got {shown(fields)}.")
+
+
 class SourceService:
     """The service that owns the data (the CRM) and answers query-backs.
 
@@ -185,12 +206,9 @@ class SourceService:
 
     def __init__(self, sim: Simulation, name: str, topic: Any, *, fat: bool = False,
                  fields: Sequence[str] = ADDRESS_FIELDS) -> None:
-        if (isinstance(fields, str) or not isinstance(fields, Sequence) or not fields
-                or not all(isinstance(f, str) and f.strip() for f in fields)
-                or len(set(fields)) != len(fields) or "customer_id" in fields):
-            raise InvalidArgument(
-                f"fields must be a non-empty sequence of distinct field names (not the key, "
-                f"'customer_id'), such as {ADDRESS_FIELDS}; got {fields!r}.")
+        check_sim(sim)
+        check_topic(topic)
+        _check_fields(fields)
         self.sim = sim
         self.emitter: Emitter = sim.emitter(name)
         self.topic = topic
@@ -221,6 +239,8 @@ class SourceService:
         in the window fails. The trace gets an ``outage`` and a ``recover`` row
         whose ``detail`` says that only the query API was down.
         """
+        check_number(start, "start", low=0)
+        check_number(end, "end", low=0)
         if not 0 <= start < end:
             raise ScenarioError(f"query API outage ({start}, {end}) must have 0 <= start < end.")
         self.api_outages.append((start, end))
@@ -300,6 +320,8 @@ class SourceService:
         Raises :class:`~eda_lab.errors.ServiceUnavailable` while the service is down
         and :class:`UnknownEntity` for a key it does not know.
         """
+        if not isinstance(key, str):
+            raise WrongArgumentType(f"key must be a record's key (a str), got {key!r}.")
         now = self.sim.now
         if not self.api_is_up(now):
             back = max([self.emitter.back_up_at(now),
@@ -326,6 +348,12 @@ class SourceService:
 
 
 # -- the query-back call --------------------------------------------------------------
+def _check_client(max_attempts: object, backoff: object) -> None:
+    """A query-back client's retry settings: 1..100 attempts, backoff 0..86400 s."""
+    check_number(max_attempts, "max_attempts", low=1, high=100, integer=True)
+    check_number(backoff, "backoff", low=0, high=MAX_DURATION)
+
+
 OnData = Callable[[str, dict[str, Any], Event], None]
 OnFail = Callable[[str, float], None]
 
@@ -343,10 +371,9 @@ class QueryBack:
     def __init__(self, sim: Simulation, caller: str, source: SourceService, *,
                  latency: Latency | float | None = 0.02, max_attempts: int = 4,
                  backoff: float = 1.0, request: str = GET_CUSTOMER) -> None:
-        if max_attempts < 1:
-            raise ScenarioError(f"max_attempts must be at least 1, got {max_attempts}.")
-        if backoff < 0:
-            raise ScenarioError(f"backoff must be >= 0 seconds, got {backoff}.")
+        _check_client(max_attempts, backoff)
+        check_sim(sim)
+        check_instance(source, "source", SourceService)
         self.sim = sim
         self.caller = caller
         self.source = source
@@ -429,6 +456,8 @@ class ViewConsumer:
 
     def __init__(self, sim: Simulation, name: str, *,
                  fields: Sequence[str] = ADDRESS_FIELDS) -> None:
+        check_sim(sim)
+        _check_fields(fields)
         self.sim = sim
         self.sink: Sink = sim.sink(name)
         self.name = name
@@ -502,6 +531,10 @@ class NotificationConsumer(ViewConsumer):
                  read_path: str = "cached") -> None:
         if read_path not in READ_PATHS:
             raise ScenarioError(f"read_path={read_path!r}: use one of {READ_PATHS}.")
+        check_instance(source, "source", SourceService, "The service that owns the records.")
+        check_topic(topic)
+        _check_client(max_attempts, backoff)
+        as_latency(latency), as_latency(query_latency)  # refused before the sink exists
         super().__init__(sim, name, fields=source.fields)
         self.source_name = source.name
         self.read_path = read_path
@@ -567,8 +600,40 @@ class AddressWorkload:
         return cls(people, changes, reads)
 
 
+#: The bounds of an :class:`AddressScenario`, far above what any notebook asks for
+#: (its parameters cell documents the ranges a lesson uses): a run within them ends in
+#: seconds, and one argument cannot make a run that never ends or fills the memory.
+MAX_CUSTOMERS = 10_000
+MAX_DURATION = MAX_SECONDS  # virtual seconds: a day
+MAX_EVENTS = 200_000  # expected address changes plus reads over the duration
+
 _KINDS = {"int": "a whole number (int)", "float": "a finite number",
           "bool": "True or False", "str": "a str"}
+
+
+def check_topic(topic: object, name: str = "topic") -> None:
+    """Refuse ``topic`` unless it can be published to: a :class:`~eda_lab.channel.Topic`
+    (or anything with a ``publish(event, by)`` method that stands for one)."""
+    if not callable(getattr(topic, "publish", None)):
+        raise WrongArgumentType(f"{name} must be a topic, got {shown(topic)} (a "
+                                f"{type(topic).__name__}): pass sim.channel('bus').topic"
+                                "('customers').")
+
+
+def check_span(span: object, name: str) -> None:
+    """Refuse ``span`` unless it is ``(start, end)``: finite virtual seconds with
+    ``0 <= start < end`` (an outage, a window). The error is a :class:`ScenarioError`.
+
+    >>> check_span((200.0, 120.0), "outage")
+    Traceback (most recent call last):
+    ...
+    eda_lab.notification.ScenarioError: outage=(200.0, 120.0) must be (start, end) with ...
+    """
+    if not (isinstance(span, (tuple, list)) and len(span) == 2
+            and all(_is_number(v) and math.isfinite(v) for v in span)
+            and 0 <= span[0] < span[1]):
+        raise ScenarioError(f"{name}={shown(span)} must be (start, end) with "
+                            "0 <= start < end, in virtual seconds, or None.")
 
 
 def _is_number(value: object) -> bool:
@@ -621,13 +686,20 @@ class AddressScenario:
 
     def __post_init__(self) -> None:
         self._check_types()
-        checks = [("customers", self.customers >= 1, ">= 1"),
+        checks = [("customers", 1 <= self.customers <= MAX_CUSTOMERS, f"1..{MAX_CUSTOMERS}"),
                   ("consumers", 1 <= self.consumers <= 50, "between 1 and 50"),
                   ("changes_per_minute", 0 <= self.changes_per_minute <= 6000, "0..6000"),
-                  ("duration", self.duration > 0, "> 0 seconds"),
-                  ("latency", self.latency >= 0, ">= 0 seconds"),
-                  ("query_latency", self.query_latency >= 0, ">= 0 seconds"),
-                  ("reads_per_minute", self.reads_per_minute >= 0, ">= 0")]
+                  ("duration", 0 < self.duration <= MAX_DURATION,
+                   f"> 0 and <= {MAX_DURATION:g} seconds (a virtual day)"),
+                  ("latency", 0 <= self.latency <= MAX_DURATION, "0..86400 seconds"),
+                  ("query_latency", 0 <= self.query_latency <= MAX_DURATION,
+                   "0..86400 seconds"),
+                  ("reads_per_minute", 0 <= self.reads_per_minute <= 6000, "0..6000"),
+                  ("max_attempts", 1 <= self.max_attempts <= 100, "1..100"),
+                  ("backoff", 0 <= self.backoff <= MAX_DURATION, "0..86400 seconds"),
+                  ("duration", self.expected_events() <= MAX_EVENTS,
+                   f"short enough for at most {MAX_EVENTS} expected changes and reads "
+                   "(fewer changes_per_minute, reads_per_minute or consumers also do)")]
         for name, ok, allowed in checks:
             if not ok:
                 raise ScenarioError(f"{name}={getattr(self, name)!r} is out of range: "
@@ -637,13 +709,8 @@ class AddressScenario:
             if getattr(self, name) not in allowed_values:
                 raise ScenarioError(f"{name}={getattr(self, name)!r} is not known: "
                                     f"use one of {allowed_values}.")
-        outage = self.outage
-        if outage is not None and not (
-                isinstance(outage, (tuple, list)) and len(outage) == 2
-                and all(_is_number(v) and math.isfinite(v) for v in outage)
-                and 0 <= outage[0] < outage[1]):
-            raise ScenarioError(f"outage={outage!r} must be (start, end) with "
-                                "0 <= start < end, in virtual seconds, or None.")
+        if self.outage is not None:
+            check_span(self.outage, "outage")
 
     def _check_types(self) -> None:
         """Each setting has the kind its annotation names (a bool is not a number here)."""
@@ -661,6 +728,11 @@ class AddressScenario:
                 raise WrongArgumentType(
                     f"{setting.name}={value!r} must be {_KINDS[str(kind)]}; the default is "
                     f"{setting.default!r}.")
+
+    def expected_events(self) -> float:
+        """How many changes and reads the workload draws, on average."""
+        per_minute = self.changes_per_minute + self.consumers * self.reads_per_minute
+        return per_minute * self.duration / 60.0
 
     def recorded_at(self, t: float) -> float:
         """When the source records a change requested at ``t``: at ``t``, or at the end
@@ -727,6 +799,25 @@ class ScenarioRun(SimulationRun):
         return all(c.view == truth for c in self.consumers)
 
 
+def check_setting_names(changes: Mapping[str, Any], known: Sequence[str], owner: str) -> None:
+    """Refuse a keyword that is not one of ``known`` (the settings of ``owner``), with
+    the closest one: what every scenario helper does with its ``**changes``.
+
+    >>> check_setting_names({"timout": 2}, ["timeout", "latency"], "run_saga")
+    Traceback (most recent call last):
+    ...
+    eda_lab.notification.UnknownSetting: timout is not a setting of run_saga; did you mean ...
+    """
+    if not isinstance(changes, Mapping) or not isinstance(known, Sequence):
+        raise WrongArgumentType("check_setting_names takes the keywords given (a mapping) "
+                                "and the names known (a sequence).")
+    unknown = [name for name in changes if name not in known]
+    if unknown:
+        raise UnknownSetting(
+            f"{unknown[0]} is not a setting of {owner}; "
+            f"{did_you_mean(unknown[0], known)} The settings are: {', '.join(known)}.")
+
+
 def scenario_with(scenario: AddressScenario | None = None, **changes: Any) -> AddressScenario:
     """``scenario`` (default: the default scenario) with some parameters changed.
 
@@ -742,12 +833,8 @@ def scenario_with(scenario: AddressScenario | None = None, **changes: Any) -> Ad
         raise WrongArgumentType(
             f"scenario must be an AddressScenario or None, got {type(scenario).__name__}: "
             "pass settings as keywords, for example run_notification(consumers=5).")
-    known = [setting.name for setting in fields(AddressScenario)]
-    unknown = [name for name in changes if name not in known]
-    if unknown:
-        raise UnknownSetting(
-            f"{unknown[0]} is not a setting of AddressScenario; "
-            f"{did_you_mean(unknown[0], known)} The settings are: {', '.join(known)}.")
+    check_setting_names(changes, [setting.name for setting in fields(AddressScenario)],
+                        "AddressScenario")
     if scenario is None:
         return AddressScenario(**changes)
     return replace(scenario, **changes) if changes else scenario
@@ -773,6 +860,7 @@ def run_notification(scenario: AddressScenario | None = None, **changes: Any) ->
 # -- metrics over the trace -----------------------------------------------------------
 def query_rows(frame: pd.DataFrame, *, callee: str | None = None) -> pd.DataFrame:
     """The ``query`` rows of a trace (optionally only calls to ``callee``)."""
+    check_trace(frame, "kind", "peer")
     rows = frame[frame["kind"] == "query"]
     if callee is not None:
         rows = rows[rows["peer"] == callee]
@@ -780,6 +868,7 @@ def query_rows(frame: pd.DataFrame, *, callee: str | None = None) -> pd.DataFram
 
 
 def _changes(frame: pd.DataFrame, types: Sequence[str]) -> pd.DataFrame:
+    check_trace(frame, "kind", "type")
     return frame[(frame["kind"] == "emit") & frame["type"].isin(list(types))]
 
 
@@ -833,6 +922,10 @@ def source_load(frame: pd.DataFrame, *, source: str = "crm", window: float = 30.
     One row per window (empty windows included, so a chart shows the quiet
     periods too), with the calls answered (``ok``) and failed (``failed``).
     """
+    check_trace(frame, "kind", "peer", "t", "outcome")
+    check_number(window, "window", advice="A number of seconds > 0, such as 30.")
+    if end is not None:
+        check_number(end, "end", low=0, high=MAX_DURATION)
     if window <= 0:
         raise ScenarioError(f"window must be > 0 seconds, got {window}.")
     rows = query_rows(frame, callee=source)
@@ -872,6 +965,9 @@ def _waits(frame: pd.DataFrame, types: Sequence[str]) -> list[Wait]:
 
     (Widget redraws call this; pandas row filtering would cost more than the work.)
     """
+    check_trace(frame, "kind", "service", "subject", "event_id", "t", "type")
+    if isinstance(types, str) or not all(isinstance(t, str) for t in types):
+        raise WrongArgumentType(f"types must be a sequence of event types, got {types!r}.")
     wanted = set(types)
     kinds, services, subjects, event_ids, times, row_types = (
         frame[c].tolist() for c in ("kind", "service", "subject", "event_id", "t", "type"))
@@ -906,12 +1002,8 @@ def _waits(frame: pd.DataFrame, types: Sequence[str]) -> list[Wait]:
     return records
 
 
-#: The most orders a cascade or an events-versus-commands run places: enough for any
-#: lesson, few enough that one argument cannot make a run that never ends.
-MAX_ORDERS = 10_000
-
-
-def _check_n_orders(n_orders: int) -> None:
+def _check_n_orders(n_orders: int, seed: int) -> None:
+    check_seed(seed)
     if type(n_orders) is not int or not 1 <= n_orders <= MAX_ORDERS:
         raise ScenarioError(f"n_orders must be a whole number from 1 to {MAX_ORDERS}, "
                             f"got {n_orders!r}.")
@@ -946,7 +1038,9 @@ def run_order_cascade(*, seed: int = 3, n_orders: int = 5, latency: float = 0.5,
     event, yet :func:`eda_lab.flow.flow_graph` rebuilds the whole flow from the
     causation and correlation ids in the trace.
     """
-    _check_n_orders(n_orders)
+    _check_n_orders(n_orders, seed)
+    check_number(latency, "latency", low=0, high=MAX_DURATION)
+    check_number(interval, "interval", low=0, high=MAX_DURATION)
     sim = Simulation(seed)
     bus = sim.channel("bus", partitions=2, latency=_latency_model(latency))
     shop = sim.emitter("shop")
@@ -976,6 +1070,7 @@ def unhandled_events(frame: pd.DataFrame) -> pd.DataFrame:
     Harmless for a real event (a fact nobody needs yet); a bug for a
     passive-aggressive command, an event whose emitter was counting on someone.
     """
+    check_trace(frame, "kind", "event_id", "t", "service", "type", "subject")
     emits = frame[frame["kind"] == "emit"]
     handled = set(frame.loc[frame["kind"] == "deliver", "event_id"])
     return emits[~emits["event_id"].isin(handled)][["t", "service", "type", "subject",
@@ -994,8 +1089,17 @@ def send_command(sim: Simulation, sender: str, receiver: Any, command: Command,
     :class:`CommandRejected`, ``error`` when the receiver is down or has no
     handler). ``on_result(outcome, detail)`` is called back with it.
     """
+    check_sim(sim)
+    check_instance(command, "command", Command, "Build one with Command(type, data, ...).")
+    check_number(latency, "latency", low=0, high=MAX_DURATION)
+    if handler is not None and not callable(handler):
+        raise WrongArgumentType(f"handler must be a function of the command, or None; "
+                                f"got {type(handler).__name__}.")
     started = sim.now
-    name = receiver if isinstance(receiver, str) else receiver.name
+    name = receiver if isinstance(receiver, str) else getattr(receiver, "name", None)
+    if not isinstance(name, str):
+        raise WrongArgumentType(f"receiver must be a service or its name, got "
+                                f"{type(receiver).__name__}.")
 
     def deliver() -> None:
         outcome, detail = "ok", ""
@@ -1109,7 +1213,11 @@ def events_versus_commands(*, seed: int = 5, n_orders: int = 10,
     paid (and how many only after payments recovered), orders declined, declines
     the shop hears of, and failed sends the shop sees while payments is down.
     """
-    _check_n_orders(n_orders)
+    _check_n_orders(n_orders, seed)
+    check_number(decline_every, "decline_every", low=0, high=MAX_ORDERS, integer=True)
+    check_number(retry_every, "retry_every", high=MAX_DURATION)
+    if payments_down is not None:
+        check_span(payments_down, "payments_down")
     if retry_every <= 0:
         raise ScenarioError(f"retry_every must be > 0 seconds, got {retry_every}.")
     rows = []

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, WrongArgumentType
 
 __all__ = ["export_pages", "static_widgets"]
 
@@ -78,6 +78,9 @@ def static_widgets(notebook: Any) -> int:
     """
     import nbformat
 
+    if not isinstance(notebook, nbformat.NotebookNode) or "cells" not in notebook:
+        raise WrongArgumentType(f"notebook must be a notebook read with nbformat.read(...), "
+                                f"got {type(notebook).__name__}.")
     models, replaced = _models(notebook), 0
     for cell in notebook.cells:
         if cell.cell_type != "code":

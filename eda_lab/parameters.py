@@ -81,6 +81,12 @@ def within_bounds(value: Any, bounds: Bounds) -> bool:
     >>> within_bounds(5, (1, 200)), within_bounds(0, (1, 200)), within_bounds("a", ("a", "b"))
     (True, False, True)
     """
+    if not (isinstance(bounds, tuple) and bounds and (
+            all(isinstance(b, str) for b in bounds) or (
+                len(bounds) == 2 and all(isinstance(b, (int, float))
+                                         and not isinstance(b, bool) for b in bounds)))):
+        raise WrongArgumentType(f"bounds must be what parameter_bounds gives: (low, high) "
+                                f"or a tuple of choices, got {bounds!r:.80}.")
     if isinstance(bounds[0], str):
         return value in bounds
     low, high = bounds

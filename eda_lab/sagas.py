@@ -72,12 +72,13 @@ from typing import TypedDict
 import pandas as pd
 
 from eda_lab.channel import Topic
-from eda_lab.errors import InvalidArgument, WrongArgumentType
+from eda_lab.errors import InvalidArgument, WrongArgumentType, check_instance, shown
 from eda_lab.events import Event
 from eda_lab.failures import fault_rng
 from eda_lab.runs import SimulationRun
 from eda_lab.services import Sink
 from eda_lab.sim import Simulation
+from eda_lab.trace import check_trace
 
 __all__ = [
     "COMPENSATION_OF",
@@ -359,6 +360,7 @@ def compensate_requested_steps(saga: Saga) -> list[str]:
     timer fired), so it is compensated too; each compensation is safe when there
     is nothing to undo.
     """
+    check_instance(saga, "saga", Saga, "A policy is handed the saga of one order.")
     return [COMPENSATION_OF[step] for step in reversed(saga.requested)
             if step != saga.failed]
 
@@ -369,6 +371,7 @@ def compensate_confirmed_steps(saga: Saga) -> list[str]:
     A step that timed out never answered, so it is not compensated, and a slow
     payment that charges after the timeout is never refunded.
     """
+    check_instance(saga, "saga", Saga, "A policy is handed the saga of one order.")
     return [COMPENSATION_OF[step] for step in reversed(saga.confirmed)]
 
 
@@ -528,6 +531,9 @@ def run_saga(style: str, orders: Sequence[tuple[str, float]], *, seed: int = 7,
         raise WrongArgumentType(f"orders must be a list of (order id, total) pairs, got "
                                 f"{type(orders).__name__} {orders!r}; for the shop's first "
                                 "n orders use the lesson's shop_orders(n).")
+    if not all(isinstance(o, (tuple, list)) and len(o) == 2 and isinstance(o[0], str)
+               for o in orders):
+        raise WrongArgumentType(f"orders must be (order id, total) pairs, got {shown(orders)}.")
     totals = dict(orders)
     if len(totals) != len(orders):
         raise InvalidArgument("orders must have distinct order ids.")
@@ -675,6 +681,7 @@ def final_states(run: SagaRun) -> pd.DataFrame:
     (anything else: stock held or committed without a capture, a capture without
     a committed reservation, a charge still under way).
     """
+    _check_run(run)
     rows = []
     for order_id in run.orders:
         s = run.stock.state.get(order_id, "")
@@ -692,9 +699,14 @@ def inconsistent_orders(run: SagaRun) -> int:
     return int((final_states(run)["verdict"] == "inconsistent").sum())
 
 
+def _check_run(run: object) -> None:
+    check_instance(run, "run", SagaRun, "Pass what run_saga(...) returns.")
+
+
 def compensations_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The compensations that undid something: one row per release or refund (``t``,
     ``order_id``, ``action``, ``service``)."""
+    check_trace(frame, "kind", "outcome", "t", "subject", "type", "service")
     rows = frame[(frame["kind"] == "compensate") & (frame["outcome"] == "ok")]
     return pd.DataFrame({"t": rows["t"].to_numpy(), "order_id": rows["subject"].to_numpy(),
                          "action": rows["type"].to_numpy(),
@@ -708,6 +720,7 @@ def in_flight_over_time(frame: pd.DataFrame) -> pd.DataFrame:
     compensation any service performs for it (the same definition in both styles;
     in choreography no single service knows that moment).
     """
+    check_trace(frame, "kind", "type", "t", "subject", "outcome")
     placed = frame[(frame["kind"] == "emit") & (frame["type"] == "OrderPlaced")]
     acts = frame[frame["kind"].isin(["step", "compensate"])]
     start = placed.groupby("subject")["t"].min()
@@ -722,6 +735,8 @@ def in_flight_over_time(frame: pd.DataFrame) -> pd.DataFrame:
 def saga_timeline(frame: pd.DataFrame, order_id: str) -> pd.DataFrame:
     """What every service did for one order, in order: the steps, compensations,
     timers and saga-table changes (no channel rows)."""
+    check_trace(frame, "subject", "kind", "t", "service", "type", "outcome", "detail")
+    check_instance(order_id, "order_id", str)
     kinds = ["step", "compensate", "cancel", "timeout", "saga"]
     rows = frame[(frame["subject"] == order_id) & frame["kind"].isin(kinds)]
     return rows[["t", "service", "kind", "type", "outcome", "detail"]].reset_index(drop=True)
@@ -743,6 +758,7 @@ class SagaSummary(TypedDict):
 def saga_summary(run: SagaRun) -> SagaSummary:
     """The run in numbers: verdicts, compensations that undid something (releases and
     refunds), timers that fired, messages published, mean time a saga was in flight."""
+    _check_run(run)
     frame = run.frame
     verdicts = final_states(run)["verdict"].value_counts()
     placed = frame[(frame["kind"] == "emit") & (frame["type"] == "OrderPlaced")]

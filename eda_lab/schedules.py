@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from eda_lab.errors import EdaLabError, InvalidArgument, NotFound, WrongArgumentType
+from eda_lab.errors import EdaLabError, InvalidArgument, NotFound, WrongArgumentType, shown
 
 if TYPE_CHECKING:
     import altair as alt
@@ -115,9 +115,9 @@ class Fault:
     target: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
+        if not isinstance(self.kind, str) or self.kind not in FAULT_KINDS:
             raise InvalidArgument(f"a fault's kind is one of {list(FAULT_KINDS)}, "
-                                  f"got {self.kind!r}.")
+                                  f"got {shown(self.kind)}.")
         if type(self.event) is not int or self.event < 0:
             raise InvalidArgument(f"a fault's event is an event number >= 0, "
                                   f"got {self.event!r}.")
@@ -203,6 +203,12 @@ class FaultModel:
     wording: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        kinds: object = self.kinds
+        if (not isinstance(kinds, (tuple, list)) or not all(isinstance(k, str) for k in kinds)
+                or not isinstance(self.wording, Mapping)):
+            raise WrongArgumentType(f"kinds must be a tuple of fault kinds (some of "
+                                    f"{list(FAULT_KINDS)}) and wording a mapping; got "
+                                    f"kinds={self.kinds!r}.")
         unknown = [kind for kind in (*self.kinds, *self.wording) if kind not in FAULT_KINDS]
         if unknown or not self.kinds:
             raise InvalidArgument(f"fault kinds (and the kinds `wording` names) must be some "
@@ -546,9 +552,9 @@ def replay_counterexample(exercise: str, code: Any = None, *, seed: int) -> Coun
 
     In a notebook it prints what broke and draws the schedule as a timeline.
     """
-    if exercise not in _CHECKS:
+    if not isinstance(exercise, str) or exercise not in _CHECKS:
         known = ", ".join(sorted(_CHECKS)) or "none (import eda_lab.lessons first)"
-        raise UnknownFaultCheck(f"exercise {exercise!r} has no fault schedules; the "
+        raise UnknownFaultCheck(f"exercise {shown(exercise)} has no fault schedules; the "
                                 f"build-it exercises are: {known}.")
     if type(seed) is not int or seed < 0:
         raise InvalidArgument(f"seed must be an int >= 0, got {seed!r}.")

@@ -64,7 +64,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
-from eda_lab.errors import DataFileError, EdaLabError
+from eda_lab.errors import DataFileError, EdaLabError, WrongArgumentType
 from eda_lab.events import Event
 
 __all__ = [
@@ -762,6 +762,9 @@ def load_shop(path: str | os.PathLike[str] | None = None) -> Shop:
     Raises :class:`~eda_lab.errors.DataFileError` naming the file and line of the
     first problem found.
     """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise WrongArgumentType(f"path must be a folder (a str or a Path) or None for the "
+                                f"repository's data/, got {type(path).__name__}.")
     folder = Path(path).expanduser().resolve() if path is not None else DATA_DIR
     if not folder.is_dir():
         raise _data_error(

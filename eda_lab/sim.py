@@ -27,13 +27,21 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from eda_lab.channel import Channel
-from eda_lab.errors import InvalidArgument, NotFound, WrongArgumentType, did_you_mean
+from eda_lab.errors import (
+    InvalidArgument,
+    NotFound,
+    WrongArgumentType,
+    check_instance,
+    check_number,
+    did_you_mean,
+)
 from eda_lab.gcpause import young_only
 from eda_lab.latency import Latency, as_latency
 from eda_lab.services import Emitter, Service, Sink
 from eda_lab.trace import Trace
 
-__all__ = ["DEFAULT_START", "ChannelConflict", "Simulation", "UnknownService"]
+__all__ = ["DEFAULT_START", "MAX_SEED", "ChannelConflict", "Simulation", "UnknownService",
+           "check_seed", "check_sim"]
 
 
 class UnknownService(NotFound):
@@ -56,6 +64,7 @@ class _Unset(Enum):
 
 
 _UNSET = _Unset.UNSET
+_CENTURY = 100 * 365.25 * 86_400.0  # seconds: the furthest a timestamp reaches
 
 _push = heapq.heappush
 
@@ -63,6 +72,24 @@ S = TypeVar("S", bound=Service)
 
 #: Every simulation starts at this instant unless told otherwise: a Monday morning.
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+#: The largest seed: any 63-bit whole number names a world; a bigger one is a typo.
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: object, name: str = "seed") -> None:
+    """Refuse a seed that is not a whole number from 0 to :data:`MAX_SEED`.
+
+    Every function that takes a ``seed`` checks it here, so a seed of the wrong
+    kind is refused by name before it reaches a random generator.
+
+    >>> check_seed("7")
+    Traceback (most recent call last):
+    ...
+    eda_lab.errors.WrongArgumentType: seed must be a whole number from 0 to ..., got '7' ...
+    """
+    check_number(seed, name, low=0, high=MAX_SEED, integer=True,
+                 advice="Any whole number names a world: seed=7, say.")
 
 
 class Simulation:
@@ -74,6 +101,9 @@ class Simulation:
 
     def __init__(self, seed: int = 0, *, start: datetime = DEFAULT_START,
                  trace: bool = True) -> None:
+        check_seed(seed)
+        check_instance(start, "start", datetime, "Pass datetime(..., tzinfo=timezone.utc).")
+        check_instance(trace, "trace", bool)
         if start.tzinfo is None:
             raise InvalidArgument(
                 "start must be timezone-aware: datetime(..., tzinfo=timezone.utc)")
@@ -98,6 +128,8 @@ class Simulation:
         return self.start + timedelta(seconds=self.now)
 
     def time_of(self, t: float) -> datetime:
+        """The timestamp of virtual second ``t`` (a finite number, within a century)."""
+        check_number(t, "t", low=-_CENTURY, high=_CENTURY)
         return self.start + timedelta(seconds=t)
 
     def new_id(self) -> str:
@@ -107,7 +139,12 @@ class Simulation:
     # -- the scheduler ---------------------------------------------------------
     def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> float:
         """Run ``action(*args)`` ``delay`` virtual seconds from now; returns that time."""
-        if delay < 0:
+        try:  # the hot path: one comparison; a wrong kind or NaN is named below
+            ahead = delay >= 0
+        except TypeError:
+            ahead = False
+        if not ahead:
+            check_number(delay, "delay", advice="A number of virtual seconds, such as 2.5.")
             raise InvalidArgument(f"cannot schedule into the past (delay={delay}).")
         return self.schedule_at(self.now + delay, action, *args)
 
@@ -126,7 +163,12 @@ class Simulation:
         b
         2
         """
-        if when < self.now:
+        try:
+            late = not when >= self.now  # not ... >=: NaN is late too
+        except TypeError:
+            late = True
+        if late:
+            check_number(when, "when", advice="A virtual time in seconds, such as 3.0.")
             raise InvalidArgument(
                 f"cannot schedule into the past: t={when:g}s is before now (t={self.now:g}s); "
                 "use sim.at(...) to run something as soon as possible instead.")
@@ -136,12 +178,22 @@ class Simulation:
     def at(self, when: float, action: Callable[..., Any], *args: Any) -> float:
         """Run ``action(*args)`` at virtual time ``when`` (seconds since start), or now if
         ``when`` has passed."""
+        try:
+            wait = max(0.0, when - self.now)
+        except TypeError:
+            wait = math.nan
+        if wait != wait or when != when:  # a wrong kind, or NaN
+            check_number(when, "when", advice="A virtual time in seconds, such as 3.0.")
+            raise InvalidArgument(f"when must be a virtual time in seconds, got {when!r}.")
         # now + (when - now), not when: the float sums of every existing trace stay the same
-        return self.schedule_at(self.now + max(0.0, when - self.now), action, *args)
+        return self.schedule_at(self.now + wait, action, *args)
 
     def every(self, interval: float, action: Callable[..., Any], *args: Any,
               until: float | None = None) -> None:
         """Run ``action(*args)`` now and then every ``interval`` seconds (until ``until``)."""
+        check_number(interval, "interval")
+        if until is not None:
+            check_number(until, "until")
         if interval <= 0:
             raise InvalidArgument(f"interval must be > 0 seconds, got {interval}.")
 
@@ -173,6 +225,8 @@ class Simulation:
         The clock ends at ``until`` when given, so ``run(until=60)`` always means
         "one virtual minute has passed".
         """
+        if until is not None:
+            check_number(until, "until", advice="Pass a virtual time in seconds, or None.")
         queue, pop, ran = self._queue, heapq.heappop, 0
         limit = float("inf") if until is None else until
         # Events and trace rows are many small objects in no cycle: the collector
@@ -309,3 +363,8 @@ class Simulation:
     def __repr__(self) -> str:
         return (f"Simulation(seed={self.seed}, now={self.now:g}s, services={list(self.services)}, "
                 f"channels={list(self.channels)}, trace_rows={len(self.trace)})")
+
+
+def check_sim(sim: object, name: str = "sim") -> None:
+    """Refuse anything but a :class:`Simulation` where a function needs one."""
+    check_instance(sim, name, Simulation, "Create one with Simulation(seed=7).")

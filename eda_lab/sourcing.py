@@ -44,7 +44,15 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 import pandas as pd
 
 from eda_lab.batching import BATCH_SIZE
-from eda_lab.errors import EdaLabError, InvalidArgument, NotFound
+from eda_lab.errors import (
+    EdaLabError,
+    InvalidArgument,
+    NotFound,
+    WrongArgumentType,
+    check_instance,
+    check_number,
+    shown,
+)
 from eda_lab.events import Event
 from eda_lab.handlers import handler_methods, on
 from eda_lab.store import EventStore, InMemoryEventStore, Recorded, Snapshot
@@ -473,6 +481,7 @@ class Repository(Generic[A]):
         """
         if by is not None and (not isinstance(by, str) or not by.strip()):
             raise InvalidArgument(f"by must name who acted (a non-empty str), got {by!r}.")
+        self._check_aggregate(aggregate)
         pending = aggregate.collect_pending()
         if not pending:
             return []
@@ -486,9 +495,14 @@ class Repository(Generic[A]):
             self.save_snapshot(aggregate)
         return recorded
 
+    def _check_aggregate(self, aggregate: object) -> None:
+        check_instance(aggregate, "aggregate", self.aggregate,
+                       f"Pass a {self.aggregate.__name__} this repository loaded or created.")
+
     def save_snapshot(self, aggregate: A) -> Snapshot:
         """Store a snapshot of ``aggregate`` at its version now (e.g. to replace snapshots
         that a new ``snapshot_version`` made obsolete), and return it."""
+        self._check_aggregate(aggregate)
         if aggregate.pending:
             raise InvalidArgument(
                 f"{aggregate.id!r} has {len(aggregate.pending)} unsaved events: save them "
@@ -513,13 +527,25 @@ class Repository(Generic[A]):
 def snapshot_type(aggregate: type[Aggregate]) -> str:
     """The ``type`` a snapshot of ``aggregate`` is stored under: the class name, plus
     ``/v<N>`` once its :attr:`~Aggregate.snapshot_version` is above 1 (``"Order/v2"``)."""
+    if not (isinstance(aggregate, type) and issubclass(aggregate, Aggregate)):
+        raise WrongArgumentType(f"aggregate must be an Aggregate class, such as Order; got "
+                                f"{shown(aggregate)}.")
     version = aggregate.snapshot_version
     return aggregate.__name__ if version == 1 else f"{aggregate.__name__}/v{version}"
 
 
 # -- time travel, what-if and audit ------------------------------------------------------
+def _check_stream(owner: object, name: str, kind: type, stream_id: object) -> None:
+    """A store (or repository) and the id of one of its streams."""
+    check_instance(owner, name, kind)
+    if not isinstance(stream_id, str):
+        raise WrongArgumentType(f"the stream id must be a str such as 'O-00030', got "
+                                f"{shown(stream_id)}.")
+
+
 def state_history(repository: Repository[Any], id: str) -> pd.DataFrame:
     """One row per version: the event that changed the state and the state after it."""
+    _check_stream(repository, "repository", Repository, id)
     rows = []
     for rec, state in repository.history(id):
         event = rec.event
@@ -540,6 +566,7 @@ def audit_frame(store: EventStore, stream_id: str) -> pd.DataFrame:
     else :data:`NOBODY_NAMED`; *producer* is its ``source``, the system that
     emitted it (``"shop"``).
     """
+    _check_stream(store, "store", EventStore, stream_id)
     rows = []
     for rec in store.read(stream_id):
         event = rec.event
@@ -561,6 +588,8 @@ def branch(repository: Repository[A], id: str, at_version: int) -> Repository[A]
     Append other events there (load, call commands, save) and compare the outcome
     with the real stream: the real store is never touched.
     """
+    _check_stream(repository, "repository", Repository, id)
+    check_number(at_version, "at_version", low=1, integer=True)
     records = repository.store.read(id, to_version=at_version)
     if len(records) < at_version or at_version < 1:
         raise AggregateNotFound(
@@ -575,6 +604,8 @@ def branch(repository: Repository[A], id: str, at_version: int) -> Repository[A]
 
 def compare_states(real: Aggregate, what_if: Aggregate) -> pd.DataFrame:
     """Two aggregates' states side by side, one row per attribute, with a changed flag."""
+    check_instance(real, "real", Aggregate, "Pass the aggregate loaded from the real store.")
+    check_instance(what_if, "what_if", Aggregate, "Pass the aggregate from the branch.")
     a, b = real.state(), what_if.state()
     a["version"], b["version"] = real.version, what_if.version
     rows = [{"attribute": key, "real": json.dumps(a.get(key)), "what_if": json.dumps(b.get(key)),

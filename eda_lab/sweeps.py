@@ -23,7 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import (
+    InvalidArgument,
+    WrongArgumentType,
+    check_instance,
+    check_number,
+    shown,
+)
 
 __all__ = ["MAX_COMBINATIONS", "grid_combinations", "parse_grid", "run_sweep",
            "write_summary"]
@@ -43,6 +49,12 @@ def parse_grid(specs: Sequence[str], parse_value: Callable[[str], Any]
     :class:`~eda_lab.errors.InvalidArgument` for a spec without ``=`` or values, or a
     name given twice.
     """
+    if (not isinstance(specs, Sequence) or isinstance(specs, str)
+            or not all(isinstance(spec, str) for spec in specs)):
+        raise WrongArgumentType(f"specs must be a list of 'NAME=V1,V2' strings, got "
+                                f"{shown(specs)}.")
+    if not callable(parse_value):
+        raise WrongArgumentType("parse_value must be a function: text -> value.")
     grid: dict[str, list[Any]] = {}
     for spec in specs:
         name, sep, values = spec.partition("=")
@@ -60,6 +72,10 @@ def parse_grid(specs: Sequence[str], parse_value: Callable[[str], Any]
 
 def grid_combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of the grid's values, the first name varying slowest."""
+    if not isinstance(grid, dict) or not all(
+            isinstance(name, str) and isinstance(values, list) for name, values in grid.items()):
+        raise WrongArgumentType(f"grid must map a parameter's name to a list of values (what "
+                                f"parse_grid returns), got {shown(grid)}.")
     total = 1
     for values in grid.values():
         total *= len(values)
@@ -79,6 +95,18 @@ def run_sweep(notebook: Path, combinations: list[dict[str, Any]], output: Path,
               runner: Runner, *, jobs: int | None = None) -> pd.DataFrame:
     """Run ``notebook`` once per combination with ``runner``, ``jobs`` at a time
     (default: the number of cores); return the summary table, one row each."""
+    check_instance(notebook, "notebook", Path)
+    check_instance(output, "output", Path)
+    if not callable(runner):
+        raise WrongArgumentType("runner must be a function (notebook, folder, parameters) "
+                                "-> (records, error).")
+    if not isinstance(combinations, list) or not all(isinstance(c, dict) for c in combinations):
+        raise WrongArgumentType("combinations must be what grid_combinations returns.")
+    if len(combinations) > MAX_COMBINATIONS:
+        raise InvalidArgument(f"{len(combinations)} combinations; at most {MAX_COMBINATIONS} "
+                              "run in one sweep.")
+    if jobs is not None:
+        check_number(jobs, "jobs", low=1, high=64, integer=True)
     jobs = jobs or os.cpu_count() or 1
 
     def one(combination: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +122,11 @@ def run_sweep(notebook: Path, combinations: list[dict[str, Any]], output: Path,
 
 def write_summary(summary: pd.DataFrame, output: Path, swept: list[str]) -> list[Path]:
     """Write ``summary.csv`` and ``summary.html`` (table + SVG chart) into ``output``."""
+    check_instance(summary, "summary", pd.DataFrame, "What run_sweep returns.")
+    check_instance(output, "output", Path)
+    if not isinstance(swept, list) or not all(isinstance(name, str) for name in swept):
+        raise WrongArgumentType(f"swept must list the swept parameters' names, got "
+                                f"{shown(swept)}.")
     output.mkdir(parents=True, exist_ok=True)
     csv, page = output / "summary.csv", output / "summary.html"
     summary.to_csv(csv, index=False)

@@ -61,10 +61,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from eda_lab.errors import check_columns
+
 if TYPE_CHECKING:
     from eda_lab.events import Event
 
-__all__ = ["COLUMNS", "Row", "RowTuple", "Trace"]
+__all__ = ["COLUMNS", "Row", "RowTuple", "Trace", "check_trace"]
 
 COLUMNS: dict[str, str] = {
     "seq": "int64",
@@ -243,3 +245,10 @@ class Trace:
     def time_of(self, t: float) -> datetime:
         """The timestamp of virtual second ``t``."""
         return self.start + timedelta(seconds=t)
+
+
+def check_trace(frame: object, *columns: str, name: str = "frame") -> None:
+    """Refuse ``frame`` unless it is a trace DataFrame with ``columns`` (default: all of
+    :data:`COLUMNS`): what every metric over the trace reads."""
+    check_columns(frame, name, columns or COLUMNS,
+                  "Pass a trace: run.frame, or sim.frame() (see eda_lab.trace).")

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from eda_lab.errors import EdaLabError, InvalidArgument
+from eda_lab.errors import EdaLabError, InvalidArgument, check_instance, check_number
 from eda_lab.events import Event
 
 __all__ = ["SchemaVersionError", "Upcaster", "Upcasters"]
@@ -85,10 +85,13 @@ class Upcasters:
 
     def declare(self, event_type: str, current_version: int) -> None:
         """Say that ``event_type``'s current version is ``current_version`` (upcasters or not)."""
+        check_instance(event_type, "event_type", str)
+        check_number(current_version, "current_version", low=1, integer=True)
         self._current[event_type] = max(self._current.get(event_type, 1), current_version)
 
     def current_version(self, event_type: str) -> int | None:
         """The version the reader expects for ``event_type``, or None if it is not managed."""
+        check_instance(event_type, "event_type", str)
         return self._current.get(event_type)
 
     def __contains__(self, type: object) -> bool:
@@ -99,6 +102,7 @@ class Upcasters:
 
     def needs_upcast(self, event: Event) -> bool:
         """True when ``event`` is older (or newer) than its type's current version."""
+        check_instance(event, "event", Event)
         current = self._current.get(event.type)
         return current is not None and event.schema_version != current
 
@@ -107,6 +111,7 @@ class Upcasters:
 
         ``where`` (for example ``"position 17"``) is added to error messages.
         """
+        check_instance(event, "event", Event)
         current = self._current.get(event.type)
         version = event.schema_version
         if current is None or version == current:

@@ -39,11 +39,11 @@ from typing import Any, NamedTuple, TypedDict
 import pandas as pd
 
 from eda_lab.channel import Topic
-from eda_lab.errors import InvalidArgument, WrongArgumentType
+from eda_lab.errors import InvalidArgument, WrongArgumentType, check_number, shown
 from eda_lab.events import Event
 from eda_lab.exercises import Correct, exercise
 from eda_lab.latency import Latency, Uniform
-from eda_lab.runs import SimulationRun
+from eda_lab.runs import MAX_SECONDS, SimulationRun, check_orders
 from eda_lab.schedules import (
     Exploration,
     Fault,
@@ -57,6 +57,7 @@ from eda_lab.schedules import (
 from eda_lab.services import Emitter, Sink
 from eda_lab.shop import load_shop
 from eda_lab.sim import Simulation
+from eda_lab.trace import check_trace
 
 __all__ = ["GROUPS", "LIFECYCLE", "OUTAGE_STORY", "SALES_CHECK", "SINKS", "TRACKING_CHECK",
            "IntroWorld", "OutageRun", "OutageSummary", "build_intro", "deliveries_by_service",
@@ -85,8 +86,9 @@ def build_intro(seed: int = 7, n_orders: int = 12, *, latency: float = 0.3,
     uniformly between half and one and a half times it); ``spacing`` is the
     mean time between orders.
     """
-    if n_orders < 0:
-        raise InvalidArgument(f"n_orders must be >= 0, got {n_orders}.")
+    check_orders(n_orders, low=0)
+    check_number(latency, "latency", low=0, high=MAX_SECONDS)
+    check_number(spacing, "spacing", low=0, high=MAX_SECONDS)
     data = load_shop()
     sim = Simulation(seed=seed)
     bus = sim.channel("bus", partitions=3, latency=Uniform(latency / 2, latency * 3 / 2))
@@ -172,9 +174,11 @@ def run_outage(sink: str = "billing", *, start: float = 1.0, length: float = 3.0
     so the outage shows as a ramp that drains when the sink is back. A sink downstream of another
     (dashboard, fed by analytics) only waits for what analytics forwarded.
     """
-    if sink not in SINKS:
+    if not isinstance(sink, str) or sink not in SINKS:
         raise InvalidArgument(f"there is no sink {sink!r} in the first world: choose one of "
                               f"{', '.join(SINKS)}.")
+    check_number(start, "start", low=0, high=MAX_SECONDS)
+    check_number(length, "length", low=0, high=MAX_SECONDS)
     if length < 0 or start < 0:
         raise InvalidArgument(f"start and length must be >= 0 virtual seconds, got "
                               f"{start} and {length}.")
@@ -206,6 +210,7 @@ def run_outage(sink: str = "billing", *, start: float = 1.0, length: float = 3.0
 
 def deliveries_by_service(frame: pd.DataFrame) -> pd.DataFrame:
     """Per service: events emitted, events delivered, and mean / max delivery latency."""
+    check_trace(frame, "kind", "service", "latency")
     emitted = frame[frame["kind"] == "emit"].groupby("service").size().rename("emitted")
     delivered = frame[frame["kind"] == "deliver"].groupby("service")["latency"].agg(
         delivered="size", mean_latency_s="mean", max_latency_s="max")
@@ -232,10 +237,15 @@ def run_consumer_groups(groups: dict[str, int] | None = None, *, n_orders: int =
     ``partition`` and the order (``subject``).
     """
     chosen = GROUPS if groups is None else groups
-    if not chosen or any(members < 1 for members in chosen.values()):
+    if not isinstance(chosen, Mapping) or not all(isinstance(g, str) for g in chosen):
+        raise WrongArgumentType(f"groups must map a group's name to its number of members, "
+                                f"such as {GROUPS}; got {shown(chosen)}.")
+    for members in chosen.values():
+        check_number(members, "a group's members", low=1, high=100, integer=True)
+    if not chosen:
         raise InvalidArgument(f"give each group at least one member, got {chosen!r}.")
-    if not 0 <= n_orders <= 100:
-        raise InvalidArgument(f"n_orders must be between 0 and 100, got {n_orders}.")
+    check_orders(n_orders, low=0, high=100)
+    check_number(latency, "latency", low=0, high=MAX_SECONDS)
     sim = Simulation(seed=seed)
     orders = sim.channel("bus", partitions=partitions, latency=latency).topic("orders")
     group_of: dict[str, str] = {}
@@ -272,6 +282,9 @@ def run_order_through_outage(*, down_from: float = 1.0, back_at: float = 4.0,
     trace shows the emit, the delivery that had to wait (``deferred``) and the
     delivery itself.
     """
+    for name, value in (("down_from", down_from), ("back_at", back_at),
+                        ("emitted_at", emitted_at), ("latency", latency)):
+        check_number(value, name, low=0, high=MAX_SECONDS)
     if not 0 <= down_from < back_at or emitted_at < 0 or latency < 0:
         raise InvalidArgument("need 0 <= down_from < back_at, emitted_at >= 0 and "
                               f"latency >= 0, got {down_from}, {back_at}, {emitted_at}, "
@@ -455,6 +468,7 @@ def order_log(n_events: int) -> list[dict[str, Any]]:
     """The shop's order log as rows: ``n_events`` facts about three orders, round robin
     (placed, placed, placed, paid, paid, ...), each a dict with the fact's ``type``,
     ``order_id``, ``customer_id`` and ``total``."""
+    check_number(n_events, "n_events", integer=True)
     if not 0 <= n_events <= 3 * len(LIFECYCLE):
         raise InvalidArgument(f"the log has 0 to {3 * len(LIFECYCLE)} rows, got {n_events}.")
     rows = _order_rows(3)

@@ -28,13 +28,14 @@ from typing import Any
 import pandas as pd
 
 from eda_lab.channel import Topic
-from eda_lab.errors import InvalidArgument, ServiceUnavailable
+from eda_lab.errors import InvalidArgument, ServiceUnavailable, check_instance, check_number
 from eda_lab.events import Event, payload_size
 from eda_lab.exercises import OneOf, exercise
 from eda_lab.latency import Fixed
 from eda_lab.notification import (
     CHANGE_TYPE,
     GET_CUSTOMER,
+    MAX_DURATION,
     AddressScenario,
     OnData,
     OnFail,
@@ -491,6 +492,7 @@ def load_view(run: ScenarioRun, *, window: float = 30.0) -> list[Any]:
     """What the load panel shows for a run: the load chart and a one-row summary."""
     from eda_lab.charts import query_load_chart
 
+    check_instance(run, "run", ScenarioRun, "Pass what run_notification(...) returns.")
     summary = query_back_summary(run.frame)
     load = source_load(run.frame, source=run.source.name, window=window,
                        end=run.scenario.duration)
@@ -520,6 +522,9 @@ def query_load_panel(scenario: AddressScenario | None = None, *, window: float =
     """
     from eda_lab.widgets import Panel, slider
 
+    check_number(window, "window", low=1, high=MAX_DURATION)
+    check_number(max_consumers, "max_consumers", low=1, high=50, integer=True)
+    check_number(max_rate, "max_rate", low=1, high=6000)
     base = scenario_with(scenario)
     controls = {
         "consumers": slider("consumers", base.consumers, 1, max_consumers),

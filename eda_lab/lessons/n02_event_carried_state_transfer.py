@@ -36,18 +36,22 @@ from eda_lab.carried_state import (
     Replica,
     apply_versioned,
     ordering_summary,
+    ordering_with,
     run_carried_state,
     stale_intervals,
     staleness_summary,
 )
 from eda_lab.channel import Topic
-from eda_lab.events import Event
+from eda_lab.errors import check_instance, check_number
+from eda_lab.events import Event, check_events
 from eda_lab.exercises import OneOf, _shown, exercise
 from eda_lab.notification import (
     ADDRESS_FIELDS,
     CHANGE_TYPE,
+    MAX_DURATION,
     AddressScenario,
     _address,
+    check_span,
     run_notification,
     scenario_with,
 )
@@ -194,7 +198,7 @@ FROM_THE_LOG = Invariant(
 def bootstrap_versioned(events: Iterable[Event]) -> Replica:
     """A new replica built by replaying ``events`` with :func:`apply_versioned`."""
     replica: Replica = {}
-    for event in events:
+    for event in check_events(events):
         apply_versioned(replica, event)
     return replica
 
@@ -363,6 +367,7 @@ def handed_over(run: OrderingRun, customer: str) -> pd.DataFrame:
 
     Columns: t, version, late (a newer version had been handed over before).
     """
+    check_instance(run, "run", OrderingRun, "Pass what run_ordering(...) returns.")
     rows, newest = [], 0
     for t, key, version in run.applied:
         if key == customer:
@@ -383,6 +388,7 @@ def staleness_view(latency: float, outage: bool, *,
     Returns the runs, their stale intervals labelled ``pattern · consumer``, and a
     summary table: what the staleness panel draws.
     """
+    check_span(window, "window")
     s = scenario_with(scenario, latency=latency, outage=window if outage else None)
     runs = {"notification": run_notification(s), "carried_state": run_carried_state(s)}
     horizon = max(run.horizon for run in runs.values())
@@ -407,6 +413,8 @@ def staleness_panel(scenario: AddressScenario | None = None, *,
     from eda_lab.charts import staleness_chart
     from eda_lab.widgets import Panel, Prerendered, slider
 
+    check_span(window, "window")
+    check_number(max_latency, "max_latency", low=0.5, high=MAX_DURATION)
     base = scenario_with(scenario)
     controls = {
         "latency": slider("mean delivery latency (s)", float(base.latency), 0.0,
@@ -435,7 +443,8 @@ def ordering_panel(scenario: OrderingScenario | None = None, *, max_seed: int = 
     from eda_lab.charts import ordering_chart
     from eda_lab.widgets import Panel, Prerendered, slider
 
-    base = scenario if scenario is not None else OrderingScenario()
+    check_number(max_seed, "max_seed", low=1, high=10_000, integer=True)
+    base = ordering_with(scenario)
     controls = {
         "seed": slider("seed", base.seed, 1, max(max_seed, base.seed), 1),
         "latency": slider("mean delivery latency (s)", float(base.latency), 0.0, 5.0, 0.25),

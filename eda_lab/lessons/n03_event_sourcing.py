@@ -27,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from eda_lab.errors import InvalidArgument
-from eda_lab.events import Event
+from eda_lab.errors import InvalidArgument, WrongArgumentType, check_instance, shown
+from eda_lab.events import Event, check_events
 from eda_lab.exercises import exercise
 from eda_lab.orders import Order, OrderRuleViolation
 from eda_lab.schedules import (
@@ -54,6 +54,10 @@ def stored_order(store: EventStore, order_id: str) -> str:
     """``order_id`` itself when ``store`` holds that order's stream (the notebook's
     ``ORDER_ID``); else :class:`~eda_lab.errors.InvalidArgument` naming the parameter and
     the orders there are, with the nearest id when it looks like a typo."""
+    check_instance(store, "store", EventStore, "Pass the notebook's event store.")
+    if not isinstance(order_id, str):
+        raise WrongArgumentType(f"order_id must be an order id such as 'O-00030', got "
+                                f"{shown(order_id)}.")
     streams = sorted(store.streams())
     if order_id in streams:
         return order_id
@@ -70,6 +74,9 @@ def stored_order(store: EventStore, order_id: str) -> str:
 def scratch_folder(prefix: str = "eda_lab_03_") -> Path:
     """A new temporary folder for the notebook's SQLite files, removed when the
     kernel stops (not before: the notebook's panels read the store until then)."""
+    if not isinstance(prefix, str) or "/" in prefix:
+        raise InvalidArgument(f"prefix must be a folder-name prefix such as 'eda_lab_03_', "
+                              f"got {shown(prefix)}.")
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
@@ -122,7 +129,7 @@ def gateway_demo(events: Iterable[Event], *, use_gateway: bool = True) -> pd.Dat
     again. With recording gateways the replay reproduces the live revenue exactly
     and sends nothing.
     """
-    events = list(events)
+    events = check_events(events)
     rate_service, mailer = ExchangeRateService(), EmailService()
     rates = RecordingGateway("exchange-rates", rate_service, recording=use_gateway)
     mail = EffectGateway("email", mailer, suppress_on_replay=use_gateway)

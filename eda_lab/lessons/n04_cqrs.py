@@ -40,11 +40,11 @@ from eda_lab.cqrs import (
     place_order,
     ship_order,
 )
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, WrongArgumentType, check_instance, check_number, shown
 from eda_lab.events import Command, Event
 from eda_lab.exercises import Correct, exercise
 from eda_lab.projections import OrdersByCustomer, OrdersToShip, RevenueByDay
-from eda_lab.runs import SimulationRun
+from eda_lab.runs import MAX_SECONDS, SimulationRun, check_orders, check_settings
 from eda_lab.schedules import (
     RUNS_WITHOUT_ERROR,
     Exploration,
@@ -56,8 +56,8 @@ from eda_lab.schedules import (
     ScheduledCrashes,
     emit_under,
 )
-from eda_lab.shop import load_shop
-from eda_lab.sim import Simulation
+from eda_lab.shop import Shop, load_shop
+from eda_lab.sim import Simulation, check_sim
 from eda_lab.store import InMemoryEventStore
 
 __all__ = ["CQRSShop", "FlashSaleRun", "LagComparisonRun", "command_form",
@@ -80,6 +80,12 @@ class CQRSShop:
                  history: bool = True, batch_size: int = 20,
                  batch_sizes: Mapping[str, int] | None = None, interval: float = 2.0,
                  delay: float = 1.0, sqlite_path: str = ":memory:") -> None:
+        if sim is not None:
+            check_sim(sim)
+        if shop is not None:
+            check_instance(shop, "shop", Shop, "Pass load_shop(), or leave it out.")
+        check_instance(sqlite_path, "sqlite_path", str, "A file name, or ':memory:'.")
+        check_settings(seconds={"interval": interval, "delay": delay})
         self.shop = shop if shop is not None else load_shop()
         self.sim = sim
         self.store = InMemoryEventStore()
@@ -161,6 +167,10 @@ class LagComparisonRun(SimulationRun):
     async_caught_up_after: float
 
 
+def _check_lab(lab: object) -> None:
+    check_instance(lab, "lab", CQRSShop, "Build one with CQRSShop(Simulation(seed=4)).")
+
+
 def run_lag_comparison(lab: CQRSShop, n_orders: int, *, seed_customers: int = 0,
                        max_wait: float = 600.0) -> LagComparisonRun:
     """Place and pay ``n_orders`` orders at one virtual instant on both designs, then read.
@@ -175,6 +185,10 @@ def run_lag_comparison(lab: CQRSShop, n_orders: int, *, seed_customers: int = 0,
     model of ``lab`` has caught up. The lag is counted in **orders a reader sees
     stale**, the same unit for both designs. ``seed_customers`` picks customers.
     """
+    _check_lab(lab)
+    check_orders(n_orders)
+    check_number(seed_customers, "seed_customers", low=0, integer=True)
+    check_number(max_wait, "max_wait", low=0, high=MAX_SECONDS)
     sim = lab.sim
     if sim is None:
         raise InvalidArgument("run_lag_comparison needs a CQRSShop with a simulation: "
@@ -246,6 +260,8 @@ def command_form(lab: CQRSShop, *, step: float = 1.0) -> Any:
 
     from eda_lab.widgets import Panel
 
+    _check_lab(lab)
+    check_number(step, "step", low=0, high=MAX_SECONDS)
     customers = list(lab.shop.customers["customer_id"])
     products = list(lab.prices)
     style = {"description_width": "initial"}
@@ -327,6 +343,7 @@ def query_explorer(lab: CQRSShop) -> Any:
     from eda_lab.charts import read_model_chart
     from eda_lab.widgets import Panel
 
+    _check_lab(lab)
     style = {"description_width": "initial"}
     everyone = "(all)"
     days = sorted(lab.runner["revenue_by_day"].query()["day"].unique())
@@ -397,8 +414,9 @@ def run_flash_sale(n_orders: int = 10, *, batch_size: int = 10, ship_batch_size:
     order records three events (``OrderPlaced`` and ``ItemAdded`` from the
     ``PlaceOrder``, ``OrderPaid`` from the ``PayOrder``).
     """
-    if not 1 <= n_orders <= 1000:
-        raise InvalidArgument(f"n_orders must be between 1 and 1000, got {n_orders!r}.")
+    check_orders(n_orders, high=1000)
+    check_settings(counts={"batch_size": batch_size, "ship_batch_size": ship_batch_size},
+                   seconds={"interval": interval, "sale_at": sale_at})
     sim = Simulation(seed=0)
     lab = CQRSShop(sim, history=False, batch_size=batch_size, interval=interval, delay=0.0,
                    batch_sizes={OrdersToShip.name: ship_batch_size})
@@ -470,7 +488,12 @@ def paid_per_customer(events: Iterable[tuple[str, str, dict[str, Any]]]) -> dict
     paid, worked out from the log directly (each event exactly once)."""
     owner: dict[str, str] = {}
     paid: dict[str, float] = {}
-    for kind, _, data in events:
+    log = list(events) if isinstance(events, Iterable) else None
+    if log is None or not all(isinstance(e, tuple) and len(e) == 3 and isinstance(e[2], Mapping)
+                              for e in log):
+        raise WrongArgumentType("events must be (type, subject, data) triples, as the "
+                                f"notebook's log holds; got {shown(events)}.")
+    for kind, _, data in log:
         if kind == "OrderPlaced":
             owner[data["order_id"]] = data["customer_id"]
         elif kind == "OrderPaid":

@@ -28,6 +28,7 @@ learner's code under 50 seeded fault schedules.
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -38,7 +39,7 @@ from typing import Any, TypedDict
 import pandas as pd
 
 from eda_lab.channel import Channel, ConsumerGroup, Topic
-from eda_lab.errors import InvalidArgument, ServiceUnavailable
+from eda_lab.errors import InvalidArgument, ServiceUnavailable, check_instance, check_number, shown
 from eda_lab.events import Event
 from eda_lab.exercises import Correct, OneOf, exercise
 from eda_lab.failures import (
@@ -62,7 +63,8 @@ from eda_lab.failures import (
     run_scale_out,
     scale_out_summary,
 )
-from eda_lab.runs import SimulationRun
+from eda_lab.notification import check_setting_names
+from eda_lab.runs import SimulationRun, check_orders, check_settings
 from eda_lab.schedules import (
     Exploration,
     FaultCheck,
@@ -76,7 +78,7 @@ from eda_lab.schedules import (
 )
 from eda_lab.services import Emitter, Sink
 from eda_lab.shop import load_shop
-from eda_lab.sim import Simulation
+from eda_lab.sim import Simulation, check_seed
 
 __all__ = [
     "BillingRun",
@@ -101,8 +103,7 @@ __all__ = [
 # == the shop's orders ===================================================================
 def first_orders(n_orders: int) -> pd.DataFrame:
     """The first ``n_orders`` orders of the shop data set, with their totals."""
-    if n_orders < 0:
-        raise InvalidArgument(f"n_orders must be >= 0, got {n_orders}.")
+    check_orders(n_orders, low=0)
     shop = load_shop()
     placed = shop.orders.head(n_orders)[["order_id", "customer_id"]].copy()
     placed["total"] = [shop.order_total(o) for o in placed["order_id"]]
@@ -133,6 +134,10 @@ def run_billing(seed: int = 7, n_orders: int = 20, *, ack_loss: float = 0.3,
     redelivers. With ``idempotent=True`` the handler is wrapped in an
     :class:`IdempotentConsumer`. The same ``seed`` loses the same acks either way.
     """
+    check_seed(seed)
+    check_orders(n_orders, low=0)
+    check_settings(rates={"ack_loss": ack_loss}, counts={"max_deliveries": max_deliveries},
+                   seconds={"latency": latency, "spacing": spacing, "backoff": backoff})
     sim = Simulation(seed=seed)
     orders = sim.channel("bus", partitions=3, latency=latency).topic("orders")
     shop, billing = sim.emitter("shop"), sim.sink("billing")
@@ -190,6 +195,10 @@ def run_card_billing(seed: int = 7, n_orders: int = 20, *, crash_rate: float = 0
     your own ``charge(event, provider) -> charge id`` (the step exercise 05.3 asks for). The same
     ``seed`` crashes the same orders either way.
     """
+    check_seed(seed)
+    check_orders(n_orders, low=0)
+    check_settings(rates={"crash_rate": crash_rate},
+                   seconds={"latency": latency, "spacing": spacing, "backoff": backoff})
     sim = Simulation(seed=seed)
     orders = sim.channel("bus", partitions=3, latency=latency).topic("orders")
     shop, billing = sim.emitter("shop"), sim.sink("billing")
@@ -242,6 +251,16 @@ def run_poison(seed: int = 7, n_items: int = 30, *, poison: int | Iterable[int] 
     """
     if park not in ("event", "key"):
         raise InvalidArgument(f"park must be 'event' or 'key', got {park!r}.")
+    check_seed(seed)
+    check_orders(n_items, low=0, name="n_items")
+    check_settings(counts={"max_deliveries": max_deliveries},
+                   seconds={"latency": latency, "spacing": spacing, "backoff": backoff})
+    if isinstance(poison, Iterable):
+        poison = list(poison)
+    if not isinstance(poison, int) and not (
+            isinstance(poison, list) and all(type(p) is int for p in poison)):
+        raise InvalidArgument(f"poison must be a number of events or their positions "
+                              f"(whole numbers), got {shown(poison)}.")
     shop_items = load_shop().order_items.head(n_items)
     if isinstance(poison, int):
         keys = list(shop_items["order_id"])
@@ -312,8 +331,21 @@ def run_dual_write(design: str = "db_first", *, seed: int = 7, n_orders: int = 2
     random schedule. The **shipping** consumer is idempotent; ``received`` lists
     every OrderPlaced subject delivered to it, duplicates included.
     """
-    if not 0.0 <= crash_rate <= 1.0:
-        raise InvalidArgument(f"crash_rate must be in [0, 1], got {crash_rate!r}.")
+    check_seed(seed)
+    check_orders(n_orders, low=0)
+    check_settings(rates={"crash_rate": crash_rate},
+                   seconds={"latency": latency, "spacing": spacing,
+                            "relay_interval": relay_interval})
+    if crashes is not None and not (isinstance(crashes, Mapping) and all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in crashes.items())):
+        raise InvalidArgument(f"crashes must map an order id to the steps done before the "
+                              f"crash (a whole number >= 0), got {shown(crashes)}.")
+    if isinstance(relay_crashes, Iterable):
+        relay_crashes = list(relay_crashes)
+    if relay_crashes is not None and not (isinstance(relay_crashes, list) and all(
+            type(n) is int for n in relay_crashes)):
+        raise InvalidArgument(f"relay_crashes must be outbox row ids (whole numbers), got "
+                              f"{shown(relay_crashes)}.")
     sim = Simulation(seed=seed)
     topic = sim.channel("bus", partitions=3, latency=latency).topic("orders")
     db = OrderDatabase()
@@ -370,6 +402,7 @@ def consistency(run: DualWriteRun) -> Consistency:
     delivered, not in the database. ``duplicates``: deliveries of an order the
     consumer had already received (its idempotent handler skipped them).
     """
+    check_instance(run, "run", DualWriteRun, "Pass what run_dual_write(...) returns.")
     stored = set(run.db.order_ids())
     seen = set(run.received)
     return {
@@ -422,6 +455,12 @@ def scale_out_panel(*, members: int = 1, partitions: int = 4, max_value: int = 8
     """
     from eda_lab.charts import backlog_chart
     from eda_lab.widgets import Panel, Prerendered, slider
+
+    check_setting_names(options, [n for n in inspect.signature(run_scale_out).parameters
+                                  if n not in ("members", "partitions")], "run_scale_out")
+    check_number(max_value, "max_value", low=1, high=64, integer=True)
+    check_number(members, "members", low=1, high=max_value, integer=True)
+    check_number(partitions, "partitions", low=1, high=max_value, integer=True)
 
     def run(members: int, partitions: int) -> tuple[int, int, pd.DataFrame]:
         frame = run_scale_out(members=members, partitions=partitions, **options).frame

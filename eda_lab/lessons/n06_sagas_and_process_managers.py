@@ -16,6 +16,7 @@ module runs it on the shop's orders:
 from __future__ import annotations
 
 import copy
+import inspect
 import random
 from collections.abc import Mapping
 from functools import cache
@@ -24,9 +25,12 @@ from typing import Any
 import pandas as pd
 
 from eda_lab.channel import Topic
+from eda_lab.errors import WrongArgumentType, check_number, shown
 from eda_lab.events import Event
 from eda_lab.exercises import exercise
 from eda_lab.lessons.n05_surviving_failures import first_orders
+from eda_lab.notification import check_setting_names
+from eda_lab.runs import MAX_SECONDS, check_orders
 from eda_lab.sagas import (
     COMPENSATION_OF,
     STYLES,
@@ -55,7 +59,7 @@ from eda_lab.schedules import (
     ScheduledCrashes,
 )
 from eda_lab.services import Sink
-from eda_lab.sim import Simulation
+from eda_lab.sim import Simulation, check_seed
 
 __all__ = ["comparison_table", "run_both_styles", "run_shop_saga", "saga_chart_of",
            "saga_panel", "shop_orders"]
@@ -74,6 +78,8 @@ def run_shop_saga(style: str, seed: int = 7, n_orders: int = 20, **options: Any)
     ``out_of_stock``, ``slow_rate``, ``timeout``, ``latency``, ``spacing``,
     ``compensation``).
     """
+    check_seed(seed)
+    _check_options(options)
     return run_saga(style, shop_orders(n_orders), seed=seed, **options)
 
 
@@ -82,8 +88,24 @@ def run_both_styles(seed: int = 7, n_orders: int = 20, **options: Any) -> dict[s
     return {style: run_shop_saga(style, seed, n_orders, **options) for style in STYLES}
 
 
+def _check_options(options: dict[str, Any]) -> None:
+    """The ``**options`` passed on to run_saga: a typo is named, with the closest."""
+    known = [name for name, p in inspect.signature(run_saga).parameters.items()
+             if p.kind is p.KEYWORD_ONLY and name != "seed"]
+    check_setting_names(options, known, "run_saga")
+
+
+def _check_runs(runs: object) -> None:
+    """What the comparison table and chart take: style -> SagaRun (run_both_styles)."""
+    if not isinstance(runs, Mapping) or not runs or not all(
+            isinstance(style, str) and isinstance(run, SagaRun) for style, run in runs.items()):
+        raise WrongArgumentType(f"runs must map a style to its SagaRun, as run_both_styles() "
+                                f"returns; got {shown(runs)}.")
+
+
 def comparison_table(runs: Mapping[str, SagaRun]) -> pd.DataFrame:
     """:func:`~eda_lab.sagas.saga_summary` of each run, one row per style."""
+    _check_runs(runs)
     table = pd.DataFrame([saga_summary(run) for run in runs.values()],
                          index=pd.Index(list(runs), name="style"))
     return table
@@ -93,6 +115,7 @@ def saga_chart_of(runs: Mapping[str, SagaRun], *, title: str | None = None) -> A
     """:func:`eda_lab.charts.saga_chart` of several runs (one line and one row per style)."""
     from eda_lab.charts import saga_chart
 
+    _check_runs(runs)
     in_flight = pd.concat([in_flight_over_time(run.frame).assign(style=style)
                            for style, run in runs.items()], ignore_index=True)
     compensations = pd.concat([compensations_frame(run.frame).assign(style=style)
@@ -111,6 +134,12 @@ def saga_panel(*, decline_rate: float = 0.2, timeout: float = 2.0, seed: int = 7
     :class:`eda_lab.widgets.Panel`.
     """
     from eda_lab.widgets import Panel, Prerendered, slider
+
+    check_number(decline_rate, "decline_rate", low=0, high=1)
+    check_number(timeout, "timeout", low=0, high=MAX_SECONDS)
+    check_seed(seed)
+    check_orders(n_orders, low=0)
+    _check_options(options)
 
     def run(decline_rate: float, timeout: float) -> tuple[float, float, dict[str, SagaRun]]:
         runs = run_both_styles(seed, n_orders, decline_rate=decline_rate, timeout=timeout,

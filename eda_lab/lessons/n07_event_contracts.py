@@ -42,9 +42,10 @@ from eda_lab.contracts import (
     contract_summary,
     run_contract,
 )
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, WrongArgumentType, check_instance, shown
 from eda_lab.events import Event, ReadOnlyData
 from eda_lab.exercises import OneOf, SetOf, exercise
+from eda_lab.runs import check_orders
 from eda_lab.schedules import (
     Exploration,
     FaultCheck,
@@ -55,7 +56,7 @@ from eda_lab.schedules import (
     emit_under,
 )
 from eda_lab.services import Emitter
-from eda_lab.sim import Simulation
+from eda_lab.sim import Simulation, check_seed
 from eda_lab.upcasting import Upcasters
 
 __all__ = ["CHANGES", "CONSUMER_NEEDS", "READER_STYLES", "V1", "V2", "ShippingWorld",
@@ -111,7 +112,7 @@ READER_STYLES = ("strict", "tolerant", "tolerant + alias")
 
 def readers(style: str) -> dict[str, Reader]:
     """The four consumers, all reading in ``style`` (one of :data:`READER_STYLES`)."""
-    if style not in READER_STYLES:
+    if not isinstance(style, str) or style not in READER_STYLES:
         raise InvalidArgument(f"unknown reader style {style!r}: choose one of {READER_STYLES}.")
     if style == "strict":
         return {name: StrictReader(V1, needs) for name, needs in CONSUMER_NEEDS.items()}
@@ -123,6 +124,8 @@ def orders(n_orders: int, *, seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
     """``n_orders`` shipped orders (subject, v1 data), addresses from the shop's customers."""
     from eda_lab.shop import load_shop
 
+    check_orders(n_orders, low=0)
+    check_seed(seed)
     customers = load_shop().customers
     out = []
     for i in range(n_orders):
@@ -149,7 +152,7 @@ def run_change(change: str, style: str, *, n_orders: int = 20, switch_at: int | 
     """Shipping publishes ``n_orders`` events and ships ``change`` at order ``switch_at``
     (default: half way) to four consumers reading in ``style``; with ``mode`` a schema
     registry checks the change first."""
-    if change not in CHANGES:
+    if not isinstance(change, str) or change not in CHANGES:
         raise InvalidArgument(f"unknown change {change!r}: choose one of {list(CHANGES)}.")
     new, fn = CHANGES[change]
     registry = SchemaRegistry(cast(Mode, mode)) if mode else None
@@ -200,6 +203,10 @@ def contract_panel(*, n_orders: int = 20, switch_at: int | None = None, seed: in
     from eda_lab.charts import contract_breakage_chart
     from eda_lab.widgets import Panel, Prerendered
 
+    check_orders(n_orders, low=0)
+    if switch_at is not None:
+        check_orders(switch_at, low=0, high=n_orders, name="switch_at")
+    check_seed(seed)
     switch = n_orders // 2 if switch_at is None else switch_at
     style = {"description_width": "initial"}
     controls = {
@@ -398,6 +405,16 @@ def domain_events(subject: str, data: dict[str, Any], *,
     """What shipping records *inside* for one order: three private domain events in its
     own words (the picker, the bin, the weight in grams, the label's barcode), with the
     postcode under ``postcode_field`` (the shipping team may rename it whenever it likes)."""
+    if not isinstance(subject, str) or not subject.split("-")[-1].isdigit():
+        raise InvalidArgument(f"subject must be an order id such as 'O-0001', got "
+                              f"{shown(subject)}.")
+    if not isinstance(data, Mapping) or not isinstance(postcode_field, str):
+        raise WrongArgumentType("data must be an order's v1 data (a dict, see orders()) and "
+                                "postcode_field a field name.")
+    missing = [f for f in ("order_id", "customer_id", "street", "city", "postcode", "total")
+               if f not in data]
+    if missing:
+        raise InvalidArgument(f"data lacks {missing}: pass an order's v1 data, see orders().")
     n = int(subject.split("-")[-1])
     return [
         Event("ParcelPacked", {"order_id": data["order_id"], "picker": f"P-{n % 5 + 1}",
@@ -414,6 +431,12 @@ def domain_events(subject: str, data: dict[str, Any], *,
 def translate(merged: dict[str, Any]) -> dict[str, Any]:
     """Shipping's translation from its private model to the public OrderShipped v1: the
     one place that knows both vocabularies (it reads the postcode under either name)."""
+    check_instance(merged, "merged", Mapping, "The merged data of shipping's domain events.")
+    missing = [f for f in ("order_id", "customer_id", "street", "city", "total")
+               if f not in merged]
+    if missing or not ("postcode" in merged or "postal_code" in merged):
+        raise InvalidArgument(f"merged lacks {missing or ['postcode']}: merge the data of "
+                              "the order's domain_events(...) first.")
     return {"order_id": merged["order_id"], "customer_id": merged["customer_id"],
             "street": merged["street"], "city": merged["city"],
             "postcode": merged.get("postcode", merged.get("postal_code")),

@@ -43,6 +43,7 @@ from hypothesis import strategies as st
 
 from eda_lab.channel import partition_for
 from eda_lab.delivery import DeliveryPolicy
+from eda_lab.errors import InvalidArgument, check_instance
 from eda_lab.events import Event
 from eda_lab.services import Emitter, Sink
 from eda_lab.sim import Simulation
@@ -193,6 +194,9 @@ class JetStreamWorld(ChannelWorld):
 
 def keys_in_order(handled: list[Event]) -> dict[str, list[int]]:
     """Per subject, the ``n`` of each handled event, in the order they were handled."""
+    check_instance(handled, "handled", list, "Pass the list of handled events.")
+    if not all(isinstance(event, Event) and "n" in event.data for event in handled):
+        raise InvalidArgument("handled must hold the contract's events, each with data['n'].")
     seen: dict[str, list[int]] = defaultdict(list)
     for event in handled:
         seen[event.subject].append(event.data["n"])

@@ -41,7 +41,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, check_instance
 from eda_lab.events import Event
 from eda_lab.failures import OrderDatabase, OrderService, OutboxRelay
 from eda_lab.projections import OrdersToShip
@@ -266,6 +266,7 @@ def store_writer(pipe: Connection, path: str, seed: int, label: str, steps: int)
 
 def integrity_problems(path: str | os.PathLike[str]) -> list[str]:
     """What ``PRAGMA integrity_check`` says about the file, if it is not just "ok"."""
+    check_instance(path, "path", (str, os.PathLike), "Pass the database file's path.")
     conn = sqlite3.connect(path)
     try:
         rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
@@ -478,6 +479,8 @@ def check_projection(path: str, source: str, ends: set[int], committed: int,
 def copy_image(path: str | os.PathLike[str], into: Path) -> Path:
     """Copy the database file, its WAL and its shared-memory index (those that exist)
     into the folder ``into``: what the disk held at that instant. Returns the copy."""
+    check_instance(path, "path", (str, os.PathLike), "Pass the database file's path.")
+    check_instance(into, "into", Path, "Pass a new folder's Path for the copy.")
     into.mkdir(parents=True, exist_ok=False)
     source = Path(path)
     copy = into / source.name

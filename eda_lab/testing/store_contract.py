@@ -36,7 +36,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, check_instance, check_number
 from eda_lab.events import Event, ReadOnlyData
 from eda_lab.store.contract import (
     ConcurrencyError,
@@ -67,6 +67,7 @@ def ev(n: int, type: str = "ItemAdded", stream: str = "O-1", **attrs: Any) -> Ev
     >>> ev(2).id, ev(2).data["price"]
     ('O-1-e2', 3.0)
     """
+    check_number(n, "n", low=0, high=10**9, integer=True)
     attrs.setdefault("id", f"{stream}-e{n}")
     attrs.setdefault("time", T0 + timedelta(seconds=n))
     return Event(type, {"n": n, "price": n * 1.5}, subject=stream, source="shop", **attrs)
@@ -76,6 +77,8 @@ def append_retrying(store: EventStore, writer: str, count: int) -> int:
     """Append ``count`` events to the stream "counter" as ``writer``, each with the
     version just read; on ConcurrencyError read again and retry. Returns how many
     appends lost a race (the races of the two-writer tests)."""
+    check_instance(store, "store", EventStore)
+    check_number(count, "count", low=0, high=100_000, integer=True)
     lost = 0
     for i in range(count):
         while True:
