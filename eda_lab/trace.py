@@ -37,6 +37,10 @@ The kinds of row, by the module that records them:
   ``rebalance`` (a partition changed owner in its consumer group: ``service`` the new
   owner, ``offset`` where it starts);
 * the simulation: ``outage`` and ``recover``;
+* the live runtime on JetStream (:class:`eda_lab.backends.LiveRuntime`): the same
+  kinds, in wall-clock seconds since it started, plus ``outage``/``recover`` for
+  ``rt.outage(...)``, ``crash`` (a consumer stopped on an error) and ``emit`` rows
+  whose ``outcome`` is ``duplicate`` (the server dropped an event id it already held);
 * fault schedules (:mod:`eda_lab.schedules`): ``fault`` (an injected duplicate or
   delay; ``outcome`` says which) and ``crash`` (a consumer crashed at an injected
   crash point, or a lesson's own crash);
