@@ -392,18 +392,6 @@ KNOWN_GAPS: dict[str, str] = {
         "stream_id=[]: TypeError: unhashable type: 'list' @memory.py:100",
     "InMemoryEventStore.version_at":
         "stream_id=[]: TypeError: unhashable type: 'list' @memory.py:104",
-    "Topic.partition_of":
-        "subject=None: AttributeError: 'NoneType' object has no attribute 'encode' @channel.py:75",
-    "Topic.publish":
-        "event=None: AttributeError: 'NoneType' object has no attribute 'subject' @channel.py:146",
-    "Topic.subscribe":
-        "sink=None: AttributeError: 'NoneType' object has no attribute 'dead_letter_topic' @chann",
-    "eda_lab.channel.ConsumerGroup":
-        "topic=None: AttributeError: 'NoneType' object has no attribute 'dead_letter_topic' @chan",
-    "eda_lab.channel.Topic":
-        "partitions=None: TypeError: 'NoneType' object cannot be interpreted as an integer @chann",
-    "eda_lab.channel.partition_for":
-        "subject=None: AttributeError: 'NoneType' object has no attribute 'encode' @channel.py:75",
     "eda_lab.cli.check_parameters":
         "notebooks=None: TypeError: 'NoneType' object is not iterable @cli.py:278",
     "eda_lab.cli.collect_verdicts":
