@@ -456,12 +456,6 @@ KNOWN_GAPS: dict[str, str] = {
         "notebook=None: FileNotFoundError: [Errno 2] No such file or directory: 'None' @__init__.",
     "eda_lab.projections.OrdersToShip":
         "path=None: TypeError: expected str, bytes or os.PathLike object, not NoneType @projectio",
-    "eda_lab.store.sqlite.SQLiteEventStore":
-        "path=None: TypeError: expected str, bytes or os.PathLike object, not NoneType @sqlite.py",
-    "eda_lab.store.sqlite_codec.encode_rows":
-        "stream_id=None: TypeError: 'NoneType' object is not subscriptable @sqlite_codec.py:141",
-    "eda_lab.store.sqlite_codec.insert_rows":
-        "conn=None: TypeError: object of type 'NoneType' has no len() @sqlite_codec.py:178",
     "eda_lab.widgets.Panel":
         "run=None: TypeError: 'NoneType' object is not iterable @widgets.py:81",
     "eda_lab.widgets.Prerendered":

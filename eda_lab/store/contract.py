@@ -91,6 +91,7 @@ __all__ = [
     "check_position",
     "check_range",
     "check_snapshot",
+    "check_snapshot_query",
     "check_stream_id",
     "check_time",
     "dedupe_batch",
@@ -359,6 +360,14 @@ def check_stream_id(stream_id: object) -> None:
     if not isinstance(stream_id, str):
         raise WrongArgumentType(f"stream_id must be a str, the id of one stream such as "
                                 f"'O-1', got {shown(stream_id)} (a {type(stream_id).__name__}).")
+
+
+def check_snapshot_query(stream_id: object, max_version: object) -> None:
+    """Refuse the arguments of ``latest_snapshot``: a stream id and None or a version."""
+    check_stream_id(stream_id)
+    if max_version is not None:
+        check_number(max_version, "max_version", low=0, high=MAX_INTEGER, integer=True,
+                     advice="Pass None for the newest snapshot.")
 
 
 def check_snapshot(snapshot: object) -> str:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from eda_lab.errors import check_instance, check_number
+from eda_lab.errors import check_instance
 from eda_lab.events import Event
 from eda_lab.store.contract import (
     ConcurrencyError,
@@ -24,6 +24,7 @@ from eda_lab.store.contract import (
     check_position,
     check_range,
     check_snapshot,
+    check_snapshot_query,
     check_stream_id,
     check_time,
     dedupe_batch,
@@ -149,10 +150,7 @@ class InMemoryEventStore:
 
     def latest_snapshot(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
         """The newest snapshot of the stream at or before ``max_version``, or None."""
-        check_stream_id(stream_id)
-        if max_version is not None:
-            check_number(max_version, "max_version", low=0, integer=True,
-                         advice="Pass None for the newest snapshot.")
+        check_snapshot_query(stream_id, max_version)
         versions, snaps = self._snapshots.get(stream_id, ([], []))
         i = len(versions) if max_version is None else bisect.bisect_right(versions, max_version)
         if not i:
