@@ -404,50 +404,6 @@ KNOWN_GAPS: dict[str, str] = {
         "names=-1: TypeError: 'int' object is not iterable @cli.py:161",
     "eda_lab.cli.strip_solutions":
         "source=None: AttributeError: 'NoneType' object has no attribute 'split' @cli.py:576",
-    "eda_lab.failures.BillingDatabase":
-        "path=None: TypeError: expected str, bytes or os.PathLike object, not NoneType @failures.",
-    "eda_lab.failures.CardBilling":
-        "crash_rate=None: TypeError: '<=' not supported between instances of 'float' and 'NoneTyp",
-    "eda_lab.failures.KeyParking":
-        "topic=None: AttributeError: 'NoneType' object has no attribute 'name' @failures.py:491",
-    "eda_lab.failures.LostAcks":
-        "handler=None: TypeError: '<=' not supported between instances of 'float' and 'NoneType' ",
-    "eda_lab.failures.OrderDatabase":
-        "path=None: TypeError: expected str, bytes or os.PathLike object, not NoneType @failures.",
-    "eda_lab.failures.OrderService":
-        "sim=None: AttributeError: 'NoneType' object has no attribute 'emitter' @failures.py:624",
-    "eda_lab.failures.OutboxRelay":
-        "sim=None: AttributeError: 'NoneType' object has no attribute 'emitter' @failures.py:695",
-    "eda_lab.failures.applied_order":
-        "applied=None: TypeError: 'NoneType' object is not iterable @failures.py:548",
-    "eda_lab.failures.backlog_over_time":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @failures.py:811",
-    "eda_lab.failures.charges_per_order":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @failures.py:197",
-    "eda_lab.failures.dead_letter_table":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @failures.py:415",
-    "eda_lab.failures.dead_letters":
-        "channel=None: AttributeError: 'NoneType' object has no attribute 'topics' @failures.py:4",
-    "eda_lab.failures.duplicate_summary":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @failures.py:197",
-    "eda_lab.failures.fault_rng":
-        "seed=None: TypeError: unsupported operand type(s) for *: 'NoneType' and 'int' @failures.",
-    "eda_lab.failures.out_of_order":
-        "applied=None: TypeError: 'NoneType' object is not iterable @failures.py:532",
-    "eda_lab.failures.parse_quantity_words":
-        "value=None: TypeError: int() argument must be a string, a bytes-like object or a real nu",
-    "eda_lab.failures.redrive":
-        "channel=None: AttributeError: 'NoneType' object has no attribute 'sim' @failures.py:451",
-    "eda_lab.failures.run_scale_out":
-        "members=None: TypeError: '<' not supported between instances of 'NoneType' and 'int' @fa",
-    "eda_lab.failures.saturation_members":
-        "table=None: TypeError: 'NoneType' object is not subscriptable @failures.py:859",
-    "eda_lab.failures.scale_out_grid":
-        "partition_counts=None: TypeError: 'NoneType' object is not iterable @failures.py:837",
-    "eda_lab.failures.scale_out_summary":
-        "frame=None: TypeError: 'NoneType' object is not subscriptable @failures.py:790",
-    "eda_lab.failures.scale_out_table":
-        "partitions=None: TypeError: '<' not supported between instances of 'NoneType' and 'int' ",
     "eda_lab.notebook.notebook_setup":
         "max_rows='x': ValueError: Value must be a nonnegative integer or None @config.py:946",
     "eda_lab.notebook.read_records":
