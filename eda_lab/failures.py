@@ -60,7 +60,6 @@ The worlds notebook 05 builds from the shop's data to show each mechanism at wor
 from __future__ import annotations
 
 import math
-import os
 import random
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -84,6 +83,7 @@ from eda_lab.latency import Latency
 from eda_lab.runs import SimulationRun
 from eda_lab.services import Handler, Sink
 from eda_lab.sim import Simulation
+from eda_lab.store.contract import check_path, refusing_unopenable
 
 __all__ = [
     "CRASH_POINTS",
@@ -169,16 +169,11 @@ def _connect(path: object, script: str, advice: str) -> sqlite3.Connection:
     """A connection to the database at ``path`` (``":memory:"`` or a file), with
     ``script`` run; a path that is no file name, or where no database can be opened,
     is refused by name, and a damaged file named with ``advice`` (what to do)."""
-    if not isinstance(path, str | os.PathLike) or "\0" in os.fspath(path):
-        raise WrongArgumentType(f"path must be ':memory:' or a file name (a str or a "
-                                f"pathlib.Path), got {shown(path)}.")
-    conn = sqlite3.connect(path, isolation_level=None)  # explicit transactions
-    try:
-        with naming_damage(os.fspath(path), "opening it", advice, on_error=conn.close):
+    name = check_path(path)
+    with refusing_unopenable(name):
+        conn = sqlite3.connect(name, isolation_level=None)  # explicit transactions
+        with naming_damage(name, "opening it", advice, on_error=conn.close):
             conn.executescript(script)
-    except sqlite3.OperationalError as exc:
-        raise InvalidArgument(f"no database can be opened at {shown(path)} ({exc}). Pass "
-                              "':memory:' or a file in a folder you can write to.") from exc
     return conn
 
 

@@ -410,8 +410,6 @@ KNOWN_GAPS: dict[str, str] = {
         "notebook=None: FileNotFoundError: [Errno 2] No such file or directory: 'None' @__init__.",
     "eda_lab.notebook.read_verdicts":
         "notebook=None: FileNotFoundError: [Errno 2] No such file or directory: 'None' @__init__.",
-    "eda_lab.projections.OrdersToShip":
-        "path=None: TypeError: expected str, bytes or os.PathLike object, not NoneType @projectio",
     "eda_lab.widgets.Panel":
         "run=None: TypeError: 'NoneType' object is not iterable @widgets.py:81",
     "eda_lab.widgets.Prerendered":

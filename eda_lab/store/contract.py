@@ -56,7 +56,10 @@ nothing is ever skipped silently.
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -88,6 +91,7 @@ __all__ = [
     "StoreSchemaError",
     "catch_up",
     "check_append",
+    "check_path",
     "check_position",
     "check_range",
     "check_snapshot",
@@ -98,6 +102,7 @@ __all__ = [
     "encode_json",
     "event_content",
     "id_conflict",
+    "refusing_unopenable",
     "split_stored",
     "to_micros",
     "upcast_records",
@@ -349,6 +354,35 @@ def check_time(time: object, name: str) -> None:
     if time.utcoffset() is None:
         raise InvalidArgument(f"{name} must be timezone-aware, got {shown(time)}. Pass one "
                               "with a zone, such as datetime(2026, 1, 1, tzinfo=UTC).")
+
+
+def check_path(path: object) -> str:
+    """``path`` (a str or a ``pathlib.Path``) as the str ``sqlite3.connect`` takes;
+    anything else, or a name with a NUL character, is refused by name.
+
+    >>> check_path(":memory:")
+    ':memory:'
+    """
+    name = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+    if not isinstance(name, str) or "\0" in name:
+        raise WrongArgumentType(f"path must be a file name (a str or a pathlib.Path, without "
+                                f"NUL characters), got {shown(path)}. Pass a file name such "
+                                "as 'events.db', or ':memory:' for a database in memory.")
+    return name
+
+
+@contextmanager
+def refusing_unopenable(path: str) -> Iterator[None]:
+    """Inside it, SQLite's word that no database can be opened at ``path``
+    (``SQLITE_CANTOPEN``: a folder, a missing folder, no permission) becomes an
+    :class:`~eda_lab.errors.InvalidArgument` naming it; other errors pass unchanged."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN":
+            raise
+        raise InvalidArgument(f"no database can be opened at {shown(path)} ({exc}). Pass "
+                              "':memory:' or a file in a folder you can write to.") from exc
 
 
 def check_stream_id(stream_id: object) -> None:

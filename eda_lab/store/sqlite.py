@@ -17,7 +17,6 @@ from typing import Any, TypeVar, cast
 from eda_lab.errors import (
     DamagedFile,
     InvalidArgument,
-    WrongArgumentType,
     check_instance,
     check_number,
     damaged_file,
@@ -34,6 +33,7 @@ from eda_lab.store.contract import (
     StoreClosed,
     StoreSchemaError,
     check_append,
+    check_path,
     check_position,
     check_range,
     check_snapshot,
@@ -41,6 +41,7 @@ from eda_lab.store.contract import (
     check_stream_id,
     check_time,
     dedupe_batch,
+    refusing_unopenable,
     split_stored,
     to_micros,
     upcast_records,
@@ -265,12 +266,7 @@ class SQLiteEventStore:
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *,
                  upcasters: Upcasters | None = None, synchronous: str = "NORMAL",
                  timeout: float = 30.0) -> None:
-        fspath = os.fspath(path) if isinstance(path, str | os.PathLike) else None
-        if not isinstance(fspath, str) or "\0" in fspath:
-            raise WrongArgumentType(f"path must be a file name (a str or a pathlib.Path, "
-                                    f"without NUL characters), got {shown(path)}. Pass "
-                                    "'events.db', or ':memory:' for a store in memory.")
-        self.path = fspath
+        self.path = check_path(path)
         check_instance(upcasters, "upcasters", (Upcasters, type(None)),
                        "Pass an Upcasters() or None.")
         check_number(timeout, "timeout", low=0, high=86400,
@@ -289,8 +285,10 @@ class SQLiteEventStore:
                 "truncated or copied only in part. Restore it from a backup; to start a new "
                 "store there instead, delete the empty file first.")
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                     timeout=timeout, cached_statements=64)
+        with refusing_unopenable(self.path):  # a folder, a missing folder: named
+            self._conn = sqlite3.connect(self.path, isolation_level=None,
+                                         check_same_thread=False, timeout=timeout,
+                                         cached_statements=64)
         # Stream id <-> number. A number, once committed, never changes, so both
         # caches only ever learn committed pairs and never need invalidating.
         self._numbers: dict[str, int] = {}
