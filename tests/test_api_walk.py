@@ -380,8 +380,6 @@ KNOWN_GAPS: dict[str, str] = {
     # -- in modules other engineers own (listed in the report for the lead)
     "eda_lab.cli.check_parameters":
         "notebooks=None: TypeError: 'NoneType' object is not iterable @cli.py:278",
-    "eda_lab.cli.collect_verdicts":
-        "notebook=None: FileNotFoundError: [Errno 2] No such file or directory: 'None' @__init__.",
     "eda_lab.cli.exercise_cells":
         "notebook=None: TypeError: expected str, bytes or os.PathLike object, not NoneType @pathl",
     "eda_lab.cli.find_notebooks":
@@ -404,12 +402,6 @@ KNOWN_GAPS: dict[str, str] = {
         "names=-1: TypeError: 'int' object is not iterable @cli.py:161",
     "eda_lab.cli.strip_solutions":
         "source=None: AttributeError: 'NoneType' object has no attribute 'split' @cli.py:576",
-    "eda_lab.notebook.notebook_setup":
-        "max_rows='x': ValueError: Value must be a nonnegative integer or None @config.py:946",
-    "eda_lab.notebook.read_records":
-        "notebook=None: FileNotFoundError: [Errno 2] No such file or directory: 'None' @__init__.",
-    "eda_lab.notebook.read_verdicts":
-        "notebook=None: FileNotFoundError: [Errno 2] No such file or directory: 'None' @__init__.",
     "eda_lab.widgets.Panel":
         "run=None: TypeError: 'NoneType' object is not iterable @widgets.py:81",
     "eda_lab.widgets.Prerendered":
