@@ -402,12 +402,6 @@ KNOWN_GAPS: dict[str, str] = {
         "names=-1: TypeError: 'int' object is not iterable @cli.py:161",
     "eda_lab.cli.strip_solutions":
         "source=None: AttributeError: 'NoneType' object has no attribute 'split' @cli.py:576",
-    "eda_lab.widgets.Panel":
-        "run=None: TypeError: 'NoneType' object is not iterable @widgets.py:81",
-    "eda_lab.widgets.Prerendered":
-        "chart=None: AttributeError: 'NoneType' object has no attribute 'to_dict' @widgets.py:158",
-    "eda_lab.widgets.slider":
-        "description=None: TraitError: The 'description' trait of an IntSlider instance expected ",
 }
 
 
