@@ -377,31 +377,7 @@ def _parameters(target: Target) -> list[str]:
 #: Callables the walk finds wanting, in modules this change does not own: the raw
 #: error (or hang) a bad argument gets out of them. Fix one, then delete its line.
 KNOWN_GAPS: dict[str, str] = {
-    # -- in modules other engineers own (listed in the report for the lead)
-    "eda_lab.cli.check_parameters":
-        "notebooks=None: TypeError: 'NoneType' object is not iterable @cli.py:278",
-    "eda_lab.cli.exercise_cells":
-        "notebook=None: TypeError: expected str, bytes or os.PathLike object, not NoneType @pathl",
-    "eda_lab.cli.find_notebooks":
-        "directory=-1: TypeError: expected str, bytes or os.PathLike object, not int @pathlib.py:",
-    "eda_lab.cli.grade_notebook":
-        "source=None: AttributeError: 'NoneType' object has no attribute 'output' @cli.py:831",
-    "eda_lab.cli.make_student_copy":
-        "source=None: AttributeError: 'NoneType' object has no attribute 'resolve' @cli.py:387",
-    "eda_lab.cli.make_workspace":
-        "masters=None: AttributeError: 'NoneType' object has no attribute 'mkdir' @cli.py:693",
-    "eda_lab.cli.notebook_parameters":
-        "path=None: FileNotFoundError: [Errno 2] No such file or directory: 'None' @iorw.py:193",
-    "eda_lab.cli.notebook_title":
-        "path=None: FileNotFoundError: [Errno 2] No such file or directory: 'None' @__init__.py:1",
-    "eda_lab.cli.output_paths":
-        "notebooks=None: TypeError: 'NoneType' object is not iterable @cli.py:401",
-    "eda_lab.cli.parse_value":
-        "text=None: AttributeError: 'NoneType' object has no attribute 'strip' @cli.py:259",
-    "eda_lab.cli.resolve_notebooks":
-        "names=-1: TypeError: 'int' object is not iterable @cli.py:161",
-    "eda_lab.cli.strip_solutions":
-        "source=None: AttributeError: 'NoneType' object has no attribute 'split' @cli.py:576",
+    # none left: a new gap goes here, as "name": "the raw error a bad argument gets out"
 }
 
 
