@@ -154,12 +154,16 @@ def _check_parts(**parts: tuple[object, type]) -> None:
         check_instance(value, name, kind, f"Pass the {kind.__name__} the run built.")
 
 
-def _check_publisher(topic: object) -> None:
-    """Refuse a ``topic`` with no ``publish(event, emitter)`` (a Topic, or a stand-in)."""
-    if not callable(getattr(topic, "publish", None)):
-        raise WrongArgumentType(f"topic must be a topic to publish to (with publish(event, "
-                                f"emitter)), got {shown(topic)} (a {type(topic).__name__}). "
-                                "Pass sim.channel('bus').topic('orders').")
+def _check_world(sim: object, topic: object) -> None:
+    """Refuse a ``sim`` with no ``emitter(name)`` (a Simulation, or a live runtime) and a
+    ``topic`` with no ``publish(event, emitter)`` (a Topic, a JetStream topic, a stand-in)."""
+    for name, value, method, example in (("sim", sim, "emitter", "Simulation(seed=7)"),
+                                         ("topic", topic, "publish",
+                                          "sim.channel('bus').topic('orders')")):
+        if not callable(getattr(value, method, None)):
+            raise WrongArgumentType(f"{name} must have a {method}(...) method, got "
+                                    f"{shown(value)} (a {type(value).__name__}). Pass "
+                                    f"{example}.")
 
 
 def _events(applied: object) -> list[Event]:
@@ -716,8 +720,8 @@ class OrderService:
 
     def __init__(self, sim: Simulation, topic: Topic, db: OrderDatabase, *,
                  design: str = "db_first", name: str = "ordering") -> None:
-        _check_parts(sim=(sim, Simulation), db=(db, OrderDatabase))
-        _check_publisher(topic)
+        _check_parts(db=(db, OrderDatabase))
+        _check_world(sim, topic)
         _check_text(name, "name", "ordering")
         if design not in DESIGNS:
             raise InvalidArgument(f"design must be one of {DESIGNS}, got {design!r}.")
@@ -792,8 +796,8 @@ class OutboxRelay:
     def __init__(self, sim: Simulation, db: OrderDatabase, topic: Topic, *,
                  interval: float = 0.5, crash_after_publish: Iterable[int] = (),
                  name: str = "outbox-relay") -> None:
-        _check_parts(sim=(sim, Simulation), db=(db, OrderDatabase))
-        _check_publisher(topic)
+        _check_parts(db=(db, OrderDatabase))
+        _check_world(sim, topic)
         _check_text(name, "name", "outbox-relay")
         check_number(interval, "interval", low=0.0, advice="Poll every half second: 0.5.")
         if interval <= 0:
