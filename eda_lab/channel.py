@@ -50,19 +50,22 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from eda_lab.delivery import DeliveryPolicy
-from eda_lab.errors import EdaLabError, InvalidArgument
+from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType, check_instance, shown
+from eda_lab.events import Event
 from eda_lab.latency import Latency, as_latency, backoff_delay
-from eda_lab.services import Emitter
+from eda_lab.services import Emitter, Sink
 
 if TYPE_CHECKING:
-    from eda_lab.events import Event
-    from eda_lab.services import Handler, Sink
+    from eda_lab.services import Handler
     from eda_lab.sim import Simulation
 
 __all__ = ["Channel", "ConsumerGroup", "DeliveryPolicy", "RebalanceNotModelled", "Topic",
            "partition_for"]
 
 NAN = math.nan
+#: The kinds ``Topic.publish`` takes, as tuples: its fast check is one isinstance each.
+_EVENT: tuple[type, ...] = (Event,)
+_EMITTER: tuple[type, ...] = (Emitter,)
 
 
 class RebalanceNotModelled(EdaLabError):
@@ -71,14 +74,40 @@ class RebalanceNotModelled(EdaLabError):
 
 
 def partition_for(subject: str, partitions: int) -> int:
-    """The partition of ``subject``: a stable CRC-32 hash, the same in every run."""
-    return zlib.crc32(subject.encode()) % partitions
+    """The partition of ``subject``: a stable CRC-32 hash, the same in every run.
+
+    >>> partition_for("O-1", 4) == partition_for("O-1", 4) < 4
+    True
+    """
+    if type(subject) is not str or type(partitions) is not int or partitions < 1:
+        _check_subject(subject)  # the slow branch: only to explain a bad argument
+        _check_partitions(partitions)
+    return zlib.crc32(subject.encode(errors="surrogatepass")) % partitions
+
+
+def _check_subject(subject: object) -> None:
+    if not isinstance(subject, str):
+        raise WrongArgumentType(f"subject must be a str (the key that picks the partition, "
+                                f"such as an order id 'O-1'), got {shown(subject)} "
+                                f"(a {type(subject).__name__}).")
 
 
 def _check_partitions(partitions: object) -> None:
     if type(partitions) is not int or partitions < 1:
         raise InvalidArgument(
-            f"a topic needs at least one partition (a whole number), got {partitions!r}.")
+            f"a topic needs at least one partition (a whole number), got {shown(partitions)}.")
+
+
+def _check_name(name: object, what: str, example: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument(f"{what} needs a non-empty name such as {example!r}, "
+                              f"got {shown(name)}.")
+
+
+def _check_handler(handler: object) -> None:
+    if not callable(handler):
+        raise WrongArgumentType(f"handler must be a function that takes an event, got "
+                                f"{shown(handler)} (a {type(handler).__name__}).")
 
 
 class Channel:
@@ -86,8 +115,7 @@ class Channel:
 
     def __init__(self, sim: Simulation, name: str, *, partitions: int = 1,
                  latency: Latency | float | None = None) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidArgument(f"a channel needs a non-empty name such as 'bus', got {name!r}.")
+        _check_name(name, "a channel", "bus")
         _check_partitions(partitions)
         self.sim = sim
         self.name = name
@@ -97,9 +125,7 @@ class Channel:
 
     def topic(self, name: str, *, partitions: int | None = None) -> Topic:
         """Create (or fetch) the topic ``name``."""
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidArgument(f"a topic needs a non-empty name such as 'orders', "
-                                  f"got {name!r}.")
+        _check_name(name, "a topic", "orders")
         if partitions is not None:
             _check_partitions(partitions)
         if name not in self.topics:
@@ -114,6 +140,10 @@ class Topic:
     """A partitioned, append-only log of events on a channel."""
 
     def __init__(self, channel: Channel, name: str, partitions: int) -> None:
+        check_instance(channel, "channel", Channel, "Get a topic from sim.channel('bus')"
+                       ".topic('orders').")
+        _check_name(name, "a topic", "orders")
+        _check_partitions(partitions)
         self.channel = channel
         self.name = name
         self.logs: list[list[Event]] = [[] for _ in range(partitions)]
@@ -133,14 +163,22 @@ class Topic:
         return [event for log in self.logs for event in log]
 
     def partition_of(self, subject: str) -> int:
+        """The partition of ``subject`` on this topic (see :func:`partition_for`)."""
         cache = self._partition_cache
-        p = cache.get(subject)
+        try:
+            p = cache.get(subject)
+        except TypeError:  # an unhashable subject: partition_for names it
+            p = None
         if p is None:
             p = cache[subject] = partition_for(subject, len(self.logs))
         return p
 
     def publish(self, event: Event, by: Emitter) -> tuple[int, int]:
         """Append ``event`` to its partition and schedule a delivery to every group."""
+        if not isinstance(event, _EVENT) or not isinstance(by, _EMITTER):
+            check_instance(event, "event", Event, "Publish an Event(...).")
+            check_instance(by, "by", Emitter, "Pass the emitter that publishes, such as "
+                           "sim.emitter('shop').")
         sim = self.channel.sim
         now = sim.now
         p = self.partition_of(event.subject)
@@ -157,6 +195,10 @@ class Topic:
     def subscribe(self, sink: Sink, handler: Handler, *, group: str,
                   policy: DeliveryPolicy) -> ConsumerGroup:
         """Add ``sink`` to consumer ``group`` (created with ``policy`` if it is new)."""
+        check_instance(sink, "sink", Sink, "Pass a sink, such as sim.sink('billing').")
+        _check_handler(handler)
+        _check_name(group, "a consumer group", "billing")
+        check_instance(policy, "policy", DeliveryPolicy, "Pass DeliveryPolicy(...).")
         existing = self.groups.get(group)
         if existing is None:
             existing = self.groups[group] = ConsumerGroup(self, group, policy=policy)
@@ -181,6 +223,9 @@ class ConsumerGroup:
     """
 
     def __init__(self, topic: Topic, name: str, *, policy: DeliveryPolicy) -> None:
+        check_instance(topic, "topic", Topic, "Get one from sim.channel('bus').topic('orders').")
+        _check_name(name, "a consumer group", "billing")
+        check_instance(policy, "policy", DeliveryPolicy, "Pass DeliveryPolicy(...).")
         self.topic = topic
         self.name = name
         self.policy = policy
@@ -222,6 +267,8 @@ class ConsumerGroup:
     # -- rebalancing -------------------------------------------------------------
     def join(self, sink: Sink, handler: Handler) -> list[int]:
         """Add a member now and rebalance; returns the partitions that changed owner."""
+        check_instance(sink, "sink", Sink, "Pass a sink, such as sim.sink('billing').")
+        _check_handler(handler)
         before = self._owners()
         self._check_rebalance(before, [*self.members, (sink, handler)])
         self.members.append((sink, handler))
@@ -229,6 +276,7 @@ class ConsumerGroup:
 
     def leave(self, sink: Sink) -> list[int]:
         """Remove ``sink`` from the group now and rebalance (see :meth:`join`)."""
+        check_instance(sink, "sink", Sink, "Pass the sink that joined the group.")
         staying = [m for m in self.members if m[0] is not sink]
         if len(staying) == len(self.members):
             raise InvalidArgument(f"{sink.name} is not a member of group {self.name!r}.")

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eda_lab.errors import EdaLabError
+from eda_lab.errors import EdaLabError, WrongArgumentType, check_instance, shown
 from eda_lab.parameters import fits_type, parameter_bounds, within_bounds
 
 __all__ = [
@@ -131,6 +131,27 @@ class NotebookFailed(EdaLabError):
 # --------------------------------------------------------------------------- notebooks
 
 
+def _path(value: object, name: str, *, file: bool = False) -> Path:
+    """``value`` (a str or a pathlib.Path) as a Path, or a WrongArgumentType naming
+    ``name``; with ``file``, an :class:`UnknownNotebook` unless it is an existing file."""
+    if not isinstance(value, str | os.PathLike) or not isinstance(os.fspath(value), str):
+        raise WrongArgumentType(f"{name} must be a path (a str or a pathlib.Path), got "
+                                f"{shown(value)} (a {type(value).__name__}).")
+    path = Path(value)
+    if file and not path.is_file():
+        raise UnknownNotebook(f"{name} {str(path)!r} is not a file; give the path of a "
+                              "notebook (.ipynb) that exists.")
+    return path
+
+
+def _paths(values: object, name: str, *, files: bool = False) -> list[Path]:
+    """``values`` (a list of paths) as Paths, each checked as :func:`_path` does."""
+    if not isinstance(values, Iterable) or isinstance(values, str | bytes | os.PathLike):
+        raise WrongArgumentType(f"{name} must be a list of paths, got {shown(values)} "
+                                f"(a {type(values).__name__}); wrap one path in a list.")
+    return [_path(value, f"{name}[{i}]", file=files) for i, value in enumerate(values)]
+
+
 def default_notebook_dir() -> Path:
     """``notebooks/`` under the current directory, else the one beside the package."""
     here = Path.cwd() / "notebooks"
@@ -141,7 +162,7 @@ def default_notebook_dir() -> Path:
 
 def find_notebooks(directory: Path | None = None) -> list[Path]:
     """Every lesson notebook (``NN_name.ipynb``) in ``directory``, in learning order."""
-    directory = default_notebook_dir() if directory is None else Path(directory)
+    directory = default_notebook_dir() if directory is None else _path(directory, "directory")
     return sorted(directory.glob(NOTEBOOK_GLOB))
 
 
@@ -154,7 +175,13 @@ def resolve_notebooks(names: Sequence[str], directory: Path | None = None) -> li
     every lesson notebook in ``directory``. Raises :class:`UnknownNotebook` naming the
     notebooks that do exist.
     """
-    directory = default_notebook_dir() if directory is None else Path(directory)
+    given = list(names) if isinstance(names, Iterable) else None
+    if (given is None or isinstance(names, str | bytes)
+            or not all(isinstance(name, str) for name in given)):
+        raise WrongArgumentType(f"names must be a list of notebook names (str), got "
+                                f"{shown(names)}; wrap one name in a list: ['00'].")
+    names = given
+    directory = default_notebook_dir() if directory is None else _path(directory, "directory")
     available = find_notebooks(directory)
     if not names:
         if not available:
@@ -205,9 +232,11 @@ def _by_title_words(query: str, notebooks: list[Path]) -> list[Path]:
 
 
 def _read(path: Path) -> Any:
-    import nbformat
+    """The notebook at ``path`` (or ``path`` itself if it is one); :class:`UnknownNotebook`
+    if there is no notebook to read there."""
+    from eda_lab.notebook import read_notebook
 
-    return nbformat.read(str(path), as_version=4)
+    return read_notebook(path, error=UnknownNotebook)
 
 
 def notebook_title(path: Path) -> str:
@@ -229,7 +258,12 @@ def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
     """
     import papermill
 
-    return dict(papermill.inspect_notebook(str(path)))
+    path = _path(path, "path", file=True)
+    try:
+        return dict(papermill.inspect_notebook(str(path)))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UnknownNotebook(f"{str(path)!r} is not a notebook ({type(exc).__name__}: "
+                              f"{exc}); give an .ipynb file that Jupyter saved.") from None
 
 
 # --------------------------------------------------------------------------- parameters
@@ -262,15 +296,16 @@ def parse_value(text: str) -> Any:
 
     import yaml
 
+    check_instance(text, "text", str, "Pass the value as it was typed, such as '7'.")
     if not text.strip():
         return text
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
     if not _is_plain(value):
         return text
@@ -281,6 +316,10 @@ def parse_value(text: str) -> Any:
 
 def check_parameters(notebooks: Sequence[Path], parameters: dict[str, Any]) -> None:
     """Raise :class:`UnknownParameter` unless every notebook declares every parameter."""
+    notebooks = _paths(notebooks, "notebooks")
+    if not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters):
+        raise WrongArgumentType(f"parameters must map names (str) to values, got "
+                                f"{shown(parameters)}.")
     for path in notebooks:
         declared = notebook_parameters(path)
         unknown = sorted(set(parameters) - set(declared))
@@ -360,6 +399,8 @@ def output_paths(notebooks: Sequence[Path], output_dir: Path) -> list[Path]:
     ``bob/03_x.ipynb``: a class handing in work) go to ``output_dir/alice/03_x.ipynb``
     and ``output_dir/bob/03_x.ipynb`` instead. A notebook given twice is refused.
     """
+    notebooks = _paths(notebooks, "notebooks")
+    output_dir = _path(output_dir, "output_dir")
     names = [path.name for path in notebooks]
     outputs = [
         output_dir / path.resolve().parent.name / path.name if names.count(path.name) > 1
@@ -535,6 +576,7 @@ def strip_solutions(source: str) -> str:
     ``NotImplementedError("write f: <its docstring's first sentence>")``.
     Raises :class:`SolutionMarkerError` when markers do not pair up.
     """
+    check_instance(source, "source", str, "Pass a code cell's source text.")
     lines = source.split("\n")
     out: list[str] = []
     block: list[str] | None = None
@@ -581,6 +623,8 @@ def make_student_copy(source: Path, output: Path, *, keep_outputs: bool = False)
     """
     import nbformat
 
+    source, output = _path(source, "source"), _path(output, "output")
+    check_instance(keep_outputs, "keep_outputs", bool, "Pass True or False.")
     _refuse_overwrite(source, output)
     nb = _read(source)
     removed = 0
@@ -652,6 +696,9 @@ def make_workspace(masters: Sequence[Path], workspace: Path,
     contents page beside the masters (``README.md``) is copied every time: it is
     the lab's, not the learner's, and lists lessons that are new.
     """
+    masters = _paths(masters, "masters", files=True)
+    workspace = _path(workspace, "workspace")
+    reset = _paths(reset, "reset")
     workspace.mkdir(parents=True, exist_ok=True)
     resetting = {path.resolve() for path in reset}
     created: list[str] = []
@@ -743,8 +790,7 @@ class Grade:
 def exercise_cells(notebook: Any) -> dict[str, int]:
     """Each exercise id a notebook checks, and the index of the first code cell that
     calls ``check("id", ...)``, in the notebook's order (a notebook or a path)."""
-    if not hasattr(notebook, "cells"):
-        notebook = _read(Path(notebook))
+    notebook = _read(notebook)
     found: dict[str, int] = {}
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "code":
@@ -785,6 +831,8 @@ def grade_notebook(source: Path, run: NotebookRun) -> list[Grade]:
       (of its own cell and of the last cell before it that raised, which it may use);
     * NOT YET, "not run": the notebook stopped before its cell, or nothing checked it.
     """
+    source = _path(source, "source")
+    check_instance(run, "run", NotebookRun, "Pass what run_notebooks returned for it.")
     name = str(source)
     try:
         ids = list(exercise_cells(_read(source)))

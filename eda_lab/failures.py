@@ -69,12 +69,21 @@ from typing import Any, NotRequired, TypedDict
 import pandas as pd
 
 from eda_lab.channel import Channel, ConsumerGroup, Topic
-from eda_lab.errors import InvalidArgument, naming_damage
+from eda_lab.errors import (
+    InvalidArgument,
+    WrongArgumentType,
+    check_columns,
+    check_instance,
+    check_number,
+    naming_damage,
+    shown,
+)
 from eda_lab.events import Event
 from eda_lab.latency import Latency
 from eda_lab.runs import SimulationRun
 from eda_lab.services import Handler, Sink
 from eda_lab.sim import Simulation
+from eda_lab.store.contract import check_path, refusing_unopenable
 
 __all__ = [
     "CRASH_POINTS",
@@ -119,7 +128,65 @@ def fault_rng(seed: int, salt: int) -> random.Random:
     injects the same faults whether or not a consumer is idempotent, so two runs
     can be compared event for event.
     """
+    check_number(seed, "seed", integer=True, advice="Pass the run's seed, such as 7.")
+    check_number(salt, "salt", integer=True, advice="Pass a small number, one per fault kind.")
     return random.Random(seed * 1_000_003 + salt)
+
+
+_FRAME = "Pass run.frame (or sim.frame()), the trace of a run."
+
+
+def _check_handler(handler: object, name: str = "handler") -> None:
+    if not callable(handler):
+        raise WrongArgumentType(f"{name} must be a function that takes an event, got "
+                                f"{shown(handler)} (a {type(handler).__name__}).")
+
+
+def _check_text(value: object, name: str, example: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(f"{name} must be a non-empty str such as {example!r}, got "
+                              f"{shown(value)}.")
+
+
+def _check_parts(**parts: tuple[object, type]) -> None:
+    """Refuse each ``name=(value, kind)`` whose value is not a ``kind`` (a run's parts)."""
+    for name, (value, kind) in parts.items():
+        check_instance(value, name, kind, f"Pass the {kind.__name__} the run built.")
+
+
+def _check_world(sim: object, topic: object) -> None:
+    """Refuse a ``sim`` with no ``emitter(name)`` (a Simulation, or a live runtime) and a
+    ``topic`` with no ``publish(event, emitter)`` (a Topic, a JetStream topic, a stand-in)."""
+    for name, value, method, example in (("sim", sim, "emitter", "Simulation(seed=7)"),
+                                         ("topic", topic, "publish",
+                                          "sim.channel('bus').topic('orders')")):
+        if not callable(getattr(value, method, None)):
+            raise WrongArgumentType(f"{name} must have a {method}(...) method, got "
+                                    f"{shown(value)} (a {type(value).__name__}). Pass "
+                                    f"{example}.")
+
+
+def _events(applied: object) -> list[Event]:
+    """``applied`` as a list, refused by name unless it is events (a consumer's list)."""
+    if not isinstance(applied, Iterable) or isinstance(applied, str | bytes | dict):
+        raise WrongArgumentType(f"applied must be a list of events (such as "
+                                f"StockKeeper.applied), got {shown(applied)}.")
+    events = list(applied)
+    for i, event in enumerate(events):
+        check_instance(event, f"applied[{i}]", Event, "Pass the events a consumer applied.")
+    return events
+
+
+def _connect(path: object, script: str, advice: str) -> sqlite3.Connection:
+    """A connection to the database at ``path`` (``":memory:"`` or a file), with
+    ``script`` run; a path that is no file name, or where no database can be opened,
+    is refused by name, and a damaged file named with ``advice`` (what to do)."""
+    name = check_path(path)
+    with refusing_unopenable(name):
+        conn = sqlite3.connect(name, isolation_level=None)  # explicit transactions
+        with naming_damage(name, "opening it", advice, on_error=conn.close):
+            conn.executescript(script)
+    return conn
 
 
 # == 1. at-least-once delivery and idempotent consumers ==================================
@@ -172,7 +239,10 @@ class LostAcks:
     """
 
     def __init__(self, handler: Handler, *, rate: float, seed: int = 0) -> None:
-        if not 0.0 <= rate < 1.0:
+        _check_handler(handler)
+        check_number(rate, "rate", low=0.0, high=1.0, advice="It is the share of lost "
+                     "acknowledgements, such as 0.3.")
+        if rate == 1.0:
             raise InvalidArgument(f"rate must be in [0, 1), got {rate!r}: a rate of 1 would "
                              "lose every acknowledgement and nothing would ever commit.")
         self.handler = handler
@@ -194,6 +264,7 @@ def charges_per_order(frame: pd.DataFrame) -> pd.DataFrame:
     Counted from the trace: ``effect`` rows are charges, ``retry`` rows are failed
     attempts (each followed by a redelivery), ``duplicate`` rows are skips.
     """
+    check_columns(frame, "frame", ["kind", "subject", "seq"], _FRAME)
     rows = frame[frame["kind"].isin(["effect", "retry", "duplicate", "deliver"])]
     counts = rows.pivot_table(index="subject", columns="kind", values="seq",
                               aggfunc="count", fill_value=0)
@@ -221,6 +292,7 @@ class DuplicateSummary(TypedDict):
 
 def duplicate_summary(frame: pd.DataFrame) -> DuplicateSummary:
     """The whole run in numbers: orders, deliveries, charges, orders charged twice or more."""
+    check_columns(frame, "frame", ["kind", "topic"], _FRAME)
     table = charges_per_order(frame)
     orders = int(((frame["kind"] == "emit") & (frame["topic"] == "orders")).sum())
     return {
@@ -284,12 +356,11 @@ class BillingDatabase:
     """
 
     def __init__(self, path: str = ":memory:") -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)  # explicit transactions
-        self.conn.executescript("""
+        self.conn = _connect(path, """
             CREATE TABLE IF NOT EXISTS processed (event_id TEXT PRIMARY KEY);
             CREATE TABLE IF NOT EXISTS invoices (
                 order_id TEXT NOT NULL, charge_id TEXT NOT NULL, amount REAL NOT NULL);
-        """)
+        """, "restore the file from a backup (its processed ids keep charges from repeating)")
 
     def seen(self, event_id: str) -> bool:
         """Has an event with this id been processed (and its invoice committed)?"""
@@ -337,8 +408,14 @@ class CardBilling:
     def __init__(self, sink: Sink, provider: PaymentProvider, db: BillingDatabase, *,
                  idempotency_keys: bool, crash_rate: float = 0.0, seed: int = 0,
                  charge: ChargeStep | None = None) -> None:
-        if not 0.0 <= crash_rate <= 1.0:
-            raise InvalidArgument(f"crash_rate must be in [0, 1], got {crash_rate!r}.")
+        _check_parts(sink=(sink, Sink), provider=(provider, PaymentProvider),
+                     db=(db, BillingDatabase))
+        check_instance(idempotency_keys, "idempotency_keys", bool, "Pass True or False.")
+        check_number(crash_rate, "crash_rate", low=0.0, high=1.0,
+                     advice="It is the share of first handlings that crash, such as 0.3.")
+        check_number(seed, "seed", integer=True, advice="Pass the run's seed, such as 7.")
+        if charge is not None:
+            _check_handler(charge, "charge")
         self.sink, self.provider, self.db = sink, provider, db
         self.idempotency_keys = idempotency_keys
         #: Step 2 as a function ``charge(event, provider) -> charge id`` (replaces the
@@ -384,7 +461,12 @@ def parse_quantity_words(value: Any) -> int:
     """The fixed parser: an int, a numeric string, or a number word ('three')."""
     if isinstance(value, str) and value.strip().lower() in NUMBER_WORDS:
         return NUMBER_WORDS[value.strip().lower()]
-    return int(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"quantity {shown(value)} is neither a whole number nor a "
+                              f"number word ({', '.join(NUMBER_WORDS)}): {exc}. The event "
+                              "stays on the dead-letter topic until it is fixed.") from None
 
 
 class StockKeeper:
@@ -412,9 +494,11 @@ class StockKeeper:
 
 def dead_letter_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The dead letters of a run, from the trace: when, which event, and why it failed."""
+    columns = ["t", "service", "topic", "partition", "offset", "subject", "type",
+               "event_id", "detail"]
+    check_columns(frame, "frame", ["kind", *columns], _FRAME)
     dead = frame[frame["kind"] == "dead_letter"]
-    return dead[["t", "service", "topic", "partition", "offset", "subject", "type",
-                 "event_id", "detail"]].reset_index(drop=True)
+    return dead[columns].reset_index(drop=True)
 
 
 def dead_letters(channel: Channel, topic: str) -> list[Event]:
@@ -425,6 +509,8 @@ def dead_letters(channel: Channel, topic: str) -> list[Event]:
     order things went wrong (the order of :func:`dead_letter_table`). Ties in
     time keep partition and offset order. No dead-letter topic yet: an empty list.
     """
+    check_instance(channel, "channel", Channel, "Pass the channel, such as sim.channels['bus'].")
+    _check_text(topic, "topic", "items")
     dead = channel.topics.get(f"{topic}.dead_letter")
     if dead is None:
         return []
@@ -448,6 +534,11 @@ def redrive(channel: Channel, topic: str, *, name: str = "redrive",
     broken it goes back to the dead-letter topic and stays there (a ``redrive``
     row with outcome ``skipped`` says so) instead of circling forever.
     """
+    check_instance(channel, "channel", Channel, "Pass the channel, such as sim.channels['bus'].")
+    _check_text(topic, "topic", "items")
+    _check_text(name, "name", "redrive")
+    check_number(max_times, "max_times", low=0, integer=True,
+                 advice="It is how often one event may be re-published, such as 1.")
     sim = channel.sim
     target = channel.topic(topic)
     dead = channel.topic(f"{topic}.dead_letter", partitions=target.partitions)
@@ -485,6 +576,10 @@ class KeyParking:
 
     def __init__(self, handler: Handler, sink: Sink, topic: Topic, *,
                  dead_letter_topic: str | None = None) -> None:
+        _check_handler(handler)
+        _check_parts(sink=(sink, Sink), topic=(topic, Topic))
+        if dead_letter_topic is not None:
+            _check_text(dead_letter_topic, "dead_letter_topic", "items.dead_letter")
         self.handler = handler
         self.sink = sink
         self.topic = topic
@@ -529,7 +624,7 @@ def out_of_order(applied: Iterable[Event]) -> int:
     """
     newest: dict[str, int] = {}
     overtaken = 0
-    for event in applied:
+    for event in _events(applied):
         seq = event.sequence if event.sequence is not None else -1
         if seq < newest.get(event.subject, -1):
             overtaken += 1
@@ -543,9 +638,11 @@ def applied_order(applied: Iterable[Event], *, key: str | None = None) -> pd.Dat
 
     ``key`` keeps the events of one key only.
     """
+    if key is not None:
+        check_instance(key, "key", str, "Pass a subject, such as 'O-1', or None for all.")
     newest: dict[str, int] = {}
     rows = []
-    for position, event in enumerate(applied):
+    for position, event in enumerate(_events(applied)):
         seq = event.sequence if event.sequence is not None else -1
         overtaken = seq < newest.get(event.subject, -1)
         if not overtaken:
@@ -586,17 +683,14 @@ class OrderDatabase:
     """
 
     def __init__(self, path: str = ":memory:") -> None:
+        self.conn = _connect(path, """
+            CREATE TABLE IF NOT EXISTS orders (
+                order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, total REAL NOT NULL);
+            CREATE TABLE IF NOT EXISTS outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL,
+                published INTEGER NOT NULL DEFAULT 0);
+        """, _RESTORE)
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None)  # explicit transactions
-        with naming_damage(path, "opening it", _RESTORE, on_error=self.conn.close):
-            self.conn.executescript("""
-                CREATE TABLE IF NOT EXISTS orders (
-                    order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL,
-                    total REAL NOT NULL);
-                CREATE TABLE IF NOT EXISTS outbox (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL,
-                    published INTEGER NOT NULL DEFAULT 0);
-            """)
 
     def order_ids(self) -> list[str]:
         with naming_damage(self.path, "reading the orders", _RESTORE):
@@ -626,6 +720,9 @@ class OrderService:
 
     def __init__(self, sim: Simulation, topic: Topic, db: OrderDatabase, *,
                  design: str = "db_first", name: str = "ordering") -> None:
+        _check_parts(db=(db, OrderDatabase))
+        _check_world(sim, topic)
+        _check_text(name, "name", "ordering")
         if design not in DESIGNS:
             raise InvalidArgument(f"design must be one of {DESIGNS}, got {design!r}.")
         self.sim, self.topic, self.db, self.design = sim, topic, db, design
@@ -699,6 +796,16 @@ class OutboxRelay:
     def __init__(self, sim: Simulation, db: OrderDatabase, topic: Topic, *,
                  interval: float = 0.5, crash_after_publish: Iterable[int] = (),
                  name: str = "outbox-relay") -> None:
+        _check_parts(db=(db, OrderDatabase))
+        _check_world(sim, topic)
+        _check_text(name, "name", "outbox-relay")
+        check_number(interval, "interval", low=0.0, advice="Poll every half second: 0.5.")
+        if interval <= 0:
+            raise InvalidArgument(f"interval must be > 0 seconds, got {interval}.")
+        if not isinstance(crash_after_publish, Iterable) or not all(
+                type(row) is int for row in crash_after_publish):
+            raise WrongArgumentType(f"crash_after_publish must be outbox row ids (whole "
+                                    f"numbers), got {shown(crash_after_publish)}.")
         self.sim, self.db, self.topic, self.interval = sim, db, topic, interval
         self.emitter = sim.emitter(name)
         self.name = name
@@ -744,6 +851,10 @@ class ScaleOutRun(SimulationRun):
         return scale_out_summary(self.frame, members=self.members)
 
 
+#: The most members, partitions and events a scale-out run takes (a run stays quick).
+MAX_MEMBERS, MAX_PARTITIONS, MAX_EVENTS = 64, 1024, 10_000
+
+
 def run_scale_out(*, members: int = 1, partitions: int = 4, n_events: int = 200,
                   rate: float = 20.0, service_time: Latency | float = 0.2,
                   latency: float = 0.05, seed: int = 7) -> ScaleOutRun:
@@ -753,9 +864,14 @@ def run_scale_out(*, members: int = 1, partitions: int = 4, n_events: int = 200,
     each member takes ``service_time`` seconds per event, one event at a time.
     Returns the finished run; measure it with :meth:`ScaleOutRun.summary`.
     """
-    if members < 1 or partitions < 1:
-        raise InvalidArgument(f"need at least one member and one partition, got members="
-                         f"{members}, partitions={partitions}.")
+    check_number(members, "members", low=1, high=MAX_MEMBERS, integer=True,
+                 advice="A group needs at least one member; more than a few dozen teach "
+                        "nothing more.")
+    check_number(partitions, "partitions", low=1, high=MAX_PARTITIONS, integer=True,
+                 advice="A topic needs at least one partition.")
+    check_number(n_events, "n_events", low=0, high=MAX_EVENTS, integer=True,
+                 advice="A few hundred events show the plateau.")
+    check_number(rate, "rate", low=0.0, advice="It is events per second, such as 20.")
     if rate <= 0:
         raise InvalidArgument(f"rate must be > 0 events per second, got {rate!r}.")
     sim = Simulation(seed=seed)
@@ -795,6 +911,10 @@ def scale_out_summary(frame: pd.DataFrame, *, members: int | None = None) -> Sca
     ``busy_members``: members that handled anything; ``idle_members`` the rest
     (pass ``members``).
     """
+    check_columns(frame, "frame", ["kind", "t", "service", "latency"], _FRAME)
+    if members is not None:
+        check_number(members, "members", low=0, integer=True,
+                     advice="Pass the run's number of members, or None.")
     emits = frame[frame["kind"] == "emit"]
     done = frame[frame["kind"] == "deliver"]
     span = float(done["t"].max() - emits["t"].min()) if len(done) else math.nan
@@ -816,6 +936,7 @@ def scale_out_summary(frame: pd.DataFrame, *, members: int | None = None) -> Sca
 
 def backlog_over_time(frame: pd.DataFrame) -> pd.DataFrame:
     """The consumer lag as a step series: events emitted but not yet handled, over time."""
+    check_columns(frame, "frame", ["kind", "t"], _FRAME)
     rows = frame[frame["kind"].isin(["emit", "deliver"])]
     step = rows["kind"].map({"emit": 1, "deliver": -1}).astype("int64")
     series = pd.DataFrame({"t": rows["t"].to_numpy(), "backlog": step.cumsum().to_numpy()})
@@ -825,6 +946,10 @@ def backlog_over_time(frame: pd.DataFrame) -> pd.DataFrame:
 def scale_out_table(partitions: int = 4, max_members: int = 8, **options: Any
                     ) -> pd.DataFrame:
     """:func:`scale_out_summary` for 1..``max_members`` members (same seed, same arrivals)."""
+    check_number(partitions, "partitions", low=1, high=MAX_PARTITIONS, integer=True,
+                 advice="A topic needs at least one partition.")
+    check_number(max_members, "max_members", low=0, high=MAX_MEMBERS, integer=True,
+                 advice="A table up to 8 members shows the plateau.")
     rows = []
     for members in range(1, max_members + 1):
         run = run_scale_out(members=members, partitions=partitions, **options)
@@ -840,9 +965,18 @@ def scale_out_grid(partition_counts: Iterable[int], max_members: int = 8,
     ``partitions / service_time`` events per second (one member per partition,
     each busy all the time), when ``service_time`` is a number of seconds.
     """
+    if not isinstance(partition_counts, Iterable) or isinstance(partition_counts, str | bytes):
+        raise WrongArgumentType(f"partition_counts must be a list of partition counts, such "
+                                f"as [2, 4], got {shown(partition_counts)}.")
+    counts = list(partition_counts)
+    for i, count in enumerate(counts):
+        check_number(count, f"partition_counts[{i}]", low=1, high=MAX_PARTITIONS, integer=True,
+                     advice="A topic needs at least one partition.")
+    check_number(max_members, "max_members", low=0, high=MAX_MEMBERS, integer=True,
+                 advice="A table up to 8 members shows the plateau.")
     service_time = options.get("service_time", 0.2)
     tables = []
-    for partitions in partition_counts:
+    for partitions in counts:
         table = scale_out_table(partitions, max_members, **options)
         cap = (partitions / service_time if isinstance(service_time, int | float)
                and service_time > 0 else math.nan)
@@ -864,6 +998,9 @@ def saturation_members(table: pd.DataFrame, *, tolerance: float = 0.02) -> int:
     (When they arrive slower, throughput stops growing earlier, at the arrival
     rate: then this says nothing about partitions.)
     """
+    check_columns(table, "table", ["partitions", "throughput", "members"],
+                  "Pass scale_out_table(...) output.")
+    check_number(tolerance, "tolerance", low=0.0, high=1.0, advice="Such as 0.02 (2%).")
     if table["partitions"].nunique() != 1:
         raise InvalidArgument("saturation_members needs the table of one partition count; "
                               "select one, e.g. grid[grid['partitions'] == 4].")

@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from eda_lab.errors import WrongArgumentType
+from eda_lab.errors import (
+    EdaLabError,
+    NotFound,
+    WrongArgumentType,
+    check_instance,
+    check_number,
+    shown,
+)
 
 if TYPE_CHECKING:  # altair is imported only when a notebook sets up
     from altair.theme import PaddingKwds
@@ -37,6 +44,7 @@ __all__ = [
     "VERDICTS_ENV",
     "VERDICT_MIMETYPE",
     "notebook_setup",
+    "read_notebook",
     "read_records",
     "read_verdicts",
     "record",
@@ -80,6 +88,9 @@ def notebook_setup(*, interactive: bool = False, max_rows: int = 12) -> None:
     ``interactive=True`` switches to altair's offline ``jupyter`` renderer (tooltips
     and zoom with a live kernel; charts then do not show in saved notebooks).
     """
+    check_instance(interactive, "interactive", bool, "Pass True or False.")
+    check_number(max_rows, "max_rows", low=0, high=100_000, integer=True,
+                 advice="It is how many rows a table shows, such as 12.")
     import altair as alt
 
     if interactive:
@@ -125,13 +136,36 @@ def show_verdict(exercise: str, passed: bool, message: str,
                                 "schedules": schedules}}, raw=True)
 
 
-def _outputs(notebook: Any) -> Iterator[Any]:
-    """Every output of an executed notebook (an ``nbformat`` notebook or a path)."""
+def read_notebook(notebook: Any, *, error: type[EdaLabError] = NotFound) -> Any:
+    """``notebook`` if it is already a notebook (it has ``cells``), else the notebook
+    read (with ``nbformat``) from the path it is.
+
+    A path where no notebook can be read (missing, a folder, not a notebook's JSON)
+    raises ``error`` naming it; anything that is neither a notebook nor a path raises
+    :class:`~eda_lab.errors.WrongArgumentType`.
+    """
+    if hasattr(notebook, "cells"):
+        return notebook
+    path = os.fspath(notebook) if isinstance(notebook, str | os.PathLike) else None
+    if not isinstance(path, str):
+        raise WrongArgumentType(f"notebook must be a notebook (from nbformat.read) or the "
+                                f"path of an .ipynb file, got {shown(notebook)} "
+                                f"(a {type(notebook).__name__}).")
     import nbformat
 
-    if not hasattr(notebook, "cells"):
-        notebook = nbformat.read(str(notebook), as_version=4)
-    for cell in notebook.cells:
+    try:
+        return nbformat.read(path, as_version=4)
+    except OSError as exc:
+        raise error(f"no notebook can be read at {path!r} ({exc.strerror or exc}): pass the "
+                    "path of an .ipynb file that exists, or the notebook itself.") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise error(f"{path!r} is not a notebook ({type(exc).__name__}: {exc}): pass an "
+                    ".ipynb file that Jupyter saved.") from None
+
+
+def _outputs(notebook: Any) -> Iterator[Any]:
+    """Every output of an executed notebook (an ``nbformat`` notebook or a path)."""
+    for cell in read_notebook(notebook).cells:
         yield from cell.get("outputs", [])
 
 

@@ -50,6 +50,7 @@ import pandas as pd
 
 from eda_lab.errors import EdaLabError, InvalidIdentifier, check_identifier, naming_damage
 from eda_lab.handlers import handler_methods, on
+from eda_lab.store.contract import check_path, refusing_unopenable
 
 if TYPE_CHECKING:
     from eda_lab.events import Event
@@ -408,20 +409,23 @@ class OrdersToShip(Projection):
     question = "Which paid orders still wait to be shipped, oldest first?"
 
     def __init__(self, path: str = ":memory:", *, table: str = "orders_to_ship") -> None:
+        name = check_path(path)
         self.path = path
         self.table = table
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        with naming_damage(path, "opening it", _REBUILD, on_error=self.conn.close):
-            if path != ":memory:":
-                # WAL + NORMAL: a crash of the program never loses a committed batch, and
-                # a commit does not wait for the disk (a read model can always be rebuilt).
-                self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(_SCHEMA.format(table=table))
-            self._rows: dict[str, list[Any] | None] = {}
-            self._stored: set[str] = set()
-            self._bind_handlers()  # no reset(): reopening a file resumes where it stopped
-            self.position = self._load_checkpoint()
+        with refusing_unopenable(name):
+            self.conn = sqlite3.connect(name, isolation_level=None, check_same_thread=False)
+            with naming_damage(name, "opening it", _REBUILD, on_error=self.conn.close):
+                if path != ":memory:":
+                    # WAL + NORMAL: a crash of the program never loses a committed batch,
+                    # and a commit does not wait for the disk (a read model can always be
+                    # rebuilt).
+                    self.conn.execute("PRAGMA journal_mode=WAL")
+                    self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.executescript(_SCHEMA.format(table=table))
+                self._rows: dict[str, list[Any] | None] = {}
+                self._stored: set[str] = set()
+                self._bind_handlers()  # no reset(): reopening a file resumes where it stopped
+                self.position = self._load_checkpoint()
 
     @property
     def table(self) -> str:

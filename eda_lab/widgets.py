@@ -18,12 +18,23 @@ from typing import Any
 
 import ipywidgets as w
 
+from eda_lab.errors import InvalidArgument, WrongArgumentType, check_instance, check_number, shown
+
 __all__ = ["Panel", "output_of", "slider"]
 
 
 def slider(description: str, value: float, low: float, high: float,
            step: float | None = None) -> w.IntSlider | w.FloatSlider:
     """An int or float slider that only fires when released (redraws stay snappy)."""
+    check_instance(description, "description", str, "Label it, such as 'orders'.")
+    for name, number in (("value", value), ("low", low), ("high", high)):
+        check_number(number, name, advice="A slider's value and bounds are numbers.")
+    if step is not None:
+        check_number(step, "step", low=0, advice="Pass None for a step of 1 (or 1/100 of "
+                     "the range).")
+    if low > high:
+        raise InvalidArgument(f"a slider's low must be <= its high, got low={shown(low)}, "
+                              f"high={shown(high)}. Swap them.")
     style = {"description_width": "initial"}
     layout = w.Layout(width="420px")
     if all(isinstance(v, int) for v in (value, low, high, step or 1)):
@@ -57,6 +68,12 @@ def output_of(item: Any) -> dict[str, Any]:
     return {"output_type": "display_data", "data": data, "metadata": metadata}
 
 
+def _check_callable(value: object, name: str, what: str) -> None:
+    if not callable(value):
+        raise WrongArgumentType(f"{name} must be {what}, got {shown(value)} "
+                                f"(a {type(value).__name__}).")
+
+
 class Panel:
     """Controls + run + draw, re-run on every change.
 
@@ -76,6 +93,22 @@ class Panel:
     def __init__(self, run: Callable[..., Any], draw: Callable[[Any], Any],
                  controls: Mapping[str, w.ValueWidget], *, title: str = "",
                  buttons: Mapping[str, Callable[[Panel], None]] | None = None) -> None:
+        _check_callable(run, "run", "a function of the controls' values")
+        _check_callable(draw, "draw", "a function of run's result")
+        check_instance(controls, "controls", Mapping, "Map run's keyword names to widgets, "
+                       "such as {'n_orders': slider('orders', 10, 1, 100)}.")
+        for name, control in controls.items():
+            if not isinstance(name, str) or not isinstance(control, w.ValueWidget):
+                raise WrongArgumentType(f"controls must map names (str) to widgets with a "
+                                        f"value, such as slider(...), got {shown(name)}: "
+                                        f"{shown(control)}.")
+        check_instance(title, "title", str, "Pass a short heading, or ''.")
+        if buttons is not None:
+            check_instance(buttons, "buttons", Mapping, "Map labels to actions.")
+            for label, action in buttons.items():
+                check_instance(label, "a button's label", str, "Label it, such as 'reset'.")
+                _check_callable(action, f"the action of button {label!r}",
+                                "a function that takes the panel")
         self.run = run
         self.draw = draw
         self.controls = dict(controls)
@@ -153,7 +186,11 @@ class Prerendered:
     """
 
     def __init__(self, chart: Any) -> None:
+        import altair as alt
         from altair.vegalite.v6.display import svg_renderer
+
+        check_instance(chart, "chart", alt.TopLevelMixin, "Pass an altair chart, such as "
+                       "alt.Chart(frame).mark_line().encode(...).")
 
         self.bundle = svg_renderer(chart.to_dict(validate=False))
 

@@ -56,19 +56,30 @@ nothing is ever skipped silently.
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from eda_lab.batching import BATCH_SIZE
-from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
+from eda_lab.errors import (
+    EdaLabError,
+    InvalidArgument,
+    WrongArgumentType,
+    check_instance,
+    check_number,
+    shown,
+)
 from eda_lab.events import Event
 from eda_lab.upcasting import Upcasters
 
 __all__ = [
     "CONTENT_FIELDS",
     "EPOCH",
+    "MAX_INTEGER",
     "Appended",
     "ConcurrencyError",
     "CorruptEventError",
@@ -80,12 +91,18 @@ __all__ = [
     "StoreSchemaError",
     "catch_up",
     "check_append",
+    "check_path",
     "check_position",
     "check_range",
+    "check_snapshot",
+    "check_snapshot_query",
+    "check_stream_id",
+    "check_time",
     "dedupe_batch",
     "encode_json",
     "event_content",
     "id_conflict",
+    "refusing_unopenable",
     "split_stored",
     "to_micros",
     "upcast_records",
@@ -271,6 +288,16 @@ def catch_up(store: EventStore, handle: Callable[[Recorded], Any], after_positio
     projection stores it and passes it next time, so it never misses or repeats
     an event.
     """
+    if not callable(getattr(store, "read_all", None)):
+        raise WrongArgumentType(f"store must be an event store (with read_all), got "
+                                f"{shown(store)} (a {type(store).__name__}). Pass one such "
+                                "as InMemoryEventStore() or SQLiteEventStore(path).")
+    if not callable(handle):
+        raise WrongArgumentType(f"handle must be a function that takes a Recorded, got "
+                                f"{shown(handle)} (a {type(handle).__name__}).")
+    check_position(after_position)
+    check_number(batch_size, "batch_size", low=1, high=MAX_INTEGER, integer=True,
+                 advice="Read a few hundred events a batch, such as 500.")
     position = after_position
     while True:
         batch = store.read_all(after_position=position, limit=batch_size)
@@ -288,6 +315,8 @@ def catch_up(store: EventStore, handle: Callable[[Recorded], Any], after_positio
 #: Compact JSON (no spaces, no NaN): how data and snapshot state are written.
 encode_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"),
                                                      allow_nan=False).encode
+#: The largest version, position or count a backend stores (SQLite's 8-byte INTEGER).
+MAX_INTEGER = 2**63 - 1
 #: Time zero of :func:`to_micros`.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CONTENT_FIELDS = ("type", "schema_version", "source", "subject", "time", "sequence",
@@ -303,13 +332,106 @@ def to_micros(time: datetime) -> int:
     >>> to_micros(datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC))
     1000000
     """
-    since = time - EPOCH  # (days, seconds, microseconds) parts: cheaper than // µs
-    return (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds
+    try:
+        since = time - EPOCH  # (days, seconds, microseconds) parts: cheaper than // µs
+        return (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds
+    except (TypeError, AttributeError):  # the slow branch: say what is wrong
+        check_time(time, "time")
+        raise
+
+
+def check_time(time: object, name: str) -> None:
+    """Refuse ``time`` unless it is a timezone-aware datetime (a store compares instants).
+
+    >>> check_time(datetime(2026, 1, 1), "as_of")
+    Traceback (most recent call last):
+    ...
+    eda_lab.errors.InvalidArgument: as_of must be timezone-aware, got ... Pass one with a zone, ...
+    """
+    check_instance(time, name, datetime, "Pass a datetime with a zone, such as "
+                   "datetime(2026, 1, 1, tzinfo=UTC).")
+    assert isinstance(time, datetime)
+    if time.utcoffset() is None:
+        raise InvalidArgument(f"{name} must be timezone-aware, got {shown(time)}. Pass one "
+                              "with a zone, such as datetime(2026, 1, 1, tzinfo=UTC).")
+
+
+def check_path(path: object) -> str:
+    """``path`` (a str or a ``pathlib.Path``) as the str ``sqlite3.connect`` takes;
+    anything else, or a name with a NUL character, is refused by name.
+
+    >>> check_path(":memory:")
+    ':memory:'
+    """
+    name = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+    if not isinstance(name, str) or "\0" in name:
+        raise WrongArgumentType(f"path must be a file name (a str or a pathlib.Path, without "
+                                f"NUL characters), got {shown(path)}. Pass a file name such "
+                                "as 'events.db', or ':memory:' for a database in memory.")
+    return name
+
+
+@contextmanager
+def refusing_unopenable(path: str) -> Iterator[None]:
+    """Inside it, SQLite's word that no database can be opened at ``path``
+    (``SQLITE_CANTOPEN``: a folder, a missing folder, no permission) becomes an
+    :class:`~eda_lab.errors.InvalidArgument` naming it; other errors pass unchanged."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN":
+            raise
+        raise InvalidArgument(f"no database can be opened at {shown(path)} ({exc}). Pass "
+                              "':memory:' or a file in a folder you can write to.") from exc
+
+
+def check_stream_id(stream_id: object) -> None:
+    """Refuse a ``stream_id`` that is not a str (a read of an unknown id finds nothing).
+
+    Backends test ``type(stream_id) is str`` on their fast path and call this only to
+    explain a failure.
+    """
+    if not isinstance(stream_id, str):
+        raise WrongArgumentType(f"stream_id must be a str, the id of one stream such as "
+                                f"'O-1', got {shown(stream_id)} (a {type(stream_id).__name__}).")
+
+
+def check_snapshot_query(stream_id: object, max_version: object) -> None:
+    """Refuse the arguments of ``latest_snapshot``: a stream id and None or a version."""
+    check_stream_id(stream_id)
+    if max_version is not None:
+        check_number(max_version, "max_version", low=0, high=MAX_INTEGER, integer=True,
+                     advice="Pass None for the newest snapshot.")
+
+
+def check_snapshot(snapshot: object) -> str:
+    """Refuse anything but a well-formed :class:`Snapshot`; return its state as JSON
+    (:data:`encode_json`), which every backend stores or copies."""
+    check_instance(snapshot, "snapshot", Snapshot, "Build one with Snapshot(stream_id, "
+                   "version, state, type, time).")
+    assert isinstance(snapshot, Snapshot)
+    if not isinstance(snapshot.stream_id, str) or not snapshot.stream_id:
+        raise InvalidArgument(f"snapshot.stream_id must be a non-empty str, got "
+                              f"{shown(snapshot.stream_id)}.")
+    check_number(snapshot.version, "snapshot.version", low=0, high=MAX_INTEGER, integer=True,
+                 advice="A snapshot's version is how many events its state includes.")
+    check_instance(snapshot.type, "snapshot.type", str, "Name the aggregate class, "
+                   "such as 'Order'.")
+    if snapshot.time is not None:
+        check_time(snapshot.time, "snapshot.time")
+    check_instance(snapshot.state, "snapshot.state", dict, "A snapshot's state is a dict.")
+    try:
+        return encode_json(snapshot.state)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidArgument(f"snapshot.state must be JSON (dicts, lists, str, finite "
+                              f"numbers, bool, None), got {shown(snapshot.state)}: {exc}. "
+                              "Store plain values in a snapshot's state.") from None
 
 
 def event_content(event: Event) -> tuple[Any, ...]:
     """Everything but the id, in the order of :data:`CONTENT_FIELDS`: what "the same
     content" means for idempotent append (rule 1). Times compare as instants."""
+    check_instance(event, "event", Event, "Pass an Event(...).")
     return (event.type, event.schema_version, event.source, event.subject,
             to_micros(event.time), event.sequence, event.correlation_id,
             event.causation_id, event.actor, event.dataschema, encode_json(event.data))
@@ -320,6 +442,13 @@ def id_conflict(stream_id: str, event_id: str, version: int, old: tuple[Any, ...
     """The error for one id with two contents (rule 2): ``old`` and ``new`` are
     :func:`event_content` tuples; ``version`` is the stored event's, or 0 when both
     copies are in one batch. Returned, for the caller to raise."""
+    check_stream_id(stream_id)
+    check_instance(event_id, "event_id", str, "Pass the id of the event in conflict.")
+    check_number(version, "version", low=0, high=MAX_INTEGER, integer=True)
+    for name, content in (("old", old), ("new", new)):
+        if not isinstance(content, tuple) or len(content) != len(CONTENT_FIELDS):
+            raise WrongArgumentType(f"{name} must be an event_content(...) tuple of "
+                                    f"{len(CONTENT_FIELDS)} values, got {shown(content)}.")
     differ = [name for name, a, b in zip(CONTENT_FIELDS, old, new, strict=True) if a != b]
     where = (f"is already stored in stream {stream_id!r} (version {version})" if version
              else f"appears twice in one batch for stream {stream_id!r}")
@@ -334,16 +463,32 @@ def dedupe_batch(stream_id: str, events: list[Event]) -> list[Event]:
     """Rule 4: the same id twice in one batch counts once (or raises EventIdConflict)."""
     seen: dict[str, Event] = {}
     unique: list[Event] = []
-    for event in events:
-        other = seen.get(event.id)
-        if other is None:
-            seen[event.id] = event
-            unique.append(event)
-        elif other is not event:
-            old, new = event_content(other), event_content(event)
-            if old != new:
-                raise id_conflict(stream_id, event.id, 0, old, new)
+    try:
+        for event in events:
+            other = seen.get(event.id)
+            if other is None:
+                seen[event.id] = event
+                unique.append(event)
+            elif other is not event:
+                old, new = event_content(other), event_content(event)
+                if old != new:
+                    raise id_conflict(stream_id, event.id, 0, old, new)
+    except (AttributeError, TypeError):  # the slow branch: say what is wrong
+        _check_batch(stream_id, events)
+        raise
     return unique
+
+
+def _check_batch(stream_id: object, events: object, stored: object = None) -> None:
+    """Explain why a helper could not go through ``events`` (a list of Event)."""
+    check_stream_id(stream_id)
+    check_instance(events, "events", (list, tuple), "Pass the batch as a list of events.")
+    assert isinstance(events, list | tuple)
+    for i, event in enumerate(events):
+        check_instance(event, f"events[{i}]", Event, "Build one with Event(type, data, "
+                       "subject=...).")
+    if stored is not None:
+        check_instance(stored, "stored", Mapping, "Pass the stream's records by event id.")
 
 
 def split_stored(stream_id: str, batch: Sequence[Event],
@@ -356,15 +501,19 @@ def split_stored(stream_id: str, batch: Sequence[Event],
     """
     results: list[Recorded | None] = []
     new: list[Event] = []
-    for event in batch:
-        old = stored.get(event.id)
-        if old is None:
-            new.append(event)
-        elif old.event is not event:
-            before, after = event_content(old.event), event_content(event)
-            if before != after:
-                raise id_conflict(stream_id, event.id, old.version, before, after)
-        results.append(old)
+    try:
+        for event in batch:
+            old = stored.get(event.id)
+            if old is None:
+                new.append(event)
+            elif old.event is not event:
+                before, after = event_content(old.event), event_content(event)
+                if before != after:
+                    raise id_conflict(stream_id, event.id, old.version, before, after)
+            results.append(old)
+    except (AttributeError, TypeError):  # the slow branch: say what is wrong
+        _check_batch(stream_id, batch, stored if stored is not None else ())
+        raise
     return results, new
 
 
@@ -401,23 +550,38 @@ def check_append(stream_id: object, events: object, expected_version: object) ->
     return batch
 
 
-def check_range(from_version: int, to_version: int | None) -> None:
-    """Refuse a ``read`` range that cannot mean anything (versions start at 1)."""
-    if from_version < 1:
-        raise InvalidArgument(f"versions start at 1, got from_version={from_version}.")
-    if to_version is not None and to_version < 0:
-        raise InvalidArgument(f"to_version must be >= 0, got {to_version}.")
+def check_range(from_version: object, to_version: object) -> None:
+    """Refuse a ``read`` range that cannot mean anything (versions start at 1).
+
+    One type test on the fast path; :func:`~eda_lab.errors.check_number` explains.
+    """
+    if type(from_version) is not int or not 1 <= from_version <= MAX_INTEGER:
+        check_number(from_version, "from_version", low=1, high=MAX_INTEGER, integer=True,
+                     advice="Versions start at 1: from_version=1 reads from the start.")
+    if to_version is not None and (type(to_version) is not int
+                                   or not 0 <= to_version <= MAX_INTEGER):
+        check_number(to_version, "to_version", low=0, high=MAX_INTEGER, integer=True,
+                     advice="Pass None to read to the end of the stream.")
 
 
-def check_position(after_position: int) -> None:
-    """Refuse a negative ``read_all`` position (positions start at 1; 0 is "before all")."""
-    if after_position < 0:
-        raise InvalidArgument(f"after_position must be >= 0, got {after_position}.")
+def check_position(after_position: object, limit: object = None) -> None:
+    """Refuse a ``read_all`` position that is not a whole number >= 0 (positions start
+    at 1; 0 is "before all"), and a ``limit`` that is not None or a count >= 0."""
+    if type(after_position) is not int or not 0 <= after_position <= MAX_INTEGER:
+        check_number(after_position, "after_position", low=0, high=MAX_INTEGER, integer=True,
+                     advice="Pass 0 to read from the start, or the last position handled.")
+    if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_INTEGER):
+        check_number(limit, "limit", low=0, high=MAX_INTEGER, integer=True,
+                     advice="Pass None to read everything, or how many events at most.")
 
 
 def upcast_records(records: list[Recorded], upcasters: Upcasters | None) -> list[Recorded]:
     """``records`` with every event of an old schema version upcast (see
     :mod:`eda_lab.upcasting`); the same list when nothing needed it."""
+    if type(records) is not list or not (upcasters is None or isinstance(upcasters, Upcasters)):
+        check_instance(records, "records", list, "Pass the list of Recorded a read made.")
+        check_instance(upcasters, "upcasters", (Upcasters, type(None)),
+                       "Pass an Upcasters() or None.")
     if upcasters is None:
         return records
     out = records

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from eda_lab.errors import check_instance
 from eda_lab.events import Event
 from eda_lab.store.contract import (
     ConcurrencyError,
@@ -22,6 +23,10 @@ from eda_lab.store.contract import (
     check_append,
     check_position,
     check_range,
+    check_snapshot,
+    check_snapshot_query,
+    check_stream_id,
+    check_time,
     dedupe_batch,
     encode_json,
     split_stored,
@@ -40,6 +45,8 @@ class InMemoryEventStore:
     """
 
     def __init__(self, *, upcasters: Upcasters | None = None) -> None:
+        check_instance(upcasters, "upcasters", (Upcasters, type(None)),
+                       "Pass an Upcasters() or None.")
         self.upcasters = upcasters
         self._all: list[Recorded] = []
         self._streams: dict[str, list[Recorded]] = {}
@@ -81,6 +88,8 @@ class InMemoryEventStore:
     def read(self, stream_id: str, from_version: int = 1,
              to_version: int | None = None) -> list[Recorded]:
         """Events of one stream with ``from_version <= version <= to_version``."""
+        if type(stream_id) is not str:
+            check_stream_id(stream_id)
         check_range(from_version, to_version)
         stream = self._streams.get(stream_id)
         if not stream:
@@ -90,17 +99,22 @@ class InMemoryEventStore:
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:
         """Events of every stream after ``after_position``, in commit order."""
-        check_position(after_position)
+        check_position(after_position, limit)
         end = None if limit is None else after_position + limit
         records = self._all[after_position:end]
         return upcast_records(records, self.upcasters)
 
     def version(self, stream_id: str) -> int:
         """The stream's current version: how many events it holds (0 if none)."""
+        if type(stream_id) is not str:
+            check_stream_id(stream_id)
         return len(self._streams.get(stream_id, ()))
 
     def version_at(self, stream_id: str, time: datetime) -> int:
         """The version of the last event in the stream whose time is at or before ``time``."""
+        if type(stream_id) is not str:
+            check_stream_id(stream_id)
+        check_time(time, "time")
         stream = self._streams.get(stream_id, [])
         for rec in reversed(stream):
             if rec.event.time <= time:
@@ -122,7 +136,7 @@ class InMemoryEventStore:
     # snapshots
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot`` (a later save for the same stream and version replaces it)."""
-        state = json.loads(encode_json(snapshot.state))  # a private copy, JSON-checked
+        state = json.loads(check_snapshot(snapshot))  # a private copy, JSON-checked
         time = None if snapshot.time is None else snapshot.time.astimezone(UTC)
         snapshot = Snapshot(snapshot.stream_id, snapshot.version, state, snapshot.type, time)
         with self._lock:
@@ -136,6 +150,7 @@ class InMemoryEventStore:
 
     def latest_snapshot(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
         """The newest snapshot of the stream at or before ``max_version``, or None."""
+        check_snapshot_query(stream_id, max_version)
         versions, snaps = self._snapshots.get(stream_id, ([], []))
         i = len(versions) if max_version is None else bisect.bisect_right(versions, max_version)
         if not i:
@@ -146,6 +161,7 @@ class InMemoryEventStore:
 
     def snapshot_versions(self, stream_id: str) -> list[int]:
         """The versions at which the stream has snapshots."""
+        check_stream_id(stream_id)
         return list(self._snapshots.get(stream_id, ([], []))[0])
 
     def __repr__(self) -> str:

@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from eda_lab.errors import DamagedFile, InvalidArgument, damaged_file
+from eda_lab.errors import (
+    DamagedFile,
+    InvalidArgument,
+    check_instance,
+    check_number,
+    damaged_file,
+    shown,
+)
 from eda_lab.events import Event
 from eda_lab.gcpause import gc_paused
 from eda_lab.store.contract import (
@@ -26,10 +33,15 @@ from eda_lab.store.contract import (
     StoreClosed,
     StoreSchemaError,
     check_append,
+    check_path,
     check_position,
     check_range,
+    check_snapshot,
+    check_snapshot_query,
+    check_stream_id,
+    check_time,
     dedupe_batch,
-    encode_json,
+    refusing_unopenable,
     split_stored,
     to_micros,
     upcast_records,
@@ -254,11 +266,16 @@ class SQLiteEventStore:
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *,
                  upcasters: Upcasters | None = None, synchronous: str = "NORMAL",
                  timeout: float = 30.0) -> None:
-        self.path = os.fspath(path)
+        self.path = check_path(path)
+        check_instance(upcasters, "upcasters", (Upcasters, type(None)),
+                       "Pass an Upcasters() or None.")
+        check_number(timeout, "timeout", low=0, high=86400,
+                     advice="It is how many seconds to wait for another writer's lock.")
         self.upcasters = upcasters
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        if not isinstance(synchronous, str) or synchronous.upper() not in (
+                "OFF", "NORMAL", "FULL", "EXTRA"):
             raise InvalidArgument(
-                f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}.")
+                f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {shown(synchronous)}.")
         if self.path != ":memory:" and os.path.isfile(self.path) \
                 and os.path.getsize(self.path) == 0:
             # SQLite would take an empty file for a new database: but a file that exists
@@ -268,8 +285,10 @@ class SQLiteEventStore:
                 "truncated or copied only in part. Restore it from a backup; to start a new "
                 "store there instead, delete the empty file first.")
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                     timeout=timeout, cached_statements=64)
+        with refusing_unopenable(self.path):  # a folder, a missing folder: named
+            self._conn = sqlite3.connect(self.path, isolation_level=None,
+                                         check_same_thread=False, timeout=timeout,
+                                         cached_statements=64)
         # Stream id <-> number. A number, once committed, never changes, so both
         # caches only ever learn committed pairs and never need invalidating.
         self._numbers: dict[str, int] = {}
@@ -517,6 +536,8 @@ class SQLiteEventStore:
     def read(self, stream_id: str, from_version: int = 1,
              to_version: int | None = None) -> list[Recorded]:
         """Events of one stream with ``from_version <= version <= to_version``."""
+        if type(stream_id) is not str:
+            check_stream_id(stream_id)
         check_range(from_version, to_version)
         stream = self._number(stream_id)
         if stream is None:
@@ -529,7 +550,7 @@ class SQLiteEventStore:
 
     def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:
         """Events of every stream after ``after_position``, in commit order."""
-        check_position(after_position)
+        check_position(after_position, limit)
         records = self._query(_READ_ALL, {"after": after_position,
                                           "limit": -1 if limit is None else limit}, self._names)
         # Positions are handed out one by one under the write lock: the log has no gap.
@@ -557,6 +578,8 @@ class SQLiteEventStore:
 
     def version(self, stream_id: str) -> int:
         """The stream's current version: how many events it holds (0 if none)."""
+        if type(stream_id) is not str:
+            check_stream_id(stream_id)
         stream = self._number(stream_id)
         if stream is None:
             return 0
@@ -567,6 +590,9 @@ class SQLiteEventStore:
 
     def version_at(self, stream_id: str, time: datetime) -> int:
         """The version of the last event in the stream whose time is at or before ``time``."""
+        if type(stream_id) is not str:
+            check_stream_id(stream_id)
+        check_time(time, "time")
         stream = self._number(stream_id)
         if stream is None:
             return 0
@@ -595,16 +621,17 @@ class SQLiteEventStore:
     # -- snapshots -----------------------------------------------------------------------
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep ``snapshot`` beside the events (same stream and version: replaced)."""
+        state = check_snapshot(snapshot)
         time = None if snapshot.time is None else snapshot.time.astimezone(UTC).isoformat()
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO snapshots (stream_id, version, type, time, state) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (snapshot.stream_id, snapshot.version, snapshot.type, time,
-                 encode_json(snapshot.state)))
+                (snapshot.stream_id, snapshot.version, snapshot.type, time, state))
 
     def latest_snapshot(self, stream_id: str, max_version: int | None = None) -> Snapshot | None:
         """The newest snapshot of the stream at or before ``max_version``, or None."""
+        check_snapshot_query(stream_id, max_version)
         with self._lock:
             row = self._conn.execute(
                 "SELECT version, type, time, state FROM snapshots WHERE stream_id = ? "
@@ -624,6 +651,7 @@ class SQLiteEventStore:
 
     def snapshot_versions(self, stream_id: str) -> list[int]:
         """The versions at which the stream has snapshots."""
+        check_stream_id(stream_id)
         with self._lock:
             rows = self._conn.execute(
                 "SELECT version FROM snapshots WHERE stream_id = ? ORDER BY version",

@@ -15,9 +15,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from eda_lab.errors import InvalidArgument, check_instance, check_number
 from eda_lab.events import Event, freeze_data
 from eda_lab.gcpause import gc_paused
-from eda_lab.store.contract import EPOCH, CorruptEventError, Recorded, encode_json
+from eda_lab.store.contract import (
+    EPOCH,
+    MAX_INTEGER,
+    CorruptEventError,
+    Recorded,
+    check_stream_id,
+    encode_json,
+)
 
 __all__ = [
     "ROW_FORMAT",
@@ -135,20 +143,40 @@ def encode_rows(stream_id: str, events: Sequence[Event], heads: Mapping[tuple[st
     last_type = last_source = prefix = None
     params: list[Any] = []
     extend = params.extend
-    for e in events:
-        if e.type is not last_type or e.source is not last_source:  # usually the same
-            last_type, last_source = e.type, e.source
-            prefix = heads[last_type, last_source]
-        since = e.time - epoch  # to_micros(e.time), inlined: a call costs as much again
-        micros = (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds
-        if (e.subject == stream_id and e.sequence is None and e.correlation_id is None
-                and e.causation_id is None and e.schema_version == 1 and e.actor is None
-                and e.dataschema is None):
-            body = f"{prefix}{micros}]\n{e._json}"
-        else:
-            body = f"{prefix}{micros},{meta(e, stream_id)}]\n{e._json}"
-        extend((e.id, body))
+    try:
+        for e in events:
+            if e.type is not last_type or e.source is not last_source:  # usually the same
+                last_type, last_source = e.type, e.source
+                prefix = heads[last_type, last_source]
+            since = e.time - epoch  # to_micros(e.time), inlined: a call costs as much again
+            micros = (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds
+            if (e.subject == stream_id and e.sequence is None and e.correlation_id is None
+                    and e.causation_id is None and e.schema_version == 1 and e.actor is None
+                    and e.dataschema is None):
+                body = f"{prefix}{micros}]\n{e._json}"
+            else:
+                body = f"{prefix}{micros},{meta(e, stream_id)}]\n{e._json}"
+            extend((e.id, body))
+    except (AttributeError, TypeError, KeyError):  # the slow branch: say what is wrong
+        _explain_encode(stream_id, events, heads)
+        raise
     return params
+
+
+def _explain_encode(stream_id: object, events: object, heads: object) -> None:
+    """Name the argument :func:`encode_rows` could not use (it has just failed)."""
+    check_stream_id(stream_id)
+    check_instance(events, "events", (list, tuple), "Pass the batch as a list of events.")
+    assert isinstance(events, list | tuple)
+    for i, event in enumerate(events):
+        check_instance(event, f"events[{i}]", Event, "Build one with Event(...).")
+    check_instance(heads, "heads", Mapping, "Pass the store's KindPrefixes.")
+    assert isinstance(heads, Mapping)
+    for event in events:
+        if (event.type, event.source) not in heads:
+            raise InvalidArgument(f"heads has no prefix for (type, source) "
+                                  f"{(event.type, event.source)!r}: pass the store's "
+                                  "KindPrefixes, which adds a kind the first time it is used.")
 
 
 # Rows go in as multi-row INSERTs (``VALUES (...), (...), ...``) of up to 128 rows,
@@ -175,6 +203,12 @@ _INSERTS = {size: _insert_sql(size) for size in (1 << i for i in range(_CHUNK.bi
 def insert_rows(conn: sqlite3.Connection, key: int, position: int, params: list[Any]) -> None:
     """Insert the rows whose parameters are ``params`` (from :func:`encode_rows`), the first
     at ``key + 1`` and global ``position + 1``."""
+    if (type(conn) is not sqlite3.Connection or type(params) is not list
+            or type(key) is not int or type(position) is not int):
+        check_instance(conn, "conn", sqlite3.Connection, "Pass the store's connection.")
+        check_instance(params, "params", list, "Pass what encode_rows returned.")
+        check_number(key, "key", low=0, high=MAX_INTEGER, integer=True)
+        check_number(position, "position", low=0, high=MAX_INTEGER, integer=True)
     count = len(params) // _PER_ROW
     done, size = 0, _CHUNK
     while done < count:
