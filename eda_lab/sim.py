@@ -365,6 +365,14 @@ class Simulation:
                 f"channels={list(self.channels)}, trace_rows={len(self.trace)})")
 
 
+#: What services, runners and relays use of a simulation: the live runtime on a real
+#: broker (:class:`eda_lab.backends.LiveRuntime`) offers the same, in wall-clock time.
+_CLOCK_AND_SERVICES = ("now", "time", "new_id", "schedule", "at", "every", "emitter", "sink")
+
+
 def check_sim(sim: object, name: str = "sim") -> None:
-    """Refuse anything but a :class:`Simulation` where a function needs one."""
+    """Refuse anything but a :class:`Simulation` (or a runtime with the same clock and
+    services, such as :class:`eda_lab.backends.LiveRuntime`) where a function needs one."""
+    if isinstance(sim, Simulation) or all(hasattr(sim, attr) for attr in _CLOCK_AND_SERVICES):
+        return
     check_instance(sim, name, Simulation, "Create one with Simulation(seed=7).")
