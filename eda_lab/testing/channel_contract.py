@@ -1,0 +1,296 @@
+"""The channel contract suite: the simulated channel and the JetStream channel keep
+the same promises, checked by the same tests.
+
+:class:`ChannelContract` holds the tests; it is abstract, and pytest does not collect
+it by itself. A channel's test module subclasses it once and provides
+:meth:`ChannelContract.make_world`, a :class:`ChannelWorld`: how to make topics,
+emitters and sinks, how to let events flow, and how to stop and start a consumer::
+
+    from eda_lab.testing.channel_contract import ChannelContract, SimulatedWorld
+
+    class TestSimulatedChannel(ChannelContract):
+        def make_world(self):
+            return SimulatedWorld()
+
+The promises, each a test below: every key's events reach a group in the order they
+were emitted (with several members, and with a retried event in between); every
+group receives every event exactly once; a handler that raises gets the event again;
+after ``max_deliveries`` failed attempts the event is on the dead-letter topic and
+the group moves on; a consumer that stops and starts again resumes from its
+committed (durable) position: nothing handled twice, nothing skipped. The same
+handler code, the same :class:`~eda_lab.services.Emitter` and
+:class:`~eda_lab.services.Sink`, on both channels.
+
+This module needs ``pytest`` and ``hypothesis`` (the ``test`` extra); nothing in
+:mod:`eda_lab` imports it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from itertools import count
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eda_lab.delivery import DeliveryPolicy
+from eda_lab.events import Event
+from eda_lab.services import Emitter, Sink
+from eda_lab.sim import Simulation
+
+__all__ = ["ChannelContract", "ChannelWorld", "JetStreamWorld", "SimulatedWorld",
+           "keys_in_order"]
+
+#: Fast retries: the contract is about what happens, not how long a backoff lasts.
+QUICK = DeliveryPolicy(max_deliveries=3, backoff=0.01, start="earliest")
+
+
+class _Poison(Exception):
+    """What the dead-letter test's handler raises on its poison event."""
+
+
+class ChannelWorld:
+    """What the contract needs from a channel; subclass it for each backend."""
+
+    def topic(self, name: str, partitions: int) -> Any:
+        """A new topic with ``partitions`` partitions (unique per world)."""
+        raise NotImplementedError
+
+    def emitter(self, name: str) -> Emitter:
+        raise NotImplementedError
+
+    def sink(self, name: str) -> Sink:
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        """Let every event published so far be delivered (retries included)."""
+        raise NotImplementedError
+
+    def stop(self, sink: Sink, group: str) -> None:
+        """Stop ``sink``, the only member of ``group``: it receives nothing meanwhile."""
+        raise NotImplementedError
+
+    def start(self, sink: Sink, group: str) -> None:
+        """Start it again; it resumes from its committed position."""
+        raise NotImplementedError
+
+    def dead_letters(self, topic: Any, group: Any) -> list[Event]:
+        """The events on ``group``'s dead-letter topic."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the world holds (connections, threads)."""
+
+
+class SimulatedWorld(ChannelWorld):
+    """The contract's world on :class:`eda_lab.channel.Channel` (virtual time).
+
+    A stopped consumer is a sink with an hour-long outage from now: what is
+    published meanwhile waits, and is delivered from the committed offset when
+    it is back.
+    """
+
+    def __init__(self) -> None:
+        self.sim = Simulation(seed=1)
+        self.bus = self.sim.channel("bus")
+
+    def topic(self, name: str, partitions: int) -> Any:
+        return self.bus.topic(name, partitions=partitions)
+
+    def emitter(self, name: str) -> Emitter:
+        return self.sim.emitter(name)
+
+    def sink(self, name: str) -> Sink:
+        return self.sim.sink(name)
+
+    def settle(self) -> None:
+        self.sim.run()
+
+    def stop(self, sink: Sink, group: str) -> None:
+        sink.add_outage(self.sim.now, self.sim.now + 3600.0)
+
+    def start(self, sink: Sink, group: str) -> None:
+        """Nothing to do: the outage ends by itself, in virtual time, during settle()."""
+
+    def dead_letters(self, topic: Any, group: Any) -> list[Event]:
+        return list(self.bus.topic(group.dead_letter_topic).events())
+
+
+class JetStreamWorld(ChannelWorld):
+    """The contract's world on :class:`eda_lab.backends.JetStreamChannel` at ``url``.
+
+    Each world is a :class:`~eda_lab.backends.LiveRuntime` with a prefix of its own
+    (its streams are new), memory storage and a short ``ack_wait``. A stopped
+    consumer is ``rt.stop_consumer(group)``; its position stays on the server.
+    """
+
+    _prefixes = count(1)
+
+    def __init__(self, url: str, *, prefix: str = "CONTRACT") -> None:
+        from eda_lab.backends.runtime import LiveRuntime
+        self.rt = LiveRuntime(url, prefix=f"{prefix}{next(self._prefixes)}",
+                              storage="memory", ack_wait=2.0)
+        self.bus = self.rt.channel("bus")
+
+    def topic(self, name: str, partitions: int) -> Any:
+        return self.bus.topic(name, partitions=partitions)
+
+    def emitter(self, name: str) -> Emitter:
+        return self.rt.emitter(name)
+
+    def sink(self, name: str) -> Sink:
+        return self.rt.sink(name)
+
+    def settle(self) -> None:
+        self.rt.run(timeout=20.0)
+
+    def stop(self, sink: Sink, group: str) -> None:
+        self.rt.stop_consumer(group)
+
+    def start(self, sink: Sink, group: str) -> None:
+        self.rt.start_consumer(group)
+
+    def dead_letters(self, topic: Any, group: Any) -> list[Event]:
+        return list(group.dead_topic.events())
+
+    def close(self) -> None:
+        self.rt.close()
+
+
+def keys_in_order(handled: list[Event]) -> dict[str, list[int]]:
+    """Per subject, the ``n`` of each handled event, in the order they were handled."""
+    seen: dict[str, list[int]] = defaultdict(list)
+    for event in handled:
+        seen[event.subject].append(event.data["n"])
+    return dict(seen)
+
+
+def _emit(shop: Emitter, topic: Any, keys: list[str]) -> dict[str, list[int]]:
+    """Emit one event per key in ``keys`` (``n`` counts up); the expected per-key order."""
+    expected: dict[str, list[int]] = defaultdict(list)
+    for n, key in enumerate(keys):
+        shop.emit(topic, "OrderPlaced", subject=key, data={"n": n})
+        expected[key].append(n)
+    return dict(expected)
+
+
+class ChannelContract:
+    """The tests every channel passes; subclass with :meth:`make_world`."""
+
+    _examples = count(1)
+
+    def make_world(self) -> ChannelWorld:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def world(self) -> Iterator[ChannelWorld]:
+        made = self.make_world()
+        try:
+            yield made
+        finally:
+            made.close()
+
+    def test_each_key_keeps_its_order_with_two_members(self, world: ChannelWorld) -> None:
+        topic = world.topic("orders", 4)
+        handled: list[Event] = []
+        for name in ("billing-1", "billing-2"):
+            world.sink(name).subscribe(topic, handled.append, group="billing", policy=QUICK)
+        keys = [f"O-{k % 7}" for k in range(60)]
+        expected = _emit(world.emitter("shop"), topic, keys)
+        world.settle()
+        assert keys_in_order(handled) == expected
+
+    @settings(max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                     HealthCheck.differing_executors])
+    @given(keys=st.lists(st.sampled_from(["A", "B", "C", "D.1", "e 2"]), min_size=1,
+                         max_size=25),
+           partitions=st.integers(1, 3))
+    def test_any_sequence_of_keys_arrives_whole_and_in_order(
+            self, world: ChannelWorld, keys: list[str], partitions: int) -> None:
+        n = next(self._examples)  # each example gets its own topic and services
+        topic = world.topic(f"property{n}", partitions)
+        handled: list[Event] = []
+        world.sink(f"reader{n}").subscribe(topic, handled.append, group="reader",
+                                           policy=QUICK)
+        expected = _emit(world.emitter(f"shop{n}"), topic, keys)
+        world.settle()
+        assert keys_in_order(handled) == expected
+
+    def test_every_group_receives_every_event_once(self, world: ChannelWorld) -> None:
+        topic = world.topic("orders", 3)
+        got: dict[str, list[Event]] = {}
+        for group in ("billing", "shipping", "audit"):
+            got[group] = []
+            world.sink(group).subscribe(topic, got[group].append, group=group, policy=QUICK)
+        shop = world.emitter("shop")
+        ids = [shop.emit(topic, "OrderPlaced", subject=f"O-{n % 5}", data={"n": n}).id
+               for n in range(40)]
+        world.settle()
+        for group, seen in got.items():
+            assert Counter(e.id for e in seen) == Counter(ids), group
+
+    def test_a_failing_handler_gets_the_event_again_in_order(self, world: ChannelWorld
+                                                              ) -> None:
+        topic = world.topic("orders", 2)
+        attempts: Counter[int] = Counter()
+        handled: list[Event] = []
+
+        def flaky(event: Event) -> None:
+            n = event.data["n"]
+            attempts[n] += 1
+            if n % 4 == 1 and attempts[n] == 1:
+                raise ConnectionError(f"payment service timed out on {n}")
+            handled.append(event)
+
+        world.sink("billing").subscribe(topic, flaky, group="billing", policy=QUICK)
+        expected = _emit(world.emitter("shop"), topic, [f"O-{n % 3}" for n in range(20)])
+        world.settle()
+        assert keys_in_order(handled) == expected
+        assert {n for n, count in attempts.items() if count == 2} == {1, 5, 9, 13, 17}
+        assert set(attempts.values()) == {1, 2}
+
+    def test_dead_letters_after_max_deliveries(self, world: ChannelWorld) -> None:
+        topic = world.topic("orders", 2)
+        attempts: Counter[str] = Counter()
+        handled: list[str] = []
+
+        def picky(event: Event) -> None:
+            attempts[event.subject] += 1
+            if event.subject == "poison":
+                raise _Poison("cannot parse this order")
+            handled.append(event.subject)
+
+        group = world.sink("billing").subscribe(topic, picky, group="billing", policy=QUICK)
+        shop = world.emitter("shop")
+        shop.emit(topic, "OrderPlaced", subject="O-1", data={"n": 0})
+        bad = shop.emit(topic, "OrderPlaced", subject="poison", data={"n": 1})
+        shop.emit(topic, "OrderPlaced", subject="O-2", data={"n": 2})
+        world.settle()
+        assert attempts["poison"] == QUICK.max_deliveries
+        assert sorted(handled) == ["O-1", "O-2"]
+        assert [e.id for e in world.dead_letters(topic, group)] == [bad.id]
+        assert group.dead_letters == 1
+
+    def test_a_restarted_consumer_resumes_from_its_position(self, world: ChannelWorld
+                                                             ) -> None:
+        topic = world.topic("orders", 2)
+        handled: list[Event] = []
+        sink = world.sink("billing")
+        sink.subscribe(topic, handled.append, group="billing", policy=QUICK)
+        shop = world.emitter("shop")
+        keys = [f"O-{n % 3}" for n in range(12)]
+        first = _emit(shop, topic, keys[:6])
+        world.settle()
+        assert keys_in_order(handled) == first
+        world.stop(sink, "billing")
+        for n, key in enumerate(keys[6:], start=6):
+            shop.emit(topic, "OrderPlaced", subject=key, data={"n": n})
+        world.start(sink, "billing")
+        world.settle()
+        ns = [e.data["n"] for e in handled]
+        assert sorted(ns) == list(range(12))  # each once: none skipped, none twice
+        assert keys_in_order(handled) == {
+            key: [n for n, k in enumerate(keys) if k == key] for key in set(keys)}

