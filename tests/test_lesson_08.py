@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -21,6 +22,10 @@ from eda_lab.lessons.n08_events_on_a_real_broker import (
     connect_broker,
     masked,
 )
+from eda_lab.notebook import read_records
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "08_events_on_a_real_broker.ipynb"
 
 
 @pytest.fixture
@@ -162,3 +167,30 @@ def test_08_1_a_wrong_prediction_gets_a_hint_without_the_answer(answer: int, hin
 def test_08_1_refuses_an_answer_that_is_not_an_int(answer: object) -> None:
     result = check("08.1", answer, quiet=True)
     assert not result and "correct" not in result.message
+
+
+# -- the notebook without a server ----------------------------------------------------------
+@pytest.mark.notebooks
+def test_the_notebook_skips_its_live_cells_when_no_server_answers(
+        closed_port: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import nbformat
+    import papermill
+
+    monkeypatch.setenv(NATS_URL_VARIABLE, f"nats://127.0.0.1:{closed_port}")
+    output = tmp_path / NOTEBOOK.name
+    papermill.execute_notebook(str(NOTEBOOK), str(output), parameters={"N_ORDERS": 3},
+                               progress_bar=False, cwd=str(NOTEBOOK.parent))
+    nb = nbformat.read(str(output), as_version=4)
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    text = "".join(out.get("text", "") for out in outputs if out.output_type == "stream")
+    assert "No NATS server" in text and "does not answer" in text
+    live_cells = [cell for cell in nb.cells if cell.cell_type == "code"
+                  and "if broker.live" in cell.source]
+    assert len(live_cells) >= 4
+    for cell in live_cells:
+        printed = "".join(out.get("text", "") for out in cell.outputs)
+        assert "(skipped: no NATS server" in printed, cell.source[:200]
+    records = read_records(output)
+    assert records["live"] is False and records["handled_after_restart"] is None
+    assert records["same_read_model"] is None

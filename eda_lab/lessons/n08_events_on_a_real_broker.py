@@ -215,3 +215,4 @@ def _handled_after_restart(answer: int) -> str:
                 "What happened to the orders placed while billing was stopped?")
     return ("not quite. Count the events billing has not acknowledged when it starts "
             "again: those, and only those, are still to be delivered to its group.")
+
