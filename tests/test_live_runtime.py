@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Iterator
 
 import pandas as pd
 import pytest
 
 from eda_lab.backends import LiveRuntime, NatsServer
+from eda_lab.charts import events_over_time, timeline
 from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
 from eda_lab.events import Event
+from eda_lab.flow import flow_graph
 from eda_lab.sim import Simulation
 from eda_lab.testing.channel_contract import needs_nats_server, server_fixture
 
@@ -66,6 +69,14 @@ def test_the_same_services_run_live_and_the_trace_has_the_simulations_columns(
     assert ((frame["t"] >= 0) & (frame["t"] < 30)).all()  # wall seconds since the start
     delivered = frame[frame["kind"] == "deliver"]
     assert (delivered["latency"] >= 0).all() and (delivered["latency"] < 20).all()
+    # the simulation's charts and flow graph read a live trace
+    bars = next(iter(timeline(frame).to_dict()["datasets"].values()))
+    assert len(bars) == 40 and all(b["emitted"] <= b["delivered"] for b in bars)
+    assert events_over_time(frame).to_dict()["mark"]
+    edges = flow_graph(frame).edges
+    assert set(zip(edges["source"], edges["target"], edges["count"], strict=True)) == {
+        ("service:shop", "event:OrderPlaced", 20), ("event:OrderPlaced", "service:billing", 20),
+        ("service:billing", "event:InvoiceSent", 20), ("event:InvoiceSent", "service:books", 20)}
 
 
 def test_run_inside_a_running_event_loop_as_in_jupyter(rt: LiveRuntime) -> None:
@@ -148,3 +159,58 @@ def test_a_server_that_is_not_there_is_named(server: NatsServer) -> None:
 def test_frame_is_a_dataframe_even_before_anything_happened(rt: LiveRuntime) -> None:
     frame = rt.frame()
     assert isinstance(frame, pd.DataFrame) and frame.empty
+
+
+def test_stopping_a_consumer_that_waits_to_retry_gives_the_event_back(rt: LiveRuntime
+                                                                      ) -> None:
+    topic = rt.channel("bus").topic("orders")
+    attempts: list[int] = []
+    healthy: list[bool] = []
+
+    def handler(event: Event) -> None:
+        attempts.append(event.data["n"])
+        if not healthy:
+            raise ConnectionError("the database is down")
+
+    rt.sink("billing").subscribe(topic, handler, group="billing", backoff=60.0)
+    rt.emitter("shop").emit(topic, "OrderPlaced", subject="O-1", data={"n": 1})
+    rt.run(timeout=10.0, until=lambda: bool(attempts))
+    began = time.monotonic()
+    rt.stop_consumer("billing")  # it waits 60 s for its retry: the stop does not
+    assert time.monotonic() - began < 5.0
+    group = rt.groups("billing")[0]
+    assert group.lag() == 1  # back on the server, not lost
+    healthy.append(True)
+    rt.start_consumer("billing")
+    rt.run(timeout=10.0)
+    assert attempts == [1, 1] and group.lag() == 0
+    retry = rt.frame().query("kind == 'retry'")
+    assert list(retry["detail"].str.contains("retry in 60s")) == [True]
+
+
+def test_delete_topics_removes_the_runtimes_streams(rt: LiveRuntime) -> None:
+    topic = rt.channel("bus").topic("orders")
+    group = rt.sink("billing").subscribe(topic, lambda e: None, group="billing")
+    rt.emitter("shop").emit(topic, "OrderPlaced", subject="O-1")
+    assert group.dead_topic is not None
+    assert set(rt.delete_topics()) == {topic.stream, group.dead_topic.stream}
+    assert not group.running
+    assert rt.channel("bus").topics == {}
+    assert len(rt.channel("bus").topic("orders")) == 0  # a new, empty stream
+
+
+def test_the_class_servers_url_comes_from_the_environment(
+        server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDA_LAB_NATS_URL", server.url)
+    with LiveRuntime(prefix=f"RT{next(_prefixes)}", storage="memory") as runtime:
+        assert runtime.url == server.url
+    monkeypatch.delenv("EDA_LAB_NATS_URL")
+    with pytest.raises(InvalidArgument, match="EDA_LAB_NATS_URL"):
+        LiveRuntime()
+
+
+def test_credentials_in_the_url_are_never_shown() -> None:
+    from eda_lab.backends import JetStreamUnavailable
+    with pytest.raises(JetStreamUnavailable) as caught:
+        LiveRuntime("nats://alice:s3cret@127.0.0.1:1", timeout=1.0)
+    assert "s3cret" not in str(caught.value) and "***@127.0.0.1:1" in str(caught.value)

@@ -30,12 +30,12 @@ How the simulated channel maps onto JetStream:
   handlers.
 * **Redelivery.** A handler that raises is called again after the policy's backoff
   (``backoff``, doubling), up to ``max_deliveries`` attempts; meanwhile the consumer
-  keeps the message and tells the server it is still working on it, so nothing
-  overtakes it (the simulation's partition blocks the same way; here the whole
-  group waits). Then the event is published to the dead-letter topic
-  (``policy.dead_letter_topic``, a stream like any other) and acknowledged. A
-  message the server redelivers (after a crash, once ``ack_wait`` has passed)
-  counts the server's deliveries as attempts.
+  keeps the message, tells the server it is still working on it, and holds back
+  the later events of *that partition* behind it (they queue, in order), while the
+  other partitions go on: as the simulation's partition blocks. Then the event is
+  published to the dead-letter topic (``policy.dead_letter_topic``, a stream like any
+  other) and acknowledged. A message the server redelivers (after a crash, once
+  ``ack_wait`` has passed) counts the server's deliveries as attempts.
 * **Members.** Sinks subscribing with the same group in one runtime share the
   partitions as in the simulation (partition ``p`` goes to member ``p % members``).
   Runtimes in *other* processes binding the same group share its one durable
@@ -50,11 +50,13 @@ How the simulated channel maps onto JetStream:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
 import time
 import zlib
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
@@ -206,8 +208,10 @@ class JetStreamTopic:
         return f"{self.stream}.{self.partition_of(event.subject)}.{key}"
 
     def partition_in(self, nats_subject: str) -> int:
-        """The partition written in a message's NATS subject."""
-        return int(nats_subject[self._cut:].split(".", 1)[0])
+        """The partition written in a message's NATS subject (0 if there is none: a
+        message that some other program published on the stream)."""
+        token = nats_subject[self._cut:].split(".", 1)[0]
+        return int(token) if token.isdigit() else 0
 
     # -- publishing ------------------------------------------------------------------
     def publish(self, event: Event, by: Emitter) -> tuple[int, int]:
@@ -303,7 +307,11 @@ class JetStreamGroup:
         self.dead_letters = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._busy = False
+        #: Per partition waiting for a retry: the messages queued behind it, and the task.
+        self._waiting: dict[int, deque[Msg]] = {}
+        self._retrying: dict[int, asyncio.Future[None]] = {}
 
     def member_for(self, partition: int) -> tuple[Sink, Handler]:
         """The member that owns ``partition``: partitions are shared round-robin."""
@@ -348,6 +356,7 @@ class JetStreamGroup:
     async def _start(self, start_at: int | None = None) -> None:
         psub = await self._bind(start_at)
         self._stopping = False
+        self._stopped.clear()
         self._task = asyncio.ensure_future(self._consume(psub))
 
     def stop(self) -> None:
@@ -357,6 +366,7 @@ class JetStreamGroup:
 
     async def _stop(self) -> None:
         self._stopping = True
+        self._stopped.set()  # (wakes a retry that waits for its backoff)
         task = self._task
         if task is not None:
             await asyncio.wait_for(asyncio.shield(task), FETCH_WAIT * 4 + self.runtime.timeout)
@@ -390,20 +400,33 @@ class JetStreamGroup:
                     continue
                 self._busy = True
                 try:
-                    for i, msg in enumerate(msgs):
-                        if self.stopping:  # back to the server, for the next consumer
-                            await asyncio.gather(*(m.nak() for m in msgs[i:]),
-                                                 return_exceptions=True)
-                            break
-                        await self._handle(msg)
+                    await self._dispatch(msgs)
                 finally:
                     self._busy = False
         finally:
+            if self._retrying:  # stopped: they give their events back
+                await asyncio.gather(*self._retrying.values(), return_exceptions=True)
             await psub.unsubscribe()
+
+    async def _dispatch(self, msgs: list[Msg]) -> None:
+        """Handle a batch in order; an event of a partition that waits for a retry
+        queues behind it (other partitions go on)."""
+        waiting = self._waiting
+        for i, msg in enumerate(msgs):
+            if self.stopping:  # back to the server, for the next consumer
+                await asyncio.gather(*(m.nak() for m in msgs[i:]), return_exceptions=True)
+                return
+            p = self.topic.partition_in(msg.subject)
+            if p in waiting:
+                waiting[p].append(msg)
+                continue
+            # an ack or emit lost with the connection: the server redelivers the event
+            with contextlib.suppress(*_TRANSIENT):
+                await self._handle(msg, p)
 
     async def settled(self) -> bool:
         """Has the group handled and acknowledged everything on its stream?"""
-        if self._busy:
+        if self._busy or self._retrying:
             return False
         info = await self.runtime.js.consumer_info(self.topic.stream, self.durable)
         return bool(info.num_pending == 0 and info.num_ack_pending == 0 and not self._busy)
@@ -422,13 +445,16 @@ class JetStreamGroup:
                                        topic.channel.name, topic.name, p, seq, event,
                                        latency, outcome, detail, "", "", None))
 
-    async def _handle(self, msg: Msg) -> None:
-        """Handle one message: call the handler (again after a failure), then ack."""
+    async def _handle(self, msg: Msg, p: int, *, inline: bool = False) -> None:
+        """Handle one message of partition ``p``: decode it, call the handler, ack.
+
+        A failure that needs a retry hands the partition to :meth:`_retry` (its later
+        events queue behind) unless ``inline``: then the retry is waited for here.
+        """
         topic, runtime = self.topic, self.runtime
         attempt, seq = _delivery(msg)
         try:  # (a message is at most max_payload, 1 MB by default: no size check needed)
             event = Event.from_dict(json.loads(msg.data))
-            p = topic.partition_in(msg.subject)
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             runtime.trace.record(runtime.now, "dead_letter", self.name,
                                  channel=topic.channel.name, topic=topic.name, offset=seq,
@@ -437,6 +463,12 @@ class JetStreamGroup:
                                         f"({type(exc).__name__}: {exc}); terminated")
             await msg.term()
             return
+        await self._attempts(msg, event, p, seq, attempt, inline=inline)
+
+    async def _attempts(self, msg: Msg, event: Event, p: int, seq: int, attempt: int, *,
+                        inline: bool) -> None:
+        """Call the handler until it succeeds (ack), or the event is dead-lettered."""
+        runtime = self.runtime
         while True:
             sink, handler = self.members[p % len(self.members)]
             if attempt > 1:
@@ -459,9 +491,38 @@ class JetStreamGroup:
                           "" if attempt == 1 else f"attempt {attempt}")
                 await msg.ack()
                 return
-            if not await self._failed(msg, sink, event, p, seq, attempt, error):
+            delay = await self._failed(msg, sink, event, p, seq, attempt, error)
+            if delay is None:
+                return
+            if not inline:
+                self._waiting[p] = deque()
+                self._retrying[p] = asyncio.ensure_future(
+                    self._retry(msg, event, p, seq, attempt, delay))
+                return
+            if not await self._wait(msg, delay):
+                await msg.nak()  # stopped while waiting: the event goes back to the server
                 return
             attempt += 1
+
+    async def _retry(self, msg: Msg, event: Event, p: int, seq: int, attempt: int,
+                     delay: float) -> None:
+        """Partition ``p`` waits for the retry of ``msg``, then handles what queued
+        behind it, in order; other partitions go on meanwhile."""
+        waiting = self._waiting[p]
+        try:
+            with contextlib.suppress(*_TRANSIENT):
+                if await self._wait(msg, delay):
+                    await self._attempts(msg, event, p, seq, attempt + 1, inline=True)
+                else:
+                    await msg.nak()
+                while waiting:
+                    queued = waiting.popleft()
+                    if self._stopping:
+                        await queued.nak()
+                    else:
+                        await self._handle(queued, p, inline=True)
+        finally:
+            del self._waiting[p], self._retrying[p]
 
     async def _emitted(self, error: BaseException | None) -> BaseException | None:
         """Wait for the handler's emits to be stored; the first failure, if any."""
@@ -472,32 +533,36 @@ class JetStreamGroup:
         return error if error is not None or not failed else failed[0]
 
     async def _failed(self, msg: Msg, sink: Sink, event: Event, p: int, seq: int,
-                      attempt: int, exc: BaseException) -> bool:
-        """Record a failed attempt; True to try again (after the backoff), False when
-        the event went to the dead-letter topic."""
+                      attempt: int, exc: BaseException) -> float | None:
+        """Record a failed attempt; the seconds to wait before the next one, or None
+        when the event went to the dead-letter topic."""
         message = f"{type(exc).__name__}: {exc}"
         if attempt < self.policy.max_deliveries:
             delay = backoff_delay(self.policy.backoff, attempt)
             self._row("retry", sink.name, event, p, seq, "error",
                       f"attempt {attempt} failed ({message}); retry in {delay:g}s")
-            await self._wait(msg, delay)
-            return True
+            return delay
         self._row("dead_letter", sink.name, event, p, seq, "dead_letter",
                   f"gave up after {attempt} attempts ({message})")
         self.dead_letters += 1
         assert self.dead_topic is not None
         await self.dead_topic.publish_async(event, Emitter(sink.sim, sink.name))
         await msg.ack()
-        return False
+        return None
 
-    async def _wait(self, msg: Msg, delay: float) -> None:
-        """Sleep ``delay`` seconds, telling the server meanwhile that ``msg`` is in hand."""
+    async def _wait(self, msg: Msg, delay: float) -> bool:
+        """Wait ``delay`` seconds, telling the server meanwhile that ``msg`` is in hand;
+        False if the group was stopped during the wait."""
         beat = self.runtime.ack_wait / 3
         end = time.monotonic() + delay
         while (left := end - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, beat))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), min(left, beat))
+            if self._stopped.is_set():
+                return False
             if time.monotonic() < end:
                 await msg.in_progress()
+        return True
 
     def __repr__(self) -> str:
         return (f"JetStreamGroup({self.name!r} on {self.topic.name}, "

@@ -52,7 +52,29 @@ forever (``every`` without ``until``) does not keep :meth:`~LiveRuntime.run` goi
 **Isolation.** ``prefix`` starts every stream name this runtime creates (default
 ``EDA_LAB_LIVE``). Two runtimes with the same prefix and channel share topics and
 consumer groups, in one process or many: that is how services in separate processes
-talk. Give each notebook or test its own prefix to keep them apart.
+talk. Give each notebook or test its own prefix to keep them apart. Streams outlive
+the runtime (that is the point of a broker); :meth:`~LiveRuntime.delete_topics`
+removes this runtime's topics from a shared class server when a lesson is done.
+
+**The names at a glance** (the simulation's, unless said otherwise):
+
+* ``rt.channel(name, partitions=, policy=)`` → :class:`~eda_lab.backends.JetStreamChannel`;
+  ``channel.topic(name, partitions=)`` → :class:`~eda_lab.backends.JetStreamTopic`
+  (``topic.publish``, ``topic.events(start)``, ``len(topic)``, ``topic.stream``);
+* ``rt.emitter(name)``, ``rt.sink(name)``: the simulation's own classes;
+  ``sink.subscribe(topic, handler, group=..., policy=...)`` →
+  :class:`~eda_lab.backends.JetStreamGroup` (``group.lag()``, ``group.seek(position)``,
+  ``group.handled``, ``group.dead_letters``, ``group.dead_topic``);
+* ``rt.run(timeout, until=)``, ``await rt.run_async(timeout, until=)``, ``rt.frame()``,
+  ``rt.now``, ``rt.handled``;
+* ``rt.stop_consumer(group)``, ``rt.start_consumer(group)``, ``rt.groups(name)``;
+* ``rt.every``, ``rt.at``, ``rt.schedule``; ``rt.projection_runner(store, projections)``,
+  ``rt.outbox_relay(db, topic)``;
+* ``rt.close()`` (or ``with``), ``rt.delete_topics()``.
+
+What a live run does not have: service outages (``sim.outage``; stop a consumer, or
+the server, instead), rebalancing by ``join``/``leave``, and the policy's simulated
+``latency``, ``service_time`` and ``commit_every`` (see :mod:`eda_lab.backends.channel`).
 """
 
 from __future__ import annotations
@@ -348,6 +370,21 @@ class LiveRuntime:
         """Start the consumers of ``group`` again, from their durable position."""
         for found in self.groups(group):
             found.start()
+
+    def delete_topics(self) -> list[str]:
+        """Delete the streams of every topic this runtime opened, with their events and
+        consumer groups (on a shared server, other runtimes using them lose them too).
+        Stops this runtime's consumers first; returns the deleted stream names."""
+        for group in self.groups():
+            group.stop()
+        topics = [t for channel in self.channels.values() for t in channel.topics.values()]
+        async def delete() -> None:
+            await asyncio.gather(*(self.js.delete_stream(t.stream) for t in topics))
+
+        self.call(delete())
+        for channel in self.channels.values():
+            channel.topics.clear()
+        return [t.stream for t in topics]
 
     # -- services from other modules, on this runtime -------------------------------------
     def projection_runner(self, store: EventStore, projections: Iterable[Projection],

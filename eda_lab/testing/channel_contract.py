@@ -36,6 +36,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from eda_lab.channel import partition_for
 from eda_lab.delivery import DeliveryPolicy
 from eda_lab.events import Event
 from eda_lab.services import Emitter, Sink
@@ -304,6 +305,28 @@ class ChannelContract:
         assert keys_in_order(handled) == expected
         assert {n for n, count in attempts.items() if count == 2} == {1, 5, 9, 13, 17}
         assert set(attempts.values()) == {1, 2}
+
+    def test_a_retry_holds_back_only_its_own_partition(self, world: ChannelWorld) -> None:
+        topic = world.topic("orders", 2)
+        slow, fast = "O-1", next(f"O-{k}" for k in range(2, 99)
+                                 if partition_for(f"O-{k}", 2) != partition_for("O-1", 2))
+        handled: list[Event] = []
+        failed: list[int] = []
+
+        def once_flaky(event: Event) -> None:
+            if event.subject == slow and not failed:
+                failed.append(event.data["n"])
+                raise ConnectionError("payment service timed out")
+            handled.append(event)
+
+        world.sink("billing").subscribe(topic, once_flaky, group="billing",
+                                        policy=QUICK.but(backoff=0.5))
+        keys = [slow, slow, fast, fast, fast]
+        expected = _emit(world.emitter("shop"), topic, keys)
+        world.settle()
+        assert keys_in_order(handled) == expected
+        # the other partition did not wait for the retry; the slow key's second event did
+        assert [e.subject for e in handled] == [fast, fast, fast, slow, slow]
 
     def test_dead_letters_after_max_deliveries(self, world: ChannelWorld) -> None:
         topic = world.topic("orders", 2)
