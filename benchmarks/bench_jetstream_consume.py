@@ -35,6 +35,7 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import nats
@@ -95,16 +96,24 @@ async def _raw_consume(url: str, stream: str, events: int) -> float:
         await nc.close()
 
 
-def measure_consume(url: str, events: int) -> dict[str, float]:
-    """One repetition: events/s consumed with acks by eda_lab and by raw nats-py."""
-    if type(events) is not int or events < 1:
-        raise ValueError(f"events must be an int >= 1, got {events!r}")
+def measure_consume(url: str, events: int | Sequence[Event]) -> dict[str, float]:
+    """One repetition: events/s consumed with acks by eda_lab and by raw nats-py.
+
+    ``events``: how many (order events made here), or the events themselves (the
+    same payloads as another benchmark of the run).
+    """
+    if isinstance(events, int):
+        if type(events) is not int or events < 1:
+            raise ValueError(f"events must be an int >= 1, got {events!r}")
+    elif not events or not all(isinstance(e, Event) for e in events):
+        raise ValueError("events must be an int >= 1 or a non-empty list of Events")
     run = next(_runs)
     with LiveRuntime(url, prefix=f"BENCH{run}x{time.time_ns() % 10**9}",
                      storage="memory") as rt:
         topic = rt.channel("bus", partitions=4).topic("orders")
         raw = rt.channel("raw", partitions=4).topic("orders")
-        payloads = _payloads(rt, events)
+        payloads = _payloads(rt, events) if isinstance(events, int) else list(events)
+        count_ = len(payloads)
         asyncio.run(_fill(url, [topic.nats_subject(e) for e in payloads], payloads))
         asyncio.run(_fill(url, [raw.nats_subject(e) for e in payloads], payloads))
         handled = [0]
@@ -115,10 +124,10 @@ def measure_consume(url: str, events: int) -> dict[str, float]:
         began = time.perf_counter()
         rt.sink("billing").subscribe(topic, count, group="billing",
                                      policy=DeliveryPolicy(start="earliest"))
-        rt.run(timeout=600.0, until=lambda: handled[0] >= events)
-        eda_lab = events / (time.perf_counter() - began)
+        rt.run(timeout=600.0, until=lambda: handled[0] >= count_)
+        eda_lab = count_ / (time.perf_counter() - began)
         rt.stop_consumer("billing")
-        raw_nats = asyncio.run(_raw_consume(url, raw.stream, events))
+        raw_nats = asyncio.run(_raw_consume(url, raw.stream, count_))
     return {"eda_lab": eda_lab, "raw_nats": raw_nats}
 
 

@@ -1,6 +1,7 @@
 """``eda-lab``: the command line for running a class.
 
-Five subcommands, each a thin layer over papermill and nbformat:
+Subcommands, each a thin layer over papermill and nbformat (and ``nats``, over
+:mod:`eda_lab.backends.nats_server`):
 
 ``eda-lab list``
     The notebooks in learning order, their titles and their parameters with defaults.
@@ -19,6 +20,10 @@ Five subcommands, each a thin layer over papermill and nbformat:
     every cell runs. ``--json`` prints one object per exercise.
 ``eda-lab exercises [--json]``
     Every exercise: its id, notebook, kind (build, predict, concept) and question.
+``eda-lab nats [--host H] [--port P] [--store-dir DIR] [--user U --password P | --token T]``
+    A NATS JetStream server for a class, until Ctrl-C: prints the URL students use
+    and the ``export EDA_LAB_NATS_URL=...`` line, with a placeholder for the secret
+    (never the secret itself).
 ``eda-lab workspace [--dir workspace] [--reset NN]``
     The learner's workspace that ``make lab`` opens: a student copy of every lesson
     that keeps the lesson's outputs, trusted, plus the contents page. A copy that is
@@ -1050,6 +1055,24 @@ def _cmd_exercises(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_nats(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from eda_lab.backends.nats_server import NatsServer, serve
+
+    server = NatsServer(args.store_dir, host=args.host, port=args.port, user=args.user,
+                        password=args.password, token=args.token)
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return serve(server, stop, lambda line: print(line, flush=True))
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``eda-lab`` (list, run, student, check, exercises)."""
     parser = argparse.ArgumentParser(
@@ -1111,6 +1134,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_exercises.add_argument("--json", action="store_true",
                              help="print a JSON array, one object per exercise")
     p_exercises.set_defaults(func=_cmd_exercises)
+
+    p_nats = sub.add_parser("nats", help="a JetStream server for a class, until Ctrl-C")
+    p_nats.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1, this machine only; "
+                             "0.0.0.0 for students on the network)")
+    p_nats.add_argument("--port", type=int, default=4222, help="client port (default 4222)")
+    p_nats.add_argument("--store-dir", default=None, metavar="DIR",
+                        help="keep JetStream's data in DIR (default: a temporary folder, "
+                             "deleted when the server stops)")
+    p_nats.add_argument("--user", default=None, help="require this user name ...")
+    p_nats.add_argument("--password", default=None, help="... and this password")
+    p_nats.add_argument("--token", default=None, help="or require this token")
+    p_nats.set_defaults(func=_cmd_nats)
     return parser
 
 

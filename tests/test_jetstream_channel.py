@@ -26,7 +26,8 @@ from eda_lab.backends import (
     NatsServer,
 )
 from eda_lab.cqrs import ProjectionRunner
-from eda_lab.errors import InvalidArgument
+from eda_lab.delivery import DeliveryPolicy
+from eda_lab.errors import InvalidArgument, WrongArgumentType
 from eda_lab.events import Event
 from eda_lab.failures import OrderDatabase, OrderService
 from eda_lab.projections import OrdersByCustomer
@@ -173,8 +174,15 @@ def test_names_and_settings_are_checked(rt: LiveRuntime) -> None:
         rt.channel("")
     with pytest.raises(InvalidArgument, match="at least one partition"):
         rt.channel("bus").topic("orders", partitions=0)
-    with pytest.raises(InvalidArgument, match="DeliveryPolicy"):
+    with pytest.raises(WrongArgumentType, match="DeliveryPolicy"):
         JetStreamChannel(rt, "x", policy="fast")  # type: ignore[arg-type]
+    topic = rt.channel("bus").topic("orders")
+    with pytest.raises(WrongArgumentType, match="an Event and the Emitter"):
+        topic.publish({"type": "OrderPlaced"}, rt.emitter("shop"))  # type: ignore[arg-type]
+    with pytest.raises(WrongArgumentType, match="a handler is a function"):
+        rt.sink("billing").subscribe(topic, "print")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="consumer group needs a non-empty name"):
+        topic.subscribe(rt.sink("audit"), print, group=" ", policy=DeliveryPolicy())
     with pytest.raises(ChannelConflict, match="partitions=1"):
         rt.channel("bus", partitions=3)
     odd = rt.channel("bus").topic("orders.dead letters")
@@ -208,8 +216,10 @@ def test_consumers_heal_after_the_server_is_killed_and_restarted(tmp_path: Path)
                                                  start="earliest")
             rt.run(timeout=20.0, until=lambda: bool(killed))
             assert killed == [21]  # 39 stored events were not handled yet
-            with pytest.raises(JetStreamUnavailable):  # within the runtime's deadline
+            began = time.monotonic()
+            with pytest.raises(JetStreamUnavailable, match="no answer from the NATS server"):
                 shop.emit(topic, "OrderPlaced", subject="O-0", data={"n": 60})
+            assert time.monotonic() - began < 3 * rt.timeout  # its deadline, not for ever
             server.restart()
             stored += [emit_when_back(shop, topic, n) for n in range(61, 80)]
             rt.run(timeout=30.0, until=lambda: {e.id for e in stored} <= applied.keys())

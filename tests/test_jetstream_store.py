@@ -169,6 +169,18 @@ def test_two_processes_retrying_never_lose_or_duplicate(server: NatsServer) -> N
     assert_no_write_lost_or_doubled(open_store(server.url, name).read("counter"), count)
 
 
+def test_a_store_called_inside_a_running_event_loop(server: NatsServer) -> None:
+    """As in a Jupyter cell, whose thread runs an event loop already."""
+    store = open_store(server.url)
+
+    async def cell() -> int:
+        store.append("O-1", [ev(1), ev(2)], expected_version=0)
+        return store.version("O-1")
+
+    assert asyncio.run(cell()) == 2
+    assert store.version("O-1") == 2  # and outside it again
+
+
 def test_the_pattern_code_runs_unchanged(server: NatsServer) -> None:
     repo = Repository(open_store(server.url), Order)
     order = repo.create("O-7")
@@ -287,7 +299,8 @@ def test_a_stopped_server_is_reported_not_waited_for(tmp_path: Path) -> None:
     store = open_store(running.url, timeout=0.5)
     store.append("O-1", [ev(1)])
     running.stop()
-    with pytest.raises(JetStreamUnavailable, match="retry the same events") as info:
+    with pytest.raises(JetStreamUnavailable, match=r"Retry when the server is back: this "
+                       r"object reconnects by itself\.") as info:
         store.append("O-1", [ev(2)])
     assert isinstance(info.value, EdaLabError)
     with pytest.raises(JetStreamUnavailable):

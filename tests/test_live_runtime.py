@@ -140,7 +140,7 @@ def test_arguments_are_checked_with_named_errors(rt: LiveRuntime, server: NatsSe
         LiveRuntime(server.url, prefix="has space")
     with pytest.raises(WrongArgumentType, match="number of seconds"):
         rt.run(timeout="soon")  # type: ignore[arg-type]
-    with pytest.raises(WrongArgumentType, match="until must be a function"):
+    with pytest.raises(WrongArgumentType, match="until is a runtime second or a function"):
         rt.run(until=True)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match="already exists"):
         rt.sink("a"), rt.sink("a")
@@ -214,3 +214,38 @@ def test_credentials_in_the_url_are_never_shown() -> None:
     with pytest.raises(JetStreamUnavailable) as caught:
         LiveRuntime("nats://alice:s3cret@127.0.0.1:1", timeout=1.0)
     assert "s3cret" not in str(caught.value) and "***@127.0.0.1:1" in str(caught.value)
+
+
+def test_an_outage_stops_a_sinks_consumers_and_they_resume(rt: LiveRuntime) -> None:
+    topic = rt.channel("bus").topic("orders")
+    got: list[int] = []
+    billing = rt.sink("billing")
+    group = billing.subscribe(topic, lambda e: got.append(e.data["n"]), group="billing")
+    rt.outage(billing, rt.now, rt.now + 0.4)
+    rt.run(until=rt.now + 0.05)  # a runtime second, as sim.run(until=t): the outage began
+    assert not group.running
+    shop = rt.emitter("shop")
+    for n in range(3):
+        shop.emit(topic, "OrderPlaced", subject="O-1", data={"n": n})
+    assert group.lag() == 3 and got == []
+    rt.run(timeout=10.0)  # the recovery is a pending timer: the run waits for it
+    assert got == [0, 1, 2] and group.running
+    kinds = list(rt.frame()["kind"])
+    assert kinds.index("outage") < kinds.index("emit") < kinds.index("recover")
+    with pytest.raises(EdaLabError, match="no service 'biling'"):
+        rt.outage("biling", 0, 1)
+    with pytest.raises(InvalidArgument, match="end after it starts"):
+        rt.outage("billing", 2, 1)
+
+
+def test_a_consumer_that_breaks_says_so_in_the_trace(rt: LiveRuntime) -> None:
+    topic = rt.channel("bus").topic("orders")
+    billing = rt.sink("billing")
+    group = billing.subscribe(topic, lambda e: None, group="billing")
+    group.members.clear()  # a broken group: nobody to hand an event to
+    rt.emitter("shop").emit(topic, "OrderPlaced", subject="O-1")
+    rt.run(timeout=10.0, until=lambda: not group.running)
+    crash = rt.frame().query("kind == 'crash'")
+    assert list(crash["service"]) == ["billing"]
+    assert "ZeroDivisionError" in crash["detail"].iloc[0]
+    assert group.lag() == 1  # the event is still on the server

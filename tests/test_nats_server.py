@@ -9,10 +9,12 @@ The URL helpers (masking, the environment variable, the backoff) are checked alo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import re
 import socket
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from eda_lab.backends.connection import (
     ENV_VAR,
     FIRST_DELAY,
     MAX_DELAY,
+    LoopRunner,
     connect,
     mask_url,
     nats_url,
@@ -253,3 +256,46 @@ def test_the_reconnect_backoff_doubles_up_to_its_cap(attempt: int) -> None:
 def test_the_reconnect_backoff_checks_its_argument(bad: Any) -> None:
     with pytest.raises(InvalidArgument, match="attempt"):
         reconnect_delay(bad)
+
+
+# -- the loop runner behind the synchronous stores -------------------------------------------------
+def test_the_loop_runner_runs_calls_from_any_thread_and_inside_a_running_loop() -> None:
+    runner = LoopRunner("test-runner", idle=0.01)
+    try:
+        async def where() -> str:
+            await asyncio.sleep(0)
+            return threading.current_thread().name
+
+        assert runner.run(where()) == threading.current_thread().name  # the caller runs it
+
+        async def inside_a_notebook() -> str:  # Jupyter: this thread runs a loop already
+            return runner.run(where(), 5)
+
+        assert asyncio.run(inside_a_notebook()) == "test-runner"  # handed to the pump
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            names = list(pool.map(lambda _: runner.run(where(), 5), range(40)))
+        assert len(names) == 40 and "test-runner" not in names
+
+        ticks: list[float] = []
+
+        async def tick() -> None:  # background work between calls: the pump runs it
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.005)
+
+        tasks: list[asyncio.Task[None]] = []
+        runner.loop.call_soon_threadsafe(lambda: tasks.append(runner.loop.create_task(tick())))
+        deadline = time.monotonic() + 5
+        while len(ticks) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(ticks) >= 5  # no call was made: the pump ran the loop while idle
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            runner.run(asyncio.sleep(10), 0.2)
+        assert time.monotonic() - began < 2
+    finally:
+        runner.close()
+        runner.close()  # closing twice is harmless
+    assert runner.loop.is_closed()
+    with pytest.raises(InvalidArgument, match="idle"):
+        LoopRunner("bad", idle=0)

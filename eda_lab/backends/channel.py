@@ -67,7 +67,7 @@ from nats.js import api
 from eda_lab.backends.connection import mask_url
 from eda_lab.channel import partition_for
 from eda_lab.delivery import DeliveryPolicy
-from eda_lab.errors import InvalidArgument
+from eda_lab.errors import InvalidArgument, WrongArgumentType
 from eda_lab.events import Event
 from eda_lab.latency import backoff_delay
 from eda_lab.services import Emitter
@@ -133,7 +133,8 @@ class JetStreamChannel:
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgument(f"a channel needs a non-empty name such as 'bus', got {name!r}.")
         if policy is not None and not isinstance(policy, DeliveryPolicy):
-            raise InvalidArgument(f"policy must be a DeliveryPolicy, got {policy!r}.")
+            raise WrongArgumentType(f"policy must be a DeliveryPolicy, such as "
+                                    f"DeliveryPolicy(max_deliveries=3), got {policy!r}.")
         self.runtime = runtime
         self.name = name
         self.partitions = _check_partitions(partitions)
@@ -222,6 +223,11 @@ class JetStreamTopic:
         handled message is acknowledged only once it is stored, and the sequence
         returned is -1 (the trace's ``emit`` row has the real one).
         """
+        if not isinstance(event, Event) or not isinstance(by, Emitter):
+            raise WrongArgumentType(
+                f"publish takes an Event and the Emitter that publishes it, got "
+                f"{type(event).__name__} and {type(by).__name__}: emit with "
+                "emitter.emit(topic, 'OrderPlaced', subject=..., data=...).")
         runtime = self.runtime
         if runtime.on_loop():
             runtime.outstanding.append(asyncio.ensure_future(self.publish_async(event, by)))
@@ -246,6 +252,12 @@ class JetStreamTopic:
                   policy: DeliveryPolicy) -> JetStreamGroup:
         """Add ``sink`` to consumer ``group`` (its durable consumer is created, or bound
         and resumed, with the group's first policy) and start consuming."""
+        if not callable(handler):
+            raise WrongArgumentType(f"a handler is a function taking the event, got "
+                                    f"{type(handler).__name__} {handler!r}.")
+        if not isinstance(group, str) or not group.strip():
+            raise InvalidArgument(f"a consumer group needs a non-empty name such as "
+                                  f"'billing', got {group!r}.")
         existing = self.groups.get(group)
         if existing is not None:
             existing.members.append((sink, handler))
@@ -403,10 +415,18 @@ class JetStreamGroup:
                     await self._dispatch(msgs)
                 finally:
                     self._busy = False
+        except Exception as exc:  # a bug, not the network: say so in the trace, and stop
+            topic = self.topic
+            self.runtime.trace.record(
+                self.runtime.now, "crash", self.name, channel=topic.channel.name,
+                topic=topic.name, outcome="crash",
+                detail=f"the consumer of group {self.name!r} stopped: {type(exc).__name__}: "
+                       f"{exc}. Its events stay on the server; start_consumer resumes.")
         finally:
             if self._retrying:  # stopped: they give their events back
                 await asyncio.gather(*self._retrying.values(), return_exceptions=True)
-            await psub.unsubscribe()
+            with contextlib.suppress(*_TRANSIENT):
+                await psub.unsubscribe()
 
     async def _dispatch(self, msgs: list[Msg]) -> None:
         """Handle a batch in order; an event of a partition that waits for a retry

@@ -30,11 +30,14 @@ re-creates its JetStream consumers in its ``reconnected`` callback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from eda_lab.errors import EdaLabError, InvalidArgument
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_VAR",
+    "LoopRunner",
     "check_url",
     "connect",
     "connect_options",
@@ -59,6 +63,7 @@ FIRST_DELAY, MAX_DELAY = 0.05, 0.5  # seconds: the reconnect backoff
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s,]*@")
 
 Callback = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 
 
 def mask_url(url: str) -> str:
@@ -222,3 +227,120 @@ async def connect(url: str, *, timeout: float, error: Callable[[str], EdaLabErro
     last = f"{type(failures[-1]).__name__}: {failures[-1]}" if failures else "no answer"
     raise error(f"could not connect to the NATS server at {shown} within {timeout} s "
                 f"({mask_url(last)}). Is it a NATS server, and is it overloaded?")
+
+
+class LoopRunner:
+    """A private asyncio event loop that synchronous code calls into, from any thread.
+
+    nats-py is asynchronous; the stores are synchronous (like the other stores, and so
+    that a notebook cell can call them). The usual bridge, a loop running for ever in
+    a background thread, costs two thread switches per call: on a busy machine that is
+    as much as the network round trip itself. So the loop is run by **the calling
+    thread** while a call lasts (``loop.run_until_complete``), and by a background
+    *pump* thread only when no call has come for ``idle`` seconds: then the client
+    still answers the server's pings and reads its subscriptions between calls.
+
+    A thread that already runs an event loop (a Jupyter kernel's main thread) cannot
+    run a second one: its calls are handed to the pump thread instead.
+    """
+
+    def __init__(self, name: str, idle: float = 0.02) -> None:
+        if not idle > 0:
+            raise InvalidArgument(f"idle must be > 0 seconds, got {idle!r}.")
+        self.loop = asyncio.new_event_loop()
+        self.idle = idle
+        self._cond = threading.Condition()
+        self._holder: str | None = None  # "pump" or "caller": who runs the loop now
+        self._stopping = False  # a stop was sent to the pump's run
+        self._waiting = 0  # callers waiting for their turn
+        self._handed = 0  # calls handed to the pump (from threads with a running loop)
+        self._last = time.monotonic()  # when the last call ended
+        self._closed = False
+        self._pump = threading.Thread(target=self._pump_loop, daemon=True, name=name)
+        self._pump.start()
+
+    def _pump_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._handed and (
+                        self._holder is not None or self._waiting
+                        or time.monotonic() - self._last < self.idle):
+                    self._cond.wait(self.idle)
+                if self._closed and not self._handed:
+                    return
+                self._holder = "pump"
+            self.loop.run_forever()  # until a caller (or close) stops it
+            with self._cond:
+                self._holder, self._stopping = None, False
+                self._last = time.monotonic()
+                self._cond.notify_all()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and return its result; ``TimeoutError`` after
+        ``timeout`` seconds (the coroutine is then cancelled)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:  # this thread runs a loop already (Jupyter): the pump runs the call
+            return self._hand_over(coro, timeout)
+        with self._cond:
+            self._waiting += 1
+            while self._holder is not None:
+                if self._holder == "pump" and not self._stopping:
+                    self._stopping = True
+                    self.loop.call_soon_threadsafe(self.loop.stop)
+                self._cond.wait()
+            self._waiting -= 1
+            self._holder = "caller"
+        try:
+            return self.loop.run_until_complete(_bounded(coro, timeout))
+        finally:
+            with self._cond:
+                self._holder = None
+                self._last = time.monotonic()
+                self._cond.notify_all()
+
+    def _hand_over(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        with self._cond:
+            self._handed += 1
+            self._cond.notify_all()
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+            try:
+                return future.result(timeout)
+            except TimeoutError:
+                future.cancel()
+                raise
+        finally:
+            with self._cond:
+                self._handed -= 1
+
+    def close(self) -> None:
+        """Cancel what still runs on the loop, stop the pump and close the loop."""
+        if self._closed:
+            return
+        with contextlib.suppress(Exception):
+            self.run(_cancel_other_tasks(), 5.0)
+        with self._cond:
+            self._closed = True
+            if self._holder == "pump" and not self._stopping:
+                self._stopping = True
+                self.loop.call_soon_threadsafe(self.loop.stop)
+            self._cond.notify_all()
+        self._pump.join(timeout=10)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+async def _bounded(coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+    async with asyncio.timeout(timeout):
+        return await coro
+
+
+async def _cancel_other_tasks() -> None:
+    """Let nats-py's background tasks (readers, reconnects) end before the loop closes."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

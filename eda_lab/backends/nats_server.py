@@ -48,13 +48,14 @@ import sys
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from eda_lab.backends.connection import mask_url
 from eda_lab.errors import EdaLabError, InvalidArgument
 
-__all__ = ["NatsServer", "NatsServerError", "find_nats_server"]
+__all__ = ["NatsServer", "NatsServerError", "class_instructions", "find_nats_server", "serve"]
 
 READY_LINE = "Server is ready"
 PORT_TAKEN = "address already in use"
@@ -251,7 +252,8 @@ class NatsServer:
             command += ["-c", str(config)]
         self._proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace")
+            stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+            process_group=0)  # its own group: a Ctrl-C in the terminal is for Python only
         self._drainer = threading.Thread(target=self._drain, args=(self._proc,),
                                          name=f"nats-server-log-{self.port}", daemon=True)
         self._drainer.start()
@@ -353,3 +355,60 @@ class NatsServer:
         if not self.running:
             return "NatsServer(stopped)"
         return f"NatsServer(running at {mask_url(self.url)}, pid {self.pid})"
+
+
+def _lan_address() -> str:
+    """This machine's address on its network (what students type), or its host name.
+
+    Asks the kernel which interface would reach a public address; no packet is sent.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # (TEST-NET-1: never routed for real)
+            return str(sock.getsockname()[0])
+        except OSError:
+            return socket.gethostname()
+
+
+def class_instructions(server: NatsServer) -> list[str]:
+    """What to tell a class about a running server: the URL (credentials masked) and the
+    ``export EDA_LAB_NATS_URL=...`` line, with a placeholder where the secret goes."""
+    host = _lan_address() if server.host in _WILDCARDS else server.client_host
+    address = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
+    secret = (f"{server.user}:<password>@" if server.user is not None
+              else "<token>@" if server._token is not None else "")
+    lines = [f"Students use: {mask_url(f'nats://{secret}{address}')}",
+             f"  export EDA_LAB_NATS_URL=nats://{secret}{address}"]
+    if secret:
+        lines.append("  (put the password or token you chose in place of <password> or "
+                     "<token>; it is never printed)")
+    if server.host not in _WILDCARDS and server.client_host.startswith("127."):
+        lines.append("  (this machine only: start with --host 0.0.0.0, and credentials, "
+                     "for students on other machines)")
+    return lines
+
+
+def serve(server: NatsServer, stop: threading.Event,
+          say: Callable[[str], None] = print) -> int:
+    """Run ``server`` for a class until ``stop`` is set (or it exits); the exit status.
+
+    Prints where it runs and what students type (:func:`class_instructions`), never the
+    secret. A server that exits by itself is reported with its last log lines (1).
+    """
+    server.start()
+    say(f"nats-server {server.pid} running JetStream on {server.host}:{server.port}, data in "
+        f"{server.store_dir}{' (deleted when it stops)' if server._own_dir else ''}.")
+    for line in class_instructions(server):
+        say(line)
+    say("Stop with Ctrl-C.")
+    try:
+        while server.running and not stop.wait(0.2):
+            pass
+        if not server.running:
+            say("nats-server stopped by itself. Its last log lines:\n"
+                + "\n".join(list(server.log)[-10:]))
+            return 1
+        return 0
+    finally:
+        server.stop()
+        say("nats-server stopped.")

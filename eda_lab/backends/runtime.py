@@ -21,7 +21,8 @@ or several students, exchange events through one broker::
 What the runtime stands in for: everything a service asks its simulation for. ``now``
 is seconds since the runtime started (wall clock, ``time.monotonic``), ``start`` the
 UTC instant it started, ``rng`` an *unseeded* generator (event ids must differ between
-processes, so they are not repeatable), ``next_sequence`` a counter, ``trace`` a
+processes, so they are not repeatable), ``next_sequence`` a counter (each runtime
+numbers its own events: two processes' sequences overlap), ``trace`` a
 :class:`~eda_lab.trace.Trace` whose ``t`` column is wall seconds since the start. So
 :mod:`eda_lab.charts` draws a live run like a simulated one.
 
@@ -67,14 +68,16 @@ removes this runtime's topics from a shared class server when a lesson is done.
   ``group.handled``, ``group.dead_letters``, ``group.dead_topic``);
 * ``rt.run(timeout, until=)``, ``await rt.run_async(timeout, until=)``, ``rt.frame()``,
   ``rt.now``, ``rt.handled``;
-* ``rt.stop_consumer(group)``, ``rt.start_consumer(group)``, ``rt.groups(name)``;
+* ``rt.stop_consumer(group)``, ``rt.start_consumer(group)``, ``rt.groups(name)``,
+  ``rt.outage(sink, start, end)``;
 * ``rt.every``, ``rt.at``, ``rt.schedule``; ``rt.projection_runner(store, projections)``,
   ``rt.outbox_relay(db, topic)``;
 * ``rt.close()`` (or ``with``), ``rt.delete_topics()``.
 
-What a live run does not have: service outages (``sim.outage``; stop a consumer, or
-the server, instead), rebalancing by ``join``/``leave``, and the policy's simulated
-``latency``, ``service_time`` and ``commit_every`` (see :mod:`eda_lab.backends.channel`).
+``rt.outage(sink, start, end)`` stops a sink's consumers for a while, as
+``sim.outage`` takes a sink down. What a live run does not have: rebalancing by
+``join``/``leave``, and the policy's simulated ``latency``, ``service_time`` and
+``commit_every`` (see :mod:`eda_lab.backends.channel`).
 """
 
 from __future__ import annotations
@@ -158,8 +161,8 @@ class LiveRuntime:
     ``EDA_LAB_NATS_URL``); it may carry credentials, which messages never show
     (:func:`~eda_lab.backends.mask_url`). The connection reconnects for as long as an
     outage lasts (:mod:`eda_lab.backends.connection`), and the consumers go on by
-    themselves once the server is back. ``prefix``: the start of every stream name (letters,
-    digits, ``_`` and ``-``): runtimes with the same prefix share their topics.
+    themselves once the server is back. ``prefix``: the start of every stream name
+    (letters, digits, ``_`` and ``-``): runtimes with the same prefix share their topics.
     ``timeout``: seconds to wait for the server on each request before
     :class:`~eda_lab.backends.JetStreamUnavailable`. ``storage``: ``"file"``
     (streams survive a server restart) or ``"memory"``. ``ack_wait``: seconds the
@@ -386,6 +389,36 @@ class LiveRuntime:
             channel.topics.clear()
         return [t.stream for t in topics]
 
+    def outage(self, service: object, start: float, end: float) -> None:
+        """Take sink ``service`` (a name or the sink) down from runtime second ``start``
+        to ``end``, as ``sim.outage`` does: its consumer groups stop then (their events
+        wait on the server) and start again at ``end``, resuming from their durable
+        position. The stop and the start are timers: they happen during :meth:`run`,
+        with ``outage`` and ``recover`` rows in the trace.
+        """
+        name = service if isinstance(service, str) else getattr(service, "name", None)
+        if not isinstance(name, str) or name not in self.services:
+            raise NotFound(f"this runtime has no service {name!r}; "
+                           f"{did_you_mean(str(name), self.services)}")
+        start = _check_seconds(start, "start", positive=False)
+        end = _check_seconds(end, "end", positive=False)
+        if not start < end:
+            raise InvalidArgument(f"an outage must end after it starts, got start={start!r}, "
+                                  f"end={end!r}: for example rt.outage('billing', rt.now, "
+                                  "rt.now + 5).")
+
+        def switch(up: bool) -> None:
+            for group in self.groups():
+                if any(sink.name == name for sink, _ in group.members):
+                    group.start() if up else group.stop()
+            self.trace.record(self.now, "recover" if up else "outage", name,
+                              outcome="up" if up else "down",
+                              detail=f"{name} is back" if up
+                              else f"{name} is down until t={end:g}s")
+
+        self.at(start, switch, False)
+        self.at(end, switch, True)
+
     # -- services from other modules, on this runtime -------------------------------------
     def projection_runner(self, store: EventStore, projections: Iterable[Projection],
                           **options: Any) -> ProjectionRunner:
@@ -446,40 +479,49 @@ class LiveRuntime:
         answers = await asyncio.gather(*(g.settled() for g in groups))
         return all(answers)
 
-    def _begin(self, timeout: float, until: object) -> tuple[float, int]:
+    def _begin(self, timeout: float, until: object
+               ) -> tuple[float, int, Callable[[], bool] | None]:
         timeout = _check_seconds(timeout, "timeout")
-        if until is not None and not callable(until):
-            raise WrongArgumentType(f"until must be a function returning True when the run "
-                                    f"may stop, got {type(until).__name__} {until!r}.")
-        return time.monotonic() + timeout, self.handled
+        if isinstance(until, (int, float)) and not isinstance(until, bool):
+            end = _check_seconds(until, "until", positive=False)
+            until = lambda: self.now >= end  # noqa: E731 (as sim.run(until=t))
+        elif until is not None and not callable(until):
+            raise WrongArgumentType(f"until is a runtime second or a function returning True "
+                                    f"when the run may stop, got {type(until).__name__} "
+                                    f"{until!r}.")
+        return time.monotonic() + timeout, self.handled, until
 
     def _done(self, until: Callable[[], bool] | None, idle: bool) -> bool:
         if until is not None:
             return bool(until())
         return idle and not self.pending_timers
 
-    def run(self, timeout: float = 10.0, *, until: Callable[[], bool] | None = None) -> int:
-        """Run until nothing is pending (or ``until()`` is true), at most ``timeout`` s.
+    def run(self, timeout: float = 10.0, *,
+            until: Callable[[], bool] | float | None = None) -> int:
+        """Run until nothing is pending, at most ``timeout`` seconds.
 
-        Fires due timers in this thread meanwhile. Returns the deliveries handled
-        during the run. Works in Jupyter: it waits on the runtime's own thread.
+        ``until``: a function, to run until it returns True instead (events from other
+        processes, say); or a number, to run until that runtime second, as
+        ``sim.run(until=t)``. Fires due timers in this thread meanwhile. Returns the
+        deliveries handled during the run. Works in Jupyter: it waits on the runtime's
+        own thread.
         """
-        deadline, before = self._begin(timeout, until)
+        deadline, before, stop = self._begin(timeout, until)
         while True:
             self._fire_due()
-            idle = until is not None or self.call(self._idle())
-            if self._done(until, idle) or time.monotonic() >= deadline:
+            idle = stop is not None or self.call(self._idle())
+            if self._done(stop, idle) or time.monotonic() >= deadline:
                 return self.handled - before
             time.sleep(POLL)
 
     async def run_async(self, timeout: float = 10.0, *,
-                        until: Callable[[], bool] | None = None) -> int:
+                        until: Callable[[], bool] | float | None = None) -> int:
         """:meth:`run` for a coroutine: ``await rt.run_async(timeout=10.0)``."""
-        deadline, before = self._begin(timeout, until)
+        deadline, before, stop = self._begin(timeout, until)
         while True:
             self._fire_due()
-            idle = until is not None or await asyncio.wrap_future(self.submit(self._idle()))
-            if self._done(until, idle) or time.monotonic() >= deadline:
+            idle = stop is not None or await asyncio.wrap_future(self.submit(self._idle()))
+            if self._done(stop, idle) or time.monotonic() >= deadline:
                 return self.handled - before
             await asyncio.sleep(POLL)
 
