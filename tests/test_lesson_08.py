@@ -27,12 +27,16 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "08_events_on_a_real_broker.ipynb"
 
 
-@pytest.fixture
-def closed_port() -> int:
+def free_port() -> int:
     """A port of 127.0.0.1 on which nothing listens (bound once, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def closed_port() -> int:
+    return free_port()
 
 
 @pytest.fixture
@@ -120,9 +124,7 @@ def test_a_class_url_that_is_not_a_nats_url_is_reported_not_raised(
 @settings(max_examples=20, deadline=None)
 def test_no_credential_of_a_class_server_that_does_not_answer_is_shown(
         user: str, secret: str) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     broker = connect_broker(f"nats://{user}:{secret}@127.0.0.1:{port}", timeout=1.0)
     assert not broker.live and f"nats://***@127.0.0.1:{port}" in broker.reason
     for text in (broker.reason, broker.describe(), broker.skipped, repr(broker)):
