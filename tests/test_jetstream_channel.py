@@ -58,23 +58,27 @@ def rt(server: NatsServer) -> Iterator[LiveRuntime]:
         yield runtime
 
 
-def test_two_processes_exchange_events_through_one_server(server: NatsServer) -> None:
-    """One process emits, another consumes as a group member: every event arrives
-    once, and each key's events in the order they were emitted."""
+def test_processes_exchange_events_through_one_server(server: NatsServer) -> None:
+    """One process emits; two others are members of one consumer group (as two
+    students' services would be): every event is handled once, by one of them, and
+    each member sees each key's events in the order they were emitted."""
     prefix, partitions = new_prefix(), 3
-    keys = [f"O-{n % 5}" for n in range(60)]
+    keys = [f"O-{n % 5}" for n in range(120)]
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no threads inherited
-    with ctx.Pool(2) as pool:
-        consumer = pool.apply_async(consume_in_a_process,
+    with ctx.Pool(3) as pool:
+        members = [pool.apply_async(consume_in_a_process,
                                     (server.url, prefix, len(keys), partitions))
+                   for _ in range(2)]
         emitter = pool.apply_async(emit_in_a_process, (server.url, prefix, keys, partitions))
         ids = emitter.get(timeout=60)
-        handled = consumer.get(timeout=60)
-    assert sorted(i for _, _, i in handled) == sorted(ids)
-    order: dict[str, list[int]] = {}
-    for subject, n, _ in handled:
-        order.setdefault(subject, []).append(n)
-    assert order == {k: [n for n, key in enumerate(keys) if key == k] for k in set(keys)}
+        handled = [member.get(timeout=60) for member in members]
+    everything = [i for share in handled for _, _, i in share]
+    assert sorted(everything) == sorted(ids)  # each once, by one member
+    for share in handled:
+        order: dict[str, list[int]] = {}
+        for subject, n, _ in share:
+            order.setdefault(subject, []).append(n)
+        assert all(ns == sorted(ns) for ns in order.values())
 
 
 def test_seek_replays_the_group_from_a_position(rt: LiveRuntime) -> None:
@@ -244,3 +248,22 @@ def emit_when_back(shop: Any, topic: Any, n: int) -> Event:
         except JetStreamUnavailable:
             if time.monotonic() > deadline:
                 raise
+
+
+def test_an_event_whose_emits_were_not_stored_is_delivered_again(rt: LiveRuntime) -> None:
+    """Ack after the handler's emits are stored: when the forward fails (its stream is
+    gone), the order goes back to the server and its handler runs again later."""
+    bus = rt.channel("bus", policy=DeliveryPolicy(backoff=0.05))
+    orders, invoices = bus.topic("orders"), bus.topic("invoices")
+    billing = rt.sink("billing")
+    billing.subscribe(orders, lambda e: billing.forward(invoices, e, event_type="Billed"),
+                      group="billing")
+    rt.call(rt.js.delete_stream(invoices.stream))  # the invoices stream is gone
+    rt.emitter("shop").emit(orders, "OrderPlaced", subject="O-1")
+    rt.run(timeout=10.0, until=lambda: any(row[1] == "retry" for row in rt.trace.rows))
+    rt.call(invoices.ensure_stream())  # it is back
+    rt.run(timeout=10.0)
+    assert [e.type for e in invoices.events()] == ["Billed"]
+    assert billing.handled == 2  # the handler ran again: at least once
+    retry = rt.frame().query("kind == 'retry'")
+    assert "its emits were not stored" in retry["detail"].iloc[0]

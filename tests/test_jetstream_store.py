@@ -75,7 +75,8 @@ def close_stores() -> Iterator[None]:
         _open.pop().close()
 
 
-def open_store(url: str, stream: str | None = None, **kwargs: Any) -> JetStreamEventStore:
+def open_store(url: str | None, stream: str | None = None,
+               **kwargs: Any) -> JetStreamEventStore:
     store = JetStreamEventStore(url, stream or new_name(), **kwargs)
     _open.append(store)
     return store
@@ -167,6 +168,19 @@ def test_two_processes_retrying_never_lose_or_duplicate(server: NatsServer) -> N
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads inherited
     race_two_writer_processes(ctx, _retrier, lambda writer: (server.url, name, writer, count))
     assert_no_write_lost_or_doubled(open_store(server.url, name).read("counter"), count)
+
+
+def test_a_store_finds_the_class_server_in_the_environment(
+        server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDA_LAB_NATS_URL", server.url)
+    name = new_name()
+    store = open_store(None, name)
+    assert store.url == server.url
+    store.append("O-1", [ev(1)])
+    assert open_store(server.url, name).version("O-1") == 1
+    monkeypatch.setenv("EDA_LAB_NATS_URL", "http://not-nats")
+    with pytest.raises(ValueError, match="EDA_LAB_NATS_URL"):
+        JetStreamEventStore(stream=new_name())
 
 
 def test_a_store_called_inside_a_running_event_loop(server: NatsServer) -> None:

@@ -80,7 +80,7 @@ def test_the_same_services_run_live_and_the_trace_has_the_simulations_columns(
 
 
 def test_run_inside_a_running_event_loop_as_in_jupyter(rt: LiveRuntime) -> None:
-    topic = rt.channel("bus").topic("orders")
+    topic = rt.channel("bus", latency=0.05).topic("orders")  # as sim.channel takes it
     got: list[str] = []
     rt.sink("billing").subscribe(topic, lambda e: got.append(e.subject), group="billing")
 

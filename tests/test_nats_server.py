@@ -274,7 +274,14 @@ def test_the_loop_runner_runs_calls_from_any_thread_and_inside_a_running_loop() 
         assert asyncio.run(inside_a_notebook()) == "test-runner"  # handed to the pump
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             names = list(pool.map(lambda _: runner.run(where(), 5), range(40)))
-        assert len(names) == 40 and "test-runner" not in names
+            assert len(names) == 40 and "test-runner" not in names
+            # a hand-over while another thread runs the loop: either may run it
+            busy = pool.submit(runner.run, asyncio.sleep(0.3, "slept"), 5)
+            while not busy.running():
+                time.sleep(0.001)
+            assert asyncio.run(inside_a_notebook())
+            assert busy.result() == "slept"
+        assert asyncio.run(inside_a_notebook()) == "test-runner"  # the pump is still alive
 
         ticks: list[float] = []
 

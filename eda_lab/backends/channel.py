@@ -27,7 +27,10 @@ How the simulated channel maps onto JetStream:
   batches and handles them in stream order, so per-key order holds. **It acks after
   the handler** (and after the handler's own emits are stored): at-least-once, so a
   crash between handling and acking delivers the event again. Write idempotent
-  handlers.
+  handlers. (The next event does not wait for the previous one's emits to be
+  stored: they are published in order on one connection, and each ack waits for its
+  own. If an emit fails, its cause is given back to the server, which delivers it
+  again after the backoff: the handler runs again.)
 * **Redelivery.** A handler that raises is called again after the policy's backoff
   (``backoff``, doubling), up to ``max_deliveries`` attempts; meanwhile the consumer
   keeps the message, tells the server it is still working on it, and holds back
@@ -79,7 +82,7 @@ if TYPE_CHECKING:
 __all__ = ["JetStreamChannel", "JetStreamGroup", "JetStreamTopic", "check_name"]
 
 NAN = math.nan
-#: Messages one fetch asks for, and seconds an empty fetch waits for a first one.
+#: Messages one pull request asks for, and seconds it waits for a first one (its expiry).
 BATCH = 256
 FETCH_WAIT = 0.25
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -119,6 +122,73 @@ def _check_partitions(partitions: object) -> int:
         raise InvalidArgument(
             f"a topic needs at least one partition (a whole number), got {partitions!r}.")
     return partitions
+
+
+class _Puller:
+    """Pulls messages from a durable consumer in batches, as nats-py's ``fetch`` does,
+    for a quarter of its cost (measured): ``fetch`` waits for each message with a
+    timer of its own, while this keeps one pull request open and lets the messages
+    pile up in a queue (the JetStream pull protocol: a request for ``BATCH``
+    messages that expires after a wait, answered by the messages, then a status).
+    """
+
+    def __init__(self, nc: Any, stream: str, durable: str) -> None:
+        self._nc = nc
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._inbox = nc.new_inbox()
+        self._queue: deque[Msg] = deque()
+        self._arrived = asyncio.Event()
+        self._sub: Any = None
+        self._owed = 0  # messages the open request may still bring
+        self._until = 0.0  # when the open request has surely ended (lost in a reconnect)
+        self._refused = False  # the server said "not now" (too many unacknowledged)
+
+    async def open(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._arrive)
+
+    async def _arrive(self, msg: Msg) -> None:
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None:
+            self._queue.append(msg)
+            self._owed -= 1
+        elif status != "100":  # 404 no messages, 408 expired, 409 refused: it ended
+            self._owed = 0
+            self._refused = status == "409"
+        self._arrived.set()
+
+    async def take(self, wait: float) -> list[Msg]:
+        """The messages that came; asks for the next batch first when the open request
+        has ended, and waits up to ``wait`` seconds for a first message."""
+        if self._owed <= 0 or time.monotonic() > self._until:
+            if self._refused:  # let the acks of what is in hand catch up first
+                self._refused = False
+                await asyncio.sleep(wait / 10)
+            self._owed, self._until = BATCH, time.monotonic() + wait + 1.0
+            request = {"batch": BATCH, "expires": int(wait * 1e9)}
+            await self._nc.publish(self._next, json.dumps(request).encode(),
+                                   reply=self._inbox)
+        if not self._queue:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), wait)
+        taken = list(self._queue)
+        self._queue.clear()
+        return taken
+
+    async def close(self) -> None:
+        """Give back (nak) what came and what the open request still brings, then stop."""
+        with contextlib.suppress(*_TRANSIENT):
+            while self._owed > 0 and time.monotonic() < self._until:
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), self._until - time.monotonic())
+                await self._give_back()
+            await self._give_back()
+            await self._sub.unsubscribe()
+
+    async def _give_back(self) -> None:
+        queued, self._queue = self._queue, deque()
+        await asyncio.gather(*(msg.nak() for msg in queued), return_exceptions=True)
 
 
 class JetStreamChannel:
@@ -324,6 +394,8 @@ class JetStreamGroup:
         #: Per partition waiting for a retry: the messages queued behind it, and the task.
         self._waiting: dict[int, deque[Msg]] = {}
         self._retrying: dict[int, asyncio.Future[None]] = {}
+        #: Acks that wait for the emits of their handler to be stored.
+        self._acking: set[asyncio.Future[None]] = set()
 
     def member_for(self, partition: int) -> tuple[Sink, Handler]:
         """The member that owns ``partition``: partitions are shared round-robin."""
@@ -352,13 +424,15 @@ class JetStreamGroup:
             deliver_policy=deliver, opt_start_seq=seq, ack_wait=self.runtime.ack_wait,
             max_deliver=-1, max_ack_pending=BATCH * 4)
 
-    async def _bind(self, start_at: int | None = None) -> Any:
+    async def _bind(self, start_at: int | None = None) -> _Puller:
         js, stream = self.runtime.js, self.topic.stream
         try:
             await js.consumer_info(stream, self.durable)
         except nats.js.errors.NotFoundError:
             await js.add_consumer(stream, self._config(start_at))
-        return await js.pull_subscribe_bind(durable=self.durable, stream=stream)
+        puller = _Puller(self.runtime.nc, stream, self.durable)
+        await puller.open()
+        return puller
 
     def start(self) -> None:
         """Consume from the group's durable position (created if the group is new)."""
@@ -400,15 +474,15 @@ class JetStreamGroup:
         await self._start(position)
 
     # -- the consumer loop (on the runtime's thread) ----------------------------------------
-    async def _consume(self, psub: Any) -> None:
+    async def _consume(self, puller: _Puller) -> None:
         try:
             while not self._stopping:
                 try:
-                    msgs = await psub.fetch(BATCH, timeout=FETCH_WAIT)
-                except nats.errors.TimeoutError:
-                    continue
+                    msgs = await puller.take(FETCH_WAIT)
                 except _TRANSIENT:  # the server is away: the client reconnects by itself
                     await asyncio.sleep(FETCH_WAIT)
+                    continue
+                if not msgs:
                     continue
                 self._busy = True
                 try:
@@ -423,10 +497,10 @@ class JetStreamGroup:
                 detail=f"the consumer of group {self.name!r} stopped: {type(exc).__name__}: "
                        f"{exc}. Its events stay on the server; start_consumer resumes.")
         finally:
-            if self._retrying:  # stopped: they give their events back
-                await asyncio.gather(*self._retrying.values(), return_exceptions=True)
-            with contextlib.suppress(*_TRANSIENT):
-                await psub.unsubscribe()
+            if self._retrying or self._acking:  # stopped: they give their events back
+                await asyncio.gather(*self._retrying.values(), *self._acking,
+                                     return_exceptions=True)
+            await puller.close()
 
     async def _dispatch(self, msgs: list[Msg]) -> None:
         """Handle a batch in order; an event of a partition that waits for a retry
@@ -446,7 +520,7 @@ class JetStreamGroup:
 
     async def settled(self) -> bool:
         """Has the group handled and acknowledged everything on its stream?"""
-        if self._busy or self._retrying:
+        if self._busy or self._retrying or self._acking:
             return False
         info = await self.runtime.js.consumer_info(self.topic.stream, self.durable)
         return bool(info.num_pending == 0 and info.num_ack_pending == 0 and not self._busy)
@@ -501,16 +575,23 @@ class JetStreamGroup:
                 error = exc
             finally:
                 sink.current = None
-            if runtime.outstanding:
-                error = await self._emitted(error)
+            emits, runtime.outstanding = runtime.outstanding, []
             if error is None:
                 sink.handled += 1
                 self.handled += 1
                 runtime.handled += 1
                 self._row("deliver", sink.name, event, p, seq, "ok",
                           "" if attempt == 1 else f"attempt {attempt}")
-                await msg.ack()
+                if not emits:
+                    await msg.ack()
+                    return
+                acking = asyncio.ensure_future(self._ack_when_stored(
+                    msg, emits, sink.name, event, p, seq, attempt))
+                self._acking.add(acking)  # the next event goes on meanwhile
+                acking.add_done_callback(self._acking.discard)
                 return
+            if emits:  # the handler failed after emitting: let those finish first
+                await asyncio.gather(*emits, return_exceptions=True)
             delay = await self._failed(msg, sink, event, p, seq, attempt, error)
             if delay is None:
                 return
@@ -544,13 +625,21 @@ class JetStreamGroup:
         finally:
             del self._waiting[p], self._retrying[p]
 
-    async def _emitted(self, error: BaseException | None) -> BaseException | None:
-        """Wait for the handler's emits to be stored; the first failure, if any."""
-        runtime = self.runtime
-        emits, runtime.outstanding = runtime.outstanding, []
+    async def _ack_when_stored(self, msg: Msg, emits: list[asyncio.Future[Any]], sink: str,
+                               event: Event, p: int, seq: int, attempt: int) -> None:
+        """Ack ``msg`` once the emits its handler made are stored; if one failed, give
+        it back to the server, which redelivers it after the backoff."""
         results = await asyncio.gather(*emits, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
-        return error if error is not None or not failed else failed[0]
+        with contextlib.suppress(*_TRANSIENT):
+            if not failed:
+                await msg.ack()
+                return
+            delay = backoff_delay(self.policy.backoff, attempt)
+            self._row("retry", sink, event, p, seq, "error",
+                      f"its emits were not stored ({type(failed[0]).__name__}: {failed[0]}); "
+                      f"the server delivers it again in {delay:g}s")
+            await msg.nak(delay=delay)
 
     async def _failed(self, msg: Msg, sink: Sink, event: Event, p: int, seq: int,
                       attempt: int, exc: BaseException) -> float | None:

@@ -262,11 +262,11 @@ class LoopRunner:
     def _pump_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and not self._handed and (
-                        self._holder is not None or self._waiting
-                        or time.monotonic() - self._last < self.idle):
+                while not self._closed and not (
+                        self._holder is None and not self._waiting
+                        and (self._handed or time.monotonic() - self._last >= self.idle)):
                     self._cond.wait(self.idle)
-                if self._closed and not self._handed:
+                if self._closed:
                     return
                 self._holder = "pump"
             self.loop.run_forever()  # until a caller (or close) stops it
@@ -294,12 +294,30 @@ class LoopRunner:
             self._waiting -= 1
             self._holder = "caller"
         try:
-            return self.loop.run_until_complete(_bounded(coro, timeout))
+            return self._run_here(coro, timeout)
         finally:
             with self._cond:
                 self._holder = None
                 self._last = time.monotonic()
-                self._cond.notify_all()
+                if self._waiting or self._handed:  # (else the pump looks every `idle` s)
+                    self._cond.notify_all()
+
+    def _run_here(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        """Run the loop in this thread until ``coro`` is done, or cancel it at the deadline
+        (a plain timer: ``asyncio.timeout`` costs a third of an empty call)."""
+        task = self.loop.create_task(coro)
+        if timeout is None:
+            return self.loop.run_until_complete(task)
+        expired: list[bool] = []
+        timer = self.loop.call_later(timeout, lambda: expired.append(task.cancel()))
+        try:
+            return self.loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if expired:
+                raise TimeoutError(f"no result within {timeout} s") from None
+            raise
+        finally:
+            timer.cancel()
 
     def _hand_over(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
         with self._cond:
@@ -331,11 +349,6 @@ class LoopRunner:
         self._pump.join(timeout=10)
         if not self.loop.is_running():
             self.loop.close()
-
-
-async def _bounded(coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
-    async with asyncio.timeout(timeout):
-        return await coro
 
 
 async def _cancel_other_tasks() -> None:

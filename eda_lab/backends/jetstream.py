@@ -115,6 +115,7 @@ from eda_lab.backends.connection import (
     check_url,
     connect,
     mask_url,
+    nats_url,
     reconnect_delay,
 )
 from eda_lab.errors import EdaLabError, InvalidArgument
@@ -145,6 +146,7 @@ __all__ = [
 T = TypeVar("T")
 
 CONTENT_TYPE = "application/cloudevents-batch+json"
+DEFAULT_URL = "nats://127.0.0.1:4222"  # when neither url nor EDA_LAB_NATS_URL is given
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed expected-sequence check
 MAX_RETRIES = 1000  # appends with expected_version=None retry while other writers win
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -227,7 +229,9 @@ def _msg_id(stream_id: str, events: Sequence[Event]) -> str:
 class JetStreamEventStore:
     """An :class:`~eda_lab.store.EventStore` kept by a NATS JetStream server.
 
-    ``url``: the server, e.g. ``NatsServer().url`` or ``"nats://127.0.0.1:4222"``.
+    ``url``: the server, e.g. ``NatsServer().url`` or ``"nats://127.0.0.1:4222"``; by
+    default the class server named by ``EDA_LAB_NATS_URL``
+    (:func:`~eda_lab.backends.connection.nats_url`), else ``nats://127.0.0.1:4222``.
     ``stream``: the JetStream stream that holds this store (created if missing; several
     store objects with the same name share one store). ``storage``: ``"file"``
     (durable) or ``"memory"`` (gone when the server stops). ``replicas``: copies kept
@@ -235,10 +239,10 @@ class JetStreamEventStore:
     before :class:`JetStreamUnavailable`. ``upcasters`` as for the other stores.
     """
 
-    def __init__(self, url: str = "nats://127.0.0.1:4222", stream: str = "EDA_LAB", *,
+    def __init__(self, url: str | None = None, stream: str = "EDA_LAB", *,
                  upcasters: Upcasters | None = None, storage: str = "file",
                  replicas: int = 1, timeout: float = 5.0) -> None:
-        url = check_url(url)
+        url = check_url(url if url is not None else nats_url() or DEFAULT_URL)
         if not isinstance(stream, str) or not _NAME.fullmatch(stream):
             raise InvalidArgument(f"a JetStream stream name uses letters, digits, _ and - only, "
                                   f"got {stream!r}.")

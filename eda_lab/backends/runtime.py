@@ -309,11 +309,14 @@ class LiveRuntime:
 
     # -- the world ------------------------------------------------------------------------
     def channel(self, name: str, *, partitions: int | None = None,
-                policy: DeliveryPolicy | None = None) -> JetStreamChannel:
+                policy: DeliveryPolicy | None = None, latency: object = None
+                ) -> JetStreamChannel:
         """Create (or fetch) a channel: a :class:`~eda_lab.backends.JetStreamChannel`.
 
         ``partitions`` (default 1) is the default for its topics; ``policy`` serves
-        every group whose subscriber gives no policy of its own.
+        every group whose subscriber gives no policy of its own. ``latency`` is
+        accepted so that code written for ``sim.channel`` runs unchanged, and ignored:
+        on a real broker the latency is the network's and the server's.
         """
         existing = self.channels.get(name) if isinstance(name, str) else None
         if existing is None:

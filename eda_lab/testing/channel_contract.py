@@ -13,13 +13,18 @@ emitters and sinks, how to let events flow, and how to stop and start a consumer
             return SimulatedWorld()
 
 The promises, each a test below: every key's events reach a group in the order they
-were emitted (with several members, and with a retried event in between); every
-group receives every event exactly once; a handler that raises gets the event again;
-after ``max_deliveries`` failed attempts the event is on the dead-letter topic and
-the group moves on; a consumer that stops and starts again resumes from its
-committed (durable) position: nothing handled twice, nothing skipped. The same
-handler code, the same :class:`~eda_lab.services.Emitter` and
-:class:`~eda_lab.services.Sink`, on both channels.
+were emitted (with several members, for any sequence of keys, and with a retried
+event in between); a retry holds back only its own partition; every group receives
+every event exactly once; a handler that raises gets the event again; after
+``max_deliveries`` failed attempts the event is on the dead-letter topic and the
+group moves on; a consumer that stops and starts again resumes from its committed
+(durable) position: nothing handled twice, nothing skipped. The same handler code,
+the same :class:`~eda_lab.services.Emitter` and :class:`~eda_lab.services.Sink`, on
+both channels: :class:`SimulatedWorld` and :class:`JetStreamWorld` are the two worlds.
+
+For tests between real processes, :func:`emit_in_a_process` and
+:func:`consume_in_a_process` are services to start with ``multiprocessing`` (spawn);
+:data:`needs_nats_server` and :func:`server_fixture` give a test module its server.
 
 This module needs ``pytest`` and ``hypothesis`` (the ``test`` extra); nothing in
 :mod:`eda_lab` imports it.
@@ -209,16 +214,17 @@ def emit_in_a_process(url: str, prefix: str, keys: list[str], partitions: int) -
 def consume_in_a_process(url: str, prefix: str, expect: int, partitions: int,
                          timeout: float = 60.0) -> list[tuple[str, int, str]]:
     """A group member in its own process: handle ``bus/orders`` as group ``billing``
-    (from the earliest event) until ``expect`` events came; returns (subject, n, id)
-    of each, in the order handled."""
+    (from the earliest event) until the topic holds ``expect`` events and the group
+    (all its members, in any process) has acknowledged them all; returns (subject,
+    n, id) of each event this member handled, in the order it handled them."""
     from eda_lab.backends.runtime import LiveRuntime
     with LiveRuntime(url, prefix=prefix) as rt:
         topic: Any = rt.channel("bus", partitions=partitions).topic("orders")
         handled: list[tuple[str, int, str]] = []
-        rt.sink("billing").subscribe(
+        group = rt.sink("billing").subscribe(
             topic, lambda e: handled.append((e.subject, e.data["n"], e.id)),
             group="billing", start="earliest")
-        rt.run(timeout=timeout, until=lambda: len(handled) >= expect)
+        rt.run(timeout=timeout, until=lambda: len(topic) >= expect and group.lag() == 0)
         return list(handled)
 
 
