@@ -1,7 +1,6 @@
 """``eda-lab``: the command line for running a class.
 
-Subcommands, each a thin layer over papermill and nbformat (and ``nats``, over
-:mod:`eda_lab.backends.nats_server`):
+Five subcommands, each a thin layer over papermill and nbformat:
 
 ``eda-lab list``
     The notebooks in learning order, their titles and their parameters with defaults.
@@ -21,9 +20,10 @@ Subcommands, each a thin layer over papermill and nbformat (and ``nats``, over
 ``eda-lab exercises [--json]``
     Every exercise: its id, notebook, kind (build, predict, concept) and question.
 ``eda-lab nats [--host H] [--port P] [--store-dir DIR] [--user U --password P | --token T]``
-    A NATS JetStream server for a class, until Ctrl-C: prints the URL students use
-    and the ``export EDA_LAB_NATS_URL=...`` line, with a placeholder for the secret
-    (never the secret itself).
+    A NATS JetStream server for a class, until Ctrl-C (a thin layer over
+    :mod:`eda_lab.backends.nats_server`): prints the URL students use and the
+    ``export EDA_LAB_NATS_URL=...`` line, with a placeholder for the secret (never the
+    secret itself).
 ``eda-lab workspace [--dir workspace] [--reset NN]``
     The learner's workspace that ``make lab`` opens: a student copy of every lesson
     that keeps the lesson's outputs, trusted, plus the contents page. A copy that is

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -193,6 +194,40 @@ def test_a_store_called_inside_a_running_event_loop(server: NatsServer) -> None:
 
     assert asyncio.run(cell()) == 2
     assert store.version("O-1") == 2  # and outside it again
+
+
+def test_notebook_calls_that_write_and_read_at_once_on_one_store(server: NatsServer) -> None:
+    """Two threads that run event loops (as notebook kernels do) use one store at once:
+    one appends (the store stops following the log), the other reads what a third
+    client appends (the store follows the log again); neither waits for ever."""
+    name = new_name()
+    store, other = open_store(server.url, name), open_store(server.url, name)
+    errors: list[BaseException] = []
+
+    def in_a_notebook(work: Any) -> None:
+        async def cell() -> None:
+            work()
+        try:
+            asyncio.run(cell())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def write() -> None:
+        for i in range(1, 31):
+            store.append("A", [ev(i, stream="A")], expected_version=i - 1)
+
+    def read() -> None:
+        for i in range(1, 31):
+            other.append("B", [ev(i, stream="B")], expected_version=i - 1)
+            assert store.version("B") == i  # it sees every append acknowledged before
+    threads = [threading.Thread(target=in_a_notebook, args=(work,)) for work in (write, read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert (store.version("A"), store.version("B")) == (30, 30)
+    assert store.read_all() == other.read_all()
 
 
 def test_the_pattern_code_runs_unchanged(server: NatsServer) -> None:

@@ -525,6 +525,14 @@ class JetStreamGroup:
         info = await self.runtime.js.consumer_info(self.topic.stream, self.durable)
         return bool(info.num_pending == 0 and info.num_ack_pending == 0 and not self._busy)
 
+    def position(self) -> int:
+        """The group's durable position, kept by the server: the stream sequence up to
+        which it has acknowledged every event (0: none yet). A consumer that starts,
+        in this process or another, resumes after it."""
+        info = self.runtime.call(self.runtime.js.consumer_info(self.topic.stream,
+                                                               self.durable))
+        return int(info.ack_floor.stream_seq)
+
     def lag(self) -> int:
         """Events on the stream not yet acknowledged by the group (asks the server)."""
         info = self.runtime.call(self.runtime.js.consumer_info(self.topic.stream,

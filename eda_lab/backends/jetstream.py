@@ -63,20 +63,22 @@ How the contract maps onto JetStream:
   sequence): an event's position is the number of events in all the messages up to
   and including its own, its version the same count within its subject. Every reader
   reads the same log in the same order, so every reader computes the same numbers.
-* **Reading.** Each store object follows the log with an *ordered consumer* (a
-  push subscription that the client re-creates by itself if a message goes missing,
-  and that the store re-creates from its last message after a reconnect) and keeps
-  what it has read in an :class:`~eda_lab.store.InMemoryEventStore`: a local,
-  read-only projection of the log, exactly like a CQRS read model. Before answering,
-  a read asks the server for the last sequence and waits until the projection has
-  reached it, so a read sees every append acknowledged before it began (by any
-  client). The projection holds the whole log in memory; that is fine for a class,
-  and the first thing to replace by range reads for a log larger than memory.
+* **Reading.** A store object keeps what it has read of the log in an
+  :class:`~eda_lab.store.InMemoryEventStore`: a local, read-only projection of the
+  log, exactly like a CQRS read model. Before answering, a read asks the server for
+  the last sequence; if the projection is behind, the store follows the log with an
+  *ordered consumer* (a push subscription that the client re-creates by itself if a
+  message goes missing, and that the store re-creates from its last message after a
+  reconnect) until it has caught up. So a read sees every append acknowledged before
+  it began (by any client). The projection holds the whole log in memory; that is
+  fine for a class, and the first thing to replace by range reads for a log larger
+  than memory.
 * **Writing** takes one round trip: the store publishes on what it has read (the
   expected last subject sequence comes from its projection) and applies its own
-  append from the server's acknowledgement. Only when the server says the store was
-  behind (another writer appended first) does it read the end of the log and decide
-  again.
+  append from the server's acknowledgement. While it writes it stops following the
+  log (receiving each of its own appends again would cost a sixth of an append); only
+  when the server says the store was behind (another writer appended first) does it
+  read the end of the log, follow it again, and decide again.
 * **Snapshots** go into a JetStream key-value bucket (``EDA_LAB_snapshots``), one key
   per event stream, updated with compare-and-set.
 * **Append-only, enforced**: the JetStream stream is created with ``deny_delete``
@@ -266,6 +268,7 @@ class JetStreamEventStore:
         self._mine: dict[str, tuple[bytes, list[Event]]] = {}  # appends in flight, by msg id
         self._progress: asyncio.Event  # set (and replaced) whenever a message is applied
         self._online: asyncio.Event  # set while connected with the log followed
+        self._follow_lock: asyncio.Lock  # one call at a time starts following the log
         self._broken: CorruptEventError | None = None
         self._nc: Any = None
         self._js: Any = None
@@ -335,6 +338,7 @@ class JetStreamEventStore:
         _doing("connecting")
         self._progress = asyncio.Event()
         self._online = asyncio.Event()
+        self._follow_lock = asyncio.Lock()
         self._nc = await connect(self.url, timeout=self.timeout, error=JetStreamUnavailable,
                                  name=f"eda-lab store {self.stream}",
                                  disconnected=self._on_disconnect,
@@ -373,6 +377,36 @@ class JetStreamEventStore:
             f"{self._prefix}.>", stream=self.stream, cb=self._on_msg, ordered_consumer=True,
             config=start)
 
+    async def _unfollow(self) -> None:
+        """Stop following the log (no round trip): while this store is the one writing,
+        its own appends come from the acks, and receiving each again costs as much as
+        a sixth of an append. The next read that finds the log ahead follows it again."""
+        sub, self._sub = self._sub, None
+        self._wake()  # a call waiting for the log follows it again
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _catch_up(self, seq: int) -> None:
+        """Wait (within the call's deadline) until the projection has read message
+        ``seq``, following the log from where it stopped if it was not followed."""
+        while self._applied < seq and self._broken is None:
+            if self._sub is None:
+                async with self._follow_lock:
+                    if self._sub is None:
+                        _doing("subscribing to the log")
+                        await self._follow()
+            _doing(f"reading the log up to message {seq} (this store had read "
+                   f"{self._applied})")
+            await self._progress.wait()
+        if self._broken is not None:
+            raise self._broken
+
+    def _wake(self) -> None:
+        """Wake every call waiting for the log; each looks again at where it stands."""
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
+
     async def _on_disconnect(self) -> None:
         self._online.clear()
 
@@ -387,7 +421,8 @@ class JetStreamEventStore:
             if not self._nc.is_connected:
                 return  # down again: the next reconnect resumes
             try:
-                await self._follow()
+                if self._sub is not None:  # it followed the log: follow it again
+                    await self._follow()
             except Exception:  # (whatever it was, the next attempt tells again)
                 await asyncio.sleep(reconnect_delay(min(attempt, 10)))
                 continue
@@ -446,8 +481,7 @@ class JetStreamEventStore:
             except (CorruptEventError, EventIdConflict) as exc:
                 self._broken = CorruptEventError(str(exc))
         self._applied = seq
-        progress, self._progress = self._progress, asyncio.Event()
-        progress.set()  # wake every waiter; each checks whether its message has come
+        self._wake()
 
     def _apply(self, subject: str, data: bytes | list[Event], seq: int) -> None:
         token = subject[len(self._prefix) + 1:]
@@ -477,22 +511,12 @@ class JetStreamEventStore:
                 "Nothing was skipped: this store stops reading there. A message in the log "
                 "cannot be edited; find who published it outside the store.") from exc
 
-    async def _wait_applied(self, seq: int) -> None:
-        """Wait (within the call's deadline) until the projection has read message ``seq``."""
-        if self._applied < seq:
-            _doing(f"reading the log up to message {seq} (this store had read "
-                   f"{self._applied})")
-        while self._applied < seq and self._broken is None:
-            await self._progress.wait()
-        if self._broken is not None:
-            raise self._broken
-
     async def _sync(self) -> None:
         """Wait until the projection holds every append the server had acknowledged."""
         await self._ready()
         _doing("asking the server for the end of the log")
         info = await self._js.stream_info(self.stream)
-        await self._wait_applied(info.state.last_seq)
+        await self._catch_up(info.state.last_seq)
 
     # -- writing ----------------------------------------------------------------------
     def append(self, stream_id: str, events: Sequence[Event],
@@ -571,6 +595,8 @@ class JetStreamEventStore:
         if step is not None:
             step.sent = True
         self._mine[msg_id] = (payload, new)
+        if self._sub is not None:
+            await self._unfollow()
         try:
             ack = await self._js.publish(subject, payload, headers=headers, stream=self.stream)
         except nats.js.errors.APIError as exc:
@@ -581,7 +607,7 @@ class JetStreamEventStore:
             self._mine.pop(msg_id, None)
         if ack.duplicate:
             return None
-        await self._wait_applied(ack.seq - 1)  # other clients' appends before it
+        await self._catch_up(ack.seq - 1)  # other clients' appends before it
         self._take(subject, new, ack.seq)  # (a no-op if the subscription was first)
         if self._broken is not None:
             raise self._broken

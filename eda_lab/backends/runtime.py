@@ -64,8 +64,9 @@ removes this runtime's topics from a shared class server when a lesson is done.
   (``topic.publish``, ``topic.events(start)``, ``len(topic)``, ``topic.stream``);
 * ``rt.emitter(name)``, ``rt.sink(name)``: the simulation's own classes;
   ``sink.subscribe(topic, handler, group=..., policy=...)`` →
-  :class:`~eda_lab.backends.JetStreamGroup` (``group.lag()``, ``group.seek(position)``,
-  ``group.handled``, ``group.dead_letters``, ``group.dead_topic``);
+  :class:`~eda_lab.backends.JetStreamGroup` (``group.position()``, ``group.lag()``,
+  ``group.seek(position)``, ``group.handled``, ``group.dead_letters``,
+  ``group.dead_topic``);
 * ``rt.run(timeout, until=)``, ``await rt.run_async(timeout, until=)``, ``rt.frame()``,
   ``rt.now``, ``rt.handled``;
 * ``rt.stop_consumer(group)``, ``rt.start_consumer(group)``, ``rt.groups(name)``,

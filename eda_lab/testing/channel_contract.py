@@ -326,7 +326,7 @@ class ChannelContract:
             handled.append(event)
 
         world.sink("billing").subscribe(topic, once_flaky, group="billing",
-                                        policy=QUICK.but(backoff=0.5))
+                                        policy=QUICK.but(backoff=1.0))
         keys = [slow, slow, fast, fast, fast]
         expected = _emit(world.emitter("shop"), topic, keys)
         world.settle()
