@@ -16,6 +16,8 @@ from the shop's data, the demo apps, the widget panels and the ``@exercise`` che
 * ``n06_sagas_and_process_managers``: the shop's orders as sagas in both styles, the
   decline-rate and timeout panel, the compensation exercise.
 * ``n07_event_contracts``: shipping and its four consumers, the schema change panel.
+* ``n08_events_on_a_real_broker``: the broker (a local server, the class server, or
+  none), the shop's query API, the prediction about a durable consumer.
 
 A lesson module may import anything in ``eda_lab``; no pattern module imports a
 lesson (``tests/test_structure.py`` checks it). Importing this package imports
