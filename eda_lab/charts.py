@@ -30,7 +30,7 @@ from eda_lab.errors import (
 from eda_lab.trace import check_trace
 
 __all__ = ["MAX_ROWS", "check_frames", "check_rows", "events_over_time", "pick_bin_seconds",
-           "timeline"]
+           "time_axis_title", "timeline"]
 
 #: Altair's default limit of rows embedded in one chart.
 MAX_ROWS = 5000
@@ -70,6 +70,13 @@ def pick_bin_seconds(span: float, max_bins: int = 60) -> float:
     return float(_NICE_BINS[-1])
 
 
+def time_axis_title(frame: pd.DataFrame) -> str:
+    """``"virtual time (s)"`` for a simulation's trace, ``"wall-clock time (s)"`` for a
+    live runtime's (its frame says so in ``frame.attrs["clock"]``)."""
+    check_frames(frame=frame)
+    return "wall-clock time (s)" if frame.attrs.get("clock") == "wall" else "virtual time (s)"
+
+
 def timeline(frame: pd.DataFrame, *, window: tuple[float, float] | None = None,
              title: str = "Events flowing between services") -> alt.LayerChart:
     """A lane per service; a line from each emit (on the emitter's lane) to its delivery.
@@ -103,10 +110,11 @@ def timeline(frame: pd.DataFrame, *, window: tuple[float, float] | None = None,
     check_rows(pd.concat([emits, delivered]), "timeline",
                "Zoom in with timeline(frame, window=(start_s, end_s)), or count events "
                "instead with events_over_time(frame).")
+    time_title = time_axis_title(frame)
     lanes = list(dict.fromkeys([*emits["service"], *flights["from"], *flights["to"]]))
     lane_scale = alt.Scale(domain=lanes)
     y = alt.Y("from:N", title="service", scale=lane_scale)
-    x = alt.X("emitted:Q", title="virtual time (s)")
+    x = alt.X("emitted:Q", title=time_title)
     color = alt.Color("type:N", title="event type")
     base = alt.Chart(flights)
     lines = base.mark_rule(opacity=0.45).encode(
@@ -115,11 +123,11 @@ def timeline(frame: pd.DataFrame, *, window: tuple[float, float] | None = None,
                  alt.Tooltip("latency:Q", format=".3f", title="latency (s)")],
     )
     arrivals = base.mark_tick(thickness=2, size=14).encode(
-        x=alt.X("delivered:Q", title="virtual time (s)"),
+        x=alt.X("delivered:Q", title=time_title),
         y=alt.Y("to:N", title="service", scale=lane_scale), color=color,
     )
     dots = alt.Chart(emits).mark_circle(size=45).encode(
-        x=alt.X("t:Q", title="virtual time (s)"),
+        x=alt.X("t:Q", title=time_title),
         y=alt.Y("service:N", title="service", scale=lane_scale), color=color,
         tooltip=["type", "subject", "service"],
     )
@@ -153,7 +161,7 @@ def events_over_time(frame: pd.DataFrame, *, by: str = "service",
     check_rows(counts, "events-over-time chart",
                "Pass a larger bin_seconds or fewer groups.")
     return alt.Chart(counts).mark_bar().encode(
-        x=alt.X("bin:Q", title=f"virtual time (s), bins of {bin_seconds:g} s",
+        x=alt.X("bin:Q", title=f"{time_axis_title(frame)}, bins of {bin_seconds:g} s",
                 bin=alt.Bin(binned=True, step=bin_seconds)),
         x2=alt.X2("bin_end:Q"),
         y=alt.Y("events:Q", title="events", stack=True),

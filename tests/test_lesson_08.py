@@ -155,24 +155,28 @@ def test_the_exercises_of_notebook_08_and_their_kinds() -> None:
     assert kinds == {"08.1": "predict"}
 
 
-def test_08_1_the_events_published_while_stopped_pass_with_the_reason() -> None:
-    result = check("08.1", RESTART_STORY["while_stopped"], quiet=True)
+def test_08_1_billing_resumes_and_a_new_latest_group_sees_nothing_pass_with_the_reason(
+        ) -> None:
+    result = check("08.1", (RESTART_STORY["while_stopped"], 0), quiet=True)
     assert result and result.message.startswith("correct: ")
-    assert "durable position" in result.message and "none handled twice" in result.message
+    assert "durable position" in result.message and "start='latest'" in result.message
 
 
 @pytest.mark.parametrize(("answer", "hint"), [
-    (15, "does not start again from the beginning"),
-    (0, "the stream stores events whether or not anyone is reading"),
-    (7, "Count the events billing has not acknowledged")])
-def test_08_1_a_wrong_prediction_gets_a_hint_without_the_answer(answer: int, hint: str) -> None:
+    ((15, 0), "does not start again from the beginning"),
+    ((0, 0), "the stream stores events whether or not anyone is reading"),
+    ((7, 0), "Count the events billing has not acknowledged"),
+    ((5, 15), "a new group starts where its policy says"),
+    ((5, 5), "a position belongs to a group")])
+def test_08_1_a_wrong_prediction_gets_a_hint_without_the_answer(
+        answer: tuple[int, int], hint: str) -> None:
     result = check("08.1", answer, quiet=True)
     assert not result and hint in result.message
-    assert "5 events" not in result.message
+    assert "handles 0" not in result.message and "5 orders" not in result.message
 
 
-@pytest.mark.parametrize("answer", ["5", 5.0, True])
-def test_08_1_refuses_an_answer_that_is_not_an_int(answer: object) -> None:
+@pytest.mark.parametrize("answer", [5, "5, 0", (5.0, 0), (True, 0), (5, 0, 0)])
+def test_08_1_refuses_an_answer_that_is_not_two_ints(answer: object) -> None:
     result = check("08.1", answer, quiet=True)
     assert not result and "correct" not in result.message
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import Iterator
 
 import pandas as pd
 import pytest
 
+from eda_lab import charts
 from eda_lab.backends import LiveRuntime, NatsServer
 from eda_lab.charts import events_over_time, timeline
 from eda_lab.delivery import DeliveryPolicy
@@ -60,6 +62,10 @@ def test_the_same_services_run_live_and_the_trace_has_the_simulations_columns(
     sim.emitter("x")
     assert list(frame.columns) == list(sim.frame().columns)
     assert (frame.dtypes == sim.frame().dtypes).all()
+    # Charts of a live trace title their time axis as wall-clock time, not virtual.
+    assert charts.time_axis_title(frame) == "wall-clock time (s)"
+    assert charts.time_axis_title(sim.frame()) == "virtual time (s)"
+    assert "wall-clock time (s)" in json.dumps(charts.timeline(frame).to_dict())
     kinds = frame["kind"].value_counts().to_dict()
     assert kinds == {"emit": 40, "deliver": 40}
     # the forwarded invoice is caused by its order: same conversation, the order as cause

@@ -534,7 +534,9 @@ class LiveRuntime:
         in wall seconds since the runtime started (see :mod:`eda_lab.trace`)."""
         snapshot = Trace(self.start)
         snapshot.rows = list(self.trace.rows)  # a copy: consumers keep appending meanwhile
-        return snapshot.frame()
+        frame = snapshot.frame()
+        frame.attrs["clock"] = "wall"  # charts then title their time axis "wall-clock"
+        return frame
 
     def __iter__(self) -> Iterator[Service]:
         return iter(self.services.values())

@@ -11,7 +11,8 @@ what the notebook needs around :mod:`eda_lab.backends`:
   instead of failing;
 * :class:`ShopApi`: the shop's query API, which an event-notification consumer calls
   back (notebook 01), with a count of the calls;
-* the exercise 08.1, a prediction about a durable consumer that stops and resumes.
+* the exercise 08.1, a prediction about a durable consumer that stops and resumes, and
+  a new group that starts at the latest event.
 """
 
 from __future__ import annotations
@@ -171,23 +172,36 @@ RESTART_STORY: dict[str, int] = {"before": 10, "while_stopped": 5}
 @exercise("08.1", "Predict before you run it: the shop places 10 orders and billing (a "
                   "durable consumer group on JetStream) handles and acknowledges them. "
                   "Billing's consumer stops; the shop places 5 more orders; billing's "
-                  "consumer starts again. How many events does billing handle after it "
-                  "starts again? Answer with an int.",
-          kind="predict", answer=int)
-def _handled_after_restart(answer: int) -> str:
+                  "consumer starts again. Then a new group, audit, subscribes for the first "
+                  "time with the default DeliveryPolicy() (start='latest'), and the shop "
+                  "places nothing more. How many events do billing and audit each handle "
+                  "after billing starts again? Answer with a tuple of two ints: "
+                  "(billing, audit).",
+          kind="predict", answer=(int, int))
+def _handled_after_restart(answer: tuple[int, int]) -> str:
     before, meanwhile = RESTART_STORY["before"], RESTART_STORY["while_stopped"]
-    why = (f"the stream kept the {meanwhile} orders placed while billing was stopped, and "
-           f"the server kept billing's durable position (its acknowledged events), so "
-           f"billing resumes after the {before} it had acknowledged: {meanwhile} events, "
-           "none lost and none handled twice.")
-    if answer == meanwhile:
+    billing, audit = answer
+    why = (f"billing resumes from the durable position the server kept for its group: the "
+           f"{meanwhile} orders placed while it was stopped, none of the {before} it had "
+           "acknowledged again. audit is a new group: the server makes its durable "
+           "consumer when it subscribes, and start='latest' puts its position after the "
+           f"{before + meanwhile} events already in the stream, so it handles 0 (with "
+           f"DeliveryPolicy(start='earliest') it would handle all {before + meanwhile}). "
+           "A position belongs to a group, not to the stream.")
+    if (billing, audit) == (meanwhile, 0):
         return Correct(why)
-    if answer == before + meanwhile:
+    if billing == before + meanwhile:
         return ("not quite: a durable consumer does not start again from the beginning. "
                 "Where does the server keep billing's position?")
-    if answer == 0:
+    if billing == 0:
         return ("not quite: the stream stores events whether or not anyone is reading. "
                 "What happened to the orders placed while billing was stopped?")
-    return ("not quite. Count the events billing has not acknowledged when it starts "
-            "again: those, and only those, are still to be delivered to its group.")
+    if billing != meanwhile:
+        return ("not quite. Count the events billing has not acknowledged when it starts "
+                "again: those, and only those, are still to be delivered to its group.")
+    if audit == before + meanwhile:
+        return ("billing is right. audit: a new group starts where its policy says; what "
+                "does start='latest' mean for events already in the stream?")
+    return ("billing is right. audit has no position yet when it subscribes: a position "
+            "belongs to a group. Where does start='latest' put it?")
 
