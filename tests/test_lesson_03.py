@@ -252,3 +252,28 @@ def test_an_order_id_not_in_the_store_is_named_with_the_orders_there_are() -> No
     message = str(raised.value)
     assert "ORDER_ID='O-99999'" in message and f"{first} to {last}" in message
     assert "repository.create" not in message
+
+
+# -- the scratch folder -------------------------------------------------------------------
+def test_a_scratch_folder_sweeps_the_folders_of_killed_kernels(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel killed before its exit handlers ran leaves its folder behind; the next
+    notebook run removes it (its process is gone) but never a live kernel's folder."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from eda_lab.lessons.n03_event_sourcing import scratch_folder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = tmp_path / f"eda_lab_03_{int(gone.stdout)}_abc"
+    alive = tmp_path / f"eda_lab_03_{os.getppid()}_def"  # the process that started pytest
+    other = tmp_path / "eda_lab_03_notapid"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+    made = scratch_folder()
+    assert made.parent == tmp_path and made.name.startswith(f"eda_lab_03_{os.getpid()}_")
+    assert not dead.exists() and alive.exists() and other.exists()

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import atexit
 import difflib
+import glob
+import os
 import random
 import shutil
 import tempfile
@@ -46,8 +48,8 @@ from eda_lab.sim import Simulation
 from eda_lab.sourcing import EffectGateway, RecordingGateway, Repository, on, replaying
 from eda_lab.store import ConcurrencyError, EventStore, InMemoryEventStore
 
-__all__ = ["EmailService", "ExchangeRateService", "gateway_demo", "scratch_folder",
-           "stored_order"]
+__all__ = ["EmailService", "ExchangeRateService", "gateway_demo",
+           "remove_stale_scratch_folders", "scratch_folder", "stored_order"]
 
 
 def stored_order(store: EventStore, order_id: str) -> str:
@@ -73,13 +75,42 @@ def stored_order(store: EventStore, order_id: str) -> str:
 
 def scratch_folder(prefix: str = "eda_lab_03_") -> Path:
     """A new temporary folder for the notebook's SQLite files, removed when the
-    kernel stops (not before: the notebook's panels read the store until then)."""
-    if not isinstance(prefix, str) or "/" in prefix:
-        raise InvalidArgument(f"prefix must be a folder-name prefix such as 'eda_lab_03_', "
-                              f"got {shown(prefix)}.")
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    kernel stops (not before: the notebook's panels read the store until then).
+
+    A kernel that is killed (a test runner's hard stop) never runs its exit handlers,
+    so the folder's name carries the kernel's process id, and each call first removes
+    the folders of this prefix whose process is gone.
+    """
+    remove_stale_scratch_folders(prefix)
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}_"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def remove_stale_scratch_folders(prefix: str = "eda_lab_03_") -> list[Path]:
+    """Remove the scratch folders of this prefix whose kernel process is gone; returns
+    them. (The test suite calls it when it ends: its last kernels are killed.)"""
+    if not isinstance(prefix, str) or not prefix or "/" in prefix:
+        raise InvalidArgument(f"prefix must be a folder-name prefix such as 'eda_lab_03_', "
+                              f"got {shown(prefix)}.")
+    removed = []
+    for stale in Path(tempfile.gettempdir()).glob(f"{glob.escape(prefix)}*_*"):
+        pid = stale.name[len(prefix):].split("_", 1)[0]
+        if pid.isdigit() and stale.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 asks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # it exists but is not ours, or the name only looks like an id
+    return True
 
 
 # -- the gateway demo -----------------------------------------------------------------------
