@@ -37,6 +37,7 @@ same address).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -260,6 +261,12 @@ class NatsServer:
 
     def _fail(self) -> None:
         """Stop what is left of a start that failed, and say why."""
+        proc = self._proc
+        if proc is not None and self._ready.is_set() and not self._up:
+            # Its stderr closed without the ready line: it is exiting. Let it be reaped,
+            # or it would still look alive for a moment and be reported as "not ready".
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
         exited = not self.running
         self._halt(kill=False)  # (joins the log reader: the log is complete)
         tail = "\n".join(list(self.log)[-10:])
