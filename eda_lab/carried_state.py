@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any, TypedDict
 
@@ -61,11 +61,11 @@ from eda_lab.notification import (
     _address,
     _latency_model,
     _waits,
-    check_setting_names,
     check_topic,
     query_back_summary,
     run_notification,
     scenario_with,
+    settings_with,
 )
 from eda_lab.runs import SimulationRun
 from eda_lab.sim import Simulation, check_seed
@@ -716,14 +716,8 @@ def ordering_with(scenario: OrderingScenario | None = None,
     ...
     eda_lab.notification.UnknownSetting: custmers is not a setting of OrderingScenario; ...
     """
-    if scenario is not None and not isinstance(scenario, OrderingScenario):
-        raise WrongArgumentType(
-            f"scenario must be an OrderingScenario or None, got {type(scenario).__name__}: "
-            "pass settings as keywords, for example run_ordering('retries', customers=5).")
-    check_setting_names(changes, [setting.name for setting in dataclass_fields(OrderingScenario)],
-                        "OrderingScenario")
-    base = scenario if scenario is not None else OrderingScenario()
-    return replace(base, **changes) if changes else base
+    return settings_with(OrderingScenario, scenario, changes,
+                         "run_ordering('retries', customers=5)")
 
 
 def run_ordering(path: str, scenario: OrderingScenario | None = None, *,

@@ -59,10 +59,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
-from typing import Any, TypedDict
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 from eda_lab.channel import Channel
 from eda_lab.errors import (
@@ -118,10 +121,14 @@ __all__ = [
     "run_order_cascade",
     "scenario_with",
     "send_command",
+    "settings_with",
     "source_load",
     "time_to_data",
     "unhandled_events",
 ]
+
+#: A scenario dataclass (AddressScenario, OrderingScenario, ...).
+S = TypeVar("S", bound="DataclassInstance")
 
 #: The change every consumer cares about, and the event that creates a customer.
 CHANGE_TYPE = "CustomerAddressChanged"
@@ -829,15 +836,28 @@ def scenario_with(scenario: AddressScenario | None = None, **changes: Any) -> Ad
     ...
     eda_lab.notification.UnknownSetting: consumer is not a setting of AddressScenario; did ...
     """
-    if scenario is not None and not isinstance(scenario, AddressScenario):
+    return settings_with(AddressScenario, scenario, changes,
+                         "run_notification(consumers=5)")
+
+
+def settings_with(kind: type[S], scenario: S | None, changes: dict[str, Any],
+                  example: str) -> S:
+    """``scenario`` (default: ``kind()``) with ``changes`` applied: the shared step of
+    every scenario helper. A scenario of another kind, or a keyword that is not one of
+    ``kind``'s settings (with the closest one named), is refused; ``example`` shows the
+    right call in the message."""
+    if not (isinstance(kind, type) and is_dataclass(kind)):
+        raise WrongArgumentType(f"kind must be a scenario's dataclass, such as "
+                                f"AddressScenario, got {shown(kind)}.")
+    check_instance(changes, "changes", dict, "Pass the helper's keywords as a dict.")
+    check_instance(example, "example", str, "Pass a call that shows the right use.")
+    if scenario is not None and not isinstance(scenario, kind):
         raise WrongArgumentType(
-            f"scenario must be an AddressScenario or None, got {type(scenario).__name__}: "
-            "pass settings as keywords, for example run_notification(consumers=5).")
-    check_setting_names(changes, [setting.name for setting in fields(AddressScenario)],
-                        "AddressScenario")
-    if scenario is None:
-        return AddressScenario(**changes)
-    return replace(scenario, **changes) if changes else scenario
+            f"scenario must be a {kind.__name__} (or None), got {type(scenario).__name__}: "
+            f"pass settings as keywords, for example {example}.")
+    check_setting_names(changes, [setting.name for setting in fields(kind)], kind.__name__)
+    base = scenario if scenario is not None else kind()
+    return replace(base, **changes) if changes else base
 
 
 def run_notification(scenario: AddressScenario | None = None, **changes: Any) -> ScenarioRun:

