@@ -10,8 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eda_lab.errors import InvalidEvent
-from eda_lab.events import Command, Event, FrozenData, FrozenList, ReadOnlyData, payload_size
+from eda_lab.errors import InvalidEvent, WrongArgumentType
+from eda_lab.events import (
+    NOW,
+    Command,
+    Event,
+    FrozenData,
+    FrozenList,
+    ReadOnlyData,
+    make_event,
+    payload_size,
+)
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -212,3 +221,38 @@ def test_a_dataschema_must_name_a_schema() -> None:
             Event("X", time=T0, dataschema=bad)  # type: ignore[arg-type]
     assert Event("X", time=T0, dataschema="urn:x:1").to_cloudevent()["dataschema"] == "urn:x:1"
     assert "dataschema" not in Event("X", time=T0).to_cloudevent()
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5), st.booleans())
+def test_lazy_and_eager_json_are_the_same_text(data: dict, encode_now: bool) -> None:
+    """Flat data is encoded when first needed, other data (and an aggregate's, with
+    ``encode_now``) at once: either way the JSON text, the size and the event are what
+    json.dumps and an eagerly encoded twin give."""
+    event = make_event(Event, "X", data, "", "shop", "e-1", T0, None, None, None, 1, None,
+                       None, encode_now)
+    expected = json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    assert event._json == expected and event.size == len(expected)
+    assert event == Event("X", data, source="shop", id="e-1", time=T0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 10**5000,
+                                 object(), {1, 2}, b"bytes"],
+                         ids=["nan", "inf", "-inf", "huge int", "object", "set", "bytes"])
+@pytest.mark.parametrize("encode_now", [False, True])
+def test_flat_data_is_checked_on_creation_even_when_encoded_later(
+        bad: object, encode_now: bool) -> None:
+    """What the JSON encoder would refuse later is refused now, by name."""
+    with pytest.raises(InvalidEvent, match="JSON"):
+        make_event(Event, "X", {"value": bad}, "", "shop", "", NOW, None, None, None, 1,
+                   None, None, encode_now)
+    with pytest.raises(InvalidEvent, match="JSON"):
+        Event("X", {"value": bad})
+
+
+def test_make_event_makes_only_events() -> None:
+    with pytest.raises(WrongArgumentType, match="pass Event first"):
+        make_event(dict, "X", {}, "", "shop", "", NOW, None, None, None, 1, None, None,
+                   False)  # type: ignore[arg-type]
+    made = make_event(Event, "X", {}, "", "shop", "", NOW, None, None, None, 1, None, None,
+                      False)
+    assert type(made) is Event and made.id and made.time.tzinfo is not None

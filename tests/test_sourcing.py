@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
@@ -76,6 +77,24 @@ def test_unknown_event_type_is_a_clear_error() -> None:
 def test_time_ordered_ids_sort_in_creation_order() -> None:
     ids = [time_ordered_id() for _ in range(2000)]
     assert ids == sorted(ids) and len(set(ids)) == 2000
+
+
+def test_time_ordered_ids_are_uuid7_through_a_full_counter_and_a_clock_step_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """More ids in one millisecond than the 12-bit counter holds borrow the next
+    millisecond; a clock that steps back does not make an id sort earlier."""
+    clock = [1_800_000_000_000 * 1_000_000]  # nanoseconds
+    monkeypatch.setattr(sourcing, "_time_ns", lambda: clock[0])
+    ids = [time_ordered_id() for _ in range(5000)]  # one millisecond, 5000 ids
+    clock[0] -= 10**9  # a second back
+    ids += [time_ordered_id() for _ in range(10)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    parsed = [uuid.UUID(made) for made in ids]
+    assert all(str(u) == made and u.version == 7 and u.variant == uuid.RFC_4122
+               for u, made in zip(parsed, ids, strict=True))
+    millis = [u.int >> 80 for u in parsed]
+    assert millis[0] == 1_800_000_000_000 and millis[4096] == millis[0] + 1
+    assert [(u.int >> 64) & 0xFFF for u in parsed[4094:4098]] == [4094, 4095, 0, 1]
 
 
 def test_load_save_and_versions(store: Any) -> None:

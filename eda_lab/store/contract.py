@@ -517,6 +517,18 @@ def split_stored(stream_id: str, batch: Sequence[Event],
     return results, new
 
 
+def _to_utc(batch: list[Event]) -> None:
+    """Refuse what is not an Event in ``batch``; put the others' times in UTC."""
+    for i, event in enumerate(batch):
+        if type(event) is not Event:
+            raise WrongArgumentType(
+                f"append stores Event objects, got {type(event).__name__}: build one with "
+                "Event(type, data, subject=...)."
+            )
+        if event.time.tzinfo is not UTC:
+            batch[i] = event.evolve(time=event.time.astimezone(UTC))
+
+
 def check_append(stream_id: object, events: object, expected_version: object) -> list[Event]:
     """Check an ``append``'s arguments and return the batch to store, as a new list.
 
@@ -533,14 +545,10 @@ def check_append(stream_id: object, events: object, expected_version: object) ->
         raise WrongArgumentType(
             "append takes a sequence of events: wrap one event in a list, [event].")
     batch = list(events)
-    for i, event in enumerate(batch):
-        if type(event) is not Event:
-            raise WrongArgumentType(
-                f"append stores Event objects, got {type(event).__name__}: build one with "
-                "Event(type, data, subject=...)."
-            )
-        if event.time.tzinfo is not UTC:
-            batch[i] = event.evolve(time=event.time.astimezone(UTC))
+    for event in batch:  # a pass that only looks: almost always all it takes
+        if event.__class__ is not Event or event.time.tzinfo is not UTC:
+            _to_utc(batch)
+            break
     if expected_version is not None and (
             type(expected_version) is not int or expected_version < 0):
         raise InvalidArgument(

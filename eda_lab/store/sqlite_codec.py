@@ -153,9 +153,9 @@ def encode_rows(stream_id: str, events: Sequence[Event], heads: Mapping[tuple[st
             if (e.subject == stream_id and e.sequence is None and e.correlation_id is None
                     and e.causation_id is None and e.schema_version == 1 and e.actor is None
                     and e.dataschema is None):
-                body = f"{prefix}{micros}]\n{e._json}"
+                body = f"{prefix}{micros}]\n{e._json_text or e._json}"
             else:
-                body = f"{prefix}{micros},{meta(e, stream_id)}]\n{e._json}"
+                body = f"{prefix}{micros},{meta(e, stream_id)}]\n{e._json_text or e._json}"
             extend((e.id, body))
     except (AttributeError, TypeError, KeyError):  # the slow branch: say what is wrong
         _explain_encode(stream_id, events, heads)
@@ -297,8 +297,7 @@ def decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str],
                     event.dataschema = None
                 else:
                     _set_meta(event, meta, name)
-                event.size = len(data)
-                event._json = data
+                event._json_text = data
                 event.__class__ = event_class
                 rec: Any = new(rec_layout)
                 rec.stream_id = name
