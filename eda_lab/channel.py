@@ -47,12 +47,14 @@ from __future__ import annotations
 import math
 import zlib
 from collections import deque
+from collections.abc import Iterable
+from heapq import heappush as _push
 from typing import TYPE_CHECKING, Any
 
 from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType, check_instance, shown
 from eda_lab.events import Event
-from eda_lab.latency import Latency, as_latency, backoff_delay
+from eda_lab.latency import Latency, as_latency, backoff_delay, sampler
 from eda_lab.services import Emitter, Sink
 
 if TYPE_CHECKING:
@@ -181,15 +183,16 @@ class Topic:
                            "sim.emitter('shop').")
         sim = self.channel.sim
         now = sim.now
-        p = self.partition_of(event.subject)
+        p = self._partition_cache.get(event.subject)  # partition_of, inlined for a hit
+        if p is None:
+            p = self.partition_of(event.subject)
         log = self.logs[p]
         offset = len(log)
         log.append(event)
         self.emitted_at[p].append(now)
         sim.trace.append_row((now, "emit", by.name, "", self.channel.name, self.name, p,
                               offset, event, NAN, "ok", "", "", "", None))
-        for group in self.groups.values():
-            group.arrive(p, offset, now)
+        _arrive(self.groups.values(), p, offset, now)
         return p, offset
 
     def subscribe(self, sink: Sink, handler: Handler, *, group: str,
@@ -213,6 +216,21 @@ class Topic:
     def __repr__(self) -> str:
         return (f"Topic({self.channel.name}/{self.name}, partitions={self.partitions}, "
                 f"events={len(self)}, groups={list(self.groups)})")
+
+
+def _arrive(groups: Iterable[ConsumerGroup], p: int, offset: int, now: float) -> None:
+    """Schedule, for each group, the delivery of ``offset`` of partition ``p`` after a
+    latency, keeping partition order (what :meth:`ConsumerGroup.arrive` does for one)."""
+    for group in groups:
+        when = now + group._sample()
+        last = group._last_arrival[p]
+        if when < last:
+            when = last  # a partition is FIFO: nothing overtakes an earlier event
+        group._last_arrival[p] = when
+        # sim.schedule_at(when, ...), inlined: the hot path of every delivery, and
+        # ``when`` is never in the past (now plus a latency >= 0)
+        _push(group._queue_of_sim, (when, group._next_order(), group._deliver_later,
+                                    (p, offset, 1)))
 
 
 class ConsumerGroup:
@@ -248,7 +266,21 @@ class ConsumerGroup:
         #: Seconds one member takes to handle one event (None: no time at all).
         self.service_time = (None if policy.service_time is None
                              else as_latency(policy.service_time))
-        self._schedule_at = topic.channel.sim.schedule_at
+        # What every delivery reads, fetched once (none of these objects is replaced).
+        sim = topic.channel.sim
+        self._sim = sim
+        self._queue_of_sim = sim._queue
+        self._next_order = sim._next_order
+        self._trace = sim.trace
+        self._logs = topic.logs
+        self._emitted_at = topic.emitted_at
+        self._channel_name = topic.channel.name
+        self._topic_name = topic.name
+        self._commit_every = policy.commit_every
+        self._sample = sampler(self.latency, sim.rng)
+        # one bound method, not one per event: without a service time, a due delivery
+        # is attempted at once (see _attempt)
+        self._deliver_later = self._deliver if self.service_time is not None else self._attempt
         # With a service time, a member works through a queue of (partition, offset,
         # attempt), one at a time; without, an event is handled the moment it arrives.
         self._run = self._attempt if self.service_time is None else self._enqueue
@@ -330,20 +362,15 @@ class ConsumerGroup:
     # -- delivery ----------------------------------------------------------------
     def arrive(self, p: int, offset: int, now: float) -> None:
         """Schedule the delivery of ``offset`` after a latency, keeping partition order."""
-        sim = self.topic.channel.sim
-        when = now + self.latency.sample(sim.rng)
-        last = self._last_arrival[p]
-        if when < last:
-            when = last  # a partition is FIFO: nothing overtakes an earlier event
-        self._last_arrival[p] = when
-        self._schedule_at(when, self._deliver, p, offset, 1)
+        _arrive((self,), p, offset, now)
 
     def _deliver(self, p: int, offset: int, attempt: int) -> None:
+        """A delivery is due (to a group with a service time: see _attempt otherwise)."""
         if self._blocked[p] and attempt == 1:
             self._waiting[p].append(offset)  # an earlier event is being retried
             return
         self._run(p, offset, attempt)
-        if not self._blocked[p]:
+        if self._waiting[p] and not self._blocked[p]:
             self._drain(p)
 
     def _drain(self, p: int) -> None:
@@ -352,13 +379,25 @@ class ConsumerGroup:
             self._run(p, waiting.popleft(), 1)
 
     def _attempt(self, p: int, offset: int, attempt: int) -> None:
-        topic = self.topic
-        sim = topic.channel.sim
+        """Hand the event to the partition's member now, unless an earlier event of the
+        partition is being retried (then it waits its turn).
+
+        It is also what a group without a service time schedules for each delivery:
+        such a partition is only blocked while a retry is pending, and whatever waited
+        meanwhile is drained where the block ends (``_retry``), so a due delivery
+        never finds a partition that is free and has events waiting.
+        """
+        if self._blocked[p] and attempt == 1:
+            self._waiting[p].append(offset)
+            return
+        sim = self._sim
         now = sim.now
-        event = topic.logs[p][offset]
-        sink, handler = self.members[p % len(self.members)]
-        latency = now - topic.emitted_at[p][offset]
+        event = self._logs[p][offset]
+        members = self.members
+        sink, handler = members[p % len(members)]
+        latency = now - self._emitted_at[p][offset]
         if sink.outages and not sink.is_up(now):
+            topic = self.topic
             back = sink.back_up_at(now)
             self._blocked[p] = True
             sim.trace.record(now, "deferred", sink.name, event=event, peer=event.source,
@@ -367,7 +406,8 @@ class ConsumerGroup:
                              detail=f"{sink.name} is down; delivery waits until t={back:g}s")
             sim.at(back, self._retry, p, offset, attempt)
             return
-        rows = sim.trace.rows
+        trace = self._trace
+        rows = trace.rows
         mark = len(rows)  # where the delivery row goes: before whatever its handler records
         sink.current = event
         try:
@@ -382,15 +422,16 @@ class ConsumerGroup:
         if self._again and (p, offset) in self._again:
             self._again.discard((p, offset))
             detail = "redelivered after a rebalance"
-        row = (now, "deliver", sink.name, event.source, topic.channel.name, topic.name, p,
-               offset, event, latency, "ok", detail, "", "", None)
+        row = (now, "deliver", sink.name, event.source, self._channel_name, self._topic_name,
+               p, offset, event, latency, "ok", detail, "", "", None)
         if len(rows) == mark:  # the handler recorded nothing (or recording is off)
-            sim.trace.append_row(row)
+            trace.append_row(row)
         else:  # the delivery first, then the emits (and queries) its handler caused
             rows.insert(mark, row)
-        self.handled[p] = offset + 1
-        if offset + 1 - self.committed[p] >= self.policy.commit_every:
-            self.committed[p] = offset + 1
+        after = offset + 1
+        self.handled[p] = after
+        if after - self.committed[p] >= self._commit_every:
+            self.committed[p] = after
         self._blocked[p] = False
 
     def _retry(self, p: int, offset: int, attempt: int) -> None:

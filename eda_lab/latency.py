@@ -11,12 +11,14 @@ seed gives the same latencies.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from eda_lab.errors import InvalidArgument, WrongArgumentType, check_number
 
-__all__ = ["Exponential", "Fixed", "Latency", "Uniform", "as_latency", "backoff_delay"]
+__all__ = ["Exponential", "Fixed", "Latency", "Uniform", "as_latency", "backoff_delay",
+           "sampler"]
 
 
 @runtime_checkable
@@ -43,6 +45,11 @@ class Fixed:
     def sample(self, rng: random.Random) -> float:
         return self.seconds
 
+    def sampler(self, rng: random.Random) -> Callable[[], float]:
+        """``sample(rng)`` as a function of no arguments (see :func:`sampler`)."""
+        seconds = self.seconds
+        return lambda: seconds
+
 
 @dataclass(frozen=True)
 class Uniform:
@@ -60,6 +67,11 @@ class Uniform:
     def sample(self, rng: random.Random) -> float:
         return self.low + (self.high - self.low) * rng.random()
 
+    def sampler(self, rng: random.Random) -> Callable[[], float]:
+        """``sample(rng)`` as a function of no arguments (see :func:`sampler`)."""
+        low, span, draw = self.low, self.high - self.low, rng.random
+        return lambda: low + span * draw()
+
 
 @dataclass(frozen=True)
 class Exponential:
@@ -72,6 +84,13 @@ class Exponential:
 
     def sample(self, rng: random.Random) -> float:
         return rng.expovariate(1.0 / self.mean) if self.mean > 0 else 0.0
+
+    def sampler(self, rng: random.Random) -> Callable[[], float]:
+        """``sample(rng)`` as a function of no arguments (see :func:`sampler`)."""
+        if self.mean <= 0:
+            return lambda: 0.0
+        rate, draw = 1.0 / self.mean, rng.expovariate
+        return lambda: draw(rate)
 
 
 def as_latency(value: Latency | float | int | None) -> Latency:
@@ -86,6 +105,36 @@ def as_latency(value: Latency | float | int | None) -> Latency:
         f"latency must be seconds or a model such as Fixed(0.1), Uniform(0.01, 0.2) or "
         f"Exponential(0.05); got {value!r}."
     )
+
+
+def sampler(latency: Latency, rng: random.Random) -> Callable[[], float]:
+    """A function of no arguments that draws ``latency``'s next delay from ``rng``: the
+    very numbers ``latency.sample(rng)`` gives, for a channel's hot path (one draw per
+    delivery, with nothing to look up).
+
+    The built-in models' delays are >= 0 by construction; a model of your own is
+    checked on every draw, because a negative delay would deliver into the past.
+
+    >>> draw = sampler(Uniform(1.0, 2.0), random.Random(7))
+    >>> draw() == Uniform(1.0, 2.0).sample(random.Random(7))
+    True
+    """
+    if not isinstance(latency, Latency):
+        raise WrongArgumentType(f"latency must be a model such as Uniform(0.01, 0.2), got "
+                                f"{latency!r}.")
+    if not isinstance(rng, random.Random):
+        raise WrongArgumentType(f"rng must be a random.Random, got {type(rng).__name__}.")
+    if isinstance(latency, Fixed | Uniform | Exponential):
+        return latency.sampler(rng)
+
+    def checked() -> float:
+        value = latency.sample(rng)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise InvalidArgument(f"{latency!r}.sample(rng) gave {value!r}: a delay must be "
+                                  "a number of seconds >= 0.")
+        return value
+
+    return checked
 
 
 def backoff_delay(base: float, attempt: int) -> float:

@@ -125,7 +125,7 @@ class Simulation:
     @property
     def time(self) -> datetime:
         """The current virtual time as a timestamp."""
-        return self.start + timedelta(seconds=self.now)
+        return self.start + timedelta(0, self.now)  # (days, seconds): the fastest form
 
     def time_of(self, t: float) -> datetime:
         """The timestamp of virtual second ``t`` (a finite number, within a century)."""
@@ -134,7 +134,7 @@ class Simulation:
 
     def new_id(self) -> str:
         """A fresh id: 16 hex digits from the seeded generator (the same seed, the same ids)."""
-        return f"{self.rng.getrandbits(64):016x}"
+        return "%016x" % self.rng.getrandbits(64)  # noqa: UP031 - faster than an f-string
 
     # -- the scheduler ---------------------------------------------------------
     def schedule(self, delay: float, action: Callable[..., Any], *args: Any) -> float:
@@ -199,8 +199,9 @@ class Simulation:
 
         def tick() -> None:
             action(*args)
-            if until is None or self.now + interval <= until:
-                self.schedule(interval, tick)
+            when = self.now + interval
+            if until is None or when <= until:
+                _push(self._queue, (when, self._next_order(), tick, ()))  # schedule_at, inlined
 
         self.schedule(0.0, tick)
 
@@ -233,7 +234,7 @@ class Simulation:
         # never rescans them all. Handlers are user code and may make cyclic garbage:
         # the young generations are still collected as they fill up.
         with young_only():
-            while queue and queue[0][0] <= limit:
+            while queue and queue[0][0] <= limit:  # the queue's first action is due
                 when, _, action, args = pop(queue)
                 self.now = when
                 action(*args)

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eda_lab.latency import Exponential, Fixed, Uniform, as_latency
+from eda_lab.errors import InvalidArgument, WrongArgumentType
+from eda_lab.latency import Exponential, Fixed, Uniform, as_latency, sampler
+from eda_lab.sim import Simulation
 
 
 @given(st.floats(0, 10), st.floats(0, 10), st.integers(0, 2**32))
@@ -51,3 +53,34 @@ def test_coercion_and_errors() -> None:
         Uniform(2, 1)
     with pytest.raises(ValueError, match=">= 0"):
         Fixed(-1)
+
+
+@pytest.mark.parametrize("model", [Fixed(0.05), Uniform(0.01, 0.2), Exponential(0.05),
+                                   Exponential(0.0)])
+@given(seed=st.integers(0, 2**32))
+def test_a_sampler_draws_the_very_numbers_sample_draws(model: object, seed: int) -> None:
+    draw = sampler(model, random.Random(seed))  # type: ignore[arg-type]
+    rng = random.Random(seed)
+    assert [draw() for _ in range(5)] == [model.sample(rng) for _ in range(5)]  # type: ignore[attr-defined]
+
+
+class _Backwards:
+    """A model of one's own that goes back in time."""
+
+    def sample(self, rng: random.Random) -> float:
+        return -1.0
+
+
+def test_a_model_of_ones_own_is_checked_on_every_draw() -> None:
+    with pytest.raises(InvalidArgument, match="a delay must be a number of seconds >= 0"):
+        sampler(_Backwards(), random.Random(1))()
+    with pytest.raises(WrongArgumentType):
+        sampler(0.5, random.Random(1))  # type: ignore[arg-type]
+
+
+def test_a_channel_refuses_a_model_that_delivers_into_the_past() -> None:
+    sim = Simulation()
+    orders = sim.channel("bus", latency=_Backwards()).topic("orders")
+    sim.sink("billing").subscribe(orders, lambda event: None)
+    with pytest.raises(InvalidArgument, match=">= 0"):
+        sim.emitter("shop").emit(orders, "OrderPlaced", "O-1")
