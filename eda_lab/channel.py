@@ -244,13 +244,15 @@ class ConsumerGroup:
         check_instance(topic, "topic", Topic, "Get one from sim.channel('bus').topic('orders').")
         _check_name(name, "a consumer group", "billing")
         check_instance(policy, "policy", DeliveryPolicy, "Pass DeliveryPolicy(...).")
+        sim = topic.channel.sim
+        self._sim = sim
         self.topic = topic
         self.name = name
         self.policy = policy
         #: Where events go after ``policy.max_deliveries`` failed attempts.
         self.dead_letter_topic = policy.dead_letter_topic(topic.name)
-        self.latency: Latency = (topic.channel.latency if policy.latency is None
-                                 else as_latency(policy.latency))
+        self.latency = (topic.channel.latency if policy.latency is None
+                        else as_latency(policy.latency))
         self.members: list[tuple[Sink, Handler]] = []
         n = topic.partitions
         self.committed = [0] * n
@@ -266,9 +268,8 @@ class ConsumerGroup:
         #: Seconds one member takes to handle one event (None: no time at all).
         self.service_time = (None if policy.service_time is None
                              else as_latency(policy.service_time))
-        # What every delivery reads, fetched once (none of these objects is replaced).
-        sim = topic.channel.sim
-        self._sim = sim
+        # What every delivery reads, fetched once (none of these objects is replaced;
+        # the settings that may be, latency and policy, refresh theirs when they are).
         self._queue_of_sim = sim._queue
         self._next_order = sim._next_order
         self._trace = sim.trace
@@ -276,8 +277,6 @@ class ConsumerGroup:
         self._emitted_at = topic.emitted_at
         self._channel_name = topic.channel.name
         self._topic_name = topic.name
-        self._commit_every = policy.commit_every
-        self._sample = sampler(self.latency, sim.rng)
         # one bound method, not one per event: without a service time, a due delivery
         # is attempted at once (see _attempt)
         self._deliver_later = self._deliver if self.service_time is not None else self._attempt
@@ -286,6 +285,28 @@ class ConsumerGroup:
         self._run = self._attempt if self.service_time is None else self._enqueue
         self._queues: dict[int, deque[tuple[int, int, int]]] = {}
         self._busy: set[int] = set()
+
+    @property
+    def policy(self) -> DeliveryPolicy:
+        """How the group is served (see :class:`~eda_lab.delivery.DeliveryPolicy`)."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: DeliveryPolicy) -> None:
+        check_instance(policy, "policy", DeliveryPolicy, "Pass DeliveryPolicy(...).")
+        self._policy = policy
+        self._commit_every = policy.commit_every
+
+    @property
+    def latency(self) -> Latency:
+        """How long a delivery to this group takes (the channel's latency unless the
+        policy sets one)."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, model: Latency) -> None:
+        self._latency = as_latency(model)
+        self._sample = sampler(self._latency, self._sim.rng)  # the draws of every arrival
 
     def lag(self) -> int:
         """Events published but not yet handled by this group, over all partitions."""

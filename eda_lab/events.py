@@ -361,7 +361,7 @@ class Event:
 
     def __reduce__(self) -> tuple[Callable[..., Event], tuple[Any, ...]]:
         """Pickle and copy an event as the arguments that make it again."""
-        return (Event, (self.type, self.data, self.subject, self.source, self.id, self.time,
+        return (type(self), (self.type, self.data, self.subject, self.source, self.id, self.time,
                         self.sequence, self.correlation_id, self.causation_id,
                         self.schema_version, self.actor, self.dataschema))
 
@@ -629,10 +629,12 @@ def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: st
         encoded = _encode(data, "Event")
     event: Any = _new_layout(_Layout)
     event.type = type
-    # freeze_data(data, encoded), inlined: flat data needs only a shallow copy
-    event.data = (data if data.__class__ is FrozenData else FrozenData(data)
-                 if encoded is None or ("[" not in encoded and encoded.find("{", 1) < 0)
-                 else FrozenData({key: _freeze(item) for key, item in data.items()}))
+    # freeze_data(data, encoded), inlined: flat data needs only a shallow copy (none at
+    # all when it is FrozenData already); anything nested is frozen all the way down
+    if encoded is None or ("[" not in encoded and encoded.find("{", 1) < 0):
+        event.data = data if data.__class__ is FrozenData else FrozenData(data)
+    else:
+        event.data = FrozenData({key: _freeze(item) for key, item in data.items()})
     event.subject = subject
     event.source = source
     event.id = id or str(uuid.uuid4())
@@ -644,8 +646,17 @@ def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: st
     event.actor = actor
     event.dataschema = dataschema
     event._json_text = encoded
-    event.__class__ = cls
-    return event  # type: ignore[no-any-return]
+    event.__class__ = Event
+    return event if cls is Event else _as_subclass(event, cls)
+
+
+def _as_subclass(event: Event, cls: type[Event]) -> Event:
+    """``event`` as an instance of a subclass of Event (whose layout may differ: one
+    without ``__slots__`` has a ``__dict__``), slot by slot."""
+    made = object.__new__(cls)
+    for name in Event.__slots__:
+        object.__setattr__(made, name, getattr(event, name))
+    return made
 
 
 

@@ -10,6 +10,8 @@ seed gives the same latencies.
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,17 +126,22 @@ def sampler(latency: Latency, rng: random.Random) -> Callable[[], float]:
                                 f"{latency!r}.")
     if not isinstance(rng, random.Random):
         raise WrongArgumentType(f"rng must be a random.Random, got {type(rng).__name__}.")
-    if isinstance(latency, Fixed | Uniform | Exponential):
-        return latency.sampler(rng)
+    if isinstance(latency, Fixed | Uniform | Exponential) and type(latency) in _BUILT_IN:
+        return latency.sampler(rng)  # (not a subclass: it may draw differently)
 
     def checked() -> float:
-        value = latency.sample(rng)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        value: object = latency.sample(rng)
+        seconds = (math.nan if isinstance(value, bool) or not isinstance(value, numbers.Real)
+                   else float(value))
+        if not seconds >= 0:  # not ... >= 0: NaN (and what was no number) too
             raise InvalidArgument(f"{latency!r}.sample(rng) gave {value!r}: a delay must be "
                                   "a number of seconds >= 0.")
-        return value
+        return seconds
 
     return checked
+
+
+_BUILT_IN = (Fixed, Uniform, Exponential)
 
 
 def backoff_delay(base: float, attempt: int) -> float:

@@ -100,7 +100,6 @@ class MissingRecording(EdaLabError):
 
 # -- aggregates -----------------------------------------------------------------------
 _id_lock = threading.Lock()
-_acquire_id, _release_id = _id_lock.acquire, _id_lock.release
 #: [milliseconds, counter, "xxxxxxxx-xxxx-"] of the last id handed out: the id's text
 #: up to its counter only changes when the millisecond does.
 _id_last: list[Any] = [0, -1, ""]
@@ -120,7 +119,7 @@ def time_ordered_id() -> str:
 
     The text is what ``str(uuid.UUID(...))`` writes (lower-case hex in groups of
     8-4-4-4-12): 48 bits of milliseconds, the version nibble ``7`` and 12 bits of
-    counter (a 13th id in the same millisecond borrows the next one), then the
+    counter (a 4097th id in the same millisecond borrows the next one), then the
     variant bits ``10`` and 62 random bits. It is written straight from the bits:
     making a ``uuid.UUID`` object first cost twice as much, and an aggregate makes
     one id per event it records. The first 14 characters (the millisecond) are
@@ -132,22 +131,21 @@ def time_ordered_id() -> str:
     >>> parsed.version, parsed.variant == uuid.RFC_4122, str(parsed) == made
     (7, True, True)
     """
-    _acquire_id()  # acquire/release, not ``with``: nothing in between can raise
-    ms = _time_ns() // 1_000_000
-    last = _id_last
-    if ms > last[0]:
-        seq = 0
-    else:
-        ms, seq = last[0], last[1] + 1
-        if seq > 0xFFF:
-            ms, seq = ms + 1, 0
-    if ms != last[0]:
-        last[0] = ms
-        h = f"{ms:012x}"
-        last[2] = f"{h[:8]}-{h[8:]}-"
-    last[1] = seq
-    prefix = last[2]
-    _release_id()
+    with _id_lock:  # a lock an interrupt (^C in a notebook) cannot leave held
+        ms = _time_ns() // 1_000_000
+        last = _id_last
+        if ms > last[0]:
+            seq = 0
+        else:
+            ms, seq = last[0], last[1] + 1
+            if seq > 0xFFF:
+                ms, seq = ms + 1, 0
+        if ms != last[0]:
+            last[0] = ms
+            h = f"{ms:012x}"
+            last[2] = f"{h[:8]}-{h[8:]}-"
+        last[1] = seq
+        prefix = last[2]
     tail = (0x8000_0000_0000_0000 | _random_bits(62)).to_bytes(8, "big").hex()
     return f"{prefix}{_VERSION_AND_COUNTER[seq]}-{tail[:4]}-{tail[4:]}"
 

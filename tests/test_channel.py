@@ -345,6 +345,49 @@ def test_a_joining_member_takes_over_at_the_committed_offset() -> None:
     assert (rows["detail"] == "redelivered after a rebalance").sum() == 1
 
 
+def test_after_a_rebalance_a_retried_event_keeps_the_later_ones_waiting() -> None:
+    """The new owner handles the uncommitted events again, in order: when the first of
+    them fails and is retried, the ones after it wait for it (they do not overtake)."""
+    sim = Simulation(1)
+    topic = sim.channel("bus", partitions=1, latency=Fixed(0.0)).topic("orders")
+    handled: list[tuple[str, int]] = []
+    failed_once: set[int] = set()
+
+    def second_handler(event: Event) -> None:
+        n = event.data["n"]
+        if n == 2 and n not in failed_once:
+            failed_once.add(n)
+            raise RuntimeError("first attempt fails")
+        handled.append(("second", n))
+
+    first, second = sim.sink("first"), sim.sink("second")
+    group = first.subscribe(topic, lambda e: handled.append(("first", e.data["n"])),
+                            group="g", commit_every=5, backoff=1.0)
+    shop = sim.emitter("shop")
+    for n in range(4):
+        sim.at(float(n), shop.emit, topic, "Changed", "O-1", {"n": n})
+    sim.at(3.5, group.join, second, second_handler)
+    sim.at(3.6, group.leave, first)  # partition 0 moves to second at offset 0
+    sim.run()
+    again = [n for who, n in handled if who == "second"]
+    assert again == [0, 1, 2, 3], handled  # 2 failed once, was retried, 3 waited for it
+    assert group.handled == [4]
+
+
+def test_a_groups_latency_and_policy_can_be_replaced() -> None:
+    sim = Simulation(1)
+    topic = sim.channel("bus", latency=Fixed(1.0)).topic("orders")
+    times: list[float] = []
+    group = sim.sink("billing").subscribe(topic, lambda e: times.append(sim.now))
+    group.latency = Fixed(5.0)
+    group.policy = group.policy.but(commit_every=2)
+    sim.emitter("shop").emit(topic, "Changed", "O-1")
+    sim.run()
+    assert times == [5.0] and group.committed == [0] and group.handled == [1]
+    with pytest.raises(TypeError, match="DeliveryPolicy"):
+        group.policy = "fast"  # type: ignore[assignment]
+
+
 def test_rebalances_this_model_does_not_simulate_are_refused_by_name() -> None:
     from eda_lab.channel import RebalanceNotModelled
 

@@ -256,3 +256,22 @@ def test_make_event_makes_only_events() -> None:
     made = make_event(Event, "X", {}, "", "shop", "", NOW, None, None, None, 1, None, None,
                       False)
     assert type(made) is Event and made.id and made.time.tzinfo is not None
+
+
+def test_frozen_data_given_with_a_list_inside_is_frozen_all_the_way_down() -> None:
+    event = Event("X", FrozenData({"lines": [1]}))
+    with pytest.raises(ReadOnlyData):
+        event.data["lines"].append(2)
+    assert event._json == '{"lines":[1]}'
+
+
+class _Tagged(Event):
+    """A subclass without slots of its own (it has a __dict__)."""
+
+
+def test_a_subclass_of_event_is_made_copied_and_pickled_as_itself() -> None:
+    tagged = _Tagged("X", {"n": 1}, source="shop")
+    assert type(tagged) is _Tagged and tagged.size == len('{"n":1}')
+    assert type(pickle.loads(pickle.dumps(tagged))) is _Tagged
+    assert pickle.loads(pickle.dumps(tagged)) == tagged
+    assert type(tagged.evolve(subject="O-1")) is _Tagged

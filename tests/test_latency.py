@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -84,3 +85,20 @@ def test_a_channel_refuses_a_model_that_delivers_into_the_past() -> None:
     sim.sink("billing").subscribe(orders, lambda event: None)
     with pytest.raises(InvalidArgument, match=">= 0"):
         sim.emitter("shop").emit(orders, "OrderPlaced", "O-1")
+
+
+class _Spiky(Uniform):
+    """A subclass of a built-in model that draws its own way."""
+
+    def sample(self, rng: random.Random) -> float:
+        return 100.0
+
+
+class _Numpy:
+    def sample(self, rng: random.Random) -> object:
+        return Fraction(1, 4)
+
+
+def test_a_sampler_uses_a_subclass_s_own_sample_and_takes_any_real_number() -> None:
+    assert sampler(_Spiky(0.0, 1.0), random.Random(1))() == 100.0
+    assert sampler(_Numpy(), random.Random(1))() == 0.25  # type: ignore[arg-type]
