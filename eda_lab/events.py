@@ -306,6 +306,7 @@ _NO_DATA = FrozenData()
 #: when the event is made (:func:`now_utc`).
 NOW: Any = type("_Now", (), {"__repr__": lambda self: "NOW"})()
 
+
 @dataclass(frozen=True, slots=True, init=False)
 class Event:
     """A fact that happened, in a CloudEvents envelope.
@@ -361,9 +362,9 @@ class Event:
 
     def __reduce__(self) -> tuple[Callable[..., Event], tuple[Any, ...]]:
         """Pickle and copy an event as the arguments that make it again."""
-        return (type(self), (self.type, self.data, self.subject, self.source, self.id, self.time,
-                        self.sequence, self.correlation_id, self.causation_id,
-                        self.schema_version, self.actor, self.dataschema))
+        return (type(self), (self.type, self.data, self.subject, self.source, self.id,
+                             self.time, self.sequence, self.correlation_id, self.causation_id,
+                             self.schema_version, self.actor, self.dataschema))
 
     # -- copies ---------------------------------------------------------------
     def evolve(self, **changes: Any) -> Event:

@@ -114,8 +114,10 @@ def sampler(latency: Latency, rng: random.Random) -> Callable[[], float]:
     very numbers ``latency.sample(rng)`` gives, for a channel's hot path (one draw per
     delivery, with nothing to look up).
 
-    The built-in models' delays are >= 0 by construction; a model of your own is
-    checked on every draw, because a negative delay would deliver into the past.
+    The built-in models (exactly :class:`Fixed`, :class:`Uniform`, :class:`Exponential`)
+    draw through a closure; their delays are >= 0 by construction. A model of your own,
+    or a subclass of a built-in one, is drawn by its own ``sample``, and each draw is
+    checked (a real number >= 0), because a negative delay would deliver into the past.
 
     >>> draw = sampler(Uniform(1.0, 2.0), random.Random(7))
     >>> draw() == Uniform(1.0, 2.0).sample(random.Random(7))
