@@ -47,7 +47,7 @@ class Fixed:
     def sample(self, rng: random.Random) -> float:
         return self.seconds
 
-    def sampler(self, rng: random.Random) -> Callable[[], float]:
+    def _sampler(self, rng: random.Random) -> Callable[[], float]:
         """``sample(rng)`` as a function of no arguments (see :func:`sampler`)."""
         seconds = self.seconds
         return lambda: seconds
@@ -69,7 +69,7 @@ class Uniform:
     def sample(self, rng: random.Random) -> float:
         return self.low + (self.high - self.low) * rng.random()
 
-    def sampler(self, rng: random.Random) -> Callable[[], float]:
+    def _sampler(self, rng: random.Random) -> Callable[[], float]:
         """``sample(rng)`` as a function of no arguments (see :func:`sampler`)."""
         low, span, draw = self.low, self.high - self.low, rng.random
         return lambda: low + span * draw()
@@ -87,7 +87,7 @@ class Exponential:
     def sample(self, rng: random.Random) -> float:
         return rng.expovariate(1.0 / self.mean) if self.mean > 0 else 0.0
 
-    def sampler(self, rng: random.Random) -> Callable[[], float]:
+    def _sampler(self, rng: random.Random) -> Callable[[], float]:
         """``sample(rng)`` as a function of no arguments (see :func:`sampler`)."""
         if self.mean <= 0:
             return lambda: 0.0
@@ -129,7 +129,7 @@ def sampler(latency: Latency, rng: random.Random) -> Callable[[], float]:
     if not isinstance(rng, random.Random):
         raise WrongArgumentType(f"rng must be a random.Random, got {type(rng).__name__}.")
     if isinstance(latency, Fixed | Uniform | Exponential) and type(latency) in _BUILT_IN:
-        return latency.sampler(rng)  # (not a subclass: it may draw differently)
+        return latency._sampler(rng)  # (not a subclass: it may draw differently)
 
     def checked() -> float:
         value: object = latency.sample(rng)
