@@ -229,8 +229,7 @@ def _arrive(groups: Iterable[ConsumerGroup], p: int, offset: int, now: float) ->
         group._last_arrival[p] = when
         # sim.schedule_at(when, ...), inlined: the hot path of every delivery, and
         # ``when`` is never in the past (now plus a latency >= 0)
-        _push(group._queue_of_sim, (when, group._next_order(), group._deliver_later,
-                                    (p, offset, 1)))
+        _push(group._queue_of_sim, (when, group._next_order(), group._run, (p, offset, 1)))
 
 
 class ConsumerGroup:
@@ -277,11 +276,9 @@ class ConsumerGroup:
         self._emitted_at = topic.emitted_at
         self._channel_name = topic.channel.name
         self._topic_name = topic.name
-        # one bound method, not one per event: without a service time, a due delivery
-        # is attempted at once (see _attempt)
-        self._deliver_later = self._deliver if self.service_time is not None else self._attempt
         # With a service time, a member works through a queue of (partition, offset,
         # attempt), one at a time; without, an event is handled the moment it arrives.
+        # A due delivery calls it directly (one bound method, made once).
         self._run = self._attempt if self.service_time is None else self._enqueue
         self._queues: dict[int, deque[tuple[int, int, int]]] = {}
         self._busy: set[int] = set()
@@ -385,15 +382,6 @@ class ConsumerGroup:
         """Schedule the delivery of ``offset`` after a latency, keeping partition order."""
         _arrive((self,), p, offset, now)
 
-    def _deliver(self, p: int, offset: int, attempt: int) -> None:
-        """A delivery is due (to a group with a service time: see _attempt otherwise)."""
-        if self._blocked[p] and attempt == 1:
-            self._waiting[p].append(offset)  # an earlier event is being retried
-            return
-        self._run(p, offset, attempt)
-        if self._waiting[p] and not self._blocked[p]:
-            self._drain(p)
-
     def _drain(self, p: int) -> None:
         waiting = self._waiting[p]
         while waiting and not self._blocked[p]:
@@ -403,10 +391,10 @@ class ConsumerGroup:
         """Hand the event to the partition's member now, unless an earlier event of the
         partition is being retried (then it waits its turn).
 
-        It is also what a group without a service time schedules for each delivery:
-        such a partition is only blocked while a retry is pending, and whatever waited
-        meanwhile is drained where the block ends (``_retry``), so a due delivery
-        never finds a partition that is free and has events waiting.
+        Without a service time, this is what a due delivery calls: such a partition is
+        only blocked while a retry is pending, and whatever waited meanwhile is drained
+        where the block ends (``_retry``), so a due delivery never finds a partition
+        that is free and has events waiting.
         """
         if self._blocked[p] and attempt == 1:
             self._waiting[p].append(offset)
@@ -463,7 +451,12 @@ class ConsumerGroup:
 
     # -- members with a service time (scale out) ----------------------------------
     def _enqueue(self, p: int, offset: int, attempt: int) -> None:
-        """Queue the event for the member owning ``p``; the partition waits meanwhile."""
+        """Queue the event for the member owning ``p``; the partition waits meanwhile
+        (what a due delivery calls with a service time). An event that arrives while
+        the partition waits joins its waiting line, drained when the member finishes."""
+        if self._blocked[p] and attempt == 1:
+            self._waiting[p].append(offset)
+            return
         member = p % len(self.members)
         self._blocked[p] = True  # nothing of p overtakes the event being handled
         self._queues.setdefault(member, deque()).append((p, offset, attempt))
