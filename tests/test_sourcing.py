@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -95,6 +96,9 @@ def test_time_ordered_ids_are_uuid7_through_a_full_counter_and_a_clock_step_back
     millis = [u.int >> 80 for u in parsed]
     assert millis[0] == 1_800_000_000_000 and millis[4096] == millis[0] + 1
     assert [(u.int >> 64) & 0xFFF for u in parsed[4094:4098]] == [4094, 4095, 0, 1]
+    # one millisecond's ids share their 62 random bits (drawn once); the next draws anew
+    random_bits = [u.int & ((1 << 62) - 1) for u in parsed]
+    assert len(set(random_bits[:4096])) == 1 and random_bits[4096] != random_bits[0]
 
 
 def test_load_save_and_versions(store: Any) -> None:
@@ -503,3 +507,19 @@ def test_a_snapshot_at_exactly_the_loaded_version_keeps_the_last_event(
         assert loaded.last_event == store.read("A-1")[version - 1].event
         assert public_attributes(loaded) == public_attributes(
             Repository(store, Account).load("A-1", version=version))
+
+
+def test_time_ordered_ids_of_many_threads_are_unique_and_each_thread_s_sort() -> None:
+    """Each thread keeps its own millisecond and counter (no lock per id)."""
+    made: dict[int, list[str]] = {}
+
+    def make(n: int) -> None:
+        made[n] = [time_ordered_id() for _ in range(3000)]
+
+    threads = [threading.Thread(target=make, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(ids == sorted(ids) for ids in made.values())
+    assert len({i for ids in made.values() for i in ids}) == 4 * 3000
