@@ -47,11 +47,11 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, NoReturn
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, unquote
 
-from eda_lab.errors import EdaLabError, InvalidEvent, WrongArgumentType, shown
+from eda_lab.errors import EdaLabError, InvalidEvent, WrongArgumentType, check_number, shown
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "NOW", "Command", "Event", "FrozenData",
            "FrozenList", "ReadOnlyData", "check_events", "freeze", "freeze_data", "make_event",
@@ -307,8 +307,27 @@ _NO_DATA = FrozenData()
 NOW: Any = type("_Now", (), {"__repr__": lambda self: "NOW"})()
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class Event:
+class _EventSlots:
+    """Where an :class:`Event`'s attributes live: Event's one base class.
+
+    A frozen dataclass sets its attributes through ``object.__setattr__`` (about
+    40 ns each, fifteen of them). :func:`make_event` (and the SQLite store's
+    decoder) instead fill an instance of this plain class with ordinary, fast slot
+    stores, and then make it an Event by ``__class__`` assignment. Python allows
+    that because Event adds no slots of its own: the layout is the same (had it
+    changed, the assignment would raise TypeError; it cannot go wrong silently).
+    An event is made in half the time.
+
+    ``time`` is not a slot: it is a property (below Event) over ``_time``.
+    """
+
+    __slots__ = ("type", "data", "subject", "source", "id", "_time", "sequence",  # noqa: RUF023
+                 "correlation_id", "causation_id", "schema_version", "actor", "dataschema",
+                 "_json_text", "_time_base", "_time_offset")  # (in Event's fields' order)
+
+
+@dataclass(frozen=True, init=False)
+class Event(_EventSlots):
     """A fact that happened, in a CloudEvents envelope.
 
     >>> e = Event("OrderPlaced", {"total": 12.5}, subject="O-1", source="shop")
@@ -321,21 +340,34 @@ class Event:
     data (strings, whole numbers, finite floats, booleans and None under string
     keys: almost every event) is checked on creation and encoded only when the
     text is first needed; anything else is encoded, and so checked, on creation.
+
+    ``time`` may be lazy too: an event made by :func:`make_event` with a
+    ``time_offset`` (as a simulation makes its events: the run's start plus the
+    virtual clock) computes its timestamp the first time ``time`` is read.
     """
 
+    __slots__ = ()  # all in _EventSlots
+
+    # (the defaults are __new__'s)
     type: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-    subject: str = ""
-    source: str = DEFAULT_SOURCE
-    id: str = ""
-    time: datetime = field(default_factory=now_utc)
-    sequence: int | None = None
-    correlation_id: str | None = None
-    causation_id: str | None = None
-    schema_version: int = 1
-    actor: str | None = None
-    dataschema: str | None = None
-    _json_text: str | None = field(init=False, repr=False, compare=False)
+    data: Mapping[str, Any]
+    subject: str
+    source: str
+    id: str
+    time: datetime
+    sequence: int | None
+    correlation_id: str | None
+    causation_id: str | None
+    schema_version: int
+    actor: str | None
+    dataschema: str | None
+    if TYPE_CHECKING:  # slots, not fields (not in equality, repr or replace)
+        _json_text: str | None  # see _json
+        # ``time`` is kept in _time. A lazy one (make_event's time_offset) is None there
+        # until first read, then _time_base + _time_offset seconds (both None otherwise).
+        _time: datetime | None
+        _time_base: datetime | None
+        _time_offset: float | None
 
     def __new__(cls, type: str, data: Mapping[str, Any] = _NO_DATA, subject: str = "",
                 source: str = DEFAULT_SOURCE, id: str = "", time: datetime = NOW,
@@ -562,13 +594,37 @@ class Event:
         return event
 
 
+def _event_time(self: Event) -> datetime:
+    """When the event happened (a timezone-aware datetime). A lazy time (see
+    :func:`make_event`'s ``time_offset``) is made the first time it is read, and kept."""
+    time = self._time
+    if time is None:
+        base, offset = self._time_base, self._time_offset
+        if base is None or offset is None:  # object.__new__(Event): never made as one
+            raise InvalidEvent("this event has no time: make events with Event(...) or "
+                               "make_event(...).")
+        time = base + timedelta(0, offset)
+        object.__setattr__(self, "_time", time)
+    return time
+
+
+# A dataclass field (in equality, repr, replace) that is a property over the slot _time.
+setattr(Event, "time", property(_event_time))  # noqa: B010 - Event.time = ... confuses mypy
+
+
 def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: str, source: str,
                id: str, time: datetime, sequence: int | None, correlation_id: str | None,
                causation_id: str | None, schema_version: int, actor: str | None,
-               dataschema: str | None, encode_now: bool) -> Event:
+               dataschema: str | None, encode_now: bool,
+               time_offset: float | None = None) -> Event:
     """``Event(type, data, ...)`` with every attribute given in order (``time`` may be
     :data:`NOW`), and ``encode_now``: the constructor behind ``Event(...)``, which the
     library's hot paths call directly (one call less for each event they make).
+
+    With ``time_offset`` (seconds), the event's time is ``time`` plus that many
+    seconds, computed the first time it is read: a simulation stamps each event with
+    its start and its virtual clock, and most of those timestamps are never read.
+    (Making one costs more than the rest of the event's attributes together.)
 
     ``encode_now=True`` encodes ``data`` as JSON at once, from the dict given (the
     cheapest moment), for an event that is going to be stored: an aggregate's. With
@@ -577,7 +633,7 @@ def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: st
     """
     # Every event of every run is made here, so it is built for speed: the fast
     # checks first (the helpers only run to explain a failure), then the slots
-    # are filled on a layout twin and the object becomes an Event (see _Layout).
+    # are filled on a layout twin and the object becomes an Event (see _EventSlots).
     if cls is not Event and not (isinstance(cls, _CLASS) and issubclass(cls, Event)):
         raise WrongArgumentType(f"make_event makes an Event (or a subclass), not "
                                 f"{shown(cls)}: pass Event first.")
@@ -628,7 +684,7 @@ def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: st
                 break
     else:
         encoded = _encode(data, "Event")
-    event: Any = _new_layout(_Layout)
+    event: Any = _new_layout(_EventSlots)
     event.type = type
     # freeze_data(data, encoded), inlined: flat data needs only a shallow copy (none at
     # all when it is FrozenData already); anything nested is frozen all the way down
@@ -639,7 +695,17 @@ def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: st
     event.subject = subject
     event.source = source
     event.id = id or str(uuid.uuid4())
-    event.time = time
+    if time_offset is None:
+        event._time = time
+        event._time_base = event._time_offset = None
+    elif (time_offset.__class__ is float and 0.0 <= time_offset <= _CENTURY
+          and time.year < 9800):  # lazy when the sum cannot fail: Event.time makes it
+        event._time = None
+        event._time_base = time
+        event._time_offset = time_offset
+    else:  # anything else is added (and so checked) now
+        event._time = _offset_time(time, time_offset)
+        event._time_base = event._time_offset = None
     event.sequence = sequence
     event.correlation_id = correlation_id
     event.causation_id = causation_id
@@ -651,31 +717,31 @@ def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: st
     return event if cls is Event else _as_subclass(event, cls)
 
 
+#: The longest lazy time_offset: a century of seconds.
+_CENTURY = 100 * 365.25 * 86_400.0
+
+
+def _offset_time(time: datetime, offset: object) -> datetime:
+    """``time`` plus ``offset`` seconds, or InvalidEvent saying why not."""
+    try:
+        check_number(offset, "make_event's time_offset",
+                     advice="Pass the seconds after time, such as 2.5, or None.")
+        return time + timedelta(0, offset)  # type: ignore[arg-type,no-any-return]
+    except (EdaLabError, OverflowError) as exc:
+        raise InvalidEvent(f"an event's time cannot be {time.isoformat()} plus "
+                           f"{shown(offset)} seconds: {exc}") from None
+
+
 def _as_subclass(event: Event, cls: type[Event]) -> Event:
     """``event`` as an instance of a subclass of Event (whose layout may differ: one
     without ``__slots__`` has a ``__dict__``), slot by slot."""
     made = object.__new__(cls)
-    for name in Event.__slots__:
+    for name in _EventSlots.__slots__:
         object.__setattr__(made, name, getattr(event, name))
     return made
 
 
-
 _CLASS = type  # make_event's parameter ``type`` hides the builtin
-
-
-class _Layout:
-    """An Event's *layout twin*: a plain class with exactly Event's ``__slots__``.
-
-    A frozen dataclass's ``__init__`` sets each slot through ``object.__setattr__``
-    (about 40 ns a slot, fourteen slots). ``Event.__new__`` instead fills a twin
-    with ordinary (fast) slot stores and then turns it into an Event by
-    ``__class__`` assignment, which Python allows only between classes with the
-    same layout (a layout change raises TypeError; it cannot go wrong silently).
-    An event is made in half the time. The store's decoder does the same.
-    """
-
-    __slots__ = Event.__slots__
 
 
 _new_layout = object.__new__

@@ -13,7 +13,6 @@ of a cascade can be rebuilt from the trace.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from eda_lab.delivery import DeliveryPolicy
@@ -82,18 +81,19 @@ class Emitter(Service):
         schedule that delays the delivery) publishes it later with
         ``topic.publish(event, emitter)``, and its time still says when it happened.
         (The id and time are what ``sim.new_id()`` and ``sim.time`` give, inlined
-        because this is the hot path.)
+        because this is the hot path; the time is made when it is first read.)
         """
         sim = self.sim
         cause = self.current
         return make_event(
             Event, event_type, {} if data is None else data, subject, self.name,
             "%016x" % sim.rng.getrandbits(64),  # noqa: UP031 - faster than an f-string
-            sim.start + timedelta(0, sim.now),
+            sim.start,  # plus the virtual clock (time_offset), added when first read
             sim.next_sequence(),
             None if cause is None else cause.correlation_id or cause.id,
             None if cause is None else cause.id,
             schema_version, None, None, False,  # flat data is encoded when first needed
+            sim.now,
         )
 
 

@@ -275,3 +275,41 @@ def test_a_subclass_of_event_is_made_copied_and_pickled_as_itself() -> None:
     assert type(pickle.loads(pickle.dumps(tagged))) is _Tagged
     assert pickle.loads(pickle.dumps(tagged)) == tagged
     assert type(tagged.evolve(subject="O-1")) is _Tagged
+
+
+def _at(base: datetime, offset: object, cls: type[Event] = Event) -> Event:
+    """An event whose time is ``base`` plus ``offset`` seconds (make_event's time_offset)."""
+    return make_event(cls, "X", {"n": 1}, "O-1", "shop", "e-1", base, 3, None, None, 1, None,
+                      None, False, offset)  # type: ignore[arg-type]
+
+
+@given(st.datetimes(min_value=datetime(100, 1, 1), max_value=datetime(9700, 1, 1),
+                    timezones=st.just(UTC)),
+       st.floats(0.0, 100 * 365.25 * 86_400.0) | st.integers(-(10**9), 10**9)
+       | st.floats(-1e6, 0.0))
+def test_a_lazy_time_is_the_time_an_eager_one_would_have(base: datetime,
+                                                          offset: float) -> None:
+    """Whether its time is made on creation or on first read, an event is the same:
+    its time, equality, repr, copies and JSON."""
+    lazy = _at(base, offset)
+    eager = make_event(Event, "X", {"n": 1}, "O-1", "shop", "e-1",
+                       base + timedelta(0, offset), 3, None, None, 1, None, None, False)
+    assert lazy == eager and repr(lazy) == repr(eager)
+    assert lazy.time == base + timedelta(seconds=offset) and lazy.time is lazy.time
+    for copied in (pickle.loads(pickle.dumps(_at(base, offset))), _at(base, offset).evolve(),
+                   _at(base, offset, _Tagged)):
+        assert copied.time == eager.time and copied.to_json() == eager.to_json()
+
+
+@pytest.mark.parametrize("offset", [float("nan"), float("inf"), 1e300, 10**20, "5", True])
+def test_a_time_offset_that_makes_no_time_is_refused_on_creation(offset: object) -> None:
+    with pytest.raises(InvalidEvent, match="time cannot be"):
+        _at(T0, offset)
+    with pytest.raises(InvalidEvent, match="time cannot be"):  # the sum passes year 9999
+        _at(datetime(9999, 12, 31, tzinfo=UTC), 86_400.0)
+
+
+def test_an_event_still_names_an_attribute_it_does_not_have() -> None:
+    with pytest.raises(AttributeError, match="'Event' object has no attribute 'tmie'") as info:
+        _at(T0, 1.5).tmie  # type: ignore[attr-defined]  # noqa: B018
+    assert info.value.name == "tmie"

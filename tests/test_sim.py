@@ -215,3 +215,19 @@ def test_a_channel_needs_a_whole_number_of_partitions(partitions: object) -> Non
     with pytest.raises(InvalidArgument, match="at least one partition"):
         sim.channel("bus", partitions=partitions)  # type: ignore[arg-type]
     assert sim.channels == {}
+
+
+def test_an_event_is_stamped_with_the_virtual_time_it_was_emitted_at() -> None:
+    """An emitted event's timestamp is made when first read (see make_event's
+    time_offset): read long after, it still says when the event happened."""
+    sim = Simulation(seed=3)
+    orders = sim.channel("bus", latency=0.25).topic("orders")
+    seen: list = []
+    sim.sink("billing").subscribe(orders, seen.append)
+    shop = sim.emitter("shop")
+    sim.at(1.5, shop.emit, orders, "OrderPlaced", "O-1", {"total": 1})
+    sim.at(90, shop.emit, orders, "OrderPlaced", "O-2", {"total": 2})  # a whole number
+    sim.run()
+    assert sim.now == 90.25
+    assert [e.time for e in seen] == [DEFAULT_START + timedelta(seconds=1.5),
+                                      DEFAULT_START + timedelta(seconds=90)]

@@ -546,7 +546,8 @@ def check_append(stream_id: object, events: object, expected_version: object) ->
             "append takes a sequence of events: wrap one event in a list, [event].")
     batch = list(events)
     for event in batch:  # a pass that only looks: almost always all it takes
-        if event.__class__ is not Event or event.time.tzinfo is not UTC:
+        # (the slot _time first: the property Event.time costs a call; None: lazy)
+        if event.__class__ is not Event or (event._time or event.time).tzinfo is not UTC:
             _to_utc(batch)
             break
     if expected_version is not None and (

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from eda_lab.errors import InvalidArgument, check_instance, check_number
-from eda_lab.events import Event, freeze_data
+from eda_lab.events import Event, _EventSlots, freeze_data
 from eda_lab.gcpause import gc_paused
 from eda_lab.store.contract import (
     EPOCH,
@@ -120,16 +120,13 @@ class KindPrefixes(dict[tuple[str, str], str]):
 # validated by Event() on the way in, so reading them back skips validation and
 # re-encoding. Event and Recorded are frozen dataclasses whose generated __init__
 # sets each slot through object.__setattr__ (about 40 ns a slot). Instead a row is
-# decoded into an instance of a *layout twin* -- a plain class with exactly the same
-# __slots__, whose attributes are ordinary (fast) slot stores -- and the finished
-# object then becomes a real Event / Recorded by __class__ assignment, which Python
-# allows only between classes with identical layouts (a layout change raises
-# TypeError, it cannot go wrong silently). This is about 2.5x cheaper than setting
-# the slots one by one; tests check that the result equals a normally built Event.
-class _EventLayout:
-    __slots__ = Event.__slots__
-
-
+# decoded into a plain object with the same slots, whose attributes are ordinary
+# (fast) slot stores: an instance of Event's base class _EventSlots, or of Recorded's
+# *layout twin*, a plain class with exactly the same __slots__. The finished object
+# then becomes a real Event / Recorded by __class__ assignment, which Python allows
+# only between classes with identical layouts (a layout change raises TypeError, it
+# cannot go wrong silently). This is about 2.5x cheaper than setting the slots one
+# by one; tests check that the result equals a normally built Event.
 class _RecordedLayout:
     __slots__ = Recorded.__slots__
 
@@ -148,7 +145,9 @@ def encode_rows(stream_id: str, events: Sequence[Event], heads: Mapping[tuple[st
             if e.type is not last_type or e.source is not last_source:  # usually the same
                 last_type, last_source = e.type, e.source
                 prefix = heads[last_type, last_source]
-            since = e.time - epoch  # to_micros(e.time), inlined: a call costs as much again
+            # to_micros(e.time), inlined (a call costs as much again); the slot _time
+            # first (the property Event.time costs as much again too; None: a lazy time)
+            since = (e._time or e.time) - epoch
             micros = (since.days * 86400 + since.seconds) * 1_000_000 + since.microseconds
             if (e.subject == stream_id and e.sequence is None and e.correlation_id is None
                     and e.causation_id is None and e.schema_version == 1 and e.actor is None
@@ -257,7 +256,7 @@ def decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str],
     numbers to stream ids and ``kinds`` kind numbers to (type, source); raises
     CorruptEventError naming the position of the first bad row."""
     scan, freeze, new, event_layout, rec_layout = (
-        _scan, freeze_data, object.__new__, _EventLayout, _RecordedLayout)
+        _scan, freeze_data, object.__new__, _EventSlots, _RecordedLayout)
     event_class, recorded_class, epoch, micro = Event, Recorded, EPOCH, _MICROSECOND
     bits, mask = VERSION_BITS, VERSION_MASK
     out: list[Recorded] = []
@@ -288,7 +287,8 @@ def decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str],
                 event.data = freeze(payload, data)
                 event.source = source
                 event.id = event_id
-                event.time = epoch + micro * time
+                event._time = epoch + micro * time
+                event._time_base = event._time_offset = None
                 if meta is None:
                     event.subject = name
                     event.sequence = event.correlation_id = event.causation_id = None
