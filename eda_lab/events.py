@@ -48,7 +48,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from types import MemberDescriptorType
+from typing import Any, NoReturn, cast
 from urllib.parse import quote, unquote
 
 from eda_lab.errors import EdaLabError, InvalidEvent, WrongArgumentType, check_number, shown
@@ -324,6 +325,13 @@ class _EventSlots:
     __slots__ = ("type", "data", "subject", "source", "id", "_time", "sequence",  # noqa: RUF023
                  "correlation_id", "causation_id", "schema_version", "actor", "dataschema",
                  "_json_text", "_time_base", "_time_offset")  # (in Event's fields' order)
+    # The private slots (Event's fields, the public ones, are annotated on Event).
+    _json_text: str | None  # see Event._json
+    # ``time`` is kept in _time. A lazy one (make_event's time_offset) is None there
+    # until first read, then _time_base + _time_offset seconds (both None otherwise).
+    _time: datetime | None
+    _time_base: datetime | None
+    _time_offset: float | None
 
 
 @dataclass(frozen=True, init=False)
@@ -361,13 +369,12 @@ class Event(_EventSlots):
     schema_version: int
     actor: str | None
     dataschema: str | None
-    if TYPE_CHECKING:  # slots, not fields (not in equality, repr or replace)
-        _json_text: str | None  # see _json
-        # ``time`` is kept in _time. A lazy one (make_event's time_offset) is None there
-        # until first read, then _time_base + _time_offset seconds (both None otherwise).
-        _time: datetime | None
-        _time_base: datetime | None
-        _time_offset: float | None
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that makes ``time`` a slot (``@dataclass(slots=True)`` does, as
+        ``time`` is a field) would hide the property Event.time: that slot goes."""
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("time"), MemberDescriptorType):
+            delattr(cls, "time")
 
     def __new__(cls, type: str, data: Mapping[str, Any] = _NO_DATA, subject: str = "",
                 source: str = DEFAULT_SOURCE, id: str = "", time: datetime = NOW,
@@ -598,12 +605,8 @@ def _event_time(self: Event) -> datetime:
     """When the event happened (a timezone-aware datetime). A lazy time (see
     :func:`make_event`'s ``time_offset``) is made the first time it is read, and kept."""
     time = self._time
-    if time is None:
-        base, offset = self._time_base, self._time_offset
-        if base is None or offset is None:  # object.__new__(Event): never made as one
-            raise InvalidEvent("this event has no time: make events with Event(...) or "
-                               "make_event(...).")
-        time = base + timedelta(0, offset)
+    if time is None:  # lazy: both are set (see make_event)
+        time = cast(datetime, self._time_base) + timedelta(0, cast(float, self._time_offset))
         object.__setattr__(self, "_time", time)
     return time
 
@@ -621,10 +624,12 @@ def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: st
     :data:`NOW`), and ``encode_now``: the constructor behind ``Event(...)``, which the
     library's hot paths call directly (one call less for each event they make).
 
-    With ``time_offset`` (seconds), the event's time is ``time`` plus that many
-    seconds, computed the first time it is read: a simulation stamps each event with
-    its start and its virtual clock, and most of those timestamps are never read.
-    (Making one costs more than the rest of the event's attributes together.)
+    With ``time_offset`` (seconds; negative: before), the event's time is ``time``
+    plus that many seconds. A simulation stamps each event with its start and its
+    virtual clock, and most of those timestamps are never read (making one costs
+    more than the rest of the event's attributes together), so a float offset from
+    0 to a century is added the first time ``event.time`` is read. Any other offset
+    (an int, a negative one, ...) is added, and so checked, at once.
 
     ``encode_now=True`` encodes ``data`` as JSON at once, from the dict given (the
     cheapest moment), for an event that is going to be stored: an aggregate's. With
@@ -719,17 +724,25 @@ def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: st
 
 #: The longest lazy time_offset: a century of seconds.
 _CENTURY = 100 * 365.25 * 86_400.0
+#: The largest time_offset of any kind: what a timedelta holds (about 2.7 million years).
+_MAX_OFFSET = timedelta.max.total_seconds()
 
 
 def _offset_time(time: datetime, offset: object) -> datetime:
-    """``time`` plus ``offset`` seconds, or InvalidEvent saying why not."""
+    """``time`` plus ``offset`` seconds, or InvalidEvent saying why not and what to do."""
     try:
-        check_number(offset, "make_event's time_offset",
-                     advice="Pass the seconds after time, such as 2.5, or None.")
+        check_number(offset, "make_event's time_offset", low=-_MAX_OFFSET, high=_MAX_OFFSET,
+                     advice="Pass seconds after time (negative: before), such as 2.5, "
+                            "or None.")
         return time + timedelta(0, offset)  # type: ignore[arg-type,no-any-return]
-    except (EdaLabError, OverflowError) as exc:
+    except EdaLabError as exc:
         raise InvalidEvent(f"an event's time cannot be {time.isoformat()} plus "
                            f"{shown(offset)} seconds: {exc}") from None
+    except OverflowError:
+        raise InvalidEvent(
+            f"an event's time cannot be {time.isoformat()} plus {shown(offset)} seconds: "
+            "the sum falls outside the years 1 to 9999 that a datetime holds. Pass a "
+            "smaller time_offset or another time.") from None
 
 
 def _as_subclass(event: Event, cls: type[Event]) -> Event:

@@ -32,6 +32,7 @@ What-if and audit
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -103,6 +104,16 @@ class MissingRecording(EdaLabError):
 #: last id it made: the id's text but for its counter only changes when the millisecond
 #: does. Per thread, so that making an id takes no lock (a lock cost a quarter of it).
 _id_state = threading.local()
+
+
+def _forget_id_state() -> None:
+    """In a forked child: forget the parent's state (and so its random bits), which
+    the child would otherwise go on from, making the parent's next ids again."""
+    global _id_state
+    _id_state = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_id_state)
 _random_bits = random.getrandbits  # the module's shared generator, as random.seed() seeds it
 _time_ns = time.time_ns
 #: The version nibble and the 12-bit counter as text, "7000" to "7fff", made once.
@@ -116,18 +127,19 @@ def time_ordered_id() -> str:
     store's idempotency index on (stream, id) then grows at its right edge like the
     version index, instead of being rewritten all over on every commit (random
     UUID4 ids made appends about three times slower). Ids that different threads
-    make in the same millisecond, like those of different processes, are told apart
-    by their random bits.
+    make in the same millisecond, like those of different processes (forked ones
+    too), are told apart by their random bits.
 
     The text is what ``str(uuid.UUID(...))`` writes (lower-case hex in groups of
     8-4-4-4-12): 48 bits of milliseconds, the version nibble ``7`` and 12 bits of
     counter (a 4097th id in the same millisecond borrows the next one), then the
-    variant bits ``10`` and 62 random bits. The counter is RFC 9562's "fixed
-    bit-length dedicated counter" (its section 6.2, method 1): the ids a thread
-    makes in one millisecond share their random bits, drawn once, and differ by
-    their counter. An aggregate makes one id per event it records, so all but the
-    counter is written once per millisecond; an id then costs a third of what
-    drawing and writing fresh random bits each time did.
+    variant bits ``10`` and 62 random bits. The ids a thread makes in one
+    millisecond share their random bits, drawn once, and differ by their counter,
+    which keeps them unique and in order. An aggregate makes one id per event it
+    records, so all but the counter is written once per millisecond: an id costs a
+    third of what drawing and writing fresh bits for each did. (So one id of a
+    millisecond tells the others: these ids are unique, not secret, and never were,
+    as ``random`` is no cryptographic generator.)
 
     >>> import uuid
     >>> made = time_ordered_id()

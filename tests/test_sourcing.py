@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -523,3 +524,24 @@ def test_time_ordered_ids_of_many_threads_are_unique_and_each_thread_s_sort() ->
         thread.join()
     assert all(ids == sorted(ids) for ids in made.values())
     assert len({i for ids in made.values() for i in ids}) == 4 * 3000
+
+
+def test_a_forked_child_does_not_make_its_parent_s_next_ids(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child forked within a millisecond forgets the parent's id state (and random
+    bits): the next id of each differs."""
+    monkeypatch.setattr(sourcing, "_time_ns", lambda: 1_900_000_000_000 * 1_000_000)
+    monkeypatch.setattr(sourcing, "_id_state", threading.local())  # a thread's first id
+    time_ordered_id()  # the parent's state: this millisecond, its random bits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, time_ordered_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = pipe.read()
+    parent = time_ordered_id()
+    assert uuid.UUID(child).version == 7 and child[:14] == parent[:14]  # same millisecond
+    assert child[19:] != parent[19:]  # other random bits
