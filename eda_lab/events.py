@@ -638,7 +638,7 @@ def make_event(cls: type[Event], type: str, data: Mapping[str, Any], subject: st
     """
     # Every event of every run is made here, so it is built for speed: the fast
     # checks first (the helpers only run to explain a failure), then the slots
-    # are filled on a layout twin and the object becomes an Event (see _EventSlots).
+    # are filled on a plain _EventSlots, which then becomes an Event (see _EventSlots).
     if cls is not Event and not (isinstance(cls, _CLASS) and issubclass(cls, Event)):
         raise WrongArgumentType(f"make_event makes an Event (or a subclass), not "
                                 f"{shown(cls)}: pass Event first.")
