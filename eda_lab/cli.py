@@ -23,7 +23,8 @@ Five subcommands, each a thin layer over papermill and nbformat:
     A NATS JetStream server for a class, until Ctrl-C (a thin layer over
     :mod:`eda_lab.backends.nats_server`): prints the URL students use and the
     ``export EDA_LAB_NATS_URL=...`` line, with a placeholder for the secret (never the
-    secret itself).
+    secret itself). ``--password -`` (or ``--token -``) reads the secret from standard
+    input, where ``ps`` cannot show it.
 ``eda-lab workspace [--dir workspace] [--reset NN]``
     The learner's workspace that ``make lab`` opens: a student copy of every lesson
     that keeps the lesson's outputs, trusted, plus the contents page. A copy that is
@@ -1060,14 +1061,32 @@ def _cmd_exercises(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret(given: str | None, name: str) -> str | None:
+    """A ``--password``/``--token`` value: ``-`` reads it from standard input (asked
+    for without echo on a terminal); a secret typed on the command line works, with a
+    note that anyone on the machine can read it there (``ps``)."""
+    if given != "-":
+        if given is not None:
+            print(f"note: a --{name} on the command line is visible to every user of this "
+                  f"machine (ps); --{name} - reads it from standard input instead.",
+                  file=sys.stderr)
+        return given
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"{name}: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def _cmd_nats(args: argparse.Namespace) -> int:
     import signal
     import threading
 
     from eda_lab.backends.nats_server import NatsServer, serve
 
+    password, token = _secret(args.password, "password"), _secret(args.token, "token")
     server = NatsServer(args.store_dir, host=args.host, port=args.port, user=args.user,
-                        password=args.password, token=args.token)
+                        password=password, token=token)
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -1149,8 +1168,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep JetStream's data in DIR (default: a temporary folder, "
                              "deleted when the server stops)")
     p_nats.add_argument("--user", default=None, help="require this user name ...")
-    p_nats.add_argument("--password", default=None, help="... and this password")
-    p_nats.add_argument("--token", default=None, help="or require this token")
+    p_nats.add_argument("--password", default=None,
+                        help="... and this password; - reads it from standard input "
+                             "(asked for on a terminal), out of sight of ps")
+    p_nats.add_argument("--token", default=None,
+                        help="or require this token (- reads it as --password does)")
     p_nats.set_defaults(func=_cmd_nats)
     return parser
 

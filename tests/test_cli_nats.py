@@ -7,6 +7,7 @@ in where the placeholder is), and the secret never appears in anything it printe
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import socket
@@ -45,11 +46,17 @@ def command() -> Iterator[list[subprocess.Popen[str]]]:
             proc.wait()
 
 
-def start(started: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[str]:
+def start(started: list[subprocess.Popen[str]], *args: str,
+          stdin: str = "") -> subprocess.Popen[str]:
+    """``eda-lab nats ARGS``, with ``stdin`` as its standard input."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    read, write = os.pipe()  # (a few bytes: the pipe holds them before anyone reads)
+    os.write(write, stdin.encode())
+    os.close(write)
     proc = subprocess.Popen([sys.executable, "-m", "eda_lab.cli", "nats", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env)
+                            stdin=read, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    os.close(read)
     started.append(proc)
     return proc
 
@@ -82,8 +89,9 @@ def test_the_class_server_prints_the_url_without_the_secret_and_stops_on_ctrl_c(
         command: list[subprocess.Popen[str]], tmp_path: Path) -> None:
     port = free_port()
     proc = start(command, "--port", str(port), "--store-dir", str(tmp_path / "data"),
-                 "--user", "teacher", "--password", SECRET)
+                 "--user", "teacher", "--password", "-", stdin=SECRET + "\n")
     lines = read_until(proc, "Stop with Ctrl-C")
+    assert not any("visible to every user" in line for line in lines)  # (not in ps)
     export = next(line.split("=", 1)[1] for line in lines if "export EDA_LAB_NATS_URL=" in line)
     assert export == f"nats://teacher:<password>@127.0.0.1:{port}"
     assert f"Students use: nats://***@127.0.0.1:{port}" in lines
@@ -106,6 +114,7 @@ def test_a_token_server_and_a_port_in_use(command: list[subprocess.Popen[str]]) 
     proc = start(command, "--port", str(port), "--token", SECRET)
     lines = read_until(proc, "Stop with Ctrl-C")
     assert f"  export EDA_LAB_NATS_URL=nats://<token>@127.0.0.1:{port}" in lines
+    assert lines[0].startswith("note: a --token on the command line is visible to every")
     second = start(command, "--port", str(port), "--token", SECRET)
     out, _ = second.communicate(timeout=30)
     assert second.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in out
@@ -114,8 +123,12 @@ def test_a_token_server_and_a_port_in_use(command: list[subprocess.Popen[str]]) 
     assert proc.returncode == 0 and SECRET not in "\n".join(lines) + out
 
 
-def test_bad_credentials_are_refused_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_credentials_are_refused_before_starting(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli.main(["nats", "--user", "teacher"]) == 2
     assert "user and password go together" in capsys.readouterr().err
     assert cli.main(["nats", "--token", "has space"]) == 2
     assert "token must be" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n"))  # an empty line for --password -
+    assert cli.main(["nats", "--user", "teacher", "--password", "-"]) == 2
+    assert "password must be a non-empty string" in capsys.readouterr().err
