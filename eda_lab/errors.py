@@ -59,6 +59,7 @@ raises them. The whole tree (a test keeps it complete)::
     │   ├── JetStreamUnavailable                 no answer from the server in time
     │   └── BatchTooLarge                        an append does not fit in one message
     ├── BadParameter            (parameters) a parameter its notebook cell refuses
+    ├── UncheckedParameters     (parameters) a warning: no declarations to check against
     ├── NotebookFailed          (cli)        a notebook run stopped with an error
     └── CliError                (cli)        a bad `eda-lab` command line
         ├── UnknownNotebook                  no notebook matches the name

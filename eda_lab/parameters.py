@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from eda_lab.errors import InvalidArgument, WrongArgumentType
+from eda_lab.errors import EdaLabError, InvalidArgument, WrongArgumentType
 
 __all__ = [
     "BadParameter",
+    "UncheckedParameters",
     "check_parameters",
     "declared_parameters",
     "fits_type",
@@ -38,6 +40,12 @@ __all__ = [
 class BadParameter(InvalidArgument):
     """A notebook parameter whose value is not of the type, in the range or among the
     choices that its parameters cell declares."""
+
+
+class UncheckedParameters(EdaLabError, UserWarning):
+    """A warning, not raised: :func:`check_parameters` found no declarations to check
+    the values against (the comments of the parameters cell were deleted, or the cell
+    never ran)."""
 
 
 #: ``1..3000`` or ``0.0..1.0`` ending a parameter's comment (a note in parentheses may
@@ -145,6 +153,13 @@ def check_parameters(values: Mapping[str, Any] | None = None, *,
     """
     if source is None or values is None:
         history_source, namespace = _from_kernel()
+        if source is None and not history_source:
+            warnings.warn(
+                "check_parameters() found no parameters cell with declarations (lines "
+                "such as N_ORDERS = 12  # orders to place, 1..200) among the cells run, "
+                "so it checked nothing. Put back the comment that ends each line of the "
+                "parameters cell (the lesson's original is in notebooks/), then run that "
+                "cell and this one again.", UncheckedParameters, stacklevel=2)
         source = history_source if source is None else source
         values = namespace if values is None else values
     if not isinstance(values, Mapping):

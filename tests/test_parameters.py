@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from eda_lab.parameters import (
     BadParameter,
+    UncheckedParameters,
     check_parameters,
     declared_parameters,
     within_bounds,
@@ -57,6 +58,21 @@ def test_in_a_kernel_it_reads_the_parameters_cell_from_the_history() -> None:
         assert "N_ORDERS" in str(result.error_in_exec)
         shell.run_cell("N_ORDERS = 5", store_history=True)
         assert shell.run_cell("check_parameters()", store_history=True).success
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_in_a_kernel_without_declarations_it_says_that_it_checked_nothing() -> None:
+    """A parameters cell whose comments were deleted declares nothing: the check says
+    so, and what to do, instead of passing in silence."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell("N_ORDERS = 10**9\nDESIGN = 'outbox'", store_history=True)
+        with pytest.warns(UncheckedParameters, match="checked nothing. Put back the comment"):
+            shell.run_cell("from eda_lab.parameters import check_parameters\n"
+                           "check_parameters()", store_history=True)
     finally:
         InteractiveShell.clear_instance()
 
