@@ -27,6 +27,7 @@ from eda_lab.store import (
     StoreClosed,
     StoreSchemaError,
 )
+from eda_lab.store.sqlite_codec import decode_rows
 from eda_lab.testing.store_contract import (
     append_retrying,
     assert_no_write_lost_or_doubled,
@@ -283,6 +284,14 @@ def test_a_row_with_a_null_names_its_position(tmp_path: Path) -> None:
     store._conn.execute("INSERT INTO commits VALUES (1, 1, 1, 1)")
     with pytest.raises(CorruptEventError, match=r"position 1 \(stream 'O-1'.*id is missing"):
         store.read_all()
+
+
+@pytest.mark.parametrize("rows", [b"\xc97", [5], [None], ["key"]])
+def test_the_decoder_names_rows_that_are_not_rows(rows: Any) -> None:
+    """decode_rows, given something other than (key, position, id, body) rows, says
+    so with CorruptEventError, never a raw TypeError from describing the row."""
+    with pytest.raises(CorruptEventError, match="cannot be decoded"):
+        decode_rows(rows, {}, {})
 
 
 def test_a_table_missing_a_column_is_refused(tmp_path: Path) -> None:

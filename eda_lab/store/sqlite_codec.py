@@ -313,7 +313,7 @@ def decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str],
 
 
 def _corrupt(row: Sequence[Any], names: Mapping[int, str], exc: Exception) -> CorruptEventError:
-    if len(row) >= 2 and type(row[0]) is int:
+    if isinstance(row, (tuple, list, sqlite3.Row)) and len(row) >= 2 and type(row[0]) is int:
         try:
             stream = repr(names[row[0] >> VERSION_BITS])
         except KeyError:
