@@ -14,6 +14,8 @@ import os
 import re
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -110,6 +112,35 @@ def test_kill_is_a_crash_and_restart_brings_the_same_port_and_data_back() -> Non
         server.restart()  # a running server: a clean stop, then the same start
         assert server.pid != again and stream_names(url) == ["KEPT"]
     assert folder is not None and not folder.exists()  # its own folder, removed by stop()
+
+
+@needs_nats_server
+def test_a_server_whose_python_died_is_stopped_by_the_next_start() -> None:
+    """A kernel killed with SIGKILL leaves its server running (an orphan); the next
+    start on the machine stops it and deletes its folder, and leaves live ones alone."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
+    code = ("from eda_lab.backends import NatsServer\n"
+            "server = NatsServer().start()\n"
+            "print(server.pid, server.store_dir, flush=True)\n"
+            "import time; time.sleep(120)\n")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             text=True, env=env)
+    assert owner.stdout is not None
+    pid_text, folder_text = owner.stdout.readline().split()
+    orphan, folder = int(pid_text), Path(folder_text)
+    owner.kill()
+    owner.wait()
+    owner.stdout.close()
+    assert alive(orphan) and folder.is_dir()  # nobody stopped it
+    with NatsServer() as live, NatsServer() as second:  # the second start sees a live one
+        assert not folder.exists()
+        deadline = time.monotonic() + 10
+        while alive(orphan) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not alive(orphan)
+        assert live.running and second.running and live.store_dir is not None
+        assert live.store_dir.is_dir()
 
 
 def test_restart_needs_a_first_start() -> None:

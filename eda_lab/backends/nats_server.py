@@ -29,6 +29,12 @@ on its command line, where any user of the machine could read them with ``ps``.
 :attr:`NatsServer.url` carries them, since clients need them; ``repr``, messages and
 the log show URLs masked (:func:`~eda_lab.backends.connection.mask_url`).
 
+**Orphans**: a server in a temporary folder of its own names, in a file there, the
+Python process that started it. A Python that dies without stopping it (a notebook
+kernel killed with SIGKILL) leaves it running; the next :meth:`NatsServer.start` on
+the machine stops such orphans of the same user and deletes their folders. A folder
+you chose is never touched.
+
 **For fault tests and lessons**: :attr:`NatsServer.pid`, :meth:`NatsServer.kill`
 (SIGKILL: no goodbye to the clients, no flush) and :meth:`NatsServer.restart` (same
 port, same storage folder, so JetStream's data survives and clients reconnect to the
@@ -112,6 +118,64 @@ def _port_taken(host: str, port: int) -> str:
     return (f"port {port} on {host} is already in use (by another nats-server, or another "
             "program): stop that program, choose another port, or leave port=None to "
             "pick a free one.")
+
+
+#: In a temporary folder of its own, "OWNER_PID SERVER_PID PID_NAMESPACE": the Python
+#: process that started the server, the server, and where those numbers mean something
+#: (a container sharing /tmp numbers its processes apart; see _stop_orphans).
+_OWNER_FILE = "eda-lab-owner"
+
+
+def _pid_namespace() -> str:
+    """This process's pid namespace (Linux), or "-" where there is none to read."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "-"
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: it exists
+        return True
+    with contextlib.suppress(OSError):  # Linux: "pid (name) STATE ..."; Z is a zombie
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _is_server_of(pid: int, folder: Path) -> bool:
+    """Whether ``pid`` is a nats-server serving ``folder`` (never guess: False when
+    the command line cannot be read)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return Path(os.fsdecode(argv[0])).name == "nats-server" and os.fsencode(folder) in argv
+
+
+def _stop_orphans() -> None:
+    """Stop the servers whose Python process died without stopping them (their owner
+    file says who started them), and delete their temporary folders."""
+    for folder in Path(tempfile.gettempdir()).glob("eda-lab-nats-*"):
+        try:
+            if folder.stat().st_uid != os.getuid():
+                continue
+            owner, server, namespace = (folder / _OWNER_FILE).read_text().split()
+            owner_pid, server_pid = int(owner), int(server)
+        except (OSError, ValueError):  # not a server's folder, or not one of this user
+            continue
+        if namespace != _pid_namespace() or _running(owner_pid):
+            continue
+        if _running(server_pid):
+            if not _is_server_of(server_pid, folder):
+                continue  # a reused pid, or unknowable: leave it alone
+            with contextlib.suppress(OSError):
+                os.kill(server_pid, signal.SIGKILL)  # its data is temporary: no flush
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_secret(what: str, value: str | None) -> None:
@@ -218,6 +282,7 @@ class NatsServer:
             self.port = _free_port(self.host)
         else:
             _check_port(self.host, self.port)
+        _stop_orphans()
         if self.store_dir is None:
             self.store_dir = Path(tempfile.mkdtemp(prefix="eda-lab-nats-"))
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -258,6 +323,9 @@ class NatsServer:
         self._drainer = threading.Thread(target=self._drain, args=(self._proc,),
                                          name=f"nats-server-log-{self.port}", daemon=True)
         self._drainer.start()
+        if self._own_dir and self.store_dir is not None:  # (see _stop_orphans)
+            (self.store_dir / _OWNER_FILE).write_text(
+                f"{os.getpid()} {self._proc.pid} {_pid_namespace()}\n")
 
     def _fail(self) -> None:
         """Stop what is left of a start that failed, and say why."""
