@@ -61,8 +61,8 @@ if TYPE_CHECKING:
     from eda_lab.services import Handler
     from eda_lab.sim import Simulation
 
-__all__ = ["Channel", "ConsumerGroup", "DeliveryPolicy", "RebalanceNotModelled", "Topic",
-           "partition_for"]
+__all__ = ["MAX_PARTITIONS", "Channel", "ConsumerGroup", "DeliveryPolicy",
+           "RebalanceNotModelled", "Topic", "check_partitions", "partition_for"]
 
 NAN = math.nan
 #: The kinds ``Topic.publish`` takes, as tuples: its fast check is one isinstance each.
@@ -83,7 +83,7 @@ def partition_for(subject: str, partitions: int) -> int:
     """
     if type(subject) is not str or type(partitions) is not int or partitions < 1:
         _check_subject(subject)  # the slow branch: only to explain a bad argument
-        _check_partitions(partitions)
+        check_partitions(partitions)
     return zlib.crc32(subject.encode(errors="surrogatepass")) % partitions
 
 
@@ -94,10 +94,19 @@ def _check_subject(subject: object) -> None:
                                 f"(a {type(subject).__name__}).")
 
 
-def _check_partitions(partitions: object) -> None:
-    if type(partitions) is not int or partitions < 1:
+#: The most partitions a topic may have: far more than a lesson (or a class) needs,
+#: few enough that a slip (10**9) is refused instead of filling the memory.
+MAX_PARTITIONS = 10_000
+
+
+def check_partitions(partitions: object) -> int:
+    """``partitions`` if it is a whole number from 1 to :data:`MAX_PARTITIONS`, else
+    :class:`~eda_lab.errors.InvalidArgument` (for the simulated and the real channel)."""
+    if type(partitions) is not int or not 1 <= partitions <= MAX_PARTITIONS:
         raise InvalidArgument(
-            f"a topic needs at least one partition (a whole number), got {shown(partitions)}.")
+            f"a topic needs at least one partition and at most {MAX_PARTITIONS} (a whole "
+            f"number), got {shown(partitions)}.")
+    return partitions
 
 
 def _check_name(name: object, what: str, example: str) -> None:
@@ -118,7 +127,7 @@ class Channel:
     def __init__(self, sim: Simulation, name: str, *, partitions: int = 1,
                  latency: Latency | float | None = None) -> None:
         _check_name(name, "a channel", "bus")
-        _check_partitions(partitions)
+        check_partitions(partitions)
         self.sim = sim
         self.name = name
         self.partitions = partitions
@@ -129,7 +138,7 @@ class Channel:
         """Create (or fetch) the topic ``name``."""
         _check_name(name, "a topic", "orders")
         if partitions is not None:
-            _check_partitions(partitions)
+            check_partitions(partitions)
         if name not in self.topics:
             self.topics[name] = Topic(self, name, partitions or self.partitions)
         return self.topics[name]
@@ -145,7 +154,7 @@ class Topic:
         check_instance(channel, "channel", Channel, "Get a topic from sim.channel('bus')"
                        ".topic('orders').")
         _check_name(name, "a topic", "orders")
-        _check_partitions(partitions)
+        check_partitions(partitions)
         self.channel = channel
         self.name = name
         self.logs: list[list[Event]] = [[] for _ in range(partitions)]

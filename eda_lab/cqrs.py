@@ -77,6 +77,7 @@ from eda_lab.projections import (
 )
 from eda_lab.sourcing import AggregateNotFound, Repository
 from eda_lab.store import ConcurrencyError
+from eda_lab.store.contract import open_database
 
 if TYPE_CHECKING:
     from eda_lab.sim import Simulation
@@ -997,12 +998,9 @@ class SameTransactionCQRS:
         if prices is not None and not isinstance(prices, Mapping):
             raise WrongArgumentType(f"prices must map a product id to its price, got "
                                     f"{shown(prices)}.")
-        if not isinstance(path, str):
-            raise WrongArgumentType(f"path must be a file name or ':memory:', got "
-                                    f"{shown(path)}.")
         self.prices = dict(prices) if prices is not None else {}
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.executescript(_SYNC_SCHEMA)
+        self.conn = open_database(path, _SYNC_SCHEMA, "delete the file (it holds one "
+                                  "lesson's tables) or pass ':memory:'")
         self.accepted = 0
         self.rejected = 0
 

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import math
 import random
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
@@ -83,7 +82,7 @@ from eda_lab.latency import Latency
 from eda_lab.runs import SimulationRun
 from eda_lab.services import Handler, Sink
 from eda_lab.sim import Simulation
-from eda_lab.store.contract import check_path, refusing_unopenable
+from eda_lab.store.contract import open_database
 
 __all__ = [
     "CRASH_POINTS",
@@ -175,18 +174,6 @@ def _events(applied: object) -> list[Event]:
     for i, event in enumerate(events):
         check_instance(event, f"applied[{i}]", Event, "Pass the events a consumer applied.")
     return events
-
-
-def _connect(path: object, script: str, advice: str) -> sqlite3.Connection:
-    """A connection to the database at ``path`` (``":memory:"`` or a file), with
-    ``script`` run; a path that is no file name, or where no database can be opened,
-    is refused by name, and a damaged file named with ``advice`` (what to do)."""
-    name = check_path(path)
-    with refusing_unopenable(name):
-        conn = sqlite3.connect(name, isolation_level=None)  # explicit transactions
-        with naming_damage(name, "opening it", advice, on_error=conn.close):
-            conn.executescript(script)
-    return conn
 
 
 # == 1. at-least-once delivery and idempotent consumers ==================================
@@ -356,7 +343,7 @@ class BillingDatabase:
     """
 
     def __init__(self, path: str = ":memory:") -> None:
-        self.conn = _connect(path, """
+        self.conn = open_database(path, """
             CREATE TABLE IF NOT EXISTS processed (event_id TEXT PRIMARY KEY);
             CREATE TABLE IF NOT EXISTS invoices (
                 order_id TEXT NOT NULL, charge_id TEXT NOT NULL, amount REAL NOT NULL);
@@ -683,7 +670,7 @@ class OrderDatabase:
     """
 
     def __init__(self, path: str = ":memory:") -> None:
-        self.conn = _connect(path, """
+        self.conn = open_database(path, """
             CREATE TABLE IF NOT EXISTS orders (
                 order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, total REAL NOT NULL);
             CREATE TABLE IF NOT EXISTS outbox (

@@ -28,6 +28,7 @@ import pandas as pd
 
 from eda_lab.errors import (
     EdaLabError,
+    InvalidArgument,
     NotFound,
     WrongArgumentType,
     check_instance,
@@ -117,6 +118,9 @@ def record(name: str, value: Any) -> None:
         json.dumps(value)
     except TypeError as exc:
         raise WrongArgumentType(f"record({name!r}, ...) needs a JSON value: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # a cycle, or nested too deep to encode
+        raise InvalidArgument(f"record({name!r}, ...) needs a JSON value: {exc}. Record a "
+                              "number, a string, or a flat list or dict of them.") from None
     display({"text/plain": f"{name} = {value!r}"}, raw=True,
             metadata={RECORD_KEY: {"name": name, "value": value}})
 

@@ -430,4 +430,8 @@ def test_channels_and_topics_need_a_name(name: object) -> None:
         bus.topic(name)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match="at least one partition"):
         bus.topic("orders", partitions=0)
+    with pytest.raises(InvalidArgument, match="at most 10000"):  # not a full memory
+        bus.topic("orders", partitions=10**30)
+    with pytest.raises(InvalidArgument, match="at most 10000"):
+        sim.channel("big", partitions=10**9)
     assert list(sim.channels) == ["bus"] and bus.topics == {}

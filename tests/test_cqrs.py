@@ -651,3 +651,12 @@ def test_the_lag_comparison_counts_stale_orders_for_both_designs(n_orders: int) 
     day = f"{sim.time:%Y-%m-%d}"
     projected = lab.runner.query("revenue_by_day", day=day)["revenue"].sum()
     assert same == pytest.approx(projected)  # the same answer, once both are up to date
+
+
+@pytest.mark.parametrize("path", ["bad\0name", "/", 5])
+def test_the_same_transaction_shop_refuses_a_path_it_cannot_open_by_name(path: object) -> None:
+    from eda_lab.cqrs import SameTransactionCQRS
+    from eda_lab.errors import EdaLabError
+
+    with pytest.raises(EdaLabError, match=r"path must be a file name|no database can be"):
+        SameTransactionCQRS(path=path)  # type: ignore[arg-type]

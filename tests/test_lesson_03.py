@@ -277,3 +277,12 @@ def test_a_scratch_folder_sweeps_the_folders_of_killed_kernels(
     made = scratch_folder()
     assert made.parent == tmp_path and made.name.startswith(f"eda_lab_03_{os.getpid()}_")
     assert not dead.exists() and alive.exists() and other.exists()
+
+
+def test_a_scratch_folder_prefix_that_names_no_folder_is_refused() -> None:
+    from eda_lab.errors import InvalidArgument
+    from eda_lab.lessons.n03_event_sourcing import scratch_folder
+
+    for prefix in ("bad\0", "a/b", ""):
+        with pytest.raises(InvalidArgument, match="folder-name prefix"):
+            scratch_folder(prefix)

@@ -7,6 +7,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
+from eda_lab.errors import InvalidArgument
 from eda_lab.notebook import (
     CHART_PADDING,
     RECORD_KEY,
@@ -36,6 +37,17 @@ def test_record_displays_and_tags(monkeypatch) -> None:
                       {RECORD_KEY: {"name": "deliveries", "value": 48}})]
     with pytest.raises(TypeError, match="JSON"):
         record("bad", object())
+
+
+def test_record_refuses_values_json_cannot_hold_by_name() -> None:
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    cycle: list = []
+    cycle.append(cycle)
+    for bad in (deep, cycle):
+        with pytest.raises(InvalidArgument, match="needs a JSON value"):
+            record("x", bad)
 
 
 def test_read_records_finds_tagged_outputs(tmp_path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eda_lab.errors import WrongArgumentType
 from eda_lab.events import Event
 from eda_lab.store import (
     ConcurrencyError,
@@ -286,12 +287,21 @@ def test_a_row_with_a_null_names_its_position(tmp_path: Path) -> None:
         store.read_all()
 
 
-@pytest.mark.parametrize("rows", [b"\xc97", [5], [None], ["key"]])
+def _nested(depth: int) -> list[Any]:
+    row: list[Any] = []
+    for _ in range(depth):
+        row = [row]
+    return row
+
+
+@pytest.mark.parametrize("rows", [[5], [None], ["key"], [_nested(5000)]])
 def test_the_decoder_names_rows_that_are_not_rows(rows: Any) -> None:
-    """decode_rows, given something other than (key, position, id, body) rows, says
-    so with CorruptEventError, never a raw TypeError from describing the row."""
+    """decode_rows, given rows that are not (key, position, id, body), says so with
+    CorruptEventError, never a raw error from describing the row."""
     with pytest.raises(CorruptEventError, match="cannot be decoded"):
         decode_rows(rows, {}, {})
+    with pytest.raises(WrongArgumentType, match="rows must be the rows a query returned"):
+        decode_rows(b"\xc97", {}, {})  # type: ignore[arg-type]
 
 
 def test_a_table_missing_a_column_is_refused(tmp_path: Path) -> None:

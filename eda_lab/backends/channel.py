@@ -68,7 +68,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from eda_lab.backends.connection import mask_url
-from eda_lab.channel import partition_for
+from eda_lab.channel import check_partitions, partition_for
 from eda_lab.delivery import DeliveryPolicy
 from eda_lab.errors import InvalidArgument, WrongArgumentType
 from eda_lab.events import Event
@@ -115,13 +115,6 @@ def _name_token(name: str) -> str:
     if _NAME.fullmatch(name):
         return name
     return f"{_BAD.sub('_', name)}-{zlib.crc32(name.encode()):08x}"
-
-
-def _check_partitions(partitions: object) -> int:
-    if type(partitions) is not int or partitions < 1:
-        raise InvalidArgument(
-            f"a topic needs at least one partition (a whole number), got {partitions!r}.")
-    return partitions
 
 
 class _Puller:
@@ -207,7 +200,7 @@ class JetStreamChannel:
                                     f"DeliveryPolicy(max_deliveries=3), got {policy!r}.")
         self.runtime = runtime
         self.name = name
-        self.partitions = _check_partitions(partitions)
+        self.partitions = check_partitions(partitions)
         self.policy = policy
         self.topics: dict[str, JetStreamTopic] = {}
 
@@ -217,7 +210,7 @@ class JetStreamChannel:
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgument(f"a topic needs a non-empty name such as 'orders', "
                                   f"got {name!r}.")
-        n = self.partitions if partitions is None else _check_partitions(partitions)
+        n = self.partitions if partitions is None else check_partitions(partitions)
         if name not in self.topics:
             topic = JetStreamTopic(self, name, n)
             self.runtime.call(topic.ensure_stream())

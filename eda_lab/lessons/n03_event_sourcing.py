@@ -90,7 +90,7 @@ def scratch_folder(prefix: str = "eda_lab_03_") -> Path:
 def remove_stale_scratch_folders(prefix: str = "eda_lab_03_") -> list[Path]:
     """Remove the scratch folders of this prefix whose kernel process is gone; returns
     them. (The test suite calls it when it ends: its last kernels are killed.)"""
-    if not isinstance(prefix, str) or not prefix or "/" in prefix:
+    if not isinstance(prefix, str) or not prefix or "/" in prefix or "\0" in prefix:
         raise InvalidArgument(f"prefix must be a folder-name prefix such as 'eda_lab_03_', "
                               f"got {shown(prefix)}.")
     removed = []

@@ -71,6 +71,7 @@ from eda_lab.errors import (
     WrongArgumentType,
     check_instance,
     check_number,
+    naming_damage,
     shown,
 )
 from eda_lab.events import Event
@@ -102,6 +103,7 @@ __all__ = [
     "encode_json",
     "event_content",
     "id_conflict",
+    "open_database",
     "refusing_unopenable",
     "split_stored",
     "to_micros",
@@ -383,6 +385,22 @@ def refusing_unopenable(path: str) -> Iterator[None]:
             raise
         raise InvalidArgument(f"no database can be opened at {shown(path)} ({exc}). Pass "
                               "':memory:' or a file in a folder you can write to.") from exc
+
+
+def open_database(path: object, script: str, advice: str) -> sqlite3.Connection:
+    """A connection (autocommit: transactions are explicit) to the database at ``path``
+    (``":memory:"`` or a file), with ``script`` run; a path that is no file name
+    (:func:`check_path`), or where no database can be opened
+    (:func:`refusing_unopenable`), is refused by name, and a damaged file is named with
+    ``advice``, what to do (:func:`~eda_lab.errors.naming_damage`)."""
+    check_instance(script, "script", str, "Pass the SQL that sets the database up.")
+    check_instance(advice, "advice", str, "Pass what to do about a damaged file.")
+    name = check_path(path)
+    with refusing_unopenable(name):
+        conn = sqlite3.connect(name, isolation_level=None)
+        with naming_damage(name, "opening it", advice, on_error=conn.close):
+            conn.executescript(script)
+    return conn
 
 
 def check_stream_id(stream_id: object) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from eda_lab.errors import InvalidArgument, check_instance, check_number
+from eda_lab.errors import InvalidArgument, WrongArgumentType, check_instance, check_number, shown
 from eda_lab.events import Event, _EventSlots, freeze_data
 from eda_lab.gcpause import gc_paused
 from eda_lab.store.contract import (
@@ -255,6 +255,9 @@ def decode_rows(rows: Iterable[Sequence[Any]], names: Mapping[int, str],
     """Rows of (key, position, id, body) to records, ``names`` mapping stream
     numbers to stream ids and ``kinds`` kind numbers to (type, source); raises
     CorruptEventError naming the position of the first bad row."""
+    if not isinstance(rows, Iterable) or isinstance(rows, str | bytes):
+        raise WrongArgumentType(f"rows must be the rows a query returned (tuples of key, "
+                                f"position, id and body), got {shown(rows)}.")
     scan, freeze, new, event_layout, rec_layout = (
         _scan, freeze_data, object.__new__, _EventSlots, _RecordedLayout)
     event_class, recorded_class, epoch, micro = Event, Recorded, EPOCH, _MICROSECOND
@@ -320,7 +323,7 @@ def _corrupt(row: Sequence[Any], names: Mapping[int, str], exc: Exception) -> Co
             stream = f"number {row[0] >> VERSION_BITS}"
         where = f"position {row[1]} (stream {stream}, version {row[0] & VERSION_MASK})"
     else:
-        where = f"row {row!r}"
+        where = f"row {shown(row)}"
     if isinstance(exc, _Undecodable):
         problem = f"malformed row: {exc}"
     elif isinstance(exc, StopIteration):

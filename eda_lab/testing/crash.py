@@ -41,12 +41,17 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from eda_lab.errors import InvalidArgument, check_instance
+from eda_lab.errors import InvalidArgument, check_instance, shown
 from eda_lab.events import Event
 from eda_lab.failures import OrderDatabase, OrderService, OutboxRelay
 from eda_lab.projections import OrdersToShip
 from eda_lab.sim import Simulation
-from eda_lab.store.contract import ConcurrencyError, Recorded
+from eda_lab.store.contract import (
+    ConcurrencyError,
+    Recorded,
+    check_path,
+    refusing_unopenable,
+)
 from eda_lab.store.sqlite import SQLiteEventStore
 
 __all__ = [
@@ -265,11 +270,18 @@ def store_writer(pipe: Connection, path: str, seed: int, label: str, steps: int)
 
 
 def integrity_problems(path: str | os.PathLike[str]) -> list[str]:
-    """What ``PRAGMA integrity_check`` says about the file, if it is not just "ok"."""
-    check_instance(path, "path", (str, os.PathLike), "Pass the database file's path.")
-    conn = sqlite3.connect(path)
+    """What ``PRAGMA integrity_check`` says about the file, if it is not just "ok" (a
+    file that is no database at all is one problem, named)."""
+    name = check_path(path)
+    if not os.path.isfile(name):  # (connecting would create an empty database there)
+        raise InvalidArgument(f"no database file at {shown(name)}: pass the path of the "
+                              "store file to check.")
+    with refusing_unopenable(name):
+        conn = sqlite3.connect(name)
     try:
         rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        return [f"integrity_check: {exc}"]
     finally:
         conn.close()
     return [] if rows == ["ok"] else [f"integrity_check: {row}" for row in rows]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from eda_lab.errors import InvalidArgument
 from eda_lab.store.sqlite import SQLiteEventStore
 from eda_lab.testing.crash import (
     ChildRun,
@@ -158,3 +159,17 @@ def test_crash_images_hold_a_prefix_of_whole_batches(tmp_path: Path,
         assert committed <= stored, f"{image} lacks a batch committed before it was taken"
     tried["store: crash images"] += len(images)
     tried["store: crash images with a torn WAL tail"] += len(torn)
+
+
+def test_integrity_problems_names_what_is_not_a_store_file(tmp_path: Path) -> None:
+    """A folder or a missing file is refused by name (and no empty database is made
+    there); a file that is no database is one problem."""
+    with pytest.raises(InvalidArgument, match="no database file at"):
+        integrity_problems(tmp_path)
+    with pytest.raises(InvalidArgument, match="no database file at"):
+        integrity_problems(tmp_path / "missing.sqlite")
+    assert not (tmp_path / "missing.sqlite").exists()
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all, just some words in a file\n" * 20)
+    problems = integrity_problems(text)
+    assert len(problems) == 1 and "not a database" in problems[0]
