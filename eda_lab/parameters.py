@@ -152,8 +152,8 @@ def check_parameters(values: Mapping[str, Any] | None = None, *,
     orders, 1..200")``.
     """
     if source is None or values is None:
-        history_source, namespace = _from_kernel()
-        if source is None and not history_source:
+        history_source, namespace, searched = _from_kernel()
+        if source is None and not history_source and searched:
             warnings.warn(
                 "check_parameters() found no parameters cell with declarations (lines "
                 "such as N_ORDERS = 12  # orders to place, 1..200) among the cells run, "
@@ -182,8 +182,9 @@ def check_parameters(values: Mapping[str, Any] | None = None, *,
                 f"{_describe(bounds)} ({what}). Nothing after the parameters was run.")
 
 
-def _from_kernel() -> tuple[str, Mapping[str, Any]]:
-    """The last parameters cell run in this IPython kernel, and its namespace."""
+def _from_kernel() -> tuple[str, Mapping[str, Any], bool]:
+    """The last parameters cell run in this IPython kernel, its namespace, and whether
+    there were cells to search (nbval, for one, runs cells without keeping history)."""
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - IPython comes with every notebook install
@@ -194,9 +195,9 @@ def _from_kernel() -> tuple[str, Mapping[str, Any]]:
         raise InvalidArgument("check_parameters() with no arguments reads the notebook's "
                               "kernel; outside a notebook give values= and source=.")
     history = shell.user_ns.get("In", [])
-    for cell in reversed(history[:-1]):  # the last entry is the cell running now
-        if isinstance(cell, str) and any(
-                parameter_bounds(comment) is not None
-                for _, comment in declared_parameters(cell).values()):
-            return cell, shell.user_ns
-    return "", shell.user_ns
+    earlier = [cell for cell in history[:-1] if isinstance(cell, str) and cell.strip()]
+    for cell in reversed(earlier):  # (the last entry is the cell running now)
+        if any(parameter_bounds(comment) is not None
+               for _, comment in declared_parameters(cell).values()):
+            return cell, shell.user_ns, True
+    return "", shell.user_ns, bool(earlier)

@@ -5,6 +5,7 @@ notebook directly (without `eda-lab run`, which checks before anything runs)."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,22 @@ def test_in_a_kernel_without_declarations_it_says_that_it_checked_nothing() -> N
         with pytest.warns(UncheckedParameters, match="checked nothing. Put back the comment"):
             shell.run_cell("from eda_lab.parameters import check_parameters\n"
                            "check_parameters()", store_history=True)
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_in_a_kernel_that_keeps_no_history_it_stays_silent() -> None:
+    """nbval runs cells without history: there is nothing to search, and a warning
+    would only be noise (the stored notebook's cell declares its parameters)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_cell(CELL, store_history=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert shell.run_cell("from eda_lab.parameters import check_parameters\n"
+                                  "check_parameters()", store_history=False).success
     finally:
         InteractiveShell.clear_instance()
 
