@@ -369,6 +369,7 @@ class Event(_EventSlots):
     schema_version: int
     actor: str | None
     dataschema: str | None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass that makes ``time`` a slot (``@dataclass(slots=True)`` does, as
         ``time`` is a field) would hide the property Event.time: that slot goes."""

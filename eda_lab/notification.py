@@ -628,8 +628,9 @@ def check_topic(topic: object, name: str = "topic") -> None:
 
 
 def check_span(span: object, name: str) -> None:
-    """Refuse ``span`` unless it is ``(start, end)``: finite virtual seconds with
-    ``0 <= start < end`` (an outage, a window). The error is a :class:`ScenarioError`.
+    """Refuse ``span`` unless it is ``(start, end)``: virtual seconds with
+    ``0 <= start < end <=`` :data:`MAX_DURATION` (an outage, a window). The error is a
+    :class:`ScenarioError`.
 
     >>> check_span((200.0, 120.0), "outage")
     Traceback (most recent call last):
@@ -638,9 +639,10 @@ def check_span(span: object, name: str) -> None:
     """
     if not (isinstance(span, (tuple, list)) and len(span) == 2
             and all(_is_number(v) and math.isfinite(v) for v in span)
-            and 0 <= span[0] < span[1]):
+            and 0 <= span[0] < span[1] <= MAX_DURATION):
         raise ScenarioError(f"{name}={shown(span)} must be (start, end) with "
-                            "0 <= start < end, in virtual seconds, or None.")
+                            f"0 <= start < end <= {MAX_DURATION:g}, in virtual seconds, "
+                            "or None.")
 
 
 def _is_number(value: object) -> bool:

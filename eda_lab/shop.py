@@ -64,7 +64,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
-from eda_lab.errors import DataFileError, EdaLabError, WrongArgumentType
+from eda_lab.errors import DataFileError, EdaLabError, WrongArgumentType, shown
 from eda_lab.events import Event
 
 __all__ = [
@@ -762,10 +762,17 @@ def load_shop(path: str | os.PathLike[str] | None = None) -> Shop:
     Raises :class:`~eda_lab.errors.DataFileError` naming the file and line of the
     first problem found.
     """
-    if path is not None and not isinstance(path, (str, os.PathLike)):
-        raise WrongArgumentType(f"path must be a folder (a str or a Path) or None for the "
-                                f"repository's data/, got {type(path).__name__}.")
-    folder = Path(path).expanduser().resolve() if path is not None else DATA_DIR
+    if path is not None and (not isinstance(path, (str, os.PathLike))
+                             or "\0" in os.fsdecode(path)):
+        raise WrongArgumentType(f"path must be a folder (a str or a Path, without NUL "
+                                f"characters) or None for the repository's data/, got "
+                                f"{shown(path)}.")
+    folder = DATA_DIR
+    if path is not None:
+        try:
+            folder = Path(path).expanduser().resolve()
+        except RuntimeError:  # ~name of no user, or a symlink loop: no folder there
+            folder = Path(path)
     if not folder.is_dir():
         raise _data_error(
             folder, None, "the folder does not exist",

@@ -47,7 +47,10 @@ from eda_lab.errors import EdaLabError
 
 CALL_SECONDS = 4.0  # one call longer than this is a hang (a panel runs a scenario: ~1 s)
 EXTRA_MEMORY = 2 * 1024**3  # bytes of address space the walk may add to the process
-EXAMPLES_PER_CALLABLE = 12
+#: Examples per callable: 12, drawn the same way every run (``make test``), or
+#: ``WALK_EXAMPLES`` random ones (``make walk``: a longer search, new draws each time).
+EXAMPLES_PER_CALLABLE = int(os.environ.get("WALK_EXAMPLES", "12"))
+WALK_RANDOM = "WALK_EXAMPLES" in os.environ
 
 
 # -- what the walk covers --------------------------------------------------------------
@@ -376,7 +379,7 @@ def _param(target: Target) -> Any:
 
 
 WALK_SETTINGS = settings(max_examples=EXAMPLES_PER_CALLABLE, deadline=None,
-                         derandomize=True, database=None,
+                         derandomize=not WALK_RANDOM, database=None,
                          phases=[Phase.explicit, Phase.generate],
                          suppress_health_check=list(HealthCheck))
 

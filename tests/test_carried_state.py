@@ -342,3 +342,15 @@ def test_the_ordering_panel_reruns_every_path_when_a_slider_moves() -> None:
     assert panel.redraws == 2 and panel.result["duplicates"].sum() == 0
     assert panel.result["wrong_versioned"].sum() == 0
     assert len(panel.output.outputs) == 2
+
+
+def test_what_the_stronger_api_walk_found_is_refused_by_name() -> None:
+    """(make walk) A history too long to build at once, and an outage that ends past
+    a day of virtual time (pandas could not place it), are refused before any work."""
+    from eda_lab.carried_state import build_history, compare_outage_scopes
+    from eda_lab.notification import ScenarioError
+
+    with pytest.raises(InvalidArgument, match="changes must be"):
+        build_history(changes=150_000)
+    with pytest.raises(ScenarioError, match="0 <= start < end <= 86400"):
+        compare_outage_scopes(outage=(12476, 1.5e29))

@@ -222,3 +222,12 @@ def test_04_3_a_rule_that_raises_breaks_runs_and_keeps_its_trace_for_the_chart()
     assert result.counterexample is not None
     assert not result.counterexample.outcome.frame.empty
     result.counterexample.chart().to_dict()  # what a notebook draws under the verdict
+
+
+def test_a_poll_interval_too_small_to_end_is_refused() -> None:
+    """(make walk) A runner polling every 1e-300 s would never get anywhere."""
+    from eda_lab.errors import InvalidArgument
+    from eda_lab.lessons.n04_cqrs import run_flash_sale
+
+    with pytest.raises(InvalidArgument, match="polls without end"):
+        run_flash_sale(interval=1e-300)

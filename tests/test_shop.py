@@ -563,3 +563,13 @@ def test_every_order_obeys_the_order_aggregates_rules(shop: Shop, events: list[E
 def test_readme_event_count_is_true(events: list[Event]) -> None:
     readme = (DATA_DIR / "README.md").read_text(encoding="utf-8")
     assert f"as {len(events):,} events in time order" in readme
+
+
+@pytest.mark.parametrize("path", ["bad\0path", "~no-such-user-of-this-machine/data"])
+def test_a_path_that_names_no_folder_is_refused_by_name(path: str) -> None:
+    """(make walk) A NUL character, or the home of a user who does not exist."""
+    from eda_lab.errors import EdaLabError
+    from eda_lab.shop import load_shop
+
+    with pytest.raises(EdaLabError, match=r"without NUL|does not exist"):
+        load_shop(path)
