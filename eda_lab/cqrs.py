@@ -75,6 +75,7 @@ from eda_lab.projections import (
     ProjectionError,
     RevenueByDay,
 )
+from eda_lab.runs import MAX_SECONDS
 from eda_lab.sourcing import AggregateNotFound, Repository
 from eda_lab.store import ConcurrencyError
 from eda_lab.store.contract import open_database
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMMAND_TYPES",
     "LAG_COLUMNS",
+    "MIN_POLL_INTERVAL",
     "CommandRejected",
     "CommandResult",
     "GapWriter",
@@ -105,6 +107,7 @@ __all__ = [
     "UnknownProjection",
     "add_item",
     "cancel_order",
+    "check_poll_interval",
     "gap_demo",
     "lag_frame",
     "load_history",
@@ -429,6 +432,18 @@ class LagSample(NamedTuple):
     applied: int
 
 
+#: The shortest poll interval (virtual seconds): a runner polling more often than a
+#: hundred times a second would poll without end before a run got anywhere.
+MIN_POLL_INTERVAL = 0.01
+
+
+def check_poll_interval(interval: object, *, high: float = MAX_SECONDS) -> None:
+    """Refuse a poll interval outside [:data:`MIN_POLL_INTERVAL`, ``high``] by name."""
+    check_number(interval, "interval", low=MIN_POLL_INTERVAL, high=high,
+                 advice="A runner polls every interval: a tinier one polls without end "
+                        "(the notebook uses 0.1 to 5 s).")
+
+
 class ProjectionRunner:
     """Keeps projections up to date from the store's global log, from their checkpoints.
 
@@ -667,9 +682,11 @@ class ProjectionRunner:
         return total
 
     def start(self, interval: float = 1.0, *, until: float | None = None) -> None:
-        """Poll every ``interval`` virtual seconds (needs a sim)."""
+        """Poll every ``interval`` virtual seconds, at least :data:`MIN_POLL_INTERVAL`
+        (needs a sim)."""
         if self.sim is None:
             raise ProjectionError("start() needs a simulation: ProjectionRunner(..., sim=sim).")
+        check_poll_interval(interval)
         self.sim.every(interval, self.step, until=until)
 
     # -- rebuild -------------------------------------------------------------------------
@@ -881,7 +898,7 @@ def gap_demo(*, respect_gaps: bool, commit_at: float = 6.0, until: float = 15.0,
 
     for label, value in (("commit_at", commit_at), ("until", until)):
         check_number(value, label, low=0, high=_DEMO_SECONDS)
-    check_number(interval, "interval", low=0.01, high=_DEMO_SECONDS)
+    check_poll_interval(interval, high=_DEMO_SECONDS)
     if gap_timeout is not None:
         check_number(gap_timeout, "gap_timeout", low=0)
     sim = Simulation(seed=seed)

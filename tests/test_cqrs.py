@@ -660,3 +660,19 @@ def test_the_same_transaction_shop_refuses_a_path_it_cannot_open_by_name(path: o
 
     with pytest.raises(EdaLabError, match=r"path must be a file name|no database can be"):
         SameTransactionCQRS(path=path)  # type: ignore[arg-type]
+
+
+def test_a_runner_refuses_a_poll_interval_too_small_to_end() -> None:
+    """(make walk) Polling every 1e-300 virtual seconds would never get anywhere."""
+    from eda_lab.cqrs import MIN_POLL_INTERVAL, OrdersToShip, ProjectionRunner
+    from eda_lab.errors import InvalidArgument
+    from eda_lab.sim import Simulation
+    from eda_lab.store import InMemoryEventStore
+
+    sim = Simulation()
+    runner = ProjectionRunner(InMemoryEventStore(), [OrdersToShip()], sim=sim)
+    with pytest.raises(InvalidArgument, match="polls without end"):
+        runner.start(MIN_POLL_INTERVAL / 2)
+    assert sim.pending == 0  # nothing was scheduled
+    runner.start(MIN_POLL_INTERVAL)
+    assert sim.pending == 1

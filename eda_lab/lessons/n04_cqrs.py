@@ -34,6 +34,7 @@ from eda_lab.cqrs import (
     ProjectionRunner,
     SameTransactionCQRS,
     cancel_order,
+    check_poll_interval,
     lag_frame,
     load_history,
     pay_order,
@@ -86,9 +87,7 @@ class CQRSShop:
             check_instance(shop, "shop", Shop, "Pass load_shop(), or leave it out.")
         check_instance(sqlite_path, "sqlite_path", str, "A file name, or ':memory:'.")
         check_settings(seconds={"interval": interval, "delay": delay})
-        check_number(interval, "interval", low=0.01, high=MAX_SECONDS,
-                     advice="A runner polls every interval: a tinier one polls without end "
-                            "(the notebook uses 0.1 to 5 s).")
+        check_poll_interval(interval)  # (before anything is built; start() checks it too)
         self.shop = shop if shop is not None else load_shop()
         self.sim = sim
         self.store = InMemoryEventStore()
